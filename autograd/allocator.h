@@ -1,0 +1,30 @@
+// CPU memory for tensor storage, through a caching allocator (policy in allocator.cpp).
+#pragma once
+
+#include <cstddef>
+
+namespace latent {
+
+/// Allocator interface: one per device type.
+class Allocator {
+ public:
+  virtual ~Allocator() = default;
+  virtual void* allocate(size_t nbytes) = 0;
+  virtual void deallocate(void* ptr, size_t nbytes) = 0;
+};
+
+/// The CPU allocator (cached unless LATENT_NO_CACHING_ALLOCATOR=1 or the build disables it).
+Allocator& cpu_allocator();
+
+/// Statistics of the CPU caching allocator, for tests and benchmarks.
+struct AllocatorStats {
+  size_t system_allocations = 0;  ///< calls that reached the system allocator
+  size_t cache_hits = 0;          ///< allocations served from the cache
+  size_t bytes_cached = 0;        ///< bytes held in free lists now
+  bool caching = true;            ///< false when the cache is bypassed
+};
+AllocatorStats cpu_allocator_stats();
+/// Frees every cached block back to the system.
+void empty_cpu_cache();
+
+}  // namespace latent

@@ -1,0 +1,45 @@
+// Storage: a reference-counted buffer shared by a tensor and all its views.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "allocator.h"
+#include "dtype.h"
+
+namespace latent {
+
+/// Raw memory of a tensor and its views, with the version counter that in-place ops bump
+/// (shared by every view, so an in-place change through any view is seen by saved tensors).
+class Storage {
+ public:
+  /// Allocates nbytes on `device` through that device's allocator.
+  Storage(size_t nbytes, Device device);
+  /// Wraps memory owned elsewhere (not freed by latent).
+  Storage(void* external, size_t nbytes, Device device)
+      : data_(external), nbytes_(nbytes), device_(device), owned_(false) {}
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+  void* data() const { return data_; }
+  size_t nbytes() const { return nbytes_; }
+  Device device() const { return device_; }
+  uint32_t version() const { return version_; }
+  void bump_version() { ++version_; }
+
+ private:
+  void* data_;
+  size_t nbytes_;
+  Device device_;
+  bool owned_;
+  uint32_t version_ = 0;
+};
+
+/// Allocator for a device type; CUDA registers its own when that backend is built.
+Allocator& allocator_for(Device device);
+/// Installs the allocator for a device type (used by backends at start-up).
+void register_allocator(DeviceType type, Allocator* allocator);
+
+}  // namespace latent

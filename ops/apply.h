@@ -1,0 +1,162 @@
+// apply<Op>: the one place that knows about the tape. It runs Op::forward, and when grad mode is
+// on and some tensor argument requires grad, records one node holding Op's context and edges.
+//
+// An op is a struct with
+//   static constexpr const char* name;                       // used in every error message
+//   struct Ctx : OpContext { ...attributes backward needs... }; // or `using Ctx = OpContext;`
+//   static Tensor forward(Ctx* ctx, args...);                // ctx is null when nothing records;
+//                                                            // save with ctx->save(a, b)
+//   static std::array<Tensor, N> backward(const Ctx& ctx, const Tensor& grad);  // N tensor args
+// See docs/design.md for the whole pattern.
+#pragma once
+
+#include <array>
+#include <type_traits>
+#include <vector>
+
+#include "../autograd/grad_mode.h"
+#include "../autograd/node.h"
+
+namespace latent {
+
+/// Base of every op's backward context: up to four saved tensors plus which inputs need grads.
+class OpContext {
+ public:
+  static constexpr int kMaxSaved = 4;
+  /// Saves tensors for backward (detached, with their version for in-place checks).
+  template <class... Ts>
+  void save(const Ts&... tensors) {
+    static_assert(sizeof...(Ts) <= kMaxSaved, "at most 4 saved tensors");
+    int i = 0;
+    ((saved_[i++] = SavedTensor(tensors)), ...);
+  }
+  /// The first K saved tensors, checked against in-place modification.
+  template <int K>
+  std::array<Tensor, K> saved(const char* op) const {
+    std::array<Tensor, K> out;
+    for (int i = 0; i < K; ++i) out[i] = saved_[i].unpack(op);
+    return out;
+  }
+  Tensor saved(int i, const char* op) const { return saved_[i].unpack(op); }
+  void release() {
+    for (auto& s : saved_) s.reset();
+  }
+  /// Whether tensor argument i needs a gradient (inputs past the 32nd are assumed to).
+  bool needs_grad(int i) const { return i >= 32 || ((needs_ >> i) & 1u); }
+  void set_needs_grad(int i) { needs_ |= 1u << i; }
+
+ private:
+  std::array<SavedTensor, kMaxSaved> saved_;
+  uint32_t needs_ = 0;
+};
+
+/// Shape and dtype of an input, enough to shape its gradient.
+struct InputMeta {
+  Shape shape;
+  DType dtype = kFloat32;
+  static InputMeta of(const Tensor& t) { return {t.shape(), t.dtype()}; }
+};
+
+namespace detail {
+
+template <class T>
+inline constexpr bool is_tensor_v = std::is_same_v<std::decay_t<T>, Tensor>;
+
+template <class T>
+bool arg_requires_grad(const T& arg) {
+  if constexpr (is_tensor_v<T>) return arg.defined() && arg.requires_grad();
+  else return false;
+}
+
+inline Edge edge_of(const Tensor& t) {
+  if (!t.defined()) return {};
+  if (t.grad_fn()) return {t.grad_fn(), nullptr};
+  if (t.requires_grad()) return {nullptr, t.impl_ptr()};
+  return {};
+}
+
+/// Makes `node` the grad_fn of the freshly created output.
+void attach(const Tensor& out, std::shared_ptr<Node> node, const char* op);
+
+}  // namespace detail
+
+/// The recorded node of Op with N tensor inputs.
+template <class Op, int N>
+class OpNode final : public Node {
+ public:
+  OpNode() : Node(N) {}
+  const char* name() const override { return Op::name; }
+  void backward(const Tensor& grad, std::span<Tensor> grads) override {
+    std::array<Tensor, N> g = Op::backward(ctx, grad);
+    for (int i = 0; i < N; ++i) grads[i] = std::move(g[i]);
+  }
+  void release_saved() override { ctx.release(); }
+  typename Op::Ctx ctx;
+};
+
+template <class Op, class... Args>
+Tensor apply(const Args&... args) {
+  constexpr int N = (0 + ... + int(detail::is_tensor_v<Args>));
+  if (!is_grad_enabled() || !(false || ... || detail::arg_requires_grad(args)))
+    return Op::forward(nullptr, args...);
+  auto node = std::make_shared<OpNode<Op, N>>();
+  Tensor out;
+  {
+    NoGradGuard no_grad;
+    out = Op::forward(&node->ctx, args...);
+  }
+  int i = 0;
+  auto set_edge = [&](const auto& arg) {
+    if constexpr (detail::is_tensor_v<decltype(arg)>) {
+      Edge e = detail::edge_of(arg);
+      if (e.defined()) node->ctx.set_needs_grad(i);
+      node->edges()[i++] = std::move(e);
+    }
+  };
+  (set_edge(args), ...);
+  detail::attach(out, std::move(node), Op::name);
+  return out;
+}
+
+/// A node for ops over a list of tensors (cat, stack).
+template <class Op>
+class ListOpNode final : public Node {
+ public:
+  explicit ListOpNode(int n) : Node(n) {}
+  const char* name() const override { return Op::name; }
+  void backward(const Tensor& grad, std::span<Tensor> grads) override {
+    std::vector<Tensor> g = Op::backward(ctx, grad);
+    for (size_t i = 0; i < g.size(); ++i) grads[i] = std::move(g[i]);
+  }
+  void release_saved() override { ctx.release(); }
+  typename Op::Ctx ctx;
+};
+
+/// apply for ops whose tensor inputs are a list: Op::forward(ctx, inputs, args...) and
+/// Op::backward(ctx, grad) -> std::vector<Tensor> with one entry per input.
+template <class Op, class... Args>
+Tensor apply_list(const std::vector<Tensor>& inputs, const Args&... args) {
+  bool any = false;
+  for (const Tensor& t : inputs) any = any || detail::arg_requires_grad(t);
+  if (!is_grad_enabled() || !any) return Op::forward(nullptr, inputs, args...);
+  auto node = std::make_shared<ListOpNode<Op>>(static_cast<int>(inputs.size()));
+  Tensor out;
+  {
+    NoGradGuard no_grad;
+    out = Op::forward(&node->ctx, inputs, args...);
+  }
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    Edge e = detail::edge_of(inputs[i]);
+    if (e.defined() && i < 32) node->ctx.set_needs_grad(static_cast<int>(i));
+    node->edges()[i] = std::move(e);
+  }
+  detail::attach(out, std::move(node), Op::name);
+  return out;
+}
+
+/// Sums a gradient over the dims that broadcasting added or expanded, so it has `shape`
+/// (PyTorch's sum_to); converts it back to `dtype` if the op promoted its inputs.
+Tensor sum_to(const Tensor& grad, const Shape& shape);
+Tensor grad_for(const Tensor& grad, const InputMeta& input);
+
+}  // namespace latent

@@ -1,0 +1,59 @@
+// The Backend interface: the kernels every device provides. Ops (ops/*.cpp) validate, allocate the
+// output and call backend(device).kernel(...); they never touch device memory themselves.
+// A backend that misses a kernel fails to compile (all methods are pure virtual).
+//
+// Conventions for every kernel: `out` is preallocated with the right shape and dtype and may have
+// any strides (in-place ops pass a view); inputs have the same dtype as `out` unless stated and are
+// already broadcast-compatible with out's shape (missing leading dims and size-1 dims broadcast).
+#pragma once
+
+#include "../autograd/tensor.h"
+#include "random.h"
+#include "scalar_math.h"
+
+namespace latent {
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const char* name() const = 0;
+
+  /// out = f(x) elementwise (LATENT_UNARY_OPS), with parameters p0, p1.
+  virtual void unary(UnaryOp op, const Tensor& x, const Tensor& out, double p0, double p1) = 0;
+  /// out = f(a, b) elementwise with broadcasting (LATENT_BINARY_OPS).
+  virtual void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out, double p0, double p1) = 0;
+  /// out = cond != 0 ? a : b; cond may have any dtype.
+  virtual void where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) = 0;
+  /// out = src with broadcasting and dtype conversion (src's dtype may differ from out's).
+  virtual void copy(const Tensor& src, const Tensor& out) = 0;
+  virtual void fill(const Tensor& out, double value) = 0;
+  /// out has x's rank with size 1 in the reduced dims (keepdim form). Sum accumulates in float64.
+  virtual void reduce(ReduceOp op, const Tensor& x, const Tensor& out) = 0;
+  /// Max or Min along `dim`: values (x's dtype) and int64 indices, both in keepdim form.
+  virtual void arg_reduce(ReduceOp op, const Tensor& x, int dim, const Tensor& values, const Tensor& indices) = 0;
+  /// out = a @ b + beta * out for a: (M, K), b: (K, N), out: (M, N), or batched with a leading
+  /// batch dim on all three. Any strides; transposed operands reach the BLAS call without a copy.
+  virtual void gemm(const Tensor& a, const Tensor& b, const Tensor& out, double beta) = 0;
+  /// out = x.index_select(dim, index); index is int64 1-d, already bounds-checked.
+  virtual void index_select(const Tensor& x, int dim, const Tensor& index, const Tensor& out) = 0;
+  /// out[i][index[i][j]] += src[i][j] along dim: the adjoint of index_select.
+  virtual void index_add(const Tensor& out, int dim, const Tensor& index, const Tensor& src) = 0;
+  /// out[..i..] = x[..index[..i..]..] along dim; index has out's shape.
+  virtual void gather(const Tensor& x, int dim, const Tensor& index, const Tensor& out) = 0;
+  /// out[..index[..i..]..] += src[..i..] along dim: the adjoint of gather.
+  virtual void scatter_add(const Tensor& out, int dim, const Tensor& index, const Tensor& src) = 0;
+  /// Fills out with uniform [low, high) or normal(mean, std) numbers drawn from gen in row-major order.
+  virtual void uniform(const Tensor& out, Generator& gen, double low, double high) = 0;
+  virtual void normal(const Tensor& out, Generator& gen, double mean, double std) = 0;
+  /// True when no element is NaN or Inf.
+  virtual bool all_finite(const Tensor& x) = 0;
+};
+
+/// The backend of a device; throws "[op] device cuda is not available ..." when none is registered.
+Backend& backend(Device device, const char* op = "dispatch");
+/// Installs a backend for a device type (the CUDA backend calls this when it is built).
+void register_backend(DeviceType type, Backend* backend);
+/// The CPU backend.
+Backend& cpu_backend();
+
+}  // namespace latent

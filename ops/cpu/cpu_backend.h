@@ -1,0 +1,29 @@
+// The CPU backend: OpenBLAS for GEMM, our own loops for everything else (single-threaded; the
+// thread budget goes to OpenBLAS, see ops/threads.h).
+#pragma once
+
+#include "../backend.h"
+
+namespace latent::cpu {
+
+class CpuBackend final : public Backend {
+ public:
+  const char* name() const override { return "cpu"; }
+  void unary(UnaryOp op, const Tensor& x, const Tensor& out, double p0, double p1) override;
+  void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out, double p0, double p1) override;
+  void where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) override;
+  void copy(const Tensor& src, const Tensor& out) override;
+  void fill(const Tensor& out, double value) override;
+  void reduce(ReduceOp op, const Tensor& x, const Tensor& out) override;
+  void arg_reduce(ReduceOp op, const Tensor& x, int dim, const Tensor& values, const Tensor& indices) override;
+  void gemm(const Tensor& a, const Tensor& b, const Tensor& out, double beta) override;
+  void index_select(const Tensor& x, int dim, const Tensor& index, const Tensor& out) override;
+  void index_add(const Tensor& out, int dim, const Tensor& index, const Tensor& src) override;
+  void gather(const Tensor& x, int dim, const Tensor& index, const Tensor& out) override;
+  void scatter_add(const Tensor& out, int dim, const Tensor& index, const Tensor& src) override;
+  void uniform(const Tensor& out, Generator& gen, double low, double high) override;
+  void normal(const Tensor& out, Generator& gen, double mean, double std) override;
+  bool all_finite(const Tensor& x) override;
+};
+
+}  // namespace latent::cpu

@@ -1,0 +1,182 @@
+// CPU kernels: elementwise unary/binary/where, copy, fill, random fills, all_finite.
+#include <cmath>
+#include <cstring>
+
+#include "../backend.h"
+#include "cpu_backend.h"
+#include "loops.h"
+
+namespace latent::cpu {
+namespace {
+
+template <class T>
+bool same_layout_contiguous(const Tensor& out, const Tensor& x) {
+  return out.is_contiguous() && x.is_contiguous() && out.shape() == x.shape();
+}
+
+template <class T, class F>
+void unary_kernel(const Tensor& x, const Tensor& out, F f) {
+  if (same_layout_contiguous<T>(out, x)) {
+    T* o = out.data_ptr<T>();
+    const T* a = x.data_ptr<T>();
+    for (int64_t i = 0, n = out.numel(); i < n; ++i) o[i] = f(a[i]);
+    return;
+  }
+  for_each_row<2>(out, {&x}, [&](char** p, int64_t n, const int64_t* s) {
+    T* o = reinterpret_cast<T*>(p[0]);
+    const T* a = reinterpret_cast<const T*>(p[1]);
+    const int64_t so = s[0] / int64_t(sizeof(T)), sa = s[1] / int64_t(sizeof(T));
+    if (so == 1 && sa == 1)
+      for (int64_t i = 0; i < n; ++i) o[i] = f(a[i]);
+    else
+      for (int64_t i = 0; i < n; ++i) o[i * so] = f(a[i * sa]);
+  });
+}
+
+template <class T, class F>
+void binary_kernel(const Tensor& a, const Tensor& b, const Tensor& out, F f) {
+  if (same_layout_contiguous<T>(out, a) && same_layout_contiguous<T>(out, b)) {
+    T* o = out.data_ptr<T>();
+    const T* x = a.data_ptr<T>();
+    const T* y = b.data_ptr<T>();
+    for (int64_t i = 0, n = out.numel(); i < n; ++i) o[i] = f(x[i], y[i]);
+    return;
+  }
+  for_each_row<3>(out, {&a, &b}, [&](char** p, int64_t n, const int64_t* s) {
+    T* o = reinterpret_cast<T*>(p[0]);
+    const T* x = reinterpret_cast<const T*>(p[1]);
+    const T* y = reinterpret_cast<const T*>(p[2]);
+    const int64_t so = s[0] / int64_t(sizeof(T)), sx = s[1] / int64_t(sizeof(T)), sy = s[2] / int64_t(sizeof(T));
+    if (so == 1 && sx == 1 && sy == 1) {
+      for (int64_t i = 0; i < n; ++i) o[i] = f(x[i], y[i]);
+    } else if (so == 1 && sx == 1 && sy == 0) {
+      const T yv = *y;
+      for (int64_t i = 0; i < n; ++i) o[i] = f(x[i], yv);
+    } else if (so == 1 && sx == 0 && sy == 1) {
+      const T xv = *x;
+      for (int64_t i = 0; i < n; ++i) o[i] = f(xv, y[i]);
+    } else {
+      for (int64_t i = 0; i < n; ++i) o[i * so] = f(x[i * sx], y[i * sy]);
+    }
+  });
+}
+
+template <class T>
+void run_unary(UnaryOp op, const Tensor& x, const Tensor& out, T p0, T p1) {
+  using namespace latent::math;
+  switch (op) {
+#define LATENT_CASE(name, expr) \
+  case UnaryOp::name: return unary_kernel<T>(x, out, [=](T x) { return static_cast<T>(expr); });
+    LATENT_UNARY_OPS(LATENT_CASE)
+#undef LATENT_CASE
+  }
+}
+
+template <class T>
+void run_binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out, T p0, T p1) {
+  using namespace latent::math;
+  switch (op) {
+#define LATENT_CASE(name, expr) \
+  case BinaryOp::name: return binary_kernel<T>(a, b, out, [=](T a, T b) { return static_cast<T>(expr); });
+    LATENT_BINARY_OPS(LATENT_CASE)
+#undef LATENT_CASE
+  }
+}
+
+template <class To, class From>
+void copy_rows(const Tensor& src, const Tensor& out) {
+  if (std::is_same_v<To, From> && same_layout_contiguous<To>(out, src)) {
+    std::memcpy(out.raw_data(), src.raw_data(), static_cast<size_t>(out.numel()) * sizeof(To));
+    return;
+  }
+  for_each_row<2>(out, {&src}, [](char** p, int64_t n, const int64_t* s) {
+    To* o = reinterpret_cast<To*>(p[0]);
+    const From* a = reinterpret_cast<const From*>(p[1]);
+    const int64_t so = s[0] / int64_t(sizeof(To)), sa = s[1] / int64_t(sizeof(From));
+    if (so == 1 && sa == 1)
+      for (int64_t i = 0; i < n; ++i) o[i] = static_cast<To>(a[i]);
+    else
+      for (int64_t i = 0; i < n; ++i) o[i * so] = static_cast<To>(a[i * sa]);
+  });
+}
+
+/// Fills out in row-major order with values from next().
+template <class T, class Next>
+void generate(const Tensor& out, Next&& next) {
+  for_each_row<1>(out, {}, [&](char** p, int64_t n, const int64_t* s) {
+    T* o = reinterpret_cast<T*>(p[0]);
+    const int64_t so = s[0] / int64_t(sizeof(T));
+    for (int64_t i = 0; i < n; ++i) o[i * so] = static_cast<T>(next());
+  });
+}
+
+}  // namespace
+
+void CpuBackend::unary(UnaryOp op, const Tensor& x, const Tensor& out, double p0, double p1) {
+  visit_dtype(out.dtype(), [&](auto t) {
+    using T = decltype(t);
+    run_unary<T>(op, x, out, static_cast<T>(p0), static_cast<T>(p1));
+  });
+}
+
+void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out, double p0, double p1) {
+  visit_dtype(out.dtype(), [&](auto t) {
+    using T = decltype(t);
+    run_binary<T>(op, a, b, out, static_cast<T>(p0), static_cast<T>(p1));
+  });
+}
+
+void CpuBackend::where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) {
+  visit_dtype(out.dtype(), [&](auto t) {
+    using T = decltype(t);
+    visit_dtype(cond.dtype(), [&](auto c) {
+      using C = decltype(c);
+      for_each_row<4>(out, {&cond, &a, &b}, [](char** p, int64_t n, const int64_t* s) {
+        for (int64_t i = 0; i < n; ++i) {
+          bool take_a = *reinterpret_cast<const C*>(p[1] + i * s[1]) != C(0);
+          *reinterpret_cast<T*>(p[0] + i * s[0]) = *reinterpret_cast<const T*>(take_a ? p[2] + i * s[2] : p[3] + i * s[3]);
+        }
+      });
+    });
+  });
+}
+
+void CpuBackend::copy(const Tensor& src, const Tensor& out) {
+  visit_dtype(out.dtype(), [&](auto o) {
+    visit_dtype(src.dtype(), [&](auto s) { copy_rows<decltype(o), decltype(s)>(src, out); });
+  });
+}
+
+void CpuBackend::fill(const Tensor& out, double value) {
+  visit_dtype(out.dtype(), [&](auto t) {
+    using T = decltype(t);
+    const T v = static_cast<T>(value);
+    generate<T>(out, [v] { return v; });
+  });
+}
+
+void CpuBackend::uniform(const Tensor& out, Generator& gen, double low, double high) {
+  visit_dtype(out.dtype(), [&](auto t) {
+    generate<decltype(t)>(out, [&] { return low + (high - low) * gen.uniform(); });
+  });
+}
+
+void CpuBackend::normal(const Tensor& out, Generator& gen, double mean, double std) {
+  visit_dtype(out.dtype(), [&](auto t) { generate<decltype(t)>(out, [&] { return mean + std * gen.normal(); }); });
+}
+
+bool CpuBackend::all_finite(const Tensor& x) {
+  bool finite = true;
+  visit_dtype(x.dtype(), [&](auto t) {
+    using T = decltype(t);
+    if constexpr (std::is_floating_point_v<T>) {
+      for_each_row<1>(x, {}, [&](char** p, int64_t n, const int64_t* s) {
+        for (int64_t i = 0; i < n; ++i)
+          if (!std::isfinite(*reinterpret_cast<const T*>(p[0] + i * s[0]))) finite = false;
+      });
+    }
+  });
+  return finite;
+}
+
+}  // namespace latent::cpu

@@ -1,0 +1,54 @@
+// Tensor factories: from data, constants, ranges and random numbers.
+#pragma once
+
+#include <initializer_list>
+#include <vector>
+
+#include "../autograd/tensor.h"
+#include "random.h"
+
+namespace latent {
+
+/// Options for factories, LibTorch style: latent::TensorOptions().dtype(kFloat64).requires_grad(true).
+struct TensorOptions {
+  DType dtype_ = kFloat32;
+  bool dtype_set_ = false;  // unset: factories from data follow the C++ element type
+  Device device_ = kCPU;
+  bool requires_grad_ = false;
+  TensorOptions dtype(DType d) const { auto o = *this; o.dtype_ = d; o.dtype_set_ = true; return o; }
+  TensorOptions device(Device d) const { auto o = *this; o.device_ = d; return o; }
+  TensorOptions requires_grad(bool r = true) const { auto o = *this; o.requires_grad_ = r; return o; }
+};
+
+Tensor zeros(const Shape& shape, DType dtype = kFloat32, Device device = kCPU);
+Tensor ones(const Shape& shape, DType dtype = kFloat32, Device device = kCPU);
+Tensor full(const Shape& shape, double value, DType dtype = kFloat32, Device device = kCPU);
+Tensor zeros_like(const Tensor& t);
+Tensor ones_like(const Tensor& t);
+Tensor empty_like(const Tensor& t);
+/// start, start + step, ... below end (int64 unless a dtype is given).
+Tensor arange(double start, double end, double step = 1.0, DType dtype = kInt64);
+Tensor arange(int64_t end, DType dtype = kInt64);
+/// Uniform [0, 1) and standard normal numbers from `gen` (the default generator if null).
+Tensor rand(const Shape& shape, DType dtype = kFloat32, Generator* gen = nullptr);
+Tensor randn(const Shape& shape, DType dtype = kFloat32, Generator* gen = nullptr);
+Tensor rand_like(const Tensor& t, Generator* gen = nullptr);
+Tensor randn_like(const Tensor& t, Generator* gen = nullptr);
+/// Uniform integers in [low, high), int64.
+Tensor randint(int64_t low, int64_t high, const Shape& shape, Generator* gen = nullptr);
+/// A random permutation of 0..n-1 (Fisher-Yates), int64.
+Tensor randperm(int64_t n, Generator* gen = nullptr);
+
+/// A 1-d float32 tensor from values (another dtype through options).
+Tensor tensor(std::initializer_list<float> values, const TensorOptions& options = {});
+/// A tensor of `shape` from row-major values ("[tensor] 5 values do not fill shape [2, 3]"); unless
+/// options name a dtype it follows the element type (float32, float64, int64).
+Tensor from_vector(const std::vector<float>& values, const Shape& shape, const TensorOptions& options = {});
+Tensor from_vector(const std::vector<double>& values, const Shape& shape, const TensorOptions& options = {});
+Tensor from_vector(const std::vector<int64_t>& values, const Shape& shape, const TensorOptions& options = {});
+/// A 2-d float32 tensor from nested braces: latent::tensor({{1, 2}, {3, 4}}).
+Tensor tensor(std::initializer_list<std::initializer_list<double>> rows, const TensorOptions& options = {});
+/// A one-element 0-d tensor.
+Tensor scalar_tensor(double value, DType dtype = kFloat32);
+
+}  // namespace latent

@@ -1,0 +1,118 @@
+// The math of every elementwise kernel, written once as X-macro lists over a scalar type T.
+// The CPU backend instantiates them in its loops; the CUDA backend instantiates the same lists
+// in its kernels, so forward and backward formulas live in exactly one place.
+//
+// Unary entries: X(Name, expression in x, p0, p1). Binary entries: X(Name, expression in a, b, p0, p1).
+// p0 and p1 are op parameters (a slope, an exponent, clamp bounds) already converted to T.
+// Backward helpers are binary entries taking (a = incoming gradient, b = saved input or output).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+namespace latent::math {
+
+using std::abs;
+using std::erf;
+using std::exp;
+using std::expm1;
+using std::log;
+using std::log1p;
+using std::pow;
+using std::sqrt;
+using std::tanh;
+
+inline constexpr double kSeluAlpha = 1.6732632423543772848170429916717;
+inline constexpr double kSeluScale = 1.0507009873554804934193349852946;
+inline constexpr double kInvSqrt2 = 0.70710678118654752440;
+inline constexpr double kInvSqrt2Pi = 0.39894228040143267794;
+
+/// 1 / (1 + e^-x) without overflow for large |x|.
+template <class T> inline T sigmoid(T x) {
+  if (x >= T(0)) return T(1) / (T(1) + exp(-x));
+  T e = exp(x);
+  return e / (T(1) + e);
+}
+/// log(1 + e^(beta x)) / beta, linear above threshold (PyTorch's softplus).
+template <class T> inline T softplus(T x, T beta, T threshold) {
+  T bx = x * beta;
+  return bx > threshold ? x : log1p(exp(bx)) / beta;
+}
+template <class T> inline T sign(T x) { return T((x > T(0)) - (x < T(0))); }
+/// max(v, -100), keeping NaN: binary_cross_entropy's floor on log terms (PyTorch's), so probabilities
+/// of exactly 0 or 1 give a finite loss.
+template <class T> inline T log_floor(T v) { return v < T(-100) ? T(-100) : v; }
+
+}  // namespace latent::math
+
+#define LATENT_UNARY_OPS(X)                                                              \
+  X(Neg, -x)                                                                             \
+  X(Exp, exp(x))                                                                         \
+  X(Log, log(x))                                                                         \
+  X(Sqrt, sqrt(x))                                                                       \
+  X(Abs, x < T(0) ? -x : x)                                                              \
+  X(Sign, sign(x))                                                                       \
+  X(Square, x * x)                                                                       \
+  X(Reciprocal, T(1) / x)                                                                \
+  X(Relu, x > T(0) ? x : T(0))                                                           \
+  X(LeakyRelu, x > T(0) ? x : x * p0)                                                    \
+  X(Sigmoid, sigmoid(x))                                                                 \
+  X(Tanh, tanh(x))                                                                       \
+  X(Softplus, softplus(x, p0, p1))                                                       \
+  X(Elu, x > T(0) ? x : p0 * expm1(x))                                                   \
+  X(Selu, T(kSeluScale) * (x > T(0) ? x : T(kSeluAlpha) * expm1(x)))                    \
+  X(Gelu, T(0.5) * x * (T(1) + erf(x * T(kInvSqrt2))))                                   \
+  X(PowScalar, pow(x, p0))                                                               \
+  X(Clamp, x < p0 ? p0 : (x > p1 ? p1 : x))                                              \
+  X(AddScalar, x + p0)                                                                   \
+  X(MulScalar, x * p0)                                                                   \
+  X(DivScalar, x / p0)                                                                   \
+  X(RsubScalar, p0 - x)                                                                  \
+  X(RdivScalar, p0 / x)                                                                  \
+  X(RpowScalar, pow(p0, x))
+
+#define LATENT_BINARY_OPS(X)                                                             \
+  X(Add, a + b * p0)                                                                     \
+  X(Sub, a - b)                                                                          \
+  X(Mul, a * b)                                                                          \
+  X(Div, a / b)                                                                          \
+  X(Pow, pow(a, b))                                                                      \
+  X(Maximum, a > b ? a : b)                                                              \
+  X(Minimum, a < b ? a : b)                                                              \
+  X(Eq, T(a == b))                                                                       \
+  X(Ne, T(a != b))                                                                       \
+  X(Lt, T(a < b))                                                                        \
+  X(Le, T(a <= b))                                                                       \
+  X(Gt, T(a > b))                                                                        \
+  X(Ge, T(a >= b))                                                                       \
+  X(ReluBackward, b > T(0) ? a : T(0))                                                   \
+  X(LeakyReluBackward, b > T(0) ? a : a * p0)                                            \
+  X(SigmoidBackward, a * b * (T(1) - b))                                                 \
+  X(TanhBackward, a * (T(1) - b * b))                                                    \
+  X(SoftplusBackward, b * p0 > p1 ? a : a * sigmoid(b * p0))                             \
+  X(EluBackward, b > T(0) ? a : a * p0 * exp(b))                                         \
+  X(SeluBackward, b > T(0) ? a * T(kSeluScale) : a * T(kSeluScale * kSeluAlpha) * exp(b)) \
+  X(GeluBackward, a * (T(0.5) * (T(1) + erf(b * T(kInvSqrt2))) +                         \
+                       b * T(kInvSqrt2Pi) * exp(T(-0.5) * b * b)))                       \
+  X(ClampBackward, (b >= p0 && b <= p1) ? a : T(0))                                      \
+  X(PowScalarBackward, a * p0 * pow(b, p0 - T(1)))                                       \
+  X(AbsBackward, a * sign(b))                                                            \
+  /* Losses (ops/loss.cpp), pointwise terms of (a = input, b = target), PyTorch's formulas: */ \
+  X(BinaryCrossEntropy, (b - T(1)) * log_floor(log1p(-a)) - b * log_floor(log(a)))      \
+  X(BinaryCrossEntropyBackward, (a - b) / ((T(1) - a) * a < T(1e-12) ? T(1e-12) : (T(1) - a) * a)) \
+  X(BceWithLogits, (a > T(0) ? a : T(0)) - a * b + log1p(exp(-abs(a))))                  \
+  X(BceWithLogitsBackward, sigmoid(a) - b)
+
+namespace latent {
+
+#define LATENT_ENUM_ENTRY(name, ...) name,
+/// Elementwise functions of one tensor (see LATENT_UNARY_OPS).
+enum class UnaryOp : uint8_t { LATENT_UNARY_OPS(LATENT_ENUM_ENTRY) };
+/// Elementwise functions of two broadcast tensors (see LATENT_BINARY_OPS).
+enum class BinaryOp : uint8_t { LATENT_BINARY_OPS(LATENT_ENUM_ENTRY) };
+#undef LATENT_ENUM_ENTRY
+
+/// Reductions over dims.
+enum class ReduceOp : uint8_t { Sum, Max, Min };
+
+}  // namespace latent

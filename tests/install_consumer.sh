@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the build into a staging directory and builds a tiny out-of-tree program against it
+# through pkg-config, the way a user of an installed latent would.
+# It also compiles and runs the first C++ snippet of README.md, so the README stays true.
+# usage: install_consumer.sh BUILD_DIR CONSUMER_SOURCE_DIR
+set -euo pipefail
+build=$1
+src=$2
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+meson install -C "$build" --destdir "$stage" --no-rebuild --quiet
+pc=$(find "$stage" -name latent.pc -print -quit)
+[ -n "$pc" ] || { echo "latent.pc was not installed"; exit 1; }
+export PKG_CONFIG_PATH=$(dirname "$pc") PKG_CONFIG_SYSROOT_DIR=$stage
+header=$(find "$stage" -path '*/include/latent/latent.h' -print -quit)
+[ -n "$header" ] || { echo "include/latent/latent.h was not installed"; exit 1; }
+c++ -std=c++20 "$src/consumer.cpp" -o "$stage/consumer" $(pkg-config --cflags --libs latent)
+libdir=$(dirname "$(find "$stage" -name 'liblatent.so*' -print -quit)")
+LD_LIBRARY_PATH=$libdir "$stage/consumer"
+
+readme=$src/../../README.md
+awk '/^```cpp$/{on=1; next} /^```$/{if (on) exit} on' "$readme" > "$stage/readme_snippet.cpp"
+[ -s "$stage/readme_snippet.cpp" ] || { echo "no C++ snippet found in $readme"; exit 1; }
+c++ -std=c++20 "$stage/readme_snippet.cpp" -o "$stage/readme_snippet" $(pkg-config --cflags --libs latent)
+LD_LIBRARY_PATH=$libdir "$stage/readme_snippet" | tee "$stage/readme_out.txt"
+grep -q "Tensor\[shape=\[64, 784\], dtype=float32" "$stage/readme_out.txt"

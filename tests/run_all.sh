@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite: a release build and an AddressSanitizer + UndefinedBehaviorSanitizer build
+# (with the caching allocator bypassed, so the sanitizers see every allocation), each running
+# every meson test. Run from anywhere; build dirs go in the repository root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=${LATENT_BUILD_JOBS:-2}
+
+echo "== release build (build/)"
+[ -d build ] || meson setup build --buildtype=release
+ninja -C build -j"$jobs"
+meson test -C build --print-errorlogs --num-processes "$jobs"
+
+echo "== address + undefined sanitizer build (build-asan/)"
+[ -d build-asan ] || meson setup build-asan --buildtype=debug -Doptimization=1 \
+  -Db_sanitize=address,undefined -Db_lundef=false -Dcaching_allocator=false
+ninja -C build-asan -j"$jobs"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  meson test -C build-asan --print-errorlogs --num-processes "$jobs"
+
+echo "== all tests passed (release and sanitizer builds)"

@@ -1,0 +1,89 @@
+// matmul, mm and linear against a naive float64 reference; no-copy BLAS layouts; errors.
+#include "helpers.h"
+
+using namespace latent;
+using latent::testing::check_values;
+using latent::testing::det_randn;
+
+namespace {
+/// C = A B for row-major float64 data.
+std::vector<double> naive_mm(const Tensor& a, const Tensor& b) {
+  const int64_t m = a.size(0), k = a.size(1), n = b.size(1);
+  std::vector<double> out(static_cast<size_t>(m * n), 0.0);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t p = 0; p < k; ++p) out[static_cast<size_t>(i * n + j)] += a.at<double>({i, p}) * b.at<double>({p, j});
+  return out;
+}
+}  // namespace
+
+TEST_CASE("matmul of 2-d operands in every transpose layout") {
+  Tensor a = det_randn({5, 7}, 1, false), b = det_randn({7, 3}, 2, false);
+  std::vector<double> expected = naive_mm(a, b);
+  check_values(matmul(a, b), expected, 1e-12, 1e-12);
+  Tensor at = a.t().contiguous().t();  // same values, column-major layout
+  Tensor bt = b.t().contiguous().t();
+  check_values(matmul(at, b), expected, 1e-12, 1e-12);
+  check_values(matmul(a, bt), expected, 1e-12, 1e-12);
+  check_values(matmul(at, bt), expected, 1e-12, 1e-12);
+  // A layout BLAS cannot take (both strides > 1) is copied first.
+  Tensor wide = det_randn({5, 14}, 3, false);
+  Tensor strided = wide.slice(1, 0, 14, 2);
+  check_values(matmul(strided, b), naive_mm(strided.contiguous(), b), 1e-12, 1e-12);
+  // float32
+  check_values(matmul(a.to(kFloat32), b.to(kFloat32)), expected, 1e-4, 1e-4);
+}
+
+TEST_CASE("matmul with vectors and batches") {
+  Tensor a = det_randn({3, 4}, 4, false), v = det_randn({4}, 5, false), w = det_randn({3}, 6, false);
+  Tensor mv = matmul(a, v);
+  CHECK(mv.shape() == Shape{3});
+  check_values(mv, naive_mm(a, v.view({4, 1})), 1e-12, 1e-12);
+  Tensor vm = matmul(w, a);
+  CHECK(vm.shape() == Shape{4});
+  check_values(vm, naive_mm(w.view({1, 3}), a), 1e-12, 1e-12);
+  Tensor dot = matmul(v, v);
+  CHECK(dot.dim() == 0);
+  check_values(dot, {(v * v).sum().item<double>()}, 1e-12, 1e-12);
+
+  Tensor ba = det_randn({2, 1, 3, 4}, 7, false), bb = det_randn({3, 4, 2}, 8, false);
+  Tensor bc = matmul(ba, bb);
+  CHECK(bc.shape() == Shape{2, 3, 3, 2});
+  for (int64_t i = 0; i < 2; ++i)
+    for (int64_t j = 0; j < 3; ++j) check_values(bc[i][j], naive_mm(ba[i][0], bb[j]), 1e-12, 1e-12);
+}
+
+TEST_CASE("linear computes x W^T + b") {
+  Tensor x = det_randn({4, 3}, 9, false), w = det_randn({2, 3}, 10, false), b = tensor({0.5, -1.0}, TensorOptions().dtype(kFloat64));
+  std::vector<double> expected = naive_mm(x, w.t());
+  for (size_t i = 0; i < expected.size(); ++i) expected[i] += i % 2 == 0 ? 0.5 : -1.0;
+  check_values(linear(x, w, b), expected, 1e-12, 1e-12);
+  check_values(linear(x, w), naive_mm(x, w.t()), 1e-12, 1e-12);
+  Tensor x3 = det_randn({2, 4, 3}, 11, false);
+  Tensor y3 = linear(x3, w, b);
+  CHECK(y3.shape() == Shape{2, 4, 2});
+  check_values(y3[1], linear(x3[1], w, b).to_vector<double>(), 1e-12, 1e-12);
+
+  // Gradients against the closed forms: dW = g^T x, dx = g W, db = column sums of g.
+  Tensor xr = x.clone().requires_grad_(), wr = w.clone().requires_grad_(), br = b.clone().requires_grad_();
+  Tensor g = det_randn({4, 2}, 12, false);
+  linear(xr, wr, br).backward(g);
+  check_values(wr.grad(), naive_mm(g.t().contiguous(), x), 1e-12, 1e-12);
+  check_values(xr.grad(), naive_mm(g, w), 1e-12, 1e-12);
+  check_values(br.grad(), g.sum({0}).to_vector<double>(), 1e-12, 1e-12);
+}
+
+TEST_CASE("matrix product errors") {
+  CHECK_THROWS_WITH_SUBSTR(matmul(zeros({128, 784}), zeros({64, 128})),
+                           "[matmul] shapes [128, 784] and [64, 128] cannot be multiplied: 784 != 64");
+  CHECK_THROWS_WITH_SUBSTR(matmul(zeros({2, 3}), zeros({3}, kFloat64)), "[matmul] dtypes differ: float32 and float64");
+  CHECK_THROWS_WITH_SUBSTR(matmul(arange(4).view({2, 2}), arange(4).view({2, 2})), "[matmul] dtype int64 is not supported");
+  CHECK_THROWS_WITH_SUBSTR(matmul(zeros({2, 2, 3}), zeros({3, 3, 2})), "[matmul] shapes [2] and [3] cannot broadcast");
+  CHECK_THROWS_WITH_SUBSTR(matmul(zeros({}), zeros({2})), "[matmul] both operands need at least 1 dim");
+  CHECK_THROWS_WITH_SUBSTR(mm(zeros({2, 3}), zeros({2, 3})), "[mm] shapes [2, 3] and [2, 3] cannot be multiplied: 3 != 2");
+  CHECK_THROWS_WITH_SUBSTR(linear(zeros({8, 5}), zeros({4, 6})),
+                           "[linear] input shape [8, 5] and weight shape [4, 6] do not match: 5 input features != 6");
+  CHECK_THROWS_WITH_SUBSTR(linear(zeros({8, 5}), zeros({4, 5}), zeros({5})),
+                           "[linear] bias shape [5] does not match weight shape [4, 5]: expected [4]");
+  CHECK_THROWS_WITH_SUBSTR(linear(zeros({8, 5}), zeros({5})), "[linear] weight must be 2-d");
+}
