@@ -23,6 +23,22 @@ TEST_CASE("sum and mean over all and given dims") {
   CHECK(arange(10).sum().item<int64_t>() == 45);
 }
 
+TEST_CASE("sums where many rows fold into one output element") {
+  // (3, 2, 13) summed over dims 0 and 2: each output gathers 3 rows of 13 contiguous values.
+  Tensor x = det_randn({3, 2, 13}, 5, false);
+  std::vector<double> v = x.to_vector<double>();
+  std::vector<double> expected(2, 0.0), expected_max(2, -1e300);
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 2; ++j)
+      for (int k = 0; k < 13; ++k) {
+        expected[j] += v[(i * 2 + j) * 13 + k];
+        expected_max[j] = std::max(expected_max[j], v[(i * 2 + j) * 13 + k]);
+      }
+  check_values(x.sum({0, 2}), expected, 1e-12, 1e-12);
+  check_values(std::get<0>(max(std::get<0>(max(x, 2, true)), 0)).flatten(), expected_max, 0, 0);
+  check_values(x.to(kFloat32).sum({2, 0}), expected, 1e-5, 1e-5);
+}
+
 TEST_CASE("float32 sums accumulate in float64") {
   // 1e6 copies of 0.1f: a float32 running sum drifts by about 1%, a float64 accumulator does not.
   Tensor x = full({1000000}, 0.1);

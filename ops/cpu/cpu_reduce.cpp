@@ -19,12 +19,29 @@ void reduce_into(const Tensor& x, const Shape& out_strides, Acc* acc, Combine co
     Acc* o = reinterpret_cast<Acc*>(p[0]);
     const T* a = reinterpret_cast<const T*>(p[1]);
     const int64_t so = s[0] / int64_t(sizeof(Acc)), sa = s[1] / int64_t(sizeof(T));
-    if (so == 0) {
+    if (so == 0 && sa == 1) {
+      // Four independent accumulators break the dependency chain (about 4x faster for sums).
+      // *o may already hold earlier rows' partial result: it enters once, through r0.
+      Acc r0 = *o;
+      int64_t i = 0;
+      if (n < 8) {
+        for (; i < n; ++i) r0 = combine(r0, Acc(a[i]));
+        *o = r0;
+        return;
+      }
+      r0 = combine(r0, Acc(a[0]));
+      Acc r1 = Acc(a[1]), r2 = Acc(a[2]), r3 = Acc(a[3]);
+      for (i = 4; i + 4 <= n; i += 4) {
+        r0 = combine(r0, Acc(a[i]));
+        r1 = combine(r1, Acc(a[i + 1]));
+        r2 = combine(r2, Acc(a[i + 2]));
+        r3 = combine(r3, Acc(a[i + 3]));
+      }
+      for (; i < n; ++i) r0 = combine(r0, Acc(a[i]));
+      *o = combine(combine(r0, r1), combine(r2, r3));
+    } else if (so == 0) {
       Acc r = *o;
-      if (sa == 1)
-        for (int64_t i = 0; i < n; ++i) r = combine(r, Acc(a[i]));
-      else
-        for (int64_t i = 0; i < n; ++i) r = combine(r, Acc(a[i * sa]));
+      for (int64_t i = 0; i < n; ++i) r = combine(r, Acc(a[i * sa]));
       *o = r;
     } else if (so == 1 && sa == 1) {
       for (int64_t i = 0; i < n; ++i) o[i] = combine(o[i], Acc(a[i]));
