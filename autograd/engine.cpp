@@ -10,9 +10,12 @@
 namespace latent {
 namespace {
 
-thread_local bool grad_enabled = true;
+// initial-exec: these are read on every op; the default TLS model of a shared library would
+// call __tls_get_addr each time.
+#define LATENT_TLS thread_local __attribute__((tls_model("initial-exec")))
+LATENT_TLS bool grad_enabled = true;
 std::atomic<bool> anomaly_enabled{false};
-thread_local uint64_t next_sequence_nr = 0;
+LATENT_TLS uint64_t next_sequence_nr = 0;
 std::atomic<uint64_t> next_mark{0};
 AutogradHooks hooks;
 
@@ -61,8 +64,11 @@ Node::Node(int num_inputs) : num_edges_(num_inputs), sequence_nr_(next_sequence_
 // shared_ptr destructors and overflow the stack. Instead each destructor moves the edges it owns
 // alone onto a thread-local list, and only the outermost destructor drains that list.
 Node::~Node() {
+  bool owns_a_child = false;
+  for (const Edge& e : edges()) owns_a_child = owns_a_child || (e.fn && e.fn.use_count() == 1);
+  if (!owns_a_child) return;  // the common case: nothing to cascade
   thread_local std::vector<std::shared_ptr<Node>> pending;
-  thread_local bool draining = false;
+  static LATENT_TLS bool draining = false;
   for (Edge& e : edges()) {
     if (e.fn && e.fn.use_count() == 1) pending.push_back(std::move(e.fn));
   }

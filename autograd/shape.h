@@ -86,6 +86,14 @@ class Shape {
   uint8_t size_ = 0;
 };
 
+/// Two ints (height, width) for 2-d op attributes: `2` means {2, 2}, `{3, 1}` means height 3, width 1.
+struct Pair {
+  int64_t h = 0, w = 0;
+  Pair(int64_t both) : h(both), w(both) {}  // NOLINT: implicit on purpose, as in PyTorch's IntArrayRef
+  Pair(int64_t height, int64_t width) : h(height), w(width) {}
+  friend bool operator==(const Pair& a, const Pair& b) { return a.h == b.h && a.w == b.w; }
+};
+
 /// Contiguous (row-major) strides for a shape.
 inline Shape contiguous_strides(const Shape& shape) {
   Shape strides = Shape::filled(shape.size(), 1);
@@ -95,6 +103,17 @@ inline Shape contiguous_strides(const Shape& shape) {
     s *= std::max<int64_t>(shape[i], 1);
   }
   return strides;
+}
+
+/// Whether (shape, strides) is row-major contiguous (size-1 dims may have any stride).
+inline bool compute_contiguous(const Shape& shape, const Shape& strides) {
+  int64_t expected = 1;
+  for (int i = shape.size() - 1; i >= 0; --i) {
+    if (shape[i] == 1) continue;
+    if (strides[i] != expected) return false;
+    expected *= shape[i];
+  }
+  return true;
 }
 
 /// Wraps a possibly negative dim into [0, ndim); throws "[op] dim 3 is out of range for a 2-d tensor".

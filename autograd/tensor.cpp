@@ -5,6 +5,7 @@
 #include <ostream>
 
 #include "node.h"
+#include "small_alloc.h"
 
 namespace latent {
 
@@ -23,16 +24,6 @@ Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b) {
 
 int64_t Tensor::size(int64_t d) const { return shape()[wrap_dim("size", d, dim())]; }
 int64_t Tensor::stride(int64_t d) const { return strides()[wrap_dim("stride", d, dim())]; }
-
-bool Tensor::is_contiguous() const {
-  int64_t expected = 1;
-  for (int i = dim() - 1; i >= 0; --i) {
-    if (shape()[i] == 1) continue;
-    if (strides()[i] != expected) return false;
-    expected *= shape()[i];
-  }
-  return true;
-}
 
 bool Tensor::requires_grad() const { return impl_->requires_grad || impl_->grad_fn != nullptr; }
 
@@ -62,12 +53,13 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
 }
 
 Tensor Tensor::detach() const {
-  auto impl = std::make_shared<TensorImpl>();
+  auto impl = std::allocate_shared<TensorImpl>(PoolAllocator<TensorImpl>());
   impl->storage = impl_->storage;
   impl->shape = impl_->shape;
   impl->strides = impl_->strides;
   impl->offset = impl_->offset;
   impl->dtype = impl_->dtype;
+  impl->contiguous = impl_->contiguous;
   return Tensor(std::move(impl));
 }
 
@@ -116,21 +108,23 @@ std::ostream& operator<<(std::ostream& os, const Tensor& t) { return os << t.to_
 Tensor empty(const Shape& shape, DType dtype, Device device) {
   for (int64_t s : shape)
     if (s < 0) fail("empty", "negative size in shape {}", shape);
-  auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(static_cast<size_t>(shape.numel()) * dtype_size(dtype), device);
+  auto impl = std::allocate_shared<TensorImpl>(PoolAllocator<TensorImpl>());
+  impl->storage = std::allocate_shared<Storage>(PoolAllocator<Storage>(), static_cast<size_t>(shape.numel()) * dtype_size(dtype), device);
   impl->shape = shape;
   impl->strides = contiguous_strides(shape);
   impl->dtype = dtype;
+  impl->contiguous = true;
   return Tensor(std::move(impl));
 }
 
 Tensor make_view(const Tensor& base, const Shape& shape, const Shape& strides, int64_t offset) {
-  auto impl = std::make_shared<TensorImpl>();
+  auto impl = std::allocate_shared<TensorImpl>(PoolAllocator<TensorImpl>());
   impl->storage = base.storage();
   impl->shape = shape;
   impl->strides = strides;
   impl->offset = offset;
   impl->dtype = base.dtype();
+  impl->contiguous = compute_contiguous(shape, strides);
   return Tensor(std::move(impl));
 }
 

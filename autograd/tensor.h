@@ -28,6 +28,7 @@ struct TensorImpl {
   Shape strides;  // in elements
   int64_t offset = 0;  // in elements
   DType dtype = kFloat32;
+  bool contiguous = false;      // cached compute_contiguous(shape, strides); false is always safe
   bool requires_grad = false;   // meaningful for leaves; non-leaves require grad through grad_fn
   std::shared_ptr<Node> grad_fn;  // the node that produced this tensor (null for leaves)
   std::shared_ptr<TensorImpl> grad;  // accumulated gradient of a leaf
@@ -54,7 +55,7 @@ class Tensor {
   DType scalar_type() const { return impl_->dtype; }
   Device device() const { return impl_->storage->device(); }
   size_t element_size() const { return dtype_size(dtype()); }
-  bool is_contiguous() const;
+  bool is_contiguous() const { return impl_->contiguous; }
   bool is_floating_point() const { return is_floating(dtype()); }
   const std::shared_ptr<Storage>& storage() const { return impl_->storage; }
   /// Version counter of the storage: bumped by every in-place op on this tensor or a view of it.

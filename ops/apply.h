@@ -16,6 +16,7 @@
 
 #include "../autograd/grad_mode.h"
 #include "../autograd/node.h"
+#include "../autograd/small_alloc.h"
 
 namespace latent {
 
@@ -99,7 +100,7 @@ Tensor apply(const Args&... args) {
   constexpr int N = (0 + ... + int(detail::is_tensor_v<Args>));
   if (!is_grad_enabled() || !(false || ... || detail::arg_requires_grad(args)))
     return Op::forward(nullptr, args...);
-  auto node = std::make_shared<OpNode<Op, N>>();
+  auto node = std::allocate_shared<OpNode<Op, N>>(PoolAllocator<OpNode<Op, N>>());
   Tensor out;
   {
     NoGradGuard no_grad;
@@ -139,7 +140,7 @@ Tensor apply_list(const std::vector<Tensor>& inputs, const Args&... args) {
   bool any = false;
   for (const Tensor& t : inputs) any = any || detail::arg_requires_grad(t);
   if (!is_grad_enabled() || !any) return Op::forward(nullptr, inputs, args...);
-  auto node = std::make_shared<ListOpNode<Op>>(static_cast<int>(inputs.size()));
+  auto node = std::allocate_shared<ListOpNode<Op>>(PoolAllocator<ListOpNode<Op>>(), static_cast<int>(inputs.size()));
   Tensor out;
   {
     NoGradGuard no_grad;

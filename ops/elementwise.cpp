@@ -24,8 +24,9 @@ Tensor binary_kernel(const char* name, BinaryOp op, const Tensor& a, const Tenso
   Shape shape = broadcast_shapes(name, a.shape(), b.shape());
   const DType dtype = promote_types(a.dtype(), b.dtype());
   Tensor out = empty(shape, dtype, a.device());
-  backend(a.device(), name).binary(op, a.dtype() == dtype ? a : a.to(dtype), b.dtype() == dtype ? b : b.to(dtype),
-                                   out, p0, p1);
+  Backend& be = backend(a.device(), name);
+  if (a.dtype() == dtype && b.dtype() == dtype) be.binary(op, a, b, out, p0, p1);  // no Tensor copies
+  else be.binary(op, a.dtype() == dtype ? a : a.to(dtype), b.dtype() == dtype ? b : b.to(dtype), out, p0, p1);
   return out;
 }
 
@@ -42,13 +43,18 @@ Tensor float_unary(const char* name, UnaryOp op, const Tensor& x, double p0 = 0,
 struct BinaryCtx : OpContext {
   InputMeta a, b;
   double alpha = 1.0;
+  void set_inputs(const Tensor& x, const Tensor& y, double scale = 1.0) {
+    a = InputMeta::of(x);
+    b = InputMeta::of(y);
+    alpha = scale;
+  }
 };
 
 struct AddOp {
   static constexpr const char* name = "add";
   using Ctx = BinaryCtx;
   static Tensor forward(Ctx* ctx, const Tensor& a, const Tensor& b, double alpha) {
-    if (ctx) *ctx = {{}, InputMeta::of(a), InputMeta::of(b), alpha};
+    if (ctx) ctx->set_inputs(a, b, alpha);
     return binary_kernel(name, BinaryOp::Add, a, b, alpha);
   }
   static std::array<Tensor, 2> backward(const Ctx& ctx, const Tensor& g) {
@@ -61,7 +67,7 @@ struct SubOp {
   static constexpr const char* name = "sub";
   using Ctx = BinaryCtx;
   static Tensor forward(Ctx* ctx, const Tensor& a, const Tensor& b) {
-    if (ctx) *ctx = {{}, InputMeta::of(a), InputMeta::of(b), 1.0};
+    if (ctx) ctx->set_inputs(a, b);
     return binary_kernel(name, BinaryOp::Sub, a, b);
   }
   static std::array<Tensor, 2> backward(const Ctx& ctx, const Tensor& g) {
@@ -74,7 +80,7 @@ struct MulOp {
   using Ctx = BinaryCtx;
   static Tensor forward(Ctx* ctx, const Tensor& a, const Tensor& b) {
     if (ctx) {
-      *ctx = {{}, InputMeta::of(a), InputMeta::of(b), 1.0};
+      ctx->set_inputs(a, b);
       ctx->save(a, b);
     }
     return binary_kernel(name, BinaryOp::Mul, a, b);
@@ -97,7 +103,7 @@ struct DivOp {
     Tensor out = ints ? binary_kernel(name, BinaryOp::Div, a.to(kFloat32), b.to(kFloat32))
                       : binary_kernel(name, BinaryOp::Div, a, b);
     if (ctx) {
-      *ctx = {{}, InputMeta::of(a), InputMeta::of(b), 1.0};
+      ctx->set_inputs(a, b);
       ctx->save(b, out);
     }
     return out;
@@ -117,7 +123,7 @@ struct PowOp {
     check::floating(name, a);
     Tensor out = binary_kernel(name, BinaryOp::Pow, a, b);
     if (ctx) {
-      *ctx = {{}, InputMeta::of(a), InputMeta::of(b), 1.0};
+      ctx->set_inputs(a, b);
       ctx->save(a, b, out);
     }
     return out;
@@ -142,7 +148,7 @@ struct ExtremumOp {
   using Ctx = BinaryCtx;
   static Tensor forward(Ctx* ctx, const Tensor& a, const Tensor& b) {
     if (ctx) {
-      *ctx = {{}, InputMeta::of(a), InputMeta::of(b), 1.0};
+      ctx->set_inputs(a, b);
       ctx->save(a, b);
     }
     return binary_kernel(name, kOp, a, b);

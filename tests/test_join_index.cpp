@@ -112,7 +112,12 @@ Vec ref_scatter_add(const Tensor& self, int dim, const Tensor& index, const Tens
 Tensor fake_cuda(const Shape& shape) {
   static std::vector<double> buffer(64);
   auto storage = std::make_shared<Storage>(buffer.data(), buffer.size() * sizeof(double), kCUDA);
-  TensorImpl impl{storage, shape, contiguous_strides(shape), 0, kFloat64, false, nullptr, nullptr};
+  TensorImpl impl;
+  impl.storage = storage;
+  impl.shape = shape;
+  impl.strides = contiguous_strides(shape);
+  impl.dtype = kFloat64;
+  impl.contiguous = true;
   return Tensor(std::make_shared<TensorImpl>(std::move(impl)));
 }
 
