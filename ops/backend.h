@@ -13,6 +13,26 @@
 
 namespace latent {
 
+/// Geometry of a 2-d convolution (1-d convolutions use height 1). output_padding is used by the
+/// transposed convolution only, to pick among the input sizes that map to one output size.
+struct Conv2dParams {
+  int64_t stride[2] = {1, 1};
+  int64_t padding[2] = {0, 0};
+  int64_t dilation[2] = {1, 1};
+  int64_t output_padding[2] = {0, 0};
+  int64_t groups = 1;
+};
+
+/// Geometry of 2-d pooling (1-d pooling uses height 1).
+struct Pool2dParams {
+  int64_t kernel[2] = {1, 1};
+  int64_t stride[2] = {1, 1};
+  int64_t padding[2] = {0, 0};
+  int64_t dilation[2] = {1, 1};
+  bool ceil_mode = false;
+  bool count_include_pad = true;  // avg pooling only
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -47,6 +67,33 @@ class Backend {
   virtual void normal(const Tensor& out, Generator& gen, double mean, double std) = 0;
   /// True when no element is NaN or Inf.
   virtual bool all_finite(const Tensor& x) = 0;
+
+  // ---- convolution (the transposed convolution is conv2d_backward_input run forward) ----
+  /// out = conv(x, weight) + bias. x: (N, C_in, H, W), weight: (C_out, C_in / groups, kH, kW),
+  /// bias: (C_out) or undefined, out: (N, C_out, H_out, W_out); all contiguous.
+  virtual void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& out,
+                      const Conv2dParams& p) = 0;
+  /// grad_input (N, C_in, H, W) = adjoint of conv2d w.r.t. x applied to grad_out (overwritten).
+  virtual void conv2d_backward_input(const Tensor& grad_out, const Tensor& weight, const Tensor& grad_input,
+                                     const Conv2dParams& p) = 0;
+  /// grad_weight (C_out, C_in / groups, kH, kW) = adjoint of conv2d w.r.t. weight (overwritten).
+  virtual void conv2d_backward_weight(const Tensor& grad_out, const Tensor& x, const Tensor& grad_weight,
+                                      const Conv2dParams& p) = 0;
+
+  // ---- pooling and resampling; x: (N, C, H, W) contiguous, outputs overwritten ----
+  /// Max pooling; indices (int64, out's shape) hold the flat h * W + w position of each maximum.
+  virtual void max_pool2d(const Tensor& x, const Tensor& out, const Tensor& indices, const Pool2dParams& p) = 0;
+  /// grad_input = 0, then grad_out scattered (added) to the positions in indices.
+  virtual void max_pool2d_backward(const Tensor& grad_out, const Tensor& indices, const Tensor& grad_input) = 0;
+  virtual void avg_pool2d(const Tensor& x, const Tensor& out, const Pool2dParams& p) = 0;
+  virtual void avg_pool2d_backward(const Tensor& grad_out, const Tensor& grad_input, const Pool2dParams& p) = 0;
+  /// Adaptive average pooling to out's H and W (PyTorch's start/end index rule).
+  virtual void adaptive_avg_pool2d(const Tensor& x, const Tensor& out) = 0;
+  virtual void adaptive_avg_pool2d_backward(const Tensor& grad_out, const Tensor& grad_input) = 0;
+  /// Nearest (PyTorch's floor(dst * in / out) rule) or bilinear resampling to out's H and W.
+  virtual void upsample2d(const Tensor& x, const Tensor& out, bool bilinear, bool align_corners) = 0;
+  virtual void upsample2d_backward(const Tensor& grad_out, const Tensor& grad_input, bool bilinear,
+                                   bool align_corners) = 0;
 };
 
 /// The backend of a device; throws "[op] device cuda is not available ..." when none is registered.

@@ -18,4 +18,7 @@ ninja -C build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   meson test -C build-asan --print-errorlogs --num-processes "$jobs"
 
-echo "== all tests passed (release and sanitizer builds)"
+echo "== ONNX reader fuzzing (libFuzzer, fixed seed, 60 s)"
+tests/fuzz/run_fuzz.sh 60
+
+echo "== all tests passed (release and sanitizer builds, fuzzing)"

@@ -88,6 +88,28 @@ TEST_CASE("unary math matches the reference") {
   check_values(clamp(s, -0.5, 0.25), naive_unary(s, [](double v) { return std::clamp(v, -0.5, 0.25); }), 0, 0);
 }
 
+TEST_CASE("float32 exp (vectorised polynomial) is accurate over the whole float range") {
+  std::vector<float> xs;
+  for (float x = -110.0f; x < 90.0f; x += 0.0137f) xs.push_back(x);
+  Tensor e = exp(from_vector(xs, {static_cast<int64_t>(xs.size())}));
+  std::vector<float> got = e.to_vector<float>();
+  double worst = 0;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const double want = std::exp(static_cast<double>(xs[i]));
+    if (want > 3.4028234e38) {
+      CHECK(std::isinf(got[i]));
+    } else if (want < 1.1754944e-38) {
+      CHECK(std::abs(got[i] - want) <= 1.5e-45 + 1e-6 * want);  // denormal and zero results
+    } else {
+      worst = std::max(worst, std::abs(got[i] - want) / want);
+    }
+  }
+  INFO("worst relative error " << worst);
+  CHECK(worst < 3e-7);
+  check_values(exp(tensor({-INFINITY, INFINITY, 0.0f})), {0, INFINITY, 1});
+  CHECK(std::isnan(exp(tensor({NAN})).item<float>()));
+}
+
 TEST_CASE("scalar overloads on both sides") {
   Tensor x = tensor({1, 2, 4});
   check_values(x + 1.0, {2, 3, 5});

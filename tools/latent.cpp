@@ -1,6 +1,5 @@
-// The `latent` command. Until the training stack lands (modules, optimizers, data), it has one
-// job: `latent demo`, which fits a small autoencoder to synthetic data with the core engine and
-// prints the loss falling.
+// The `latent` command: train autoencoders and use trained runs (tools/commands.cpp), plus
+// `latent demo`, a self-contained fit on synthetic data.
 #include <fmt/format.h>
 
 #include <chrono>
@@ -10,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "cli.h"
+#include "commands.h"
 #include "latent.h"
 
 namespace {
@@ -17,8 +18,16 @@ namespace {
 constexpr const char* kUsage = R"(usage: latent <command> [options]
 
 commands:
-  demo      fit a small autoencoder to synthetic data and print the loss falling
-  version   print the version and the BLAS build
+  train        train an autoencoder (linear, deep, conv, sparse, denoising, vae, conv-vae)
+  eval         test loss of a trained run
+  reconstruct  PNG of test images above their reconstructions
+  sample       PNG of images sampled from a VAE's prior
+  interpolate  PNG of decodings along a line between two codes
+  embed        latent codes with labels as CSV, and a 2-D scatter plot
+  anomaly      reconstruction-error anomaly scores, precision/recall/ROC AUC
+  classify     semi-supervised accuracy from few labels: latent codes vs raw pixels
+  demo         fit a small autoencoder to synthetic data and print the loss falling
+  version      print the version and the BLAS build
 
 run `latent <command> --help` for the options of a command.
 )";
@@ -36,10 +45,7 @@ options:
   -h, --help    show this help
 )";
 
-/// A user error on the command line: printed as one line, exit code 2.
-struct UsageError {
-  std::string message;
-};
+using latent::tools::UsageError;
 
 long long parse_int(std::string_view flag, const std::string& value, long long lo, long long hi) {
   char* end = nullptr;
@@ -168,6 +174,14 @@ int main(int argc, char** argv) {
       fmt::print("latent 0.1.0\n{}\n", latent::blas_info());
       return 0;
     }
+    using Command = int (*)(const std::vector<std::string>&);
+    static const std::vector<std::pair<std::string, Command>> commands{
+        {"train", latent::tools::cmd_train},           {"eval", latent::tools::cmd_eval},
+        {"reconstruct", latent::tools::cmd_reconstruct}, {"sample", latent::tools::cmd_sample},
+        {"interpolate", latent::tools::cmd_interpolate}, {"embed", latent::tools::cmd_embed},
+        {"anomaly", latent::tools::cmd_anomaly},       {"classify", latent::tools::cmd_classify}};
+    for (const auto& [name, fn] : commands)
+      if (command == name) return fn(rest);
     if (command == "demo") {
       if (help) {
         std::fputs(kDemoUsage, stdout);
@@ -175,7 +189,7 @@ int main(int argc, char** argv) {
       }
       return run_demo(parse_demo(rest));
     }
-    throw UsageError{fmt::format("unknown command '{}' (commands: demo, version; see latent --help)", command)};
+    throw UsageError{fmt::format("unknown command '{}' (see latent --help)", command)};
   } catch (const UsageError& e) {
     fmt::print(stderr, "latent: {}\n", e.message);
     return 2;

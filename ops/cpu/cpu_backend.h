@@ -24,6 +24,23 @@ class CpuBackend final : public Backend {
   void uniform(const Tensor& out, Generator& gen, double low, double high) override;
   void normal(const Tensor& out, Generator& gen, double mean, double std) override;
   bool all_finite(const Tensor& x) override;
+  // cpu_conv.cpp
+  void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& out,
+              const Conv2dParams& p) override;
+  void conv2d_backward_input(const Tensor& grad_out, const Tensor& weight, const Tensor& grad_input,
+                             const Conv2dParams& p) override;
+  void conv2d_backward_weight(const Tensor& grad_out, const Tensor& x, const Tensor& grad_weight,
+                              const Conv2dParams& p) override;
+  // cpu_pool.cpp
+  void max_pool2d(const Tensor& x, const Tensor& out, const Tensor& indices, const Pool2dParams& p) override;
+  void max_pool2d_backward(const Tensor& grad_out, const Tensor& indices, const Tensor& grad_input) override;
+  void avg_pool2d(const Tensor& x, const Tensor& out, const Pool2dParams& p) override;
+  void avg_pool2d_backward(const Tensor& grad_out, const Tensor& grad_input, const Pool2dParams& p) override;
+  void adaptive_avg_pool2d(const Tensor& x, const Tensor& out) override;
+  void adaptive_avg_pool2d_backward(const Tensor& grad_out, const Tensor& grad_input) override;
+  void upsample2d(const Tensor& x, const Tensor& out, bool bilinear, bool align_corners) override;
+  void upsample2d_backward(const Tensor& grad_out, const Tensor& grad_input, bool bilinear,
+                           bool align_corners) override;
 };
 
 }  // namespace latent::cpu

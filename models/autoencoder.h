@@ -1,0 +1,101 @@
+// The autoencoder family: linear, deep (optionally tied), convolutional, sparse, denoising,
+// variational (dense and convolutional). Every model takes flat inputs (N, D) (images are
+// (N, 784) for 28x28) and exposes encode(), decode(), forward() and its training loss.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../autograd/grad_mode.h"
+#include "../ops/random.h"
+#include "json.h"
+#include "module.h"
+
+namespace latent::models {
+
+enum class Likelihood { Bernoulli, Gaussian };
+
+/// Everything that defines an autoencoder; stored in a run's config.json.
+struct AEConfig {
+  std::string model = "deep";           ///< linear, deep, conv, sparse, denoising, vae, conv-vae
+  int64_t input_dim = 784;              ///< features of one flat sample
+  int64_t image_height = 28, image_width = 28;  ///< conv models: one channel of H x W
+  int64_t latent_dim = 0;               ///< 0: the model's default (deep 64, linear 32, vae 20, conv-vae 16)
+  std::vector<int64_t> hidden;          ///< dense widths between input and code; empty: {2 * latent}
+  std::string activation = "relu";      ///< hidden activation of dense models
+  bool tied = false;                    ///< dense decoders reuse the encoder weights transposed
+  bool batch_norm = false;              ///< conv models: BatchNorm after each hidden conv
+  std::string conv_variant = "strided"; ///< conv models: "strided" or "pool" (MaxPool + Upsample)
+  std::string sparsity = "l1";          ///< sparse: "l1" activity penalty or "kl" towards rho
+  double sparsity_weight = 1e-3, rho = 0.05;
+  std::string noise = "gaussian";       ///< denoising: gaussian, mask, salt-pepper
+  double noise_level = 0.3;
+  double beta = 1.0;                    ///< VAE: weight of the KL term
+  double kl_warmup = 0;                 ///< VAE: epochs over which the KL weight rises linearly from 0
+  Likelihood likelihood = Likelihood::Bernoulli;
+
+  /// latent_dim with the model's default applied.
+  int64_t code_dim() const;
+  json::Value to_json() const;
+  /// Parses what to_json wrote ("[config] field 'latent_dim': expected an integer").
+  static AEConfig from_json(const json::Value& v);
+};
+
+/// One batch's loss and what training reports about it.
+struct AELoss {
+  Tensor total;                 ///< what backward runs on
+  double reconstruction = 0;    ///< the reconstruction term (its value)
+  double penalty = 0;           ///< KL (VAE) or sparsity term (its value, weighted)
+  double mean_activation = -1;  ///< sparse models: mean code activation; -1 otherwise
+};
+
+/// Base of the family.
+class Autoencoder : public nn::Module {
+ public:
+  Autoencoder(std::string type, AEConfig config) : Module(std::move(type)), config_(std::move(config)) {}
+  /// Code of flat inputs x: (N, D) -> (N, code features). VAEs return the mean.
+  virtual Tensor encode(const Tensor& x) = 0;
+  /// Reconstruction (N, D) from codes.
+  virtual Tensor decode(const Tensor& z) = 0;
+  Tensor forward(const Tensor& x) override { return decode(encode(x)); }
+  /// Training loss of reconstructing `target` from `input` (they differ for denoising).
+  /// progress = epochs done, fractional (the VAE's KL warm-up reads it).
+  virtual AELoss loss(const Tensor& input, const Tensor& target, double progress);
+  /// Sum over the batch of the test metric: squared error (summed over elements) for plain
+  /// models; reconstruction NLL + KL per image (one z sample) for VAEs.
+  virtual double test_metric_sum(const Tensor& x);
+  /// Whether test_metric_sum is per image (VAE) rather than per element.
+  virtual bool variational() const { return false; }
+  const AEConfig& config() const { return config_; }
+
+ protected:
+  AEConfig config_;
+};
+
+/// The VAE interface: reparameterised sampling, prior samples, importance-weighted NLL.
+class VariationalAutoencoder : public Autoencoder {
+ public:
+  using Autoencoder::Autoencoder;
+  /// mu and logvar of q(z|x).
+  virtual std::pair<Tensor, Tensor> encode_distribution(const Tensor& x) = 0;
+  Tensor encode(const Tensor& x) override { return encode_distribution(x).first; }
+  /// decode(mu): the deterministic reconstruction (also what ONNX export uses).
+  Tensor forward(const Tensor& x) override { return decode(encode(x)); }
+  AELoss loss(const Tensor& input, const Tensor& target, double progress) override;
+  double test_metric_sum(const Tensor& x) override;
+  bool variational() const override { return true; }
+  /// n images decoded from z ~ N(0, I).
+  Tensor sample(int64_t n, Generator* gen = nullptr);
+  /// -log p(x) per image estimated with k importance samples (IWAE bound), summed over the batch.
+  double importance_weighted_nll_sum(const Tensor& x, int64_t k, Generator* gen = nullptr);
+  /// Negative log-likelihood of x under the decoder output, summed per image: (N).
+  Tensor reconstruction_nll(const Tensor& recon, const Tensor& x) const;
+};
+
+/// Builds the model a config describes ("[autoencoder] unknown model 'foo' (...)" otherwise).
+std::shared_ptr<Autoencoder> make_autoencoder(const AEConfig& config);
+/// The model names make_autoencoder accepts.
+const std::vector<std::string>& autoencoder_names();
+
+}  // namespace latent::models

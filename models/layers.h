@@ -1,0 +1,292 @@
+// Layers: nn::Module subclasses with PyTorch's constructor arguments, defaults, parameter names,
+// default initialisation and printed form. Hold them by std::shared_ptr:
+//
+//   auto model = std::make_shared<latent::nn::Sequential>(
+//       std::make_shared<latent::nn::Linear>(784, 64), std::make_shared<latent::nn::ReLU>(),
+//       std::make_shared<latent::nn::Linear>(64, 784), std::make_shared<latent::nn::Sigmoid>());
+//
+// Weights are initialised as in PyTorch's reset_parameters(): kaiming_uniform_ with a = sqrt(5)
+// (that is U(-1/sqrt(fan_in), 1/sqrt(fan_in))) and the bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
+// drawn from the default generator (latent::manual_seed) unless a generator is passed to
+// reset_parameters(). Parameters are float32; Module::to(kFloat64) converts a model.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "../autograd/shape.h"
+#include "../ops/nn_ops.h"
+#include "../ops/random.h"
+#include "module.h"
+
+namespace latent::nn {
+
+// ---- dense ----
+
+/// y = x W^T + b; weight (out_features, in_features), bias (out_features).
+class Linear : public Module {
+ public:
+  /// "[Linear] in_features must be positive; got 0" for sizes below 1.
+  Linear(int64_t in_features, int64_t out_features, bool bias = true);
+  Tensor forward(const Tensor& input) override;
+  /// Re-draws weight and bias with PyTorch's default rule (from gen, or the default generator).
+  void reset_parameters(Generator* gen = nullptr);
+  std::string extra_repr() const override;
+
+  int64_t in_features, out_features;
+  Tensor weight;  ///< (out_features, in_features)
+  Tensor bias;    ///< (out_features), undefined when constructed with bias = false
+};
+
+// ---- activations (no parameters) ----
+
+/// max(x, 0).
+class ReLU : public Module {
+ public:
+  Tensor forward(const Tensor& input) override;
+};
+
+/// x for x > 0, negative_slope * x otherwise.
+class LeakyReLU : public Module {
+ public:
+  explicit LeakyReLU(double negative_slope = 0.01) : negative_slope(negative_slope) {}
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+  double negative_slope;
+};
+
+/// 1 / (1 + exp(-x)).
+class Sigmoid : public Module {
+ public:
+  Tensor forward(const Tensor& input) override;
+};
+
+/// tanh(x).
+class Tanh : public Module {
+ public:
+  Tensor forward(const Tensor& input) override;
+};
+
+/// log(1 + exp(beta x)) / beta, linear where beta x > threshold.
+class Softplus : public Module {
+ public:
+  explicit Softplus(double beta = 1.0, double threshold = 20.0) : beta(beta), threshold(threshold) {}
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+  double beta, threshold;
+};
+
+/// x for x > 0, alpha * (exp(x) - 1) otherwise.
+class ELU : public Module {
+ public:
+  explicit ELU(double alpha = 1.0) : alpha(alpha) {}
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+  double alpha;
+};
+
+/// Exact GELU, x * Phi(x) (PyTorch's approximate='none').
+class GELU : public Module {
+ public:
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+};
+
+// ---- reshaping ----
+
+/// Flattens dims start_dim..end_dim into one (defaults keep the batch dim).
+class Flatten : public Module {
+ public:
+  explicit Flatten(int64_t start_dim = 1, int64_t end_dim = -1) : start_dim(start_dim), end_dim(end_dim) {}
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+  int64_t start_dim, end_dim;
+};
+
+/// Splits dim into `sizes` (one of them may be -1): (N, 784) -> (N, 1, 28, 28) with Unflatten(1, {1, 28, 28}).
+class Unflatten : public Module {
+ public:
+  Unflatten(int64_t dim, std::vector<int64_t> sizes);
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+  int64_t dim;
+  std::vector<int64_t> sizes;
+};
+
+// ---- containers ----
+
+/// Runs its children in order. They are named "0", "1", ... as in PyTorch, so the parameters of a
+/// Sequential registered as "encoder" are "encoder.0.weight", "encoder.0.bias", ...
+class Sequential : public Module {
+ public:
+  /// Sequential(std::make_shared<Linear>(4, 2), std::make_shared<ReLU>()); no arguments: empty.
+  template <class... Ms>
+    requires(std::is_convertible_v<std::shared_ptr<Ms>, std::shared_ptr<Module>> && ...)
+  explicit Sequential(std::shared_ptr<Ms>... modules) {
+    (push_back(std::move(modules)), ...);
+  }
+  /// Appends a module under the next index name.
+  void push_back(std::shared_ptr<Module> module);
+  /// The i-th module ("[Sequential] index 3 is out of range for 2 modules").
+  std::shared_ptr<Module> operator[](size_t index) const;
+  /// Number of modules.
+  size_t size() const { return modules_.size(); }
+  /// modules[n-1](...(modules[0](input))); an empty Sequential returns input.
+  Tensor forward(const Tensor& input) override;
+
+ private:
+  std::vector<std::shared_ptr<Module>> modules_;  // the children in order, for a fast forward
+};
+
+// ---- convolutions (weights and bias: kaiming_uniform(a = sqrt(5)) and U(+-1/sqrt(fan_in))) ----
+
+/// 1-d convolution over (N, C_in, L); weight (C_out, C_in / groups, kernel_size).
+class Conv1d : public Module {
+ public:
+  Conv1d(int64_t in_channels, int64_t out_channels, int64_t kernel_size, int64_t stride = 1, int64_t padding = 0,
+         int64_t dilation = 1, int64_t groups = 1, bool bias = true);
+  Tensor forward(const Tensor& input) override;
+  /// Re-draws weight and bias with PyTorch's default rule.
+  void reset_parameters(Generator* gen = nullptr);
+  std::string extra_repr() const override;
+
+  int64_t in_channels, out_channels, kernel_size, stride, padding, dilation, groups;
+  Tensor weight, bias;
+};
+
+/// 2-d convolution over (N, C_in, H, W); weight (C_out, C_in / groups, kH, kW).
+class Conv2d : public Module {
+ public:
+  Conv2d(int64_t in_channels, int64_t out_channels, Pair kernel_size, Pair stride = 1, Pair padding = 0,
+         Pair dilation = 1, int64_t groups = 1, bool bias = true);
+  Tensor forward(const Tensor& input) override;
+  /// Re-draws weight and bias with PyTorch's default rule.
+  void reset_parameters(Generator* gen = nullptr);
+  std::string extra_repr() const override;
+
+  int64_t in_channels, out_channels;
+  Pair kernel_size, stride, padding, dilation;
+  int64_t groups;
+  Tensor weight, bias;
+};
+
+/// 2-d transposed convolution; weight (C_in, C_out / groups, kH, kW). As in PyTorch, fan_in for the
+/// default initialisation is computed from the weight tensor: (C_out / groups) * kH * kW.
+class ConvTranspose2d : public Module {
+ public:
+  ConvTranspose2d(int64_t in_channels, int64_t out_channels, Pair kernel_size, Pair stride = 1, Pair padding = 0,
+                  Pair output_padding = 0, int64_t groups = 1, bool bias = true, Pair dilation = 1);
+  Tensor forward(const Tensor& input) override;
+  /// Re-draws weight and bias with PyTorch's default rule.
+  void reset_parameters(Generator* gen = nullptr);
+  std::string extra_repr() const override;
+
+  int64_t in_channels, out_channels;
+  Pair kernel_size, stride, padding, output_padding;
+  int64_t groups;
+  Pair dilation;
+  Tensor weight, bias;
+};
+
+// ---- normalization and regularization ----
+
+/// Batch normalization over channel dim 1. Parameters weight (1s) and bias (0s) when affine;
+/// buffers running_mean (0s), running_var (1s) and num_batches_tracked (int64) when
+/// track_running_stats. Training normalizes with batch statistics and updates the running ones
+/// (momentum, or a cumulative average when momentum is std::nullopt); eval uses the running ones.
+class BatchNorm : public Module {
+ public:
+  /// Zeroes the running statistics and num_batches_tracked.
+  void reset_running_stats();
+  /// reset_running_stats(), weight 1, bias 0.
+  void reset_parameters();
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+
+  int64_t num_features;
+  double eps;
+  std::optional<double> momentum;
+  bool affine, track_running_stats;
+  Tensor weight, bias;                                          ///< (num_features) when affine
+  Tensor running_mean, running_var, num_batches_tracked;        ///< when track_running_stats
+
+ protected:
+  /// Registers the parameters and buffers that the flags ask for, initialised as in PyTorch.
+  BatchNorm(int64_t num_features, double eps, std::optional<double> momentum, bool affine, bool track_running_stats);
+  /// Throws "[BatchNorm2d] expected a 4-d input (N, C, H, W); got shape [...]" for a wrong rank.
+  virtual void check_input(const Tensor& input) const = 0;
+};
+
+/// BatchNorm over (N, C) or (N, C, L).
+class BatchNorm1d : public BatchNorm {
+ public:
+  explicit BatchNorm1d(int64_t num_features, double eps = 1e-5, std::optional<double> momentum = 0.1,
+                       bool affine = true, bool track_running_stats = true)
+      : BatchNorm(num_features, eps, momentum, affine, track_running_stats) {}
+
+ protected:
+  void check_input(const Tensor& input) const override;
+};
+
+/// BatchNorm over (N, C, H, W).
+class BatchNorm2d : public BatchNorm {
+ public:
+  explicit BatchNorm2d(int64_t num_features, double eps = 1e-5, std::optional<double> momentum = 0.1,
+                       bool affine = true, bool track_running_stats = true)
+      : BatchNorm(num_features, eps, momentum, affine, track_running_stats) {}
+
+ protected:
+  void check_input(const Tensor& input) const override;
+};
+
+/// Zeroes elements with probability p and scales the rest by 1 / (1 - p) in training mode;
+/// the identity in eval mode. The mask is drawn from `gen` (the default generator when null).
+class Dropout : public Module {
+ public:
+  explicit Dropout(double p = 0.5, Generator* gen = nullptr);
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+  double p;
+  Generator* gen;
+};
+
+// ---- pooling and resampling ----
+
+/// 2-d max pooling; stride defaults to the kernel size.
+class MaxPool2d : public Module {
+ public:
+  explicit MaxPool2d(Pair kernel_size, std::optional<Pair> stride = std::nullopt, Pair padding = 0, Pair dilation = 1,
+                     bool ceil_mode = false);
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+  Pair kernel_size, stride, padding, dilation;
+  bool ceil_mode;
+};
+
+/// 2-d average pooling; stride defaults to the kernel size.
+class AvgPool2d : public Module {
+ public:
+  explicit AvgPool2d(Pair kernel_size, std::optional<Pair> stride = std::nullopt, Pair padding = 0,
+                     bool ceil_mode = false, bool count_include_pad = true);
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+  Pair kernel_size, stride, padding;
+  bool ceil_mode, count_include_pad;
+};
+
+/// Resamples (N, C, H, W) by scale_factor (output floor(H * scale_factor) x floor(W * scale_factor)).
+class Upsample : public Module {
+ public:
+  explicit Upsample(double scale_factor, InterpolateMode mode = InterpolateMode::Nearest, bool align_corners = false);
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+  double scale_factor;
+  InterpolateMode mode;
+  bool align_corners;
+};
+
+}  // namespace latent::nn

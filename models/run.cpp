@@ -1,0 +1,416 @@
+#include "run.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+
+#include "../ops/creation.h"
+#include "../ops/elementwise.h"
+#include "../ops/index.h"
+#include "../ops/loss.h"
+#include "../ops/reduce.h"
+#include "../ops/shape_ops.h"
+#include "../ops/threads.h"
+#include "checkpoint.h"
+#include "optim.h"
+#include "progress.h"
+#include "safetensors.h"
+
+namespace latent::models {
+namespace fs = std::filesystem;
+
+namespace {
+
+/// The samples of `base` at `indices` (a view: no data is copied).
+class SubsetDataset : public Dataset {
+ public:
+  SubsetDataset(std::shared_ptr<const Dataset> base, std::vector<int64_t> indices)
+      : base_(std::move(base)), indices_(std::move(indices)) {}
+  int64_t size() const override { return static_cast<int64_t>(indices_.size()); }
+  Shape sample_shape() const override { return base_->sample_shape(); }
+  bool has_labels() const override { return base_->has_labels(); }
+  Batch get_batch(std::span<const int64_t> indices) const override {
+    std::vector<int64_t> mapped;
+    mapped.reserve(indices.size());
+    for (int64_t i : indices) {
+      if (i < 0 || i >= size()) fail("data", "index {} is out of range for a dataset of {}", i, size());
+      mapped.push_back(indices_[static_cast<size_t>(i)]);
+    }
+    return base_->get_batch(mapped);
+  }
+
+ private:
+  std::shared_ptr<const Dataset> base_;
+  std::vector<int64_t> indices_;
+};
+
+std::vector<int64_t> labels_of(const Dataset& d) {
+  if (const auto* idx = dynamic_cast<const IdxDataset*>(&d); idx && idx->labels())
+    return {idx->labels()->data.begin(), idx->labels()->data.end()};  // the label bytes, no image batch
+  std::vector<int64_t> labels;
+  std::vector<int64_t> chunk;
+  for (int64_t start = 0; start < d.size(); start += 4096) {
+    chunk.clear();
+    for (int64_t i = start; i < std::min(d.size(), start + 4096); ++i) chunk.push_back(i);
+    for (int64_t l : d.get_batch(chunk).targets.to_vector<int64_t>()) labels.push_back(l);
+  }
+  return labels;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string timestamp() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &tm);
+  return buf;
+}
+
+std::unique_ptr<optim::Optimizer> make_optimizer(const std::string& name, const std::vector<Tensor>& params, double lr) {
+  if (name == "adam") return std::make_unique<optim::Adam>(params, optim::AdamOptions(lr));
+  if (name == "adamw") return std::make_unique<optim::AdamW>(params, optim::AdamWOptions(lr));
+  if (name == "sgd") return std::make_unique<optim::SGD>(params, optim::SGDOptions(lr).momentum(0.9));
+  fail("train", "unknown optimizer '{}' (adam, adamw, sgd)", name);
+}
+
+std::vector<Transform> noise_transforms(const AEConfig& c) {
+  if (c.model != "denoising") return {};
+  if (c.noise == "gaussian") return {transforms::gaussian_noise(c.noise_level, true)};
+  if (c.noise == "mask") return {transforms::masking_noise(c.noise_level)};
+  if (c.noise == "salt-pepper") return {transforms::salt_and_pepper(c.noise_level)};
+  fail("train", "unknown noise '{}' (gaussian, mask, salt-pepper)", c.noise);
+}
+
+void append_line(const std::string& path, const std::string& line) {
+  std::ofstream f(path, std::ios::app);
+  if (!f) fail("metrics", "{}: cannot open for appending", path);
+  f << line << '\n';
+}
+
+/// Test metric over the test set (per element, or per image for VAEs) and, for denoising models,
+/// MSE of noisy and denoised test images to the clean ones.
+void evaluate(Autoencoder& model, const Dataset& test, int64_t limit, EpochMetrics& m) {
+  NoGradGuard no_grad;
+  model.eval();
+  const int64_t n = limit > 0 ? std::min(limit, test.size()) : test.size();
+  const std::vector<Transform> noise = noise_transforms(model.config());
+  Generator gen(1234);  // the same corruption every epoch, so epochs compare
+  double total = 0, noisy = 0, denoised = 0;
+  int64_t elements = 0;
+  std::vector<int64_t> idx;
+  for (int64_t start = 0; start < n; start += 500) {
+    idx.clear();
+    for (int64_t i = start; i < std::min(n, start + 500); ++i) idx.push_back(i);
+    Tensor x = test.get_batch(idx).inputs;
+    total += model.test_metric_sum(x);
+    elements += x.numel();
+    if (!noise.empty()) {
+      Tensor corrupted = noise[0](x, gen);
+      noisy += mse_loss(corrupted, x, Reduction::Sum).item<double>();
+      denoised += mse_loss(model.forward(corrupted), x, Reduction::Sum).item<double>();
+    }
+  }
+  m.test_loss = model.variational() ? total / static_cast<double>(n) : total / static_cast<double>(elements);
+  if (!noise.empty()) {
+    m.noisy_mse = noisy / static_cast<double>(elements);
+    m.denoised_mse = denoised / static_cast<double>(elements);
+  }
+}
+
+json::Value training_json(const TrainOptions& o) {
+  json::Value t = json::Value::object();
+  t["epochs"] = o.epochs;
+  t["batch_size"] = o.batch_size;
+  t["lr"] = o.lr;
+  t["optimizer"] = o.optimizer;
+  t["seed"] = static_cast<int64_t>(o.seed);
+  t["threads"] = o.threads;
+  t["data"] = o.data;
+  t["label_column"] = o.label_column;
+  t["exclude_class"] = o.exclude_class;
+  return t;
+}
+
+double quantile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const double pos = q * static_cast<double>(v.size() - 1);
+  const size_t lo = static_cast<size_t>(pos);
+  const size_t hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
+}
+
+}  // namespace
+
+json::Value EpochMetrics::to_json() const {
+  json::Value v = json::Value::object();
+  v["epoch"] = epoch;
+  v["train_loss"] = train_loss;
+  v["test_loss"] = test_loss;
+  v["epoch_seconds"] = epoch_seconds;
+  v["samples_per_second"] = samples_per_second;
+  if (mean_activation >= 0) v["mean_activation"] = mean_activation;
+  if (noisy_mse >= 0) {
+    v["noisy_mse"] = noisy_mse;
+    v["denoised_mse"] = denoised_mse;
+  }
+  return v;
+}
+
+DataSplit load_data(const std::string& path, const std::string& label_column, uint64_t seed, int64_t exclude_class) {
+  DataSplit split;
+  std::shared_ptr<const Dataset> train_all;
+  if (ends_with(path, ".csv")) {
+    CsvOptions options;
+    options.label_column = label_column;
+    auto csv = std::make_shared<CsvDataset>(path, options);
+    const CsvTable& table = csv->table();
+    const int64_t rows = table.features.size(0);
+    if (rows < 2) fail("data", "{}: needs at least 2 rows; got {}", path, rows);
+    // Min-max scale every column to [0, 1] (the dense models end in a sigmoid).
+    Tensor f = table.features;
+    Tensor lo = std::get<0>(min(f, 0, true)), hi = std::get<0>(max(f, 0, true));
+    Tensor range = where(gt(hi - lo, 0.0), hi - lo, ones_like(hi));
+    Tensor scaled = (f - lo) / range;
+    Generator gen(seed);
+    std::vector<int64_t> perm = randperm(rows, &gen).to_vector<int64_t>();
+    const int64_t n_train = std::max<int64_t>(1, rows * 4 / 5);
+    auto take = [&](int64_t from, int64_t to) {
+      Tensor idx = from_vector(std::vector<int64_t>(perm.begin() + from, perm.begin() + to), {to - from});
+      Tensor labels = table.labels.defined() ? index_select(table.labels, 0, idx) : Tensor();
+      return std::make_shared<TensorDataset>(index_select(scaled, 0, idx), labels);
+    };
+    train_all = take(0, n_train);
+    split.test = take(n_train == rows ? 0 : n_train, rows);
+    split.input_dim = f.size(1);
+    split.class_names = table.class_names;
+  } else {
+    IdxOptions options;
+    options.flatten = true;
+    train_all = std::make_shared<IdxDataset>(load_fashion_mnist(path, true, options));
+    split.test = std::make_shared<IdxDataset>(load_fashion_mnist(path, false, options));
+    split.input_dim = 784;
+    split.height = split.width = 28;
+    split.class_names = fashion_mnist_classes();
+  }
+  if (exclude_class >= 0) {
+    if (!train_all->has_labels()) fail("train", "--exclude-class needs labelled data; {} has no label column", path);
+    std::vector<int64_t> keep, labels = labels_of(*train_all);
+    for (size_t i = 0; i < labels.size(); ++i)
+      if (labels[i] != exclude_class) keep.push_back(static_cast<int64_t>(i));
+    if (keep.size() == labels.size())
+      fail("train", "--exclude-class {}: no training sample has that label", exclude_class);
+    train_all = std::make_shared<SubsetDataset>(train_all, std::move(keep));
+  }
+  split.train = train_all;
+  return split;
+}
+
+std::string train(const TrainOptions& options_in, FILE* log) {
+  TrainOptions o = options_in;
+  json::Value resumed_config;
+  Checkpoint resumed;
+  if (!o.resume.empty()) {
+    const std::string cfg_path = o.resume + "/config.json";
+    if (!fs::exists(o.resume)) fail("train", "run directory '{}' does not exist", o.resume);
+    resumed_config = json::parse(read_file(cfg_path, "train"));
+    resumed = load_checkpoint(o.resume + "/checkpoint.safetensors");
+    o.model = AEConfig::from_json(resumed_config.at("model"));
+    const json::Value& t = resumed_config.at("training");
+    o.batch_size = t.at("batch_size").as_int64();
+    o.lr = t.at("lr").as_double();
+    o.optimizer = t.at("optimizer").as_string();
+    o.seed = t.at("seed").as_uint64();
+    o.data = t.at("data").as_string();
+    o.label_column = t.at("label_column").as_string();
+    o.exclude_class = t.at("exclude_class").as_int64();
+    if (o.out.empty()) o.out = o.resume;
+  }
+  if (o.epochs <= 0) fail("train", "--epochs must be positive; got {}", o.epochs);
+  if (o.batch_size <= 0) fail("train", "--batch-size must be positive; got {}", o.batch_size);
+  if (!(o.lr > 0)) fail("train", "--lr must be positive; got {}", o.lr);
+  if (o.threads > 0) set_num_threads(o.threads);
+  manual_seed(o.seed);
+
+  DataSplit split = load_data(o.data, o.label_column, o.seed, o.exclude_class);
+  o.model.input_dim = split.input_dim;
+  if (split.height > 0) {
+    o.model.image_height = split.height;
+    o.model.image_width = split.width;
+  } else if (o.model.model == "conv" || o.model.model == "conv-vae") {
+    fail("train", "model '{}' needs images; {} is tabular (use linear, deep, sparse, denoising or vae)", o.model.model,
+         o.data);
+  }
+  std::shared_ptr<Autoencoder> model = make_autoencoder(o.model);
+  auto optimizer = make_optimizer(o.optimizer, model->parameters(), o.lr);
+
+  if (o.out.empty()) o.out = "runs/" + o.model.model + "-" + timestamp();
+  if (o.resume.empty() && fs::exists(o.out + "/model.safetensors"))
+    fail("train", "'{}' already holds a run; pass --resume {} to continue it or choose another --out", o.out, o.out);
+  std::error_code ec;
+  fs::create_directories(o.out, ec);
+  if (ec) fail("train", "cannot create run directory '{}': {}", o.out, ec.message());
+
+  int64_t start_epoch = 0;
+  if (!o.resume.empty()) {
+    load_named_tensors(model->state_dict(), strip_prefix("model.", resumed.tensors), true, o.resume);
+    optimizer->load_state(strip_prefix("optim.", resumed.tensors));
+    resumed.restore_rng("default", default_generator());
+    start_epoch = resumed.epoch;
+    if (start_epoch >= o.epochs)
+      fail("train", "the run in '{}' already has {} epochs; pass a larger --epochs to continue", o.resume, start_epoch);
+  }
+
+  json::Value config = json::Value::object();
+  config["version"] = 1;
+  config["model"] = o.model.to_json();
+  config["training"] = training_json(o);
+  json::Value data = json::Value::object();
+  data["input_dim"] = split.input_dim;
+  data["height"] = split.height;
+  data["width"] = split.width;
+  json::Value names = json::Value::array();
+  for (const auto& n : split.class_names) names.push_back(n);
+  data["class_names"] = names;
+  data["train_samples"] = split.train->size();
+  data["test_samples"] = split.test->size();
+  config["data"] = data;
+
+  DataLoaderOptions loader_options;
+  loader_options.batch_size = o.batch_size;
+  loader_options.seed = o.seed;
+  DataLoader loader(split.train, loader_options, noise_transforms(o.model));
+  int64_t batches = loader.num_batches();
+  if (o.limit_batches > 0) batches = std::min(batches, o.limit_batches);
+
+  fmt::print(log, "training {} ({} parameters) on {} samples, {} batches of {} per epoch, {}, {}\n", model->type_name(),
+             model->parameter_count(), split.train->size(), batches, o.batch_size, o.optimizer, blas_info());
+  ProgressOptions progress_options;
+  ProgressBar bar(o.epochs, batches, log, progress_options);
+  int64_t step = resumed.step;
+  for (int64_t epoch = start_epoch; epoch < o.epochs; ++epoch) {
+    model->train();
+    loader.set_epoch(epoch);
+    if (o.progress) bar.start_epoch(epoch);
+    EpochMetrics m;
+    m.epoch = epoch + 1;
+    double loss_sum = 0, activation_sum = 0;
+    int64_t seen = 0, b = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (const Batch& batch : loader) {
+      if (b >= batches) break;
+      const double progress = static_cast<double>(epoch) + static_cast<double>(b) / static_cast<double>(batches);
+      AELoss loss = model->loss(batch.inputs, batch.clean, progress);
+      optimizer->zero_grad();
+      loss.total.backward();
+      optimizer->step();
+      const int64_t bs = batch.inputs.size(0);
+      const double value = model->variational() ? loss.total.item<double>() / static_cast<double>(bs)
+                                                : loss.total.item<double>();
+      loss_sum += value * static_cast<double>(bs);
+      if (loss.mean_activation >= 0) activation_sum += loss.mean_activation * static_cast<double>(bs);
+      seen += bs;
+      ++b;
+      ++step;
+      if (o.progress) bar.update(value, bs);
+    }
+    m.epoch_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    m.train_loss = seen ? loss_sum / static_cast<double>(seen) : 0;
+    m.samples_per_second = m.epoch_seconds > 0 ? static_cast<double>(seen) / m.epoch_seconds : 0;
+    if (o.model.model == "sparse") m.mean_activation = activation_sum / static_cast<double>(std::max<int64_t>(seen, 1));
+    evaluate(*model, *split.test, o.limit_test, m);
+    if (o.progress) bar.end_epoch(fmt::format("test_loss {:.6g}", m.test_loss));
+    const std::string line = m.to_json().dump();
+    append_line(o.out + "/metrics.jsonl", line);
+    if (!o.metrics_file.empty()) append_line(o.metrics_file, line);
+
+    // Weights, the full checkpoint and the config after every epoch, each written atomically.
+    safetensors::save_file(model->state_dict(), o.out + "/model.safetensors");
+    Checkpoint ck;
+    ck.tensors = with_prefix("model.", model->state_dict());
+    for (auto& t : with_prefix("optim.", optimizer->state())) ck.tensors.push_back(t);
+    ck.epoch = epoch + 1;
+    ck.step = step;
+    ck.save_rng("default", default_generator());
+    ck.config = config;
+    save_checkpoint(o.out + "/checkpoint.safetensors", ck);
+    write_file_atomic(o.out + "/config.json", config.dump(2) + "\n");
+  }
+
+  // Anomaly threshold: the 0.99 quantile of per-sample reconstruction errors on training data.
+  std::vector<double> errors = reconstruction_errors(*model, *split.train, 10000);
+  json::Value anomaly = json::Value::object();
+  anomaly["quantile"] = 0.99;
+  anomaly["threshold"] = quantile(errors, 0.99);
+  anomaly["samples"] = static_cast<int64_t>(errors.size());
+  config["anomaly"] = anomaly;
+  write_file_atomic(o.out + "/config.json", config.dump(2) + "\n");
+  fmt::print(log, "run saved in {}\n", o.out);
+  return o.out;
+}
+
+LoadedRun load(const std::string& dir) {
+  if (!fs::is_directory(dir)) fail("load", "run directory '{}' does not exist", dir);
+  LoadedRun run;
+  run.dir = dir;
+  run.config_json = json::parse(read_file(dir + "/config.json", "load"));
+  const json::Value* model_cfg = run.config_json.find("model");
+  if (!model_cfg) fail("load", "{}/config.json has no 'model' section", dir);
+  run.config = AEConfig::from_json(*model_cfg);
+  run.model = make_autoencoder(run.config);
+  safetensors::File weights = safetensors::load_file(dir + "/model.safetensors");
+  load_named_tensors(run.model->state_dict(), weights.tensors, true, dir + "/model.safetensors");
+  run.model->eval();
+  return run;
+}
+
+std::vector<double> reconstruction_errors(Autoencoder& model, const Dataset& data, int64_t limit) {
+  NoGradGuard no_grad;
+  model.eval();
+  const int64_t n = limit > 0 ? std::min(limit, data.size()) : data.size();
+  std::vector<double> out;
+  out.reserve(static_cast<size_t>(n));
+  std::vector<int64_t> idx;
+  for (int64_t start = 0; start < n; start += 500) {
+    idx.clear();
+    for (int64_t i = start; i < std::min(n, start + 500); ++i) idx.push_back(i);
+    Tensor x = data.get_batch(idx).inputs;
+    Tensor d = model.forward(x) - x;
+    for (double e : mean(d * d, {1}).to_vector<double>()) out.push_back(e);
+  }
+  return out;
+}
+
+double roc_auc(const std::vector<double>& scores, const std::vector<bool>& positive) {
+  if (scores.size() != positive.size()) fail("roc_auc", "{} scores for {} labels", scores.size(), positive.size());
+  std::vector<size_t> order(scores.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return scores[a] < scores[b]; });
+  // Mann-Whitney U with average ranks for ties.
+  double rank_sum = 0;
+  size_t n_pos = 0;
+  for (size_t i = 0; i < order.size();) {
+    size_t j = i;
+    while (j < order.size() && scores[order[j]] == scores[order[i]]) ++j;
+    const double avg_rank = (static_cast<double>(i) + static_cast<double>(j - 1)) / 2.0 + 1.0;
+    for (size_t k = i; k < j; ++k)
+      if (positive[order[k]]) {
+        rank_sum += avg_rank;
+        ++n_pos;
+      }
+    i = j;
+  }
+  const size_t n_neg = scores.size() - n_pos;
+  if (n_pos == 0 || n_neg == 0) fail("roc_auc", "needs both positives and negatives; got {} and {}", n_pos, n_neg);
+  return (rank_sum - static_cast<double>(n_pos) * static_cast<double>(n_pos + 1) / 2.0) /
+         (static_cast<double>(n_pos) * static_cast<double>(n_neg));
+}
+
+}  // namespace latent::models

@@ -1,0 +1,313 @@
+// ONNX messages as plain C++ structs, with one decode and one encode function per message over the
+// wire codec in protobuf.h. Field numbers are the ones in onnx.proto (ONNX 1.12, IR version 8;
+// Debian libonnx-dev: /usr/include/onnx/onnx.proto). Every message keeps the fields it does not
+// know (training_info, functions, sparse tensors, segment, denotations...) and writes them back,
+// so parse -> write -> parse gives an equal structure. Equality compares every field, unknown
+// fields included, and floats bit for bit (so NaN payloads and -0.0 round-trip and compare equal).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "protobuf.h"
+
+namespace latent::onnx {
+
+/// Field numbers from onnx.proto, one namespace per message.
+namespace field {
+namespace model {
+inline constexpr uint32_t kIrVersion = 1, kProducerName = 2, kProducerVersion = 3, kDomain = 4, kModelVersion = 5,
+                          kDocString = 6, kGraph = 7, kOpsetImport = 8, kMetadataProps = 14;
+}  // namespace model
+namespace opset_id {
+inline constexpr uint32_t kDomain = 1, kVersion = 2;
+}  // namespace opset_id
+namespace string_entry {
+inline constexpr uint32_t kKey = 1, kValue = 2;
+}  // namespace string_entry
+namespace graph {
+inline constexpr uint32_t kNode = 1, kName = 2, kInitializer = 5, kDocString = 10, kInput = 11, kOutput = 12,
+                          kValueInfo = 13;
+}  // namespace graph
+namespace node {
+inline constexpr uint32_t kInput = 1, kOutput = 2, kName = 3, kOpType = 4, kAttribute = 5, kDocString = 6,
+                          kDomain = 7;
+}  // namespace node
+namespace attribute {
+inline constexpr uint32_t kName = 1, kF = 2, kI = 3, kS = 4, kT = 5, kG = 6, kFloats = 7, kInts = 8, kStrings = 9,
+                          kTensors = 10, kGraphs = 11, kDocString = 13, kType = 20, kRefAttrName = 21;
+}  // namespace attribute
+namespace tensor {
+inline constexpr uint32_t kDims = 1, kDataType = 2, kFloatData = 4, kInt32Data = 5, kStringData = 6,
+                          kInt64Data = 7, kName = 8, kRawData = 9, kDoubleData = 10, kUint64Data = 11,
+                          kDocString = 12, kExternalData = 13, kDataLocation = 14;
+}  // namespace tensor
+namespace value_info {
+inline constexpr uint32_t kName = 1, kType = 2, kDocString = 3;
+}  // namespace value_info
+namespace type {
+inline constexpr uint32_t kTensorType = 1;
+}  // namespace type
+namespace type_tensor {
+inline constexpr uint32_t kElemType = 1, kShape = 2;
+}  // namespace type_tensor
+namespace shape {
+inline constexpr uint32_t kDim = 1;
+}  // namespace shape
+namespace dimension {
+inline constexpr uint32_t kDimValue = 1, kDimParam = 2;
+}  // namespace dimension
+}  // namespace field
+
+/// An optional nested message held by pointer: std::optional's interface (bool test, *, ->,
+/// emplace, reset, assignment from a value) with deep copies, at 8 bytes. An attribute holds its
+/// rarely used tensor and graph this way, so a file of many small attributes cannot make the
+/// decoder allocate hundreds of bytes per input byte.
+template <class T>
+class Box {
+ public:
+  Box() = default;
+  Box(T value) : ptr_(std::make_unique<T>(std::move(value))) {}  // NOLINT: implicit, like optional
+  Box(const Box& other) : ptr_(other.ptr_ ? std::make_unique<T>(*other.ptr_) : nullptr) {}
+  Box(Box&&) noexcept = default;
+  Box& operator=(const Box& other) {
+    if (this != &other) ptr_ = other.ptr_ ? std::make_unique<T>(*other.ptr_) : nullptr;
+    return *this;
+  }
+  Box& operator=(Box&&) noexcept = default;
+  ~Box() = default;
+
+  bool has_value() const { return ptr_ != nullptr; }
+  explicit operator bool() const { return ptr_ != nullptr; }
+  T& operator*() { return *ptr_; }
+  const T& operator*() const { return *ptr_; }
+  T* operator->() { return ptr_.get(); }
+  const T* operator->() const { return ptr_.get(); }
+  T& emplace() {
+    ptr_ = std::make_unique<T>();
+    return *ptr_;
+  }
+  void reset() { ptr_.reset(); }
+  friend bool operator==(const Box& a, const Box& b) { return a ? (b && *a == *b) : !b; }
+
+ private:
+  std::unique_ptr<T> ptr_;
+};
+
+/// TensorProto.DataType.
+enum class DataType : int32_t {
+  Undefined = 0, Float = 1, Uint8 = 2, Int8 = 3, Uint16 = 4, Int16 = 5, Int32 = 6, Int64 = 7, String = 8,
+  Bool = 9, Float16 = 10, Double = 11, Uint32 = 12, Uint64 = 13, Complex64 = 14, Complex128 = 15, Bfloat16 = 16,
+};
+/// "FLOAT", "INT64", ... or "data type 42" for values onnx.proto does not define.
+std::string data_type_name(int32_t data_type);
+
+/// AttributeProto.AttributeType.
+enum class AttributeType : int32_t {
+  Undefined = 0, Float = 1, Int = 2, String = 3, Tensor = 4, Graph = 5, Floats = 6, Ints = 7, Strings = 8,
+  Tensors = 9, Graphs = 10, SparseTensor = 11, SparseTensors = 12, TypeProto = 13, TypeProtos = 14,
+};
+
+/// TensorProto.DataLocation.
+enum class DataLocation : int32_t { Default = 0, External = 1 };
+
+struct StringStringEntryProto {
+  std::string key;
+  std::string value;
+  pb::UnknownFields unknown;
+  bool operator==(const StringStringEntryProto&) const = default;
+};
+
+struct OperatorSetIdProto {
+  std::string domain;  ///< "" (or "ai.onnx") is the default domain
+  int64_t version = 0;
+  pb::UnknownFields unknown;
+  bool operator==(const OperatorSetIdProto&) const = default;
+};
+
+struct TensorProto {
+  std::vector<int64_t> dims;
+  int32_t data_type = 0;  ///< a DataType value
+  std::vector<float> float_data;
+  std::vector<int32_t> int32_data;  ///< also int8/uint8/int16/uint16/bool/float16 values, one per element
+  std::vector<std::string> string_data;
+  std::vector<int64_t> int64_data;
+  std::string name;
+  std::string raw_data;  ///< little-endian, packed
+  std::vector<double> double_data;
+  std::vector<uint64_t> uint64_data;
+  std::string doc_string;
+  std::vector<StringStringEntryProto> external_data;  ///< location, offset, length, checksum
+  int32_t data_location = 0;                          ///< a DataLocation value
+  pb::UnknownFields unknown;                          ///< segment and anything newer
+  bool operator==(const TensorProto& other) const;
+};
+
+/// One dimension of a TensorShapeProto: a value, a symbolic name ("batch"), or neither (unknown).
+/// (Declared outside its message so that clang sees it complete before std::optional uses it.)
+struct TensorShapeDimension {
+  std::optional<int64_t> dim_value;
+  std::optional<std::string> dim_param;
+  pb::UnknownFields unknown;  ///< denotation
+  bool operator==(const TensorShapeDimension&) const = default;
+};
+
+struct TensorShapeProto {
+  using Dimension = TensorShapeDimension;
+  std::vector<Dimension> dim;
+  pb::UnknownFields unknown;
+  bool operator==(const TensorShapeProto&) const = default;
+};
+
+/// TypeProto.Tensor: element type and shape.
+struct TypeProtoTensor {
+  int32_t elem_type = 0;                  ///< a DataType value
+  std::optional<TensorShapeProto> shape;  ///< absent: rank unknown; present and empty: a scalar
+  pb::UnknownFields unknown;
+  bool operator==(const TypeProtoTensor&) const = default;
+};
+
+struct TypeProto {
+  using Tensor = TypeProtoTensor;
+  std::optional<Tensor> tensor_type;  ///< sequence, map, optional and sparse types stay in `unknown`
+  pb::UnknownFields unknown;
+  bool operator==(const TypeProto&) const = default;
+};
+
+struct ValueInfoProto {
+  std::string name;
+  std::optional<TypeProto> type;
+  std::string doc_string;
+  pb::UnknownFields unknown;
+  bool operator==(const ValueInfoProto&) const = default;
+};
+
+struct NodeProto;
+
+struct GraphProto {
+  std::vector<NodeProto> node;
+  std::string name;
+  std::vector<TensorProto> initializer;
+  std::string doc_string;
+  std::vector<ValueInfoProto> input;
+  std::vector<ValueInfoProto> output;
+  std::vector<ValueInfoProto> value_info;
+  pb::UnknownFields unknown;  ///< sparse_initializer, quantization_annotation
+  bool operator==(const GraphProto& other) const;
+};
+
+/// One attribute. The single values keep their presence (onnx's checker requires the field that
+/// matches `type` to be present even when it is 0), so they are optionals (t and g boxed).
+struct AttributeProto {
+  std::string name;
+  int32_t type = 0;  ///< an AttributeType value
+  std::optional<float> f;
+  std::optional<int64_t> i;
+  std::optional<std::string> s;
+  Box<TensorProto> t;
+  Box<GraphProto> g;
+  std::vector<float> floats;
+  std::vector<int64_t> ints;
+  std::vector<std::string> strings;
+  std::vector<TensorProto> tensors;
+  std::vector<GraphProto> graphs;
+  std::string ref_attr_name;
+  std::string doc_string;
+  pb::UnknownFields unknown;  ///< sparse tensors, type protos
+  bool operator==(const AttributeProto& other) const;
+};
+
+struct NodeProto {
+  std::vector<std::string> input;
+  std::vector<std::string> output;
+  std::string name;
+  std::string op_type;
+  std::string domain;
+  std::vector<AttributeProto> attribute;
+  std::string doc_string;
+  pb::UnknownFields unknown;
+  bool operator==(const NodeProto&) const = default;
+};
+
+struct ModelProto {
+  int64_t ir_version = 0;
+  std::vector<OperatorSetIdProto> opset_import;
+  std::string producer_name;
+  std::string producer_version;
+  std::string domain;
+  int64_t model_version = 0;
+  std::string doc_string;
+  GraphProto graph;
+  std::vector<StringStringEntryProto> metadata_props;
+  pb::UnknownFields unknown;  ///< training_info, functions
+  bool operator==(const ModelProto&) const = default;
+};
+
+// One decode function per message: reads the fields of the message the reader is positioned in.
+void decode(pb::Reader& r, StringStringEntryProto& out);
+void decode(pb::Reader& r, OperatorSetIdProto& out);
+void decode(pb::Reader& r, TensorProto& out);
+void decode(pb::Reader& r, TensorShapeProto::Dimension& out);
+void decode(pb::Reader& r, TensorShapeProto& out);
+void decode(pb::Reader& r, TypeProto::Tensor& out);
+void decode(pb::Reader& r, TypeProto& out);
+void decode(pb::Reader& r, ValueInfoProto& out);
+void decode(pb::Reader& r, AttributeProto& out);
+void decode(pb::Reader& r, NodeProto& out);
+void decode(pb::Reader& r, GraphProto& out);
+void decode(pb::Reader& r, ModelProto& out);
+
+// One encode function per message: appends its fields (known ones in field-number order, then the
+// unknown ones). Empty strings, zero scalars and empty lists are omitted, except where presence
+// carries meaning (optionals, and the attribute value that matches the attribute's type).
+void encode(pb::Writer& w, const StringStringEntryProto& m);
+void encode(pb::Writer& w, const OperatorSetIdProto& m);
+void encode(pb::Writer& w, const TensorProto& m);
+void encode(pb::Writer& w, const TensorShapeProto::Dimension& m);
+void encode(pb::Writer& w, const TensorShapeProto& m);
+void encode(pb::Writer& w, const TypeProto::Tensor& m);
+void encode(pb::Writer& w, const TypeProto& m);
+void encode(pb::Writer& w, const ValueInfoProto& m);
+void encode(pb::Writer& w, const AttributeProto& m);
+void encode(pb::Writer& w, const NodeProto& m);
+void encode(pb::Writer& w, const GraphProto& m);
+void encode(pb::Writer& w, const ModelProto& m);
+
+/// Decodes a whole message from `bytes`. `root` names it in errors; `source` (a file) prefixes them.
+template <class Message>
+Message decode_message(std::string_view bytes, std::string root, std::string source = {}) {
+  pb::Reader r(bytes, std::move(root), std::move(source));
+  Message out;
+  decode(r, out);
+  return out;
+}
+
+/// Encodes a whole message.
+template <class Message>
+std::string encode_message(const Message& m) {
+  std::string out;
+  pb::Writer w(out);
+  encode(w, m);
+  return out;
+}
+
+/// A ModelProto from serialized bytes; errors read "[onnx] graph.node[3]: ... at byte N".
+ModelProto decode_model(std::string_view bytes, std::string source = {});
+/// The serialized bytes of a model.
+std::string encode_model(const ModelProto& model);
+
+/// Reads a whole file (at most 2 GiB, protobuf's own limit). Errors name the file.
+std::string read_file_bytes(const std::filesystem::path& path);
+/// Loads and decodes an .onnx file; errors are prefixed with the file's path.
+ModelProto load_model(const std::filesystem::path& path);
+/// Encodes and writes a model to `path`.
+void save_model(const ModelProto& model, const std::filesystem::path& path);
+/// Loads a serialized TensorProto (the input_0.pb files of ONNX's test data).
+TensorProto load_tensor(const std::filesystem::path& path);
+
+}  // namespace latent::onnx
