@@ -218,43 +218,31 @@ Adam::Adam(const char* name, std::vector<Tensor> params, const AdamOptions& opti
     add_state(i, "exp_avg");
     add_state(i, "exp_avg_sq");
     if (o.amsgrad()) add_state(i, "max_exp_avg_sq");
-    add_scratch(i);                                           // g^2, then the denominator
-    if (o.weight_decay() != 0 && !decoupled_) add_scratch(i);  // grad + weight_decay * p
   }
 }
 
 void Adam::update(size_t i, const Tensor& grad, int64_t step) {
+  // One fused pass over the parameter (backend adam_step), with PyTorch's equations:
+  //   g += wd * p (Adam) or p *= 1 - lr * wd (AdamW); m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+  //   v_max = max(v_max, v) (AMSGrad); p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
   const auto& o = options_;
-  Tensor param = parameters()[i];
+  const Tensor& param = parameters()[i];
   ParamState& slot = slots_[i];
-  Tensor& exp_avg = slot.state[0].second;
-  Tensor& exp_avg_sq = slot.state[1].second;
-  Tensor& denom = slot.scratch[0];
-  Tensor g = grad;
-  if (o.weight_decay() != 0) {
-    if (decoupled_) {
-      param.mul_(1.0 - lr() * o.weight_decay());
-    } else {
-      binary_into(BinaryOp::Add, grad, param, slot.scratch[1], o.weight_decay());
-      g = slot.scratch[1];
-    }
-  }
-  const double bias_correction1 = 1.0 - std::pow(o.beta1(), static_cast<double>(step));
-  const double bias_correction2 = 1.0 - std::pow(o.beta2(), static_cast<double>(step));
-  exp_avg.mul_(o.beta1()).add_(g, 1.0 - o.beta1());
-  binary_into(BinaryOp::Mul, g, g, denom);
-  exp_avg_sq.mul_(o.beta2()).add_(denom, 1.0 - o.beta2());
-  const Tensor* second = &exp_avg_sq;
-  if (o.amsgrad()) {
-    Tensor& max_exp_avg_sq = slot.state[2].second;
-    binary_into(BinaryOp::Maximum, max_exp_avg_sq, exp_avg_sq, max_exp_avg_sq);
-    second = &max_exp_avg_sq;
-  }
-  // denom = sqrt(v) / sqrt(1 - beta2^t) + eps;  p -= lr / (1 - beta1^t) * m / denom
-  unary_into(UnaryOp::Sqrt, *second, denom);
-  denom.div_(std::sqrt(bias_correction2)).add_(o.eps());
-  binary_into(BinaryOp::Div, exp_avg, denom, denom);
-  param.add_(denom, -lr() / bias_correction1);
+  const Tensor g = grad.is_contiguous() ? grad : grad.contiguous();
+  AdamStep s;
+  s.lr = lr();
+  s.beta1 = o.beta1();
+  s.beta2 = o.beta2();
+  s.eps = o.eps();
+  s.weight_decay = o.weight_decay();
+  s.decoupled = decoupled_;
+  s.bias_correction1 = 1.0 - std::pow(o.beta1(), static_cast<double>(step));
+  s.bias_correction2 = 1.0 - std::pow(o.beta2(), static_cast<double>(step));
+  const Tensor none;
+  backend(param.device(), name()).adam_step(param, g, slot.state[0].second, slot.state[1].second,
+                                            o.amsgrad() ? slot.state[2].second : none, s);
+  param.storage()->bump_version();
+  for (size_t k = 0; k < (o.amsgrad() ? 3u : 2u); ++k) slot.state[k].second.storage()->bump_version();
 }
 
 // ---- RMSprop ----

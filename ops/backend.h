@@ -23,6 +23,13 @@ struct Conv2dParams {
   int64_t groups = 1;
 };
 
+/// Hyper-parameters of one fused Adam/AdamW update (PyTorch's equations).
+struct AdamStep {
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0;
+  bool decoupled = false;  ///< AdamW: p *= 1 - lr * weight_decay instead of g += weight_decay * p
+  double bias_correction1 = 1, bias_correction2 = 1;  ///< 1 - beta^step
+};
+
 /// Geometry of 2-d pooling (1-d pooling uses height 1).
 struct Pool2dParams {
   int64_t kernel[2] = {1, 1};
@@ -67,6 +74,12 @@ class Backend {
   virtual void normal(const Tensor& out, Generator& gen, double mean, double std) = 0;
   /// True when no element is NaN or Inf.
   virtual bool all_finite(const Tensor& x) = 0;
+
+  // ---- optimizers ----
+  /// One Adam/AdamW step over a parameter in a single pass: updates param, exp_avg, exp_avg_sq
+  /// (and max_exp_avg_sq for AMSGrad; undefined otherwise) in place. All contiguous, one dtype.
+  virtual void adam_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
+                         const Tensor& max_exp_avg_sq, const AdamStep& s) = 0;
 
   // ---- convolution (the transposed convolution is conv2d_backward_input run forward) ----
   /// out = conv(x, weight) + bias. x: (N, C_in, H, W), weight: (C_out, C_in / groups, kH, kW),

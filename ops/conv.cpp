@@ -190,7 +190,8 @@ struct ConvTranspose2dOp {
     Backend& be = backend(x.device(), name);
     Tensor out = empty(out_shape, x.dtype(), x.device());
     be.conv2d_backward_input(x, w, out, p);
-    if (bias.defined()) be.binary(BinaryOp::Add, out, bias.view({1, out_shape[1], 1, 1}), out, 1.0, 0.0);  // out + 1 * bias
+    // out + 1 * bias, broadcast over N, H and W
+    if (bias.defined()) be.binary(BinaryOp::Add, out, bias.view({1, out_shape[1], 1, 1}), out, 1.0, 0.0);
     if (ctx) {
       ctx->p = p;
       ctx->save(x, w);

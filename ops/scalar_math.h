@@ -31,9 +31,13 @@ inline constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 /// accuracy, p the degree-6 Taylor polynomial (|r| <= ln(2)/2, relative error below 2e-7, about
 /// 1-2 ulp; denormal results included). Below -103.9 the result is 0 and above 88.7228 (ln FLT_MAX) it is inf (selected without branches);
 /// NaN stays NaN (it flows through p).
-inline float exp_float(float x_in) {
+[[gnu::always_inline]] inline float exp_float(float x_in) {
   const float x = x_in < -103.9f ? -103.9f : (x_in > 88.7228f ? 88.7228f : x_in);
-  const float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);  // -150 .. 128
+  // n = round(x / ln 2) by the 1.5 * 2^23 trick: adding it pushes the fraction bits out (round
+  // to nearest), subtracting it back leaves the integer. Plain adds, so the loop vectorises
+  // (floorf is a library call without SSE4.1).
+  const float shifted = x * 1.44269504088896341f + 12582912.0f;
+  const float n = shifted - 12582912.0f;  // -150 .. 128
   const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
   float p = 1.f / 720.f;
   p = p * r + 1.f / 120.f;
@@ -51,13 +55,13 @@ inline float exp_float(float x_in) {
   const float result = p * s1 * s2;
   return x_in < -103.9f ? 0.f : (x_in > 88.7228f ? __builtin_inff() : result);
 }
-inline float exp(float x) { return exp_float(x); }
+[[gnu::always_inline]] inline float exp(float x) { return exp_float(x); }
 inline double exp(double x) { return std::exp(x); }
 inline double exp(int64_t x) { return std::exp(static_cast<double>(x)); }
 
 /// 1 / (1 + e^-x): e^-x overflows to inf for very negative x, giving exactly 0, so no branch is
 /// needed (and the loop vectorises).
-template <class T> inline T sigmoid(T x) { return T(1) / (T(1) + exp(-x)); }
+template <class T> [[gnu::always_inline]] inline T sigmoid(T x) { return T(1) / (T(1) + exp(-x)); }
 /// log(1 + e^(beta x)) / beta, linear above threshold (PyTorch's softplus).
 template <class T> inline T softplus(T x, T beta, T threshold) {
   T bx = x * beta;

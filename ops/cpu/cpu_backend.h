@@ -24,6 +24,9 @@ class CpuBackend final : public Backend {
   void uniform(const Tensor& out, Generator& gen, double low, double high) override;
   void normal(const Tensor& out, Generator& gen, double mean, double std) override;
   bool all_finite(const Tensor& x) override;
+  // cpu_optim.cpp
+  void adam_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
+                 const Tensor& max_exp_avg_sq, const AdamStep& s) override;
   // cpu_conv.cpp
   void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& out,
               const Conv2dParams& p) override;

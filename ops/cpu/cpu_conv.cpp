@@ -10,46 +10,22 @@
 // where g_T is grad_out (nb, C_out, P) transposed to (C_out, nb * P). A chunk of one image needs
 // no transposes (its NCHW slice already is (C_out, P)); a 1x1 convolution with stride 1 and no
 // padding needs no col matrix (the input is its own). Temporaries come from the caching allocator.
+//
+// float32 on x86-64 with AVX2 + FMA or AVX-512 takes the direct kernels of cpu_conv_direct.h where
+// they apply (8 or more channels on the vectorised side, K from 16 to 1152): on the conv
+// autoencoder they ran 2-3x faster than this path. float64 and everything else runs this path.
 #include <cblas.h>
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#endif
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 #include <type_traits>
 
-#include "cpu_backend.h"
+#include "cpu_conv_direct.h"
 
 namespace latent::cpu {
 namespace {
 
-/// Sizes of one convolution, in conv2d's terms (the transposed convolution runs backward_input).
-struct Geometry {
-  int64_t n, c, h, w;  // input (N, C_in, H, W)
-  int64_t co, ho, wo;  // output (N, C_out, H_out, W_out)
-  int64_t kh, kw, sh, sw, ph, pw, dh, dw, groups;
-  int64_t cg, cog, k;  // per group: input channels, output channels, K = cg * kH * kW
-  int64_t hw, p;       // H * W, H_out * W_out
-  bool pointwise;      // 1x1 kernel, stride 1, no padding: the input is its own col matrix
-};
-
-Geometry geometry(const Shape& in, const Shape& weight, const Shape& out, const Conv2dParams& p) {
-  Geometry g{};
-  g.n = in[0], g.c = in[1], g.h = in[2], g.w = in[3];
-  g.co = out[1], g.ho = out[2], g.wo = out[3];
-  g.kh = weight[2], g.kw = weight[3];
-  g.sh = p.stride[0], g.sw = p.stride[1];
-  g.ph = p.padding[0], g.pw = p.padding[1];
-  g.dh = p.dilation[0], g.dw = p.dilation[1];
-  g.groups = p.groups;
-  g.cg = g.c / g.groups, g.cog = g.co / g.groups;
-  g.k = g.cg * g.kh * g.kw;
-  g.hw = g.h * g.w, g.p = g.ho * g.wo;
-  g.pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0;
-  return g;
-}
+using conv::Geometry;
 
 /// Images per chunk: as many as keep the chunk's temporaries (elements_per_image each) within
 /// a budget that bounds memory for large inputs (at least one image).
@@ -215,282 +191,6 @@ T* scratch(Tensor& holder, int64_t count) {
   return holder.data_ptr<T>();
 }
 
-// ---- direct kernels: float32, AVX2 + FMA ----
-// For the few channels of autoencoder layers the im2col copies and transposes cost about as much
-// as the GEMM itself (rows of 7 floats, stride-2 gathers). These kernels skip them: each image is
-// copied once into a zero-bordered buffer so every tap is in range, and a register tile of up to
-// 12 vectors of 8 accumulates over the taps (forward, weight) or the output channels (input).
-// The 8-float lanes run along output channels (forward, weight grad) or input channels (input
-// grad); they are used where at most a quarter of the lanes would be padding (see `direct_for`).
-#if defined(__x86_64__) && defined(__GNUC__)
-#define LATENT_CONV_DIRECT 1
-#define LATENT_AVX2 __attribute__((target("avx2,fma")))
-
-bool direct_available() {
-  static const bool on = [] {
-    const char* env = std::getenv("LATENT_CONV_DIRECT");  // "0" forces im2col + GEMM (benchmarks, tests)
-    if (env && env[0] == '0') return false;
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }();
-  return on;
-}
-
-int64_t round8(int64_t n) { return (n + 7) / 8 * 8; }
-
-/// A zero-filled 1-d scratch tensor from the caching allocator.
-Tensor zeroed(int64_t count, DType dtype) {
-  Tensor t = empty({std::max<int64_t>(count, 1)}, dtype);
-  std::memset(t.raw_data(), 0, size_t(t.numel()) * t.element_size());
-  return t;
-}
-
-/// Whether a direct kernel with lanes along `lanes` channels serves this geometry: float32 only, at
-/// most a quarter of the lanes padding, and small enough K that an 8-channel slice of the packed
-/// weights stays in L1/L2 (larger layers are GEMM territory, where OpenBLAS's threads help).
-bool direct_for(const Geometry& g, int64_t lanes) {
-  return direct_available() && !g.pointwise && lanes >= 8 && (round8(lanes) - lanes) * 4 <= round8(lanes) &&
-         g.k <= 1152;
-}
-
-/// Per-call tables and buffers of the direct kernels.
-struct DirectPlan {
-  int64_t hp, wp, plane;  // zero-bordered image: (H + 2 ph) x (W + 2 pw)
-  Tensor holder_x, holder_tables;
-  float* xp;               // (C/groups, hp, wp), borders zero
-  const int64_t* koff;     // per k = (ci, ki, kj): ci * plane + ki * dh * wp + kj * dw; padded with 0 to 12
-  const int64_t* pix;      // per output pixel: oh * sh * wp + ow * sw; padded with the last to P + 12
-  explicit DirectPlan(const Geometry& g) : hp(g.h + 2 * g.ph), wp(g.w + 2 * g.pw), plane(hp * wp) {
-    holder_x = zeroed(g.cg * plane, kFloat32);
-    xp = holder_x.data_ptr<float>();
-    const int64_t kpad = g.k + 12, ppad = g.p + 12;
-    holder_tables = zeroed(kpad + ppad, kInt64);
-    int64_t* k = holder_tables.data_ptr<int64_t>();
-    for (int64_t ci = 0; ci < g.cg; ++ci)
-      for (int64_t ki = 0; ki < g.kh; ++ki)
-        for (int64_t kj = 0; kj < g.kw; ++kj) *k++ = ci * plane + ki * g.dh * wp + kj * g.dw;
-    int64_t* p = holder_tables.data_ptr<int64_t>() + kpad;
-    for (int64_t i = 0; i < ppad; ++i) {
-      const int64_t q = std::min(i, g.p - 1), oh = q / g.wo, ow = q % g.wo;
-      p[i] = oh * g.sh * wp + ow * g.sw;
-    }
-    koff = holder_tables.data_ptr<int64_t>();
-    pix = koff + kpad;
-  }
-  /// Copies the group's channels of image n into the bordered buffer (borders stay zero).
-  void load(const Geometry& g, const float* x, int64_t n, int64_t group) {
-    for (int64_t ci = 0; ci < g.cg; ++ci) {
-      const float* src = x + (n * g.c + group * g.cg + ci) * g.hw;
-      float* dst = xp + ci * plane + g.ph * wp + g.pw;
-      for (int64_t ih = 0; ih < g.h; ++ih)  // rows are short: a loop, not a memcpy call per row
-        for (int64_t iw = 0; iw < g.w; ++iw) dst[ih * wp + iw] = src[ih * g.w + iw];
-    }
-  }
-};
-
-// res (R, VB * 8) = bias + sum over k of w[k] * x at tap k of R pixels. w: (K, ws) at the lane block.
-template <int VB>
-LATENT_AVX2 void forward_tile(const float* xp, const int64_t* koff, int64_t kc, const int64_t* pix, const float* w,
-                              int64_t ws, const float* bias, float* res) {
-  constexpr int R = 12 / VB;
-  __m256 acc[R][VB];
-#pragma GCC unroll 4
-  for (int v = 0; v < VB; ++v) {
-    const __m256 b = _mm256_loadu_ps(bias + 8 * v);
-#pragma GCC unroll 12
-    for (int r = 0; r < R; ++r) acc[r][v] = b;
-  }
-  for (int64_t k = 0; k < kc; ++k) {
-    __m256 wv[VB];
-#pragma GCC unroll 4
-    for (int v = 0; v < VB; ++v) wv[v] = _mm256_loadu_ps(w + k * ws + 8 * v);
-    const float* xk = xp + koff[k];
-#pragma GCC unroll 12
-    for (int r = 0; r < R; ++r) {
-      const __m256 xv = _mm256_broadcast_ss(xk + pix[r]);
-#pragma GCC unroll 4
-      for (int v = 0; v < VB; ++v) acc[r][v] = _mm256_fmadd_ps(wv[v], xv, acc[r][v]);
-    }
-  }
-#pragma GCC unroll 12
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < VB; ++v) _mm256_storeu_ps(res + (r * VB + v) * 8, acc[r][v]);
-}
-
-// acc rows (12 / VB taps, VB * 8 lanes at stride as) += sum over pixels of gyt[p] * x at the taps.
-template <int VB>
-LATENT_AVX2 void weight_tile(const float* xp, const int64_t* koff, const int64_t* pix, int64_t np, const float* gyt,
-                             int64_t gs, float* acc_rows, int64_t as) {
-  constexpr int R = 12 / VB;
-  __m256 acc[R][VB];
-#pragma GCC unroll 12
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < VB; ++v) acc[r][v] = _mm256_loadu_ps(acc_rows + r * as + 8 * v);
-  for (int64_t p = 0; p < np; ++p) {
-    __m256 gv[VB];
-#pragma GCC unroll 4
-    for (int v = 0; v < VB; ++v) gv[v] = _mm256_loadu_ps(gyt + p * gs + 8 * v);
-    const float* xq = xp + pix[p];
-#pragma GCC unroll 12
-    for (int r = 0; r < R; ++r) {
-      const __m256 xv = _mm256_broadcast_ss(xq + koff[r]);
-#pragma GCC unroll 4
-      for (int v = 0; v < VB; ++v) acc[r][v] = _mm256_fmadd_ps(gv[v], xv, acc[r][v]);
-    }
-  }
-#pragma GCC unroll 12
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < VB; ++v) _mm256_storeu_ps(acc_rows + r * as + 8 * v, acc[r][v]);
-}
-
-// gxp[dst[r] + lanes] += sum over o of wt[o] * gy[o][p0 + r] for r < rc; gy: (C_out/groups, P).
-template <int VB>
-LATENT_AVX2 void input_tile(const float* gy, int64_t np, int64_t p0, int64_t rc, const float* wt, int64_t ws,
-                            int64_t cog, float* gxp, const int64_t* dst) {
-  constexpr int R = 12 / VB;
-  __m256 acc[R][VB];
-#pragma GCC unroll 12
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < VB; ++v) acc[r][v] = _mm256_setzero_ps();
-  for (int64_t o = 0; o < cog; ++o) {
-    __m256 wv[VB];
-#pragma GCC unroll 4
-    for (int v = 0; v < VB; ++v) wv[v] = _mm256_loadu_ps(wt + o * ws + 8 * v);
-    const float* go = gy + o * np + p0;
-#pragma GCC unroll 12
-    for (int r = 0; r < R; ++r) {
-      const __m256 gv = _mm256_broadcast_ss(go + (r < rc ? r : rc - 1));  // stay inside gy at the tail
-#pragma GCC unroll 4
-      for (int v = 0; v < VB; ++v) acc[r][v] = _mm256_fmadd_ps(wv[v], gv, acc[r][v]);
-    }
-  }
-#pragma GCC unroll 12
-  for (int r = 0; r < R; ++r) {
-    if (r >= rc) break;
-#pragma GCC unroll 4
-    for (int v = 0; v < VB; ++v) {
-      float* d = gxp + dst[r] + 8 * v;
-      _mm256_storeu_ps(d, _mm256_add_ps(_mm256_loadu_ps(d), acc[r][v]));
-    }
-  }
-}
-
-/// One lane block (VB vectors from lane `lane0`) of the direct forward for the loaded image.
-template <int VB>
-void forward_block(const Geometry& g, const DirectPlan& d, const float* w, int64_t ws, const float* bias, int64_t lane0,
-                   float* out) {
-  constexpr int R = 12 / VB;
-  float res[R * VB * 8];
-  const int64_t oc = std::min<int64_t>(VB * 8, g.cog - lane0);
-  for (int64_t p0 = 0; p0 < g.p; p0 += R) {
-    forward_tile<VB>(d.xp, d.koff, g.k, d.pix + p0, w + lane0, ws, bias + lane0, res);
-    const int64_t rc = std::min<int64_t>(R, g.p - p0);
-    for (int64_t o = 0; o < oc; ++o)
-      for (int64_t r = 0; r < rc; ++r) out[(lane0 + o) * g.p + p0 + r] = res[r * VB * 8 + o];
-  }
-}
-
-/// Lane blocks of up to 4 vectors over `lanes` padded lanes: calls fn(VB constant, first lane).
-template <class F>
-void for_lane_blocks(int64_t lanes, F&& fn) {
-  for (int64_t l0 = 0; l0 < lanes; l0 += 32) {
-    switch (std::min<int64_t>(4, (lanes - l0) / 8)) {
-      case 1: fn(std::integral_constant<int, 1>{}, l0); break;
-      case 2: fn(std::integral_constant<int, 2>{}, l0); break;
-      case 3: fn(std::integral_constant<int, 3>{}, l0); break;
-      default: fn(std::integral_constant<int, 4>{}, l0); break;
-    }
-  }
-}
-
-void forward_direct(const Geometry& g, const float* x, const float* w, const float* bias, float* out) {
-  DirectPlan d(g);
-  const int64_t lanes = round8(g.cog);
-  // wp (groups, K, lanes) and bp (groups, lanes): weights and bias with output channels innermost.
-  Tensor holder = zeroed(g.groups * (g.k + 1) * lanes, kFloat32);
-  float* wp = holder.data_ptr<float>();
-  float* bp = wp + g.groups * g.k * lanes;
-  for (int64_t gr = 0; gr < g.groups; ++gr)
-    for (int64_t o = 0; o < g.cog; ++o) {
-      for (int64_t k = 0; k < g.k; ++k) wp[(gr * g.k + k) * lanes + o] = w[(gr * g.cog + o) * g.k + k];
-      if (bias) bp[gr * lanes + o] = bias[gr * g.cog + o];
-    }
-  for (int64_t n = 0; n < g.n; ++n)
-    for (int64_t gr = 0; gr < g.groups; ++gr) {
-      d.load(g, x, n, gr);
-      float* o = out + (n * g.co + gr * g.cog) * g.p;
-      for_lane_blocks(lanes, [&](auto vb, int64_t l0) {
-        forward_block<decltype(vb)::value>(g, d, wp + gr * g.k * lanes, lanes, bp + gr * lanes, l0, o);
-      });
-    }
-}
-
-void weight_direct(const Geometry& g, const float* gy, const float* x, float* dw) {
-  DirectPlan d(g);
-  const int64_t lanes = round8(g.cog), kpad = g.k + 12;
-  // acc (groups, kpad, lanes): the gradient with output channels innermost; gyt (P, lanes).
-  Tensor holder = zeroed(g.groups * kpad * lanes + g.p * lanes, kFloat32);
-  float* acc = holder.data_ptr<float>();
-  float* gyt = acc + g.groups * kpad * lanes;
-  for (int64_t n = 0; n < g.n; ++n)
-    for (int64_t gr = 0; gr < g.groups; ++gr) {
-      d.load(g, x, n, gr);
-      const float* src = gy + (n * g.co + gr * g.cog) * g.p;
-      for (int64_t o = 0; o < g.cog; ++o)
-        for (int64_t p = 0; p < g.p; ++p) gyt[p * lanes + o] = src[o * g.p + p];
-      for_lane_blocks(lanes, [&](auto vb, int64_t l0) {
-        constexpr int VB = decltype(vb)::value, R = 12 / VB;
-        for (int64_t k0 = 0; k0 < g.k; k0 += R)
-          weight_tile<VB>(d.xp, d.koff + k0, d.pix, g.p, gyt + l0, lanes, acc + (gr * kpad + k0) * lanes + l0, lanes);
-      });
-    }
-  for (int64_t gr = 0; gr < g.groups; ++gr)
-    for (int64_t o = 0; o < g.cog; ++o)
-      for (int64_t k = 0; k < g.k; ++k) dw[(gr * g.cog + o) * g.k + k] = acc[(gr * kpad + k) * lanes + o];
-}
-
-void input_direct(const Geometry& g, const float* gy, const float* w, float* dx) {
-  const DirectPlan d(g);  // for its pixel table; the bordered buffer is unused here
-  const int64_t wp = d.wp, taps = g.kh * g.kw;
-  const int64_t lanes = round8(g.cg);
-  // wt (groups, taps, C_out/groups, lanes): weights with input channels innermost; gxp (hp * wp,
-  // lanes): the image's gradient, bordered, channels innermost; dst: 12 offsets into gxp.
-  Tensor holder = zeroed(g.groups * taps * g.cog * lanes + d.plane * lanes, kFloat32);
-  float* wt = holder.data_ptr<float>();
-  float* gxp = wt + g.groups * taps * g.cog * lanes;
-  for (int64_t gr = 0; gr < g.groups; ++gr)
-    for (int64_t o = 0; o < g.cog; ++o)
-      for (int64_t ci = 0; ci < g.cg; ++ci)
-        for (int64_t t = 0; t < taps; ++t)
-          wt[((gr * taps + t) * g.cog + o) * lanes + ci] = w[((gr * g.cog + o) * g.cg + ci) * taps + t];
-  int64_t dst[12];
-  for (int64_t n = 0; n < g.n; ++n)
-    for (int64_t gr = 0; gr < g.groups; ++gr) {
-      std::memset(gxp, 0, size_t(d.plane * lanes) * sizeof(float));
-      const float* src = gy + (n * g.co + gr * g.cog) * g.p;
-      for_lane_blocks(lanes, [&](auto vb, int64_t l0) {
-        constexpr int VB = decltype(vb)::value, R = 12 / VB;
-        for (int64_t t = 0; t < taps; ++t) {
-          const int64_t toff = (t / g.kw) * g.dh * wp + (t % g.kw) * g.dw;
-          for (int64_t p0 = 0; p0 < g.p; p0 += R) {
-            const int64_t rc = std::min<int64_t>(R, g.p - p0);
-            for (int64_t r = 0; r < rc; ++r) dst[r] = (d.pix[p0 + r] + toff) * lanes + l0;
-            input_tile<VB>(src, g.p, p0, rc, wt + (gr * taps + t) * g.cog * lanes + l0, lanes, g.cog, gxp, dst);
-          }
-        }
-      });
-      for (int64_t ci = 0; ci < g.cg; ++ci) {
-        float* o = dx + (n * g.c + gr * g.cg + ci) * g.hw;
-        for (int64_t ih = 0; ih < g.h; ++ih)
-          for (int64_t iw = 0; iw < g.w; ++iw) o[ih * g.w + iw] = gxp[((ih + g.ph) * wp + iw + g.pw) * lanes + ci];
-      }
-    }
-}
-#endif  // LATENT_CONV_DIRECT
 
 // x: (N, C, H, W), w: (C_out, C/groups, kH, kW), bias: (C_out) or null, out: (N, C_out, H_out, W_out)
 template <class T>
@@ -502,7 +202,7 @@ void forward(const Geometry& g, const T* x, const T* w, const T* bias, T* out) {
   }
 #ifdef LATENT_CONV_DIRECT
   if constexpr (std::is_same_v<T, float>)
-    if (direct_for(g, g.cog)) return forward_direct(g, x, w, bias, out);
+    if (const conv::TileSet* ts = conv::direct_tiles(g, g.cog)) return conv::forward_direct(g, *ts, x, w, bias, out);
 #endif
   const T beta = bias ? T(1) : T(0);
   if (g.pointwise) {
@@ -543,7 +243,7 @@ void backward_input(const Geometry& g, const T* gy, const T* w, T* dx) {
   }
 #ifdef LATENT_CONV_DIRECT
   if constexpr (std::is_same_v<T, float>)
-    if (direct_for(g, g.cg)) return input_direct(g, gy, w, dx);
+    if (const conv::TileSet* ts = conv::direct_tiles(g, g.cg)) return conv::input_direct(g, *ts, gy, w, dx);
 #endif
   if (g.pointwise) {
     for (int64_t n = 0; n < g.n; ++n)
@@ -582,7 +282,7 @@ void backward_weight(const Geometry& g, const T* gy, const T* x, T* dw) {
   }
 #ifdef LATENT_CONV_DIRECT
   if constexpr (std::is_same_v<T, float>)
-    if (direct_for(g, g.cog)) return weight_direct(g, gy, x, dw);
+    if (const conv::TileSet* ts = conv::direct_tiles(g, g.cog)) return conv::weight_direct(g, *ts, gy, x, dw);
 #endif
   if (g.pointwise) {
     for (int64_t n = 0; n < g.n; ++n)
@@ -615,7 +315,7 @@ void backward_weight(const Geometry& g, const T* gy, const T* x, T* dw) {
 
 void CpuBackend::conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& out,
                         const Conv2dParams& p) {
-  const Geometry g = geometry(x.shape(), weight.shape(), out.shape(), p);
+  const Geometry g = conv::geometry(x.shape(), weight.shape(), out.shape(), p);
   visit_floating("conv2d", x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     forward<T>(g, x.data_ptr<T>(), weight.data_ptr<T>(), bias.defined() ? bias.data_ptr<T>() : nullptr,
@@ -625,7 +325,7 @@ void CpuBackend::conv2d(const Tensor& x, const Tensor& weight, const Tensor& bia
 
 void CpuBackend::conv2d_backward_input(const Tensor& grad_out, const Tensor& weight, const Tensor& grad_input,
                                        const Conv2dParams& p) {
-  const Geometry g = geometry(grad_input.shape(), weight.shape(), grad_out.shape(), p);
+  const Geometry g = conv::geometry(grad_input.shape(), weight.shape(), grad_out.shape(), p);
   visit_floating("conv2d", grad_out.dtype(), [&](auto tag) {
     using T = decltype(tag);
     backward_input<T>(g, grad_out.data_ptr<T>(), weight.data_ptr<T>(), grad_input.data_ptr<T>());
@@ -634,7 +334,7 @@ void CpuBackend::conv2d_backward_input(const Tensor& grad_out, const Tensor& wei
 
 void CpuBackend::conv2d_backward_weight(const Tensor& grad_out, const Tensor& x, const Tensor& grad_weight,
                                         const Conv2dParams& p) {
-  const Geometry g = geometry(x.shape(), grad_weight.shape(), grad_out.shape(), p);
+  const Geometry g = conv::geometry(x.shape(), grad_weight.shape(), grad_out.shape(), p);
   visit_floating("conv2d", grad_out.dtype(), [&](auto tag) {
     using T = decltype(tag);
     backward_weight<T>(g, grad_out.data_ptr<T>(), x.data_ptr<T>(), grad_weight.data_ptr<T>());

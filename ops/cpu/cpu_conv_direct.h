@@ -1,0 +1,394 @@
+// Direct convolution kernels for float32 on x86-64 (AVX2 + FMA, or AVX-512), and the geometry
+// shared with the im2col + GEMM kernels. Private to cpu_conv.cpp, which includes it; split out only
+// to keep each file readable.
+#pragma once
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "cpu_backend.h"
+
+namespace latent::cpu::conv {
+
+/// Sizes of one convolution, in conv2d's terms (the transposed convolution runs backward_input).
+struct Geometry {
+  int64_t n, c, h, w;  // input (N, C_in, H, W)
+  int64_t co, ho, wo;  // output (N, C_out, H_out, W_out)
+  int64_t kh, kw, sh, sw, ph, pw, dh, dw, groups;
+  int64_t cg, cog, k;  // per group: input channels, output channels, K = cg * kH * kW
+  int64_t hw, p;       // H * W, H_out * W_out
+  bool pointwise;      // 1x1 kernel, stride 1, no padding: the input is its own col matrix
+};
+
+inline Geometry geometry(const Shape& in, const Shape& weight, const Shape& out, const Conv2dParams& p) {
+  Geometry g{};
+  g.n = in[0], g.c = in[1], g.h = in[2], g.w = in[3];
+  g.co = out[1], g.ho = out[2], g.wo = out[3];
+  g.kh = weight[2], g.kw = weight[3];
+  g.sh = p.stride[0], g.sw = p.stride[1];
+  g.ph = p.padding[0], g.pw = p.padding[1];
+  g.dh = p.dilation[0], g.dw = p.dilation[1];
+  g.groups = p.groups;
+  g.cg = g.c / g.groups, g.cog = g.co / g.groups;
+  g.k = g.cg * g.kh * g.kw;
+  g.hw = g.h * g.w, g.p = g.ho * g.wo;
+  g.pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0;
+  return g;
+}
+
+// For the few channels of autoencoder layers the im2col copies cost about as much as the GEMM
+// (rows of 7 floats, stride-2 gathers) and OpenBLAS's Haswell kernels use half of an AVX-512
+// core. These kernels skip the col matrix: images are copied once into zero-bordered buffers so
+// every tap is in range, and a register tile of vectors accumulates over the taps (forward,
+// weight grad) or the output channels (input grad). Lanes run along output channels (forward,
+// weight grad) or input channels (input grad); pixels are numbered across the images of a chunk,
+// so small images leave no partial tiles. The tiles are written once over a GCC vector type and
+// inlined into one wrapper per instruction set. LATENT_CONV_DIRECT=0 turns them off (im2col +
+// GEMM everywhere), =avx2 limits them to AVX2; benchmarks and tests use it to compare.
+#if defined(__x86_64__) && defined(__GNUC__)
+#define LATENT_CONV_DIRECT 1
+
+typedef float Vec8 __attribute__((vector_size(32)));
+typedef float Vec16 __attribute__((vector_size(64)));
+
+/// A zero-filled 1-d scratch tensor from the caching allocator.
+inline Tensor zeroed(int64_t count, DType dtype) {
+  Tensor t = empty({std::max<int64_t>(count, 1)}, dtype);
+  std::memset(t.raw_data(), 0, size_t(t.numel()) * t.element_size());
+  return t;
+}
+
+inline int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
+
+// res (R pixels, VB * W lanes) = bias + sum over taps k of w[k] * x[pix[r] + koff[k]].
+template <class V, int VB, int R>
+[[gnu::always_inline]] inline void forward_tile(const float* xp, const int64_t* koff, int64_t kc, const int64_t* pix,
+                                                const float* w, int64_t ws, const float* bias, float* res) {
+  constexpr int W = sizeof(V) / sizeof(float);
+  V acc[R][VB];
+#pragma GCC unroll 4
+  for (int v = 0; v < VB; ++v) {
+    V b;
+    std::memcpy(&b, bias + W * v, sizeof b);
+#pragma GCC unroll 24
+    for (int r = 0; r < R; ++r) acc[r][v] = b;
+  }
+  for (int64_t k = 0; k < kc; ++k) {
+    V wv[VB];
+#pragma GCC unroll 4
+    for (int v = 0; v < VB; ++v) std::memcpy(&wv[v], w + k * ws + W * v, sizeof(V));
+    const float* xk = xp + koff[k];
+#pragma GCC unroll 24
+    for (int r = 0; r < R; ++r) {
+      const float xs = xk[pix[r]];
+#pragma GCC unroll 4
+      for (int v = 0; v < VB; ++v) acc[r][v] += wv[v] * xs;
+    }
+  }
+#pragma GCC unroll 24
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < VB; ++v) std::memcpy(res + (r * VB + v) * W, &acc[r][v], sizeof(V));
+}
+
+// acc rows (R taps, VB * W lanes, row stride as) += sum over pixels q of gyt[q] * x[pix[q] + koff[r]].
+template <class V, int VB, int R>
+[[gnu::always_inline]] inline void weight_tile(const float* xp, const int64_t* koff, const int64_t* pix, int64_t nq,
+                                               const float* gyt, int64_t gs, float* acc_rows, int64_t as) {
+  constexpr int W = sizeof(V) / sizeof(float);
+  V acc[R][VB];
+#pragma GCC unroll 24
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < VB; ++v) std::memcpy(&acc[r][v], acc_rows + r * as + W * v, sizeof(V));
+  for (int64_t q = 0; q < nq; ++q) {
+    V gv[VB];
+#pragma GCC unroll 4
+    for (int v = 0; v < VB; ++v) std::memcpy(&gv[v], gyt + q * gs + W * v, sizeof(V));
+    const float* xq = xp + pix[q];
+#pragma GCC unroll 24
+    for (int r = 0; r < R; ++r) {
+      const float xs = xq[koff[r]];
+#pragma GCC unroll 4
+      for (int v = 0; v < VB; ++v) acc[r][v] += gv[v] * xs;
+    }
+  }
+#pragma GCC unroll 24
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < VB; ++v) std::memcpy(acc_rows + r * as + W * v, &acc[r][v], sizeof(V));
+}
+
+// gxp[dst[r] + lanes] += sum over channels o of wt[o] * gt[o * ld + r], for R pixels; gt holds
+// the output gradient with pixels contiguous (channel rows of the chunk's pixels).
+template <class V, int VB, int R>
+[[gnu::always_inline]] inline void input_tile(const float* gt, int64_t ld, const float* wt, int64_t ws, int64_t cog,
+                                              float* gxp, const int64_t* dst) {
+  constexpr int W = sizeof(V) / sizeof(float);
+  V acc[R][VB] = {};
+  for (int64_t o = 0; o < cog; ++o) {
+    V wv[VB];
+#pragma GCC unroll 4
+    for (int v = 0; v < VB; ++v) std::memcpy(&wv[v], wt + o * ws + W * v, sizeof(V));
+    const float* go = gt + o * ld;
+#pragma GCC unroll 24
+    for (int r = 0; r < R; ++r) {
+      const float gs = go[r];
+#pragma GCC unroll 4
+      for (int v = 0; v < VB; ++v) acc[r][v] += wv[v] * gs;
+    }
+  }
+#pragma GCC unroll 24
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < VB; ++v) {
+      V d;
+      std::memcpy(&d, gxp + dst[r] + W * v, sizeof d);
+      d += acc[r][v];
+      std::memcpy(gxp + dst[r] + W * v, &d, sizeof d);
+    }
+}
+
+using ForwardTileFn = void (*)(const float*, const int64_t*, int64_t, const int64_t*, const float*, int64_t,
+                               const float*, float*);
+using WeightTileFn = void (*)(const float*, const int64_t*, const int64_t*, int64_t, const float*, int64_t, float*,
+                              int64_t);
+using InputTileFn = void (*)(const float*, int64_t, const float*, int64_t, int64_t, float*, const int64_t*);
+
+// One wrapper per instruction set and lane count VB; ACC accumulators fit its vector registers.
+#define LATENT_CONV_TILES(SUFFIX, TARGET, V, ACC)                                                                   \
+  template <int VB>                                                                                                \
+  __attribute__((target(TARGET))) void forward_##SUFFIX(const float* xp, const int64_t* koff, int64_t kc,         \
+                                                        const int64_t* pix, const float* w, int64_t ws,            \
+                                                        const float* bias, float* res) {                           \
+    forward_tile<V, VB, ACC / VB>(xp, koff, kc, pix, w, ws, bias, res);                                            \
+  }                                                                                                                \
+  template <int VB>                                                                                                \
+  __attribute__((target(TARGET))) void weight_##SUFFIX(const float* xp, const int64_t* koff, const int64_t* pix,  \
+                                                       int64_t nq, const float* gyt, int64_t gs, float* acc,       \
+                                                       int64_t as) {                                               \
+    weight_tile<V, VB, ACC / VB>(xp, koff, pix, nq, gyt, gs, acc, as);                                             \
+  }                                                                                                                \
+  template <int VB>                                                                                                \
+  __attribute__((target(TARGET))) void input_##SUFFIX(const float* gt, int64_t ld, const float* wt, int64_t ws,   \
+                                                      int64_t cog, float* gxp, const int64_t* dst) {               \
+    input_tile<V, VB, ACC / VB>(gt, ld, wt, ws, cog, gxp, dst);                                                    \
+  }
+LATENT_CONV_TILES(avx2, "avx2,fma", Vec8, 12)
+LATENT_CONV_TILES(avx512, "avx512f", Vec16, 24)
+#undef LATENT_CONV_TILES
+
+/// The tiles of one instruction set: W lanes per vector, ACC accumulators, entry VB - 1 for VB vectors.
+struct TileSet {
+  int64_t width, acc;
+  ForwardTileFn forward[4];
+  WeightTileFn weight[4];
+  InputTileFn input[4];
+};
+inline const TileSet kAvx2Tiles = {
+    8, 12, {forward_avx2<1>, forward_avx2<2>, forward_avx2<3>, forward_avx2<4>},
+    {weight_avx2<1>, weight_avx2<2>, weight_avx2<3>, weight_avx2<4>},
+    {input_avx2<1>, input_avx2<2>, input_avx2<3>, input_avx2<4>}};
+inline const TileSet kAvx512Tiles = {
+    16, 24, {forward_avx512<1>, forward_avx512<2>, forward_avx512<3>, forward_avx512<4>},
+    {weight_avx512<1>, weight_avx512<2>, weight_avx512<3>, weight_avx512<4>},
+    {input_avx512<1>, input_avx512<2>, input_avx512<3>, input_avx512<4>}};
+
+/// The widest tile set this CPU runs, for lanes along `channels`, or null for im2col + GEMM:
+/// float32 only (the caller checks), at most a quarter of the lanes padding, and K = C/groups * kH
+/// * kW between 16 and 1152. Below 16 (one input channel, 3x3) the scattered output stores
+/// dominate and im2col + GEMM measured as fast; above 1152 a lane block of the packed weights
+/// leaves L2, and large layers are GEMM territory, where OpenBLAS's threads help.
+inline const TileSet* direct_tiles(const Geometry& g, int64_t channels) {
+  static const int level = [] {  // 0: off, 1: AVX2 + FMA, 2: AVX-512
+    __builtin_cpu_init();
+    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    const bool avx512 = avx2 && __builtin_cpu_supports("avx512f");
+    const char* env = std::getenv("LATENT_CONV_DIRECT");
+    const std::string want = env ? env : "";
+    if (want == "0") return 0;
+    if (want == "avx2") return avx2 ? 1 : 0;
+    return avx512 ? 2 : avx2 ? 1 : 0;
+  }();
+  if (level == 0 || g.pointwise || g.k < 16 || g.k > 1152 || channels < 8) return nullptr;
+  auto fits = [&](int64_t w) { return (round_up(channels, w) - channels) * 4 <= round_up(channels, w); };
+  if (level == 2 && fits(16)) return &kAvx512Tiles;
+  if (fits(8)) return &kAvx2Tiles;
+  return nullptr;
+}
+
+/// Lane blocks of up to 4 vectors: calls fn(VB, first lane) over `lanes` lanes of width w.
+template <class F>
+void for_lane_blocks(int64_t lanes, int64_t w, F&& fn) {
+  for (int64_t l0 = 0; l0 < lanes; l0 += 4 * w) fn(std::min<int64_t>(4, (lanes - l0) / w), l0);
+}
+
+/// Images per chunk of the direct kernels: buffers of about `budget` floats, so they stay in L2.
+/// Measured on the autoencoder (2^12 to 2^18): the forward, whose scattered output stores want a
+/// small chunk, is best near 2^14; the input gradient, which amortises its per-chunk work, near 2^16.
+inline int64_t direct_chunk(const Geometry& g, int64_t budget, int64_t floats_per_image) {
+  return std::clamp<int64_t>(budget / std::max<int64_t>(floats_per_image, 1), 1, g.n);
+}
+
+/// Zero-bordered copies of a chunk of images and the offset tables over them.
+struct Bordered {
+  int64_t wp, plane, stride;  // row length, (H + 2 ph) * (W + 2 pw), floats per image (C/groups planes)
+  Tensor buffer, tables;
+  float* xp;            // (nb, C/groups, H + 2 ph, W + 2 pw), borders zero
+  int64_t* koff;        // k = (ci, ki, kj) -> ci * plane + ki * dh * wp + kj * dw; zeros up to K + 24
+  int64_t* pix;         // q = (n, oh, ow) -> n * stride + oh * sh * wp + ow * sw; the last repeated up to nb * P + 24
+  Bordered(const Geometry& g, int64_t nb) : wp(g.w + 2 * g.pw), plane((g.h + 2 * g.ph) * wp), stride(g.cg * plane) {
+    buffer = zeroed(nb * stride, kFloat32);
+    xp = buffer.data_ptr<float>();
+    tables = zeroed(g.k + 24 + nb * g.p + 24, kInt64);
+    koff = tables.data_ptr<int64_t>();
+    int64_t* k = koff;
+    for (int64_t ci = 0; ci < g.cg; ++ci)
+      for (int64_t ki = 0; ki < g.kh; ++ki)
+        for (int64_t kj = 0; kj < g.kw; ++kj) *k++ = ci * plane + ki * g.dh * wp + kj * g.dw;
+    pix = koff + g.k + 24;
+    for (int64_t q = 0; q < nb * g.p + 24; ++q) {
+      const int64_t qq = std::min(q, nb * g.p - 1), n = qq / g.p, oh = qq % g.p / g.wo, ow = qq % g.wo;
+      pix[q] = n * stride + oh * g.sh * wp + ow * g.sw;
+    }
+  }
+  /// Copies the group's channels of images [n0, n0 + nb) into the buffer (borders stay zero).
+  void load(const Geometry& g, const float* x, int64_t n0, int64_t nb, int64_t group) {
+    for (int64_t n = 0; n < nb; ++n)
+      for (int64_t ci = 0; ci < g.cg; ++ci) {
+        const float* src = x + ((n0 + n) * g.c + group * g.cg + ci) * g.hw;
+        float* dst = xp + n * stride + ci * plane + g.ph * wp + g.pw;
+        for (int64_t ih = 0; ih < g.h; ++ih)  // rows are short: a loop, not a memcpy call per row
+          for (int64_t iw = 0; iw < g.w; ++iw) dst[ih * wp + iw] = src[ih * g.w + iw];
+      }
+  }
+};
+
+inline void forward_direct(const Geometry& g, const TileSet& ts, const float* x, const float* w, const float* bias,
+                    float* out) {
+  const int64_t lanes = round_up(g.cog, ts.width);
+  // wp (groups, K, lanes) and bp (groups, lanes): weights and bias with output channels innermost.
+  Tensor packed = zeroed(g.groups * (g.k + 1) * lanes + ts.acc * 4 * ts.width, kFloat32);
+  float* wp = packed.data_ptr<float>();
+  float* bp = wp + g.groups * g.k * lanes;
+  float* res = bp + g.groups * lanes;
+  for (int64_t gr = 0; gr < g.groups; ++gr)
+    for (int64_t o = 0; o < g.cog; ++o) {
+      for (int64_t k = 0; k < g.k; ++k) wp[(gr * g.k + k) * lanes + o] = w[(gr * g.cog + o) * g.k + k];
+      if (bias) bp[gr * lanes + o] = bias[gr * g.cog + o];
+    }
+  const int64_t nb = direct_chunk(g, int64_t{1} << 14, g.cg * (g.h + 2 * g.ph) * (g.w + 2 * g.pw));
+  Bordered b(g, nb);
+  for (int64_t n0 = 0; n0 < g.n; n0 += nb) {
+    const int64_t cur = std::min(nb, g.n - n0), nq = cur * g.p;
+    for (int64_t gr = 0; gr < g.groups; ++gr) {
+      b.load(g, x, n0, cur, gr);
+      for_lane_blocks(lanes, ts.width, [&](int64_t vb, int64_t l0) {
+        const int64_t r_max = ts.acc / vb, oc = std::min(vb * ts.width, g.cog - l0), row = vb * ts.width;
+        for (int64_t q0 = 0; q0 < nq; q0 += r_max) {
+          ts.forward[vb - 1](b.xp, b.koff, g.k, b.pix + q0, wp + gr * g.k * lanes + l0, lanes, bp + gr * lanes + l0,
+                             res);
+          int64_t n = q0 / g.p, p = q0 % g.p;
+          for (int64_t r = 0; r < std::min(r_max, nq - q0); ++r) {
+            float* dst = out + ((n0 + n) * g.co + gr * g.cog + l0) * g.p + p;
+            for (int64_t o = 0; o < oc; ++o) dst[o * g.p] = res[r * row + o];
+            if (++p == g.p) p = 0, ++n;
+          }
+        }
+      });
+    }
+  }
+}
+
+inline void weight_direct(const Geometry& g, const TileSet& ts, const float* gy, const float* x, float* dw) {
+  const int64_t lanes = round_up(g.cog, ts.width), kpad = g.k + 24;
+  const int64_t nb = direct_chunk(g, int64_t{1} << 16, g.cg * (g.h + 2 * g.ph) * (g.w + 2 * g.pw) + g.p * lanes);
+  // acc (groups, kpad, lanes): the gradient with output channels innermost; gyt (nb * P, lanes).
+  Tensor holder = zeroed(g.groups * kpad * lanes + nb * g.p * lanes, kFloat32);
+  float* acc = holder.data_ptr<float>();
+  float* gyt = acc + g.groups * kpad * lanes;
+  Bordered b(g, nb);
+  for (int64_t n0 = 0; n0 < g.n; n0 += nb) {
+    const int64_t cur = std::min(nb, g.n - n0);
+    for (int64_t gr = 0; gr < g.groups; ++gr) {
+      b.load(g, x, n0, cur, gr);
+      for (int64_t n = 0; n < cur; ++n) {
+        const float* src = gy + ((n0 + n) * g.co + gr * g.cog) * g.p;
+        float* dst = gyt + n * g.p * lanes;
+        for (int64_t o = 0; o < g.cog; ++o)
+          for (int64_t p = 0; p < g.p; ++p) dst[p * lanes + o] = src[o * g.p + p];
+      }
+      for_lane_blocks(lanes, ts.width, [&](int64_t vb, int64_t l0) {
+        const int64_t rk = ts.acc / vb;
+        for (int64_t k0 = 0; k0 < g.k; k0 += rk)
+          ts.weight[vb - 1](b.xp, b.koff + k0, b.pix, cur * g.p, gyt + l0, lanes, acc + (gr * kpad + k0) * lanes + l0,
+                            lanes);
+      });
+    }
+  }
+  for (int64_t gr = 0; gr < g.groups; ++gr)
+    for (int64_t o = 0; o < g.cog; ++o)
+      for (int64_t k = 0; k < g.k; ++k) dw[(gr * g.cog + o) * g.k + k] = acc[(gr * kpad + k) * lanes + o];
+}
+
+inline void input_direct(const Geometry& g, const TileSet& ts, const float* gy, const float* w, float* dx) {
+  const int64_t taps = g.kh * g.kw, lanes = round_up(g.cg, ts.width);
+  const int64_t wp = g.w + 2 * g.pw, plane = (g.h + 2 * g.ph) * wp;
+  const int64_t nb = direct_chunk(g, int64_t{1} << 16, plane * lanes + g.co * g.p), r_top = ts.acc;
+  // wt (groups, taps, C_out/groups, lanes): weights with input channels innermost; gt (C_out,
+  // nb * P + r_top): the chunk's output gradient as channel rows, padded for a partial tile; gxp
+  // (nb, plane, lanes): the chunk's input gradient, bordered, channels innermost, then a slot that
+  // absorbs the stores of a partial tile's unused rows.
+  const int64_t ld = nb * g.p + r_top;
+  Tensor holder = zeroed(g.groups * taps * g.cog * lanes + g.co * ld + nb * plane * lanes + 4 * ts.width, kFloat32);
+  float* wt = holder.data_ptr<float>();
+  float* gt = wt + g.groups * taps * g.cog * lanes;
+  float* gxp = gt + g.co * ld;
+  const int64_t trash = nb * plane * lanes;
+  for (int64_t gr = 0; gr < g.groups; ++gr)
+    for (int64_t o = 0; o < g.cog; ++o)
+      for (int64_t ci = 0; ci < g.cg; ++ci)
+        for (int64_t t = 0; t < taps; ++t)
+          wt[((gr * taps + t) * g.cog + o) * lanes + ci] = w[((gr * g.cog + o) * g.cg + ci) * taps + t];
+  // gxp offset of each chunk pixel q = (n, oh, ow), and the offsets of one tile's rows.
+  Tensor tables = zeroed(nb * g.p + r_top, kInt64);
+  int64_t* dpix = tables.data_ptr<int64_t>();
+  int64_t* tile_dst = dpix + nb * g.p;
+  for (int64_t q = 0; q < nb * g.p; ++q) {
+    const int64_t n = q / g.p, p = q % g.p, oh = p / g.wo, ow = p % g.wo;
+    dpix[q] = (n * plane + oh * g.sh * wp + ow * g.sw) * lanes;
+  }
+  for (int64_t n0 = 0; n0 < g.n; n0 += nb) {
+    const int64_t cur = std::min(nb, g.n - n0), nq = cur * g.p;
+    for (int64_t n = 0; n < cur; ++n)
+      for (int64_t o = 0; o < g.co; ++o)
+        std::memcpy(gt + o * ld + n * g.p, gy + ((n0 + n) * g.co + o) * g.p, size_t(g.p) * sizeof(float));
+    for (int64_t gr = 0; gr < g.groups; ++gr) {
+      std::memset(gxp, 0, size_t(cur * plane * lanes) * sizeof(float));
+      for_lane_blocks(lanes, ts.width, [&](int64_t vb, int64_t l0) {
+        const int64_t r_max = ts.acc / vb;
+        for (int64_t t = 0; t < taps; ++t) {
+          const int64_t toff = ((t / g.kw) * g.dh * wp + (t % g.kw) * g.dw) * lanes + l0;
+          for (int64_t q0 = 0; q0 < nq; q0 += r_max) {
+            const int64_t rc = std::min(r_max, nq - q0);
+            for (int64_t r = 0; r < r_max; ++r) tile_dst[r] = r < rc ? dpix[q0 + r] + toff : trash;
+            ts.input[vb - 1](gt + gr * g.cog * ld + q0, ld, wt + (gr * taps + t) * g.cog * lanes + l0, lanes, g.cog,
+                             gxp, tile_dst);
+          }
+        }
+      });
+      for (int64_t n = 0; n < cur; ++n)
+        for (int64_t ci = 0; ci < g.cg; ++ci) {
+          float* o = dx + ((n0 + n) * g.c + gr * g.cg + ci) * g.hw;
+          const float* s = gxp + (n * plane + g.ph * wp + g.pw) * lanes + ci;
+          for (int64_t ih = 0; ih < g.h; ++ih)
+            for (int64_t iw = 0; iw < g.w; ++iw) o[ih * g.w + iw] = s[(ih * wp + iw) * lanes];
+        }
+    }
+  }
+}
+#endif  // LATENT_CONV_DIRECT
+
+}  // namespace latent::cpu::conv
