@@ -4,7 +4,10 @@
 
 #include <doctest/doctest.h>
 
+#include <stdlib.h>
+
 #include <cmath>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -54,6 +57,24 @@ inline Tensor det_uniform(const Shape& shape, uint64_t seed, double lo, double h
   if (requires_grad) t.requires_grad_(true);
   return t;
 }
+
+/// A fresh folder under the system temp folder, removed at scope exit.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "latent_test_XXXXXX").string();
+    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+    path = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  /// The path of `name` inside the folder.
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+};
 
 }  // namespace latent::testing
 

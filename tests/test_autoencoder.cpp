@@ -52,13 +52,6 @@ std::vector<double> orthonormalize(std::vector<double> a, int n, int k) {
   return a;
 }
 
-std::string temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("latent_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p.string();
-}
-
 }  // namespace
 
 TEST_CASE("default architectures match torch_bench.py parameter names and shapes") {
@@ -282,7 +275,8 @@ TEST_CASE("roc_auc") {
 }
 
 TEST_CASE("a run trains on CSV data, loads back, and resumes bit for bit") {
-  const std::string dir = temp_dir("run");
+  latent::testing::TempDir tmp;
+  const std::string dir = tmp.path.string();
   // 200 rows, 6 features on a 2-d manifold, a label column.
   {
     std::ofstream f(dir + "/data.csv");
@@ -334,5 +328,4 @@ TEST_CASE("a run trains on CSV data, loads back, and resumes bit for bit") {
   CHECK(run.config_json.at("anomaly").at("threshold").as_double() > 0);
   CHECK_THROWS_WITH_SUBSTR(models::load(dir + "/missing"), "[load] run directory");
   CHECK_THROWS_WITH_SUBSTR(models::train(o, nullptr), "already holds a run");
-  fs::remove_all(dir);
 }
