@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""latent vs the PyTorch reference (../shared/peers/torch_bench.py) on the dense, conv and vae
+workloads, in the same run: epoch time of the training pass, test metric after the last epoch,
+peak RSS. Each side runs at 1 and 2 threads on the first seed and keeps its faster setting for
+the other seeds; medians over seeds are compared (seed-to-seed spread is several percent).
+
+usage: bench/compare_autoencoders.py [--epochs 2] [--seeds 0 1 2] [--workloads dense conv vae]
+needs: build/tools/latent (release build), /usr/bin/python3 with Debian's python3-torch.
+"""
+import argparse, json, os, resource, statistics, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PEERS = os.path.join(os.path.dirname(ROOT), "shared", "peers", "torch_bench.py")
+LATENT = os.path.join(ROOT, "build", "tools", "latent")
+MODEL = {"dense": "deep", "conv": "conv", "vae": "vae"}
+
+
+def peak_rss(cmd, env=None):
+    """Peak RSS (MB) of one command, measured by /usr/bin/time -v when present."""
+    if os.path.exists("/usr/bin/time"):
+        p = subprocess.run(["/usr/bin/time", "-v"] + cmd, capture_output=True, text=True, env=env)
+        if p.returncode != 0:
+            sys.exit(f"compare: {' '.join(cmd)} failed:\n{p.stderr[-2000:]}")
+        for line in p.stderr.splitlines():
+            if "Maximum resident set size" in line:
+                return p.stdout, float(line.split()[-1]) / 1024.0
+        return p.stdout, float("nan")
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if p.returncode != 0:
+        sys.exit(f"compare: {' '.join(cmd)} failed:\n{p.stderr[-2000:]}")
+    return p.stdout, float("nan")
+
+
+def torch_run(workload, threads, epochs, seed):
+    out, rss = peak_rss(["/usr/bin/python3", PEERS, workload, str(threads), str(epochs), str(seed)])
+    res = json.loads(out.strip().splitlines()[-1])
+    return statistics.mean(res["epoch_s"]), res["test_metric"], rss
+
+
+def latent_run(workload, threads, epochs, seed):
+    with tempfile.TemporaryDirectory() as tmp:
+        out_dir = os.path.join(tmp, "run")
+        _, rss = peak_rss([LATENT, "train", "--model", MODEL[workload], "--epochs", str(epochs), "--seed", str(seed),
+                           "--threads", str(threads), "--out", out_dir, "--quiet"])
+        lines = [json.loads(l) for l in open(os.path.join(out_dir, "metrics.jsonl"))]
+    return statistics.mean(l["epoch_seconds"] for l in lines), lines[-1]["test_loss"], rss
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--workloads", nargs="+", default=["dense", "conv", "vae"])
+    a = ap.parse_args()
+    if not os.path.exists(LATENT):
+        sys.exit("compare: build/tools/latent is missing: meson setup build --buildtype=release && ninja -C build")
+    blas = subprocess.run([LATENT, "version"], capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    print(f"# {time.strftime('%Y-%m-%d %H:%M')}  {blas}  load {os.getloadavg()[0]:.1f}")
+    rows = []
+    for w in a.workloads:
+        sides = {}
+        for name, fn in (("torch", torch_run), ("latent", latent_run)):
+            first = {t: fn(w, t, a.epochs, a.seeds[0]) for t in (1, 2)}
+            best_t = min(first, key=lambda t: first[t][0])
+            results = [first[best_t]] + [fn(w, best_t, a.epochs, s) for s in a.seeds[1:]]
+            sides[name] = dict(threads=best_t, epoch=statistics.median(r[0] for r in results),
+                               metric=statistics.median(r[1] for r in results),
+                               metrics=[r[1] for r in results], rss=max(r[2] for r in results))
+            print(f"{w:6s} {name:6s} threads {best_t}: epoch {sides[name]['epoch']:.2f} s, "
+                  f"test {', '.join(f'{m:.5g}' for m in sides[name]['metrics'])}, peak RSS {sides[name]['rss']:.0f} MB",
+                  flush=True)
+        rows.append((w, sides))
+    print()
+    print("| workload | PyTorch s/epoch | latent s/epoch | time ratio | PyTorch test (median) | latent test (median) | "
+          "quality ratio | PyTorch peak RSS MB | latent peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for w, s in rows:
+        t, l = s["torch"], s["latent"]
+        print(f"| {w} | {t['epoch']:.2f} ({t['threads']}t) | {l['epoch']:.2f} ({l['threads']}t) | "
+              f"**{l['epoch'] / t['epoch']:.2f}** | {t['metric']:.5g} | {l['metric']:.5g} | "
+              f"**{l['metric'] / t['metric']:.3f}** | {t['rss']:.0f} | {l['rss']:.0f} |")
+    print("\ntargets: time ratio <= 0.5 (dense, vae), <= 0.67 (conv); quality ratio <= 1.03; RSS latent <= PyTorch")
+
+
+if __name__ == "__main__":
+    main()
