@@ -104,11 +104,7 @@ void evaluate(Autoencoder& model, const Dataset& test, int64_t limit, EpochMetri
   Generator gen(1234);  // the same corruption every epoch, so epochs compare
   double total = 0, noisy = 0, denoised = 0;
   int64_t elements = 0;
-  std::vector<int64_t> idx;
-  for (int64_t start = 0; start < n; start += 500) {
-    idx.clear();
-    for (int64_t i = start; i < std::min(n, start + 500); ++i) idx.push_back(i);
-    Tensor x = test.get_batch(idx).inputs;
+  for_each_chunk(test, n, 500, [&](const Tensor& x) {
     total += model.test_metric_sum(x);
     elements += x.numel();
     if (!noise.empty()) {
@@ -116,7 +112,7 @@ void evaluate(Autoencoder& model, const Dataset& test, int64_t limit, EpochMetri
       noisy += mse_loss(corrupted, x, Reduction::Sum).item<double>();
       denoised += mse_loss(model.forward(corrupted), x, Reduction::Sum).item<double>();
     }
-  }
+  });
   m.test_loss = model.variational() ? total / static_cast<double>(n) : total / static_cast<double>(elements);
   if (!noise.empty()) {
     m.noisy_mse = noisy / static_cast<double>(elements);
@@ -374,18 +370,22 @@ LoadedRun load(const std::string& dir) {
 std::vector<double> reconstruction_errors(Autoencoder& model, const Dataset& data, int64_t limit) {
   NoGradGuard no_grad;
   model.eval();
-  const int64_t n = limit > 0 ? std::min(limit, data.size()) : data.size();
   std::vector<double> out;
-  out.reserve(static_cast<size_t>(n));
-  std::vector<int64_t> idx;
-  for (int64_t start = 0; start < n; start += 500) {
-    idx.clear();
-    for (int64_t i = start; i < std::min(n, start + 500); ++i) idx.push_back(i);
-    Tensor x = data.get_batch(idx).inputs;
+  for_each_chunk(data, limit, 500, [&](const Tensor& x) {
     Tensor d = model.forward(x) - x;
     for (double e : mean(d * d, {1}).to_vector<double>()) out.push_back(e);
-  }
+  });
   return out;
+}
+
+void for_each_chunk(const Dataset& data, int64_t n, int64_t chunk, const std::function<void(const Tensor&)>& fn) {
+  n = n > 0 ? std::min(n, data.size()) : data.size();
+  std::vector<int64_t> idx;
+  for (int64_t start = 0; start < n; start += chunk) {
+    idx.clear();
+    for (int64_t i = start; i < std::min(n, start + chunk); ++i) idx.push_back(i);
+    fn(data.get_batch(idx).inputs);
+  }
 }
 
 double roc_auc(const std::vector<double>& scores, const std::vector<bool>& positive) {

@@ -67,6 +67,10 @@ struct LoadedRun {
 /// `auto run = latent::models::load("runs/deep-20261127-081500");`
 LoadedRun load(const std::string& dir);
 
+/// Calls fn(inputs) for the first n samples of `data` (all of them when n <= 0), in order, in
+/// batches of at most `chunk`: the evaluation loop of eval, anomaly scoring and test metrics.
+void for_each_chunk(const Dataset& data, int64_t n, int64_t chunk, const std::function<void(const Tensor&)>& fn);
+
 /// Per-sample mean squared reconstruction error of `x` (N, D) -> (N) float64 values.
 std::vector<double> reconstruction_errors(Autoencoder& model, const Dataset& data, int64_t limit = 0);
 

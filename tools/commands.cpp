@@ -168,14 +168,11 @@ int cmd_eval(const std::vector<std::string>& argv) {
   const int64_t k = a.integer("iw-samples", 0, 1, 100000);
   if (k > 0 && !run.model->variational()) throw UsageError{"--iw-samples needs a VAE run"};
   int64_t elements = 0;
-  for (int64_t start = 0; start < n; start += 500) {
-    std::vector<int64_t> idx;
-    for (int64_t i = start; i < std::min(n, start + 500); ++i) idx.push_back(i);
-    Tensor x = data.test->get_batch(idx).inputs;
+  models::for_each_chunk(*data.test, n, 500, [&](const Tensor& x) {
     total += run.model->test_metric_sum(x);
     elements += x.numel();
     if (k > 0) iw_total += static_cast<models::VariationalAutoencoder&>(*run.model).importance_weighted_nll_sum(x, k);
-  }
+  });
   json::Value out = json::Value::object();
   out["run"] = run.dir;
   out["samples"] = n;

@@ -35,7 +35,7 @@ run `latent <command> --help` for the options of a command.
 constexpr const char* kDemoUsage = R"(usage: latent demo [--steps N] [--seed S] [--threads T] [--lr LR]
 
 Fits a 16-8-4-8-16 tanh autoencoder to 512 synthetic 16-d points that lie near a 4-d subspace,
-with full-batch Adam written on the core engine, and prints the reconstruction MSE.
+with full-batch Adam (latent::optim::Adam), and prints the reconstruction MSE.
 
 options:
   --steps N     training steps (default 300)
@@ -85,33 +85,6 @@ DemoOptions parse_demo(const std::vector<std::string>& args) {
   return o;
 }
 
-/// Adam on a list of parameters, in place under no-grad (PyTorch's update equations).
-struct Adam {
-  std::vector<latent::Tensor> params, m, v;
-  double lr, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
-  long step = 0;
-  Adam(std::vector<latent::Tensor> p, double learning_rate) : params(std::move(p)), lr(learning_rate) {
-    for (auto& t : params) {
-      m.push_back(latent::zeros_like(t));
-      v.push_back(latent::zeros_like(t));
-    }
-  }
-  void update() {
-    latent::NoGradGuard no_grad;
-    ++step;
-    const double c1 = 1 - std::pow(beta1, step), c2 = 1 - std::pow(beta2, step);
-    for (size_t i = 0; i < params.size(); ++i) {
-      latent::Tensor g = params[i].grad();
-      if (!g.defined()) continue;
-      m[i].mul_(beta1).add_(g, 1 - beta1);
-      v[i].mul_(beta2).add_(g * g, 1 - beta2);
-      latent::Tensor denom = latent::sqrt(v[i] / c2) + eps;
-      params[i].add_(m[i] / denom, -lr / c1);
-      params[i].zero_grad();
-    }
-  }
-};
-
 int run_demo(const DemoOptions& o) {
   using namespace latent;
   if (o.threads > 0) set_num_threads(static_cast<int>(o.threads));
@@ -130,7 +103,7 @@ int run_demo(const DemoOptions& o) {
   auto [w2, b2] = layer(8, 4);
   auto [w3, b3] = layer(4, 8);
   auto [w4, b4] = layer(8, 16);
-  Adam adam({w1, b1, w2, b2, w3, b3, w4, b4}, o.lr);
+  optim::Adam adam({w1, b1, w2, b2, w3, b3, w4, b4}, optim::AdamOptions(o.lr));
 
   fmt::print("latent demo: 16-8-4-8-16 tanh autoencoder, 512 synthetic points, Adam lr {}\n", o.lr);
   fmt::print("{}\n", blas_info());
@@ -142,8 +115,9 @@ int run_demo(const DemoOptions& o) {
     Tensor recon = linear(tanh(linear(code, w3, b3)), w4, b4);
     Tensor diff = recon - data;
     Tensor loss = (diff * diff).mean();
+    adam.zero_grad();
     loss.backward();
-    adam.update();
+    adam.step();
     last = loss.item<double>();
     if (step == 1) first = last;
     if (step == 1 || step % report_every == 0 || step == o.steps)
