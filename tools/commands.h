@@ -14,5 +14,6 @@ int cmd_interpolate(const std::vector<std::string>& args);
 int cmd_embed(const std::vector<std::string>& args);
 int cmd_anomaly(const std::vector<std::string>& args);
 int cmd_classify(const std::vector<std::string>& args);
+int cmd_export(const std::vector<std::string>& args);  // tools/cmd_export.cpp
 
 }  // namespace latent::tools

@@ -26,6 +26,7 @@ commands:
   embed        latent codes with labels as CSV, and a 2-D scatter plot
   anomaly      reconstruction-error anomaly scores, precision/recall/ROC AUC
   classify     semi-supervised accuracy from few labels: latent codes vs raw pixels
+  export       write a run's model (or its encoder, decoder, anomaly scorer) as ONNX
   demo         fit a small autoencoder to synthetic data and print the loss falling
   version      print the version and the BLAS build
 
@@ -153,7 +154,8 @@ int main(int argc, char** argv) {
         {"train", latent::tools::cmd_train},           {"eval", latent::tools::cmd_eval},
         {"reconstruct", latent::tools::cmd_reconstruct}, {"sample", latent::tools::cmd_sample},
         {"interpolate", latent::tools::cmd_interpolate}, {"embed", latent::tools::cmd_embed},
-        {"anomaly", latent::tools::cmd_anomaly},       {"classify", latent::tools::cmd_classify}};
+        {"anomaly", latent::tools::cmd_anomaly},       {"classify", latent::tools::cmd_classify},
+        {"export", latent::tools::cmd_export}};
     for (const auto& [name, fn] : commands)
       if (command == name) return fn(rest);
     if (command == "demo") {

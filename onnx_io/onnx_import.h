@@ -1,0 +1,2 @@
+// Import of ONNX models as nn::Modules with autograd (placeholder; being written).
+#pragma once

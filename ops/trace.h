@@ -1,0 +1,2 @@
+// Tracing hook for the ONNX exporter (placeholder; being written).
+#pragma once

@@ -1,0 +1,2 @@
+// Placeholder suite; being written.
+#include <doctest/doctest.h>
