@@ -1,13 +1,16 @@
 // Atomic writes and training checkpoints. See checkpoint.h for the file design.
 #include "checkpoint.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "../autograd/grad_mode.h"
@@ -25,6 +28,28 @@ std::pair<std::string, std::string> split_path(const std::string& path) {
   const size_t slash = path.find_last_of('/');
   if (slash == std::string::npos) return {".", path};
   return {slash == 0 ? "/" : path.substr(0, slash), path.substr(slash + 1)};
+}
+
+// Removes `.BASE.tmp.PID.N` files in `dir` left by writers that died mid-write (their process no
+// longer exists). Files of live processes, this one included, are left alone. Best effort: a
+// folder that cannot be listed, or a file that is already gone, is not an error.
+void remove_stale_temporaries(const std::string& dir, const std::string& base) {
+  const std::string prefix = "." + base + ".tmp.";
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return;
+  while (const dirent* entry = ::readdir(d)) {
+    const std::string name = entry->d_name;
+    if (name.rfind(prefix, 0) != 0) continue;
+    const std::string rest = name.substr(prefix.size());  // "PID.N"
+    const size_t dot = rest.find('.');
+    if (dot == 0 || dot == std::string::npos) continue;
+    char* end = nullptr;
+    const long pid = std::strtol(rest.c_str(), &end, 10);
+    if (end != rest.c_str() + dot || pid <= 0 || pid == ::getpid()) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // alive, or not ours to judge
+    ::unlink((dir + "/" + name).c_str());
+  }
+  ::closedir(d);
 }
 
 }  // namespace
@@ -79,6 +104,7 @@ void write_file_atomic(const std::string& path, std::string_view bytes) {
   ::close(dfd);
   if (rc != 0 && err != EINVAL)  // some file systems cannot fsync folders
     fail("file", "{}: fsync of folder {} failed ({})", path, dir, errno_text(err));
+  remove_stale_temporaries(dir, base);
 }
 
 std::string read_file(const std::string& path, const char* component) {

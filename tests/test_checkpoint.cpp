@@ -264,6 +264,24 @@ TEST_CASE("write_file_atomic: replaces the file, leaves no temporary, reports fa
   CHECK(std::distance(fs::directory_iterator(dir.path), fs::directory_iterator()) == 2);
 }
 
+TEST_CASE("write_file_atomic: removes temporaries of dead writers, keeps those of live ones") {
+  TempDir dir;
+  // A pid that certainly belongs to no process: a child that has exited and been reaped.
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) ::_exit(0);
+  REQUIRE(::waitpid(child, nullptr, 0) == child);
+  const std::string dead = fmt::format(".a.json.tmp.{}.0", child);
+  const std::string live = fmt::format(".a.json.tmp.{}.3", ::getppid());  // a running process
+  const std::string other = fmt::format(".b.json.tmp.{}.0", child);       // another file's temporary
+  for (const std::string& name : {dead, live, other}) std::ofstream(dir.path / name) << "partial";
+  write_file_atomic(dir / "a.json", "done");
+  CHECK(slurp(dir / "a.json") == "done");
+  CHECK_FALSE(fs::exists(dir.path / dead));
+  CHECK(fs::exists(dir.path / live));
+  CHECK(fs::exists(dir.path / other));
+}
+
 TEST_CASE("checkpoint: round trip of tensors, epoch, step, RNG state, config and extra") {
   TempDir dir;
   Generator gen(99);
