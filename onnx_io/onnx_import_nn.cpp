@@ -1,0 +1,508 @@
+// The importer's convolution, pooling, normalization, padding and resampling ops. 1-d ops run as
+// 2-d ones with a height of 1. Padding that latent's kernels do not take (asymmetric, or more than
+// half the kernel for pooling) is applied with pad() before the kernel runs; resampling is done per
+// axis with index_select (nearest) or a blend of two index_selects (linear), so every coordinate
+// transformation and rounding mode of Resize is exact and differentiable.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "../ops/conv.h"
+#include "../ops/creation.h"
+#include "../ops/elementwise.h"
+#include "../ops/index.h"
+#include "../ops/nn_ops.h"
+#include "../ops/reduce.h"
+#include "../ops/shape_ops.h"
+#include "onnx_import_ops.h"
+
+namespace latent::onnx::detail {
+
+namespace {
+
+using Inputs = std::vector<Tensor>;
+
+/// Spatial attributes of Conv, ConvTranspose and the pools, resolved for one input.
+struct Window {
+  std::string auto_pad = "NOTSET";
+  std::vector<int64_t> kernel, strides, dilations, pads, output_padding, output_shape;
+};
+
+/// Checks the spatial rank (1 or 2) that the node's attributes or input declare, at load time.
+void check_spatial_rank(const NodeView& n, const char* what, int weight_input) {
+  auto bad = [&](int64_t s) {
+    if (s != 1 && s != 2) n.error("{}-d {} is not supported (1-d and 2-d only)", s, what);
+  };
+  const int r = n.input_rank(0);
+  if (r >= 0) bad(r - 2);
+  if (weight_input >= 0) {
+    const int w = n.input_rank(size_t(weight_input));
+    if (w >= 0) bad(w - 2);
+  }
+  if (n.has("kernel_shape")) bad(int64_t(n.get_ints("kernel_shape").size()));
+}
+
+void read_auto_pad(const NodeView& n, Window& w) {
+  w.auto_pad = n.get_string("auto_pad", "NOTSET");
+  if (w.auto_pad != "NOTSET" && w.auto_pad != "SAME_UPPER" && w.auto_pad != "SAME_LOWER" && w.auto_pad != "VALID")
+    n.error("auto_pad '{}' is not supported (supported: NOTSET, SAME_UPPER, SAME_LOWER, VALID)", w.auto_pad);
+  if (w.auto_pad != "NOTSET" && n.has("pads")) n.error("attribute 'pads' cannot be used with auto_pad '{}'", w.auto_pad);
+}
+
+/// A list attribute of one value per spatial dim, filled with `fallback` when absent.
+std::vector<int64_t> per_dim(const std::vector<int64_t>& v, size_t s, int64_t fallback, const char* name) {
+  if (v.empty()) return std::vector<int64_t>(s, fallback);
+  if (v.size() != s) fail("onnx import", "attribute '{}' has {} values for {} spatial dims", name, v.size(), s);
+  return v;
+}
+
+/// SAME padding: output ceil(in / stride); the odd pixel goes at the end (UPPER) or start (LOWER).
+void same_pads(const std::string& mode, const Shape& in, const std::vector<int64_t>& k, const std::vector<int64_t>& s,
+               const std::vector<int64_t>& d, std::vector<int64_t>& pads) {
+  const size_t n = k.size();
+  pads.assign(2 * n, 0);
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t out = (in[int(i)] + s[i] - 1) / s[i];
+    const int64_t total = std::max<int64_t>(0, (out - 1) * s[i] + (k[i] - 1) * d[i] + 1 - in[int(i)]);
+    const int64_t small = total / 2, large = total - total / 2;
+    pads[i] = mode == "SAME_UPPER" ? small : large;
+    pads[i + n] = mode == "SAME_UPPER" ? large : small;
+  }
+}
+
+/// 1-d input (N, C, L) as (N, C, 1, L), and the attribute lists with a leading {1}/{0}.
+struct As2d {
+  bool one_d = false;
+  Tensor lift(const Tensor& t) const { return one_d ? unsqueeze(t, 2) : t; }
+  Tensor lower(const Tensor& t) const { return one_d ? squeeze(t, 2) : t; }
+};
+
+Shape spatial(const Tensor& x) {
+  Shape s;
+  for (int d = 2; d < x.dim(); ++d) s.push_back(x.size(d));
+  return s;
+}
+
+/// latent pad() order (last dim first) from ONNX begins/ends of the two spatial dims of a 4-d tensor.
+std::vector<int64_t> pad2d(int64_t top, int64_t bottom, int64_t left, int64_t right) { return {left, right, top, bottom}; }
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Conv
+
+Kernel compile_conv(const NodeView& n) {
+  n.allow_attributes({"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"});
+  n.expect_inputs(2, 3);
+  n.expect_outputs(1);
+  check_spatial_rank(n, "convolution", 1);
+  Window w;
+  read_auto_pad(n, w);
+  w.kernel = n.get_ints("kernel_shape");
+  w.strides = n.get_ints("strides");
+  w.dilations = n.get_ints("dilations");
+  w.pads = n.get_ints("pads");
+  const int64_t group = n.get_int("group", 1);
+  return [=](const Inputs& in) -> Inputs {
+    As2d a{in[0].dim() == 3};
+    const Tensor& x0 = in[0];
+    if (x0.dim() != 3 && x0.dim() != 4) fail("onnx import", "Conv supports 1-d and 2-d inputs; got shape {}", x0.shape());
+    if (in[1].dim() != x0.dim()) fail("onnx import", "Conv weight shape {} does not match input shape {}", in[1].shape(), x0.shape());
+    const size_t s = size_t(x0.dim() - 2);
+    std::vector<int64_t> k(in[1].shape().begin() + 2, in[1].shape().end());
+    if (!w.kernel.empty() && w.kernel != k) fail("onnx import", "kernel_shape {} does not match the weight's shape {}", Shape(w.kernel), in[1].shape());
+    std::vector<int64_t> st = per_dim(w.strides, s, 1, "strides"), dl = per_dim(w.dilations, s, 1, "dilations");
+    std::vector<int64_t> pads = per_dim(w.pads, 2 * s, 0, "pads");
+    if (w.auto_pad == "SAME_UPPER" || w.auto_pad == "SAME_LOWER") same_pads(w.auto_pad, spatial(x0), k, st, dl, pads);
+    if (s == 1) {  // lift to 2-d
+      k.insert(k.begin(), 1), st.insert(st.begin(), 1), dl.insert(dl.begin(), 1);
+      pads = {0, pads[0], 0, pads[1]};
+    }
+    Tensor x = a.lift(x0), weight = a.lift(in[1]);
+    const Tensor bias = in.size() > 2 ? in[2] : Tensor();
+    Tensor y;
+    if (pads[0] == pads[2] && pads[1] == pads[3] && pads[0] >= 0 && pads[1] >= 0) {
+      y = conv2d(x, weight, bias, {st[0], st[1]}, {pads[0], pads[1]}, {dl[0], dl[1]}, group);
+    } else {
+      x = pad(x, pad2d(pads[0], pads[2], pads[1], pads[3]));
+      y = conv2d(x, weight, bias, {st[0], st[1]}, 0, {dl[0], dl[1]}, group);
+    }
+    return {a.lower(y)};
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// ConvTranspose
+
+Kernel compile_conv_transpose(const NodeView& n) {
+  n.allow_attributes({"auto_pad", "dilations", "group", "kernel_shape", "output_padding", "output_shape", "pads", "strides"});
+  n.expect_inputs(2, 3);
+  n.expect_outputs(1);
+  check_spatial_rank(n, "transposed convolution", 1);
+  Window w;
+  read_auto_pad(n, w);
+  w.kernel = n.get_ints("kernel_shape");
+  w.strides = n.get_ints("strides");
+  w.dilations = n.get_ints("dilations");
+  w.pads = n.get_ints("pads");
+  w.output_padding = n.get_ints("output_padding");
+  w.output_shape = n.get_ints("output_shape");
+  const int64_t group = n.get_int("group", 1);
+  return [=](const Inputs& in) -> Inputs {
+    const Tensor& x0 = in[0];
+    if (x0.dim() != 3 && x0.dim() != 4)
+      fail("onnx import", "ConvTranspose supports 1-d and 2-d inputs; got shape {}", x0.shape());
+    if (in[1].dim() != x0.dim())
+      fail("onnx import", "ConvTranspose weight shape {} does not match input shape {}", in[1].shape(), x0.shape());
+    As2d a{x0.dim() == 3};
+    const size_t s = size_t(x0.dim() - 2);
+    const Shape sp = spatial(x0);
+    std::vector<int64_t> k(in[1].shape().begin() + 2, in[1].shape().end());
+    if (!w.kernel.empty() && w.kernel != k) fail("onnx import", "kernel_shape {} does not match the weight's shape {}", Shape(w.kernel), in[1].shape());
+    std::vector<int64_t> st = per_dim(w.strides, s, 1, "strides"), dl = per_dim(w.dilations, s, 1, "dilations");
+    std::vector<int64_t> op = per_dim(w.output_padding, s, 0, "output_padding");
+    std::vector<int64_t> pads = per_dim(w.pads, 2 * s, 0, "pads");
+    std::vector<int64_t> out_shape = w.output_shape;
+    if (out_shape.size() == s + 2) out_shape.erase(out_shape.begin(), out_shape.begin() + 2);
+    if (!out_shape.empty() && out_shape.size() != s)
+      fail("onnx import", "output_shape has {} values for {} spatial dims", w.output_shape.size(), s);
+    if (out_shape.empty() && (w.auto_pad == "SAME_UPPER" || w.auto_pad == "SAME_LOWER")) {
+      for (size_t i = 0; i < s; ++i) out_shape.push_back(sp[int(i)] * st[i]);
+    }
+    if (!out_shape.empty()) {  // pads from the requested output size (ONNX's formula)
+      for (size_t i = 0; i < s; ++i) {
+        const int64_t total = st[i] * (sp[int(i)] - 1) + op[i] + (k[i] - 1) * dl[i] + 1 - out_shape[i];
+        // Floor division, as in ONNX's formula (Python): a negative total (output larger than
+        // the full result) pads at the end.
+        const int64_t small = total >= 0 ? total / 2 : -((-total + 1) / 2), large = total - small;
+        pads[i] = w.auto_pad == "SAME_UPPER" ? small : large;
+        pads[i + s] = w.auto_pad == "SAME_UPPER" ? large : small;
+      }
+    }
+    if (s == 1) {
+      k.insert(k.begin(), 1), st.insert(st.begin(), 1), dl.insert(dl.begin(), 1), op.insert(op.begin(), 0);
+      pads = {0, pads[0], 0, pads[1]};
+    }
+    const Tensor x = a.lift(x0), weight = a.lift(in[1]);
+    const Tensor bias = in.size() > 2 ? in[2] : Tensor();
+    const bool native = pads[0] == pads[2] && pads[1] == pads[3] && pads[0] >= 0 && pads[1] >= 0 &&
+                        op[0] < std::max(st[0], dl[0]) && op[1] < std::max(st[1], dl[1]);
+    if (native)
+      return {a.lower(conv_transpose2d(x, weight, bias, {st[0], st[1]}, {pads[0], pads[1]}, {op[0], op[1]}, group,
+                                       {dl[0], dl[1]}))};
+    // The full output, then crop the pads (negative pad() values crop) and add output_padding.
+    Tensor y = conv_transpose2d(x, weight, {}, {st[0], st[1]}, 0, 0, group, {dl[0], dl[1]});
+    y = pad(y, pad2d(-pads[0], -pads[2] + op[0], -pads[1], -pads[3] + op[1]));
+    if (bias.defined()) y = add(y, reshape(bias, {1, bias.numel(), 1, 1}));
+    return {a.lower(y)};
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// MaxPool, AveragePool, GlobalAveragePool
+
+Kernel compile_pool(const NodeView& n) {
+  const bool max_op = n.proto().op_type == "MaxPool";
+  const int v = n.version();
+  if (max_op) {
+    if (v >= 10)
+      n.allow_attributes({"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides"});
+    else
+      n.allow_attributes({"auto_pad", "kernel_shape", "pads", "storage_order", "strides"});
+  } else {
+    if (v >= 10)
+      n.allow_attributes({"auto_pad", "ceil_mode", "count_include_pad", "kernel_shape", "pads", "strides"});
+    else if (v >= 7)
+      n.allow_attributes({"auto_pad", "count_include_pad", "kernel_shape", "pads", "strides"});
+    else
+      n.allow_attributes({"auto_pad", "kernel_shape", "pads", "strides"});
+  }
+  n.expect_inputs(1, 1);
+  if (max_op && n.has_output(1)) n.error("the Indices output is not supported");
+  n.expect_outputs(1);
+  if (!n.has("kernel_shape")) n.error("attribute 'kernel_shape' is required");
+  check_spatial_rank(n, "pooling", -1);
+  Window w;
+  read_auto_pad(n, w);
+  w.kernel = n.get_ints("kernel_shape");
+  w.strides = n.get_ints("strides");
+  w.dilations = n.get_ints("dilations");
+  w.pads = n.get_ints("pads");
+  const bool ceil_mode = n.get_int("ceil_mode", 0) != 0;
+  const bool count_include_pad = n.get_int("count_include_pad", 0) != 0;
+  return [=](const Inputs& in) -> Inputs {
+    const Tensor& x0 = in[0];
+    const size_t s = w.kernel.size();
+    if (x0.dim() != int(s) + 2) fail("onnx import", "kernel_shape has {} values but the input has shape {}", s, x0.shape());
+    As2d a{s == 1};
+    std::vector<int64_t> k = w.kernel, st = per_dim(w.strides, s, 1, "strides"), dl = per_dim(w.dilations, s, 1, "dilations");
+    std::vector<int64_t> pads = per_dim(w.pads, 2 * s, 0, "pads");
+    if (w.auto_pad == "SAME_UPPER" || w.auto_pad == "SAME_LOWER") same_pads(w.auto_pad, spatial(x0), k, st, dl, pads);
+    if (s == 1) {
+      k.insert(k.begin(), 1), st.insert(st.begin(), 1), dl.insert(dl.begin(), 1);
+      pads = {0, pads[0], 0, pads[1]};
+    }
+    Tensor x = a.lift(x0);
+    const bool native = pads[0] == pads[2] && pads[1] == pads[3] && pads[0] >= 0 && pads[1] >= 0 &&
+                        2 * pads[0] <= k[0] && 2 * pads[1] <= k[1];
+    const Pair kernel{k[0], k[1]}, stride{st[0], st[1]}, dilation{dl[0], dl[1]};
+    Tensor y;
+    if (max_op) {
+      if (native) {
+        y = max_pool2d(x, kernel, stride, {pads[0], pads[1]}, dilation, ceil_mode);
+      } else {
+        x = pad(x, pad2d(pads[0], pads[2], pads[1], pads[3]), PadMode::Constant, -std::numeric_limits<double>::infinity());
+        y = max_pool2d(x, kernel, stride, 0, dilation, ceil_mode);
+      }
+    } else if (native) {
+      y = avg_pool2d(x, kernel, stride, {pads[0], pads[1]}, ceil_mode, count_include_pad);
+    } else {
+      // Sum over the window divided by the number of counted elements: both as averages over
+      // the explicitly padded input, so windows clipped by ceil_mode divide consistently.
+      const std::vector<int64_t> p = pad2d(pads[0], pads[2], pads[1], pads[3]);
+      y = avg_pool2d(pad(x, p), kernel, stride, 0, ceil_mode, true);
+      if (!count_include_pad) {
+        Tensor ones_map = pad(ones({1, 1, x.size(2), x.size(3)}, x.dtype()), p);
+        y = div(y, avg_pool2d(ones_map, kernel, stride, 0, ceil_mode, true));
+      }
+    }
+    return {a.lower(y)};
+  };
+}
+
+Kernel compile_global_average_pool(const NodeView& n) {
+  n.allow_attributes({});
+  n.expect_inputs(1, 1);
+  n.expect_outputs(1);
+  return [](const Inputs& in) -> Inputs {
+    const Tensor& x = in[0];
+    if (x.dim() < 3) fail("onnx import", "GlobalAveragePool expects (N, C, ...) with spatial dims; got shape {}", x.shape());
+    Shape dims;
+    for (int d = 2; d < x.dim(); ++d) dims.push_back(d);
+    return {mean(x, dims, true)};
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// BatchNormalization (inference: running statistics)
+
+Kernel compile_batch_norm(const NodeView& n) {
+  const int v = n.version();
+  if (v < 7)
+    n.allow_attributes({"epsilon", "is_test", "momentum", "spatial", "consumed_inputs"});
+  else if (v < 9)
+    n.allow_attributes({"epsilon", "momentum", "spatial"});
+  else if (v < 14)
+    n.allow_attributes({"epsilon", "momentum"});
+  else
+    n.allow_attributes({"epsilon", "momentum", "training_mode"});
+  n.expect_inputs(5, 5);
+  if (n.get_int("spatial", 1) != 1) n.error("spatial = 0 is not supported");
+  if (n.get_int("training_mode", 0) != 0) n.error("training_mode = 1 is not supported (inference only)");
+  n.expect_outputs(1);
+  const double eps = n.get_float("epsilon", 1e-5f);
+  return [=](const Inputs& in) -> Inputs {
+    // x, scale, B, mean, var -> batch_norm(x, mean, var, weight = scale, bias = B)
+    return {batch_norm(in[0], in[3], in[4], in[1], in[2], false, 0.1, eps)};
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pad
+
+Kernel compile_pad(const NodeView& n) {
+  const int v = n.version();
+  const bool attrs = v < 11;
+  if (attrs) {
+    n.allow_attributes({v == 1 ? "paddings" : "pads", "mode", "value"});
+    n.expect_inputs(1, 1);
+    if (!n.has(v == 1 ? "paddings" : "pads")) n.error("attribute '{}' is required", v == 1 ? "paddings" : "pads");
+  } else {
+    n.allow_attributes({"mode"});
+    n.expect_inputs(2, 3);
+  }
+  n.expect_outputs(1);
+  const std::string mode_name = n.get_string("mode", "constant");
+  PadMode mode = PadMode::Constant;
+  if (mode_name == "reflect")
+    mode = PadMode::Reflect;
+  else if (mode_name == "edge")
+    mode = PadMode::Replicate;
+  else if (mode_name != "constant")
+    n.error("mode '{}' is not supported (supported: constant, reflect, edge)", mode_name);
+  const std::vector<int64_t> attr_pads = n.get_ints(v == 1 ? "paddings" : "pads");
+  const double attr_value = n.get_float("value", 0.0f);
+  return [=](const Inputs& in) -> Inputs {
+    const Tensor& x = in[0];
+    std::vector<int64_t> p = attrs ? attr_pads : int_values(in[1], "Pad's pads");
+    double value = attr_value;
+    if (!attrs && in.size() > 2 && in[2].defined()) {
+      if (in[2].numel() != 1) fail("onnx import", "Pad's constant_value must hold one value; got shape {}", in[2].shape());
+      value = in[2].item<double>();
+    }
+    const int r = x.dim();
+    if (int64_t(p.size()) != 2 * r) fail("onnx import", "pads has {} values for an input of rank {} (shape {})", p.size(), r, x.shape());
+    // ONNX: all begins, then all ends. latent: (begin, end) pairs, last dim first; outer dims with
+    // no padding are left out (reflect and edge padding take at most the last three dims).
+    int first = 0;
+    while (first < r && p[size_t(first)] == 0 && p[size_t(first + r)] == 0) ++first;
+    std::vector<int64_t> pads;
+    for (int d = r - 1; d >= first; --d) {
+      pads.push_back(p[size_t(d)]);
+      pads.push_back(p[size_t(d + r)]);
+    }
+    if (pads.empty()) return {x};
+    return {pad(x, pads, mode, mode == PadMode::Constant ? value : 0.0)};
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resize and Upsample
+
+namespace {
+
+enum class Transform { HalfPixel, PytorchHalfPixel, AlignCorners, Asymmetric, TfHalfPixelForNn };
+enum class Nearest { RoundPreferFloor, RoundPreferCeil, Floor, Ceil };
+
+/// The input coordinate of output index o. As in ONNX's reference, the resized length is
+/// scale * in unrounded (with scales 0.6 on 4 elements, align_corners divides by 2.4 - 1).
+double source_coordinate(Transform t, int64_t o, double scale, int64_t in) {
+  const double resized = scale * double(in);
+  switch (t) {
+    case Transform::HalfPixel: return (o + 0.5) / scale - 0.5;
+    case Transform::PytorchHalfPixel: return resized > 1 ? (o + 0.5) / scale - 0.5 : 0.0;
+    case Transform::AlignCorners: return resized == 1 ? 0.0 : double(o) * double(in - 1) / (resized - 1);
+    case Transform::Asymmetric: return o / scale;
+    case Transform::TfHalfPixelForNn: return (o + 0.5) / scale;
+  }
+  return 0;
+}
+
+int64_t nearest_index(Nearest mode, double x) {
+  switch (mode) {
+    case Nearest::RoundPreferFloor: return x == std::floor(x) + 0.5 ? int64_t(std::floor(x)) : int64_t(std::round(x));
+    case Nearest::RoundPreferCeil: return x == std::floor(x) + 0.5 ? int64_t(std::ceil(x)) : int64_t(std::round(x));
+    case Nearest::Floor: return int64_t(std::floor(x));
+    case Nearest::Ceil: return int64_t(std::ceil(x));
+  }
+  return 0;
+}
+
+Tensor resize_axis(const Tensor& x, int axis, int64_t out, double scale, bool linear, Transform t, Nearest nm) {
+  const int64_t in = x.size(axis);
+  if (in == 0) fail("onnx import", "cannot resize an empty dim {}", axis);
+  std::vector<int64_t> i0(static_cast<size_t>(out)), i1(static_cast<size_t>(out));
+  std::vector<double> frac(static_cast<size_t>(out));
+  for (int64_t o = 0; o < out; ++o) {
+    const double src = source_coordinate(t, o, scale, in);
+    if (!linear) {
+      i0[size_t(o)] = std::clamp<int64_t>(nearest_index(nm, src), 0, in - 1);
+      continue;
+    }
+    const double c = std::clamp(src, 0.0, double(in - 1));  // edge values outside the input
+    const int64_t lo = std::min<int64_t>(int64_t(std::floor(c)), in - 1);
+    i0[size_t(o)] = lo;
+    i1[size_t(o)] = std::min(lo + 1, in - 1);
+    frac[size_t(o)] = c - double(lo);
+  }
+  bool identity = in == out;
+  for (int64_t o = 0; o < out && identity; ++o) identity = i0[size_t(o)] == o && frac[size_t(o)] == 0.0;
+  if (identity) return x;
+  Tensor a = index_select(x, axis, from_vector(i0, Shape{out}));
+  if (!linear) return a;
+  Tensor b = index_select(x, axis, from_vector(i1, Shape{out}));
+  Shape ws = Shape::filled(x.dim(), 1);
+  ws[axis] = out;
+  Tensor weight = to_dtype(from_vector(frac, ws), x.dtype());
+  return add(a, mul(sub(b, a), weight));
+}
+
+}  // namespace
+
+Kernel compile_resize(const NodeView& n) {
+  const bool upsample = n.proto().op_type == "Upsample";
+  const int v = n.version();
+  Transform t = Transform::Asymmetric;
+  Nearest nm = Nearest::Floor;  // Upsample and Resize-10: asymmetric, floor
+  if (upsample) {
+    if (v >= 9) {
+      n.allow_attributes({"mode"});
+      n.expect_inputs(2, 2);
+    } else {
+      n.allow_attributes({"mode", "scales"});
+      n.expect_inputs(1, 1);
+      if (!n.has("scales")) n.error("attribute 'scales' is required");
+    }
+  } else if (v == 10) {
+    n.allow_attributes({"mode"});
+    n.expect_inputs(2, 2);
+  } else {
+    n.allow_attributes({"mode", "coordinate_transformation_mode", "nearest_mode", "cubic_coeff_a", "exclude_outside",
+                        "extrapolation_value"});
+    n.expect_inputs(v >= 13 ? 1 : 3, 4);
+    const std::string ctm = n.get_string("coordinate_transformation_mode", "half_pixel");
+    if (ctm == "half_pixel") t = Transform::HalfPixel;
+    else if (ctm == "pytorch_half_pixel") t = Transform::PytorchHalfPixel;
+    else if (ctm == "align_corners") t = Transform::AlignCorners;
+    else if (ctm == "asymmetric") t = Transform::Asymmetric;
+    else if (ctm == "tf_half_pixel_for_nn") t = Transform::TfHalfPixelForNn;
+    else
+      n.error("coordinate_transformation_mode '{}' is not supported (supported: half_pixel, pytorch_half_pixel, "
+              "align_corners, asymmetric, tf_half_pixel_for_nn)", ctm);
+    const std::string near = n.get_string("nearest_mode", "round_prefer_floor");
+    if (near == "round_prefer_floor") nm = Nearest::RoundPreferFloor;
+    else if (near == "round_prefer_ceil") nm = Nearest::RoundPreferCeil;
+    else if (near == "floor") nm = Nearest::Floor;
+    else if (near == "ceil") nm = Nearest::Ceil;
+    else n.error("nearest_mode '{}' is not supported (supported: round_prefer_floor, round_prefer_ceil, floor, ceil)", near);
+  }
+  n.expect_outputs(1);
+  const std::string mode = n.get_string("mode", "nearest");
+  if (mode != "nearest" && mode != "linear" && !(upsample && mode == "bilinear"))
+    n.error("mode '{}' is not supported (supported: nearest, linear)", mode);
+  if (n.get_int("exclude_outside", 0) != 0) n.error("exclude_outside = 1 is not supported");
+  const bool linear = mode != "nearest";
+  const std::vector<float> attr_scales = n.get_floats("scales");
+  const bool roi_input = !upsample && v >= 11;
+  return [=](const Inputs& in) -> Inputs {
+    const Tensor& x = in[0];
+    const int r = x.dim();
+    std::vector<double> scales;
+    std::vector<int64_t> sizes;
+    if (upsample && v < 9) {
+      scales.assign(attr_scales.begin(), attr_scales.end());
+    } else {
+      const size_t scales_at = roi_input ? 2 : 1;
+      if (in.size() > scales_at && in[scales_at].defined() && in[scales_at].numel() > 0) {
+        if (!in[scales_at].is_floating_point()) fail("onnx import", "scales must be float; got {}", dtype_name(in[scales_at].dtype()));
+        scales = double_values(in[scales_at]);
+      }
+      if (roi_input && in.size() > 3 && in[3].defined() && in[3].numel() > 0) {
+        if (!scales.empty()) fail("onnx import", "only one of 'scales' and 'sizes' may be given");
+        sizes = int_values(in[3], "Resize's sizes");
+      }
+    }
+    if (scales.empty() && sizes.empty()) fail("onnx import", "neither scales nor sizes is given");
+    if (!scales.empty() && int(scales.size()) != r) fail("onnx import", "{} scales for an input of rank {} (shape {})", scales.size(), r, x.shape());
+    if (!sizes.empty() && int(sizes.size()) != r) fail("onnx import", "{} sizes for an input of rank {} (shape {})", sizes.size(), r, x.shape());
+    Tensor y = x;
+    for (int d = 0; d < r; ++d) {
+      int64_t out;
+      double scale;
+      if (!sizes.empty()) {
+        out = sizes[size_t(d)];
+        if (out <= 0) fail("onnx import", "sizes {} must be positive", Shape(sizes));
+        scale = double(out) / double(x.size(d));
+      } else {
+        scale = scales[size_t(d)];
+        if (!(scale > 0) || !(double(x.size(d)) * scale < 1e12)) fail("onnx import", "scale {} must be positive and finite, and give fewer than 1e12 elements", scale);
+        out = int64_t(std::floor(double(x.size(d)) * scale));
+        if (out <= 0) fail("onnx import", "scale {} turns dim {} of size {} into an empty dim", scale, d, x.size(d));
+      }
+      y = resize_axis(y, d, out, scale, linear, t, nm);
+    }
+    return {y};
+  };
+}
+
+}  // namespace latent::onnx::detail
