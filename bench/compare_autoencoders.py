@@ -4,8 +4,8 @@ workloads, in the same run: epoch time of the training pass, test metric after t
 peak RSS. Each side runs at 1 and 2 threads on the first seed and keeps its faster setting for
 the other seeds; medians over seeds are compared (seed-to-seed spread is several percent).
 
-usage: bench/compare_autoencoders.py [--epochs 2] [--seeds 0 1 2] [--workloads dense conv vae]
-needs: build/tools/latent (release build), /usr/bin/python3 with Debian's python3-torch.
+usage: bench/compare_autoencoders.py [--epochs 2] [--seeds 0 1 2] [--workloads dense conv vae] [--latent PATH]
+needs: build/tools/latent (release build; --latent picks another), /usr/bin/python3 with Debian's python3-torch.
 """
 import argparse, json, os, resource, statistics, subprocess, sys, tempfile, time
 
@@ -51,9 +51,11 @@ def main():
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--workloads", nargs="+", default=["dense", "conv", "vae"])
+    ap.add_argument("--latent", default=LATENT, help="the latent binary (default: build/tools/latent)")
     a = ap.parse_args()
+    globals()["LATENT"] = os.path.abspath(a.latent)
     if not os.path.exists(LATENT):
-        sys.exit("compare: build/tools/latent is missing: meson setup build --buildtype=release && ninja -C build")
+        sys.exit(f"compare: {LATENT} is missing: meson setup build --buildtype=release && ninja -C build")
     blas = subprocess.run([LATENT, "version"], capture_output=True, text=True).stdout.strip().splitlines()[-1]
     print(f"# {time.strftime('%Y-%m-%d %H:%M')}  {blas}  load {os.getloadavg()[0]:.1f}")
     rows = []

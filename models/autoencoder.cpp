@@ -289,10 +289,14 @@ class DenseVAE : public VariationalAutoencoder {
     fc4 = register_module("fc4", std::make_shared<nn::Linear>(hidden, c.input_dim));
   }
   std::pair<Tensor, Tensor> encode_distribution(const Tensor& x) override {
-    Tensor h = relu(fc1->forward(x));
+    fc1->check_input(x);  // the Linear's own error messages; then Linear + ReLU as one op
+    Tensor h = linear(x, fc1->weight, fc1->bias, Activation::Relu);
     return {fc21->forward(h), fc22->forward(h)};
   }
-  Tensor decode(const Tensor& z) override { return sigmoid(fc4->forward(relu(fc3->forward(z)))); }
+  Tensor decode(const Tensor& z) override {
+    fc3->check_input(z);
+    return linear(linear(z, fc3->weight, fc3->bias, Activation::Relu), fc4->weight, fc4->bias, Activation::Sigmoid);
+  }
   std::shared_ptr<nn::Linear> fc1, fc21, fc22, fc3, fc4;
 };
 
@@ -340,7 +344,11 @@ Tensor VariationalAutoencoder::reconstruction_nll(const Tensor& recon, const Ten
 AELoss VariationalAutoencoder::loss(const Tensor& input, const Tensor& target, double progress) {
   auto [mu, logvar] = encode_distribution(input);
   Tensor z = mu + randn_like(mu) * exp(logvar * 0.5);
-  Tensor recon = sum(reconstruction_nll(decode(z), target));
+  // The Bernoulli NLL summed over the batch is one fused binary_cross_entropy (Sum) pass; the
+  // per-image sums of reconstruction_nll are only needed for per-image metrics.
+  Tensor recon = config_.likelihood == Likelihood::Bernoulli
+                     ? binary_cross_entropy(decode(z), target, Reduction::Sum)
+                     : sum(reconstruction_nll(decode(z), target));
   Tensor kl = gaussian_kl_divergence(mu, logvar, Reduction::Sum);
   double weight = config_.beta;
   if (config_.kl_warmup > 0) weight *= std::min(1.0, progress / config_.kl_warmup);

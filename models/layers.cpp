@@ -1,6 +1,7 @@
 #include "layers.h"
 
 #include <cmath>
+#include <typeinfo>
 
 #include "../autograd/grad_mode.h"
 #include "../ops/activation.h"
@@ -78,10 +79,14 @@ Linear::Linear(int64_t in_features, int64_t out_features, bool bias)
 
 void Linear::reset_parameters(Generator* gen) { default_init(weight, bias, gen); }
 
-Tensor Linear::forward(const Tensor& input) {
+void Linear::check_input(const Tensor& input) const {
   if (!input.defined()) fail("Linear", "input is an undefined tensor");
   if (input.dim() < 1 || input.size(-1) != in_features)
     fail("Linear", "expected an input whose last dim is in_features = {}; got shape {}", in_features, input.shape());
+}
+
+Tensor Linear::forward(const Tensor& input) {
+  check_input(input);
   return linear(input, weight, bias);
 }
 
@@ -161,9 +166,38 @@ std::shared_ptr<Module> Sequential::operator[](size_t index) const {
   return modules_[index];
 }
 
+namespace {
+/// The activation a fused linear can apply for `module` (exactly ReLU, Sigmoid or Tanh, not a
+/// subclass that may override forward); None otherwise.
+Activation fusable_activation(const Module* module) {
+  if (!module) return Activation::None;
+  const std::type_info& type = typeid(*module);
+  if (type == typeid(ReLU)) return Activation::Relu;
+  if (type == typeid(Sigmoid)) return Activation::Sigmoid;
+  if (type == typeid(Tanh)) return Activation::Tanh;
+  return Activation::None;
+}
+}  // namespace
+
 Tensor Sequential::forward(const Tensor& input) {
   Tensor x = input;
-  for (const auto& module : modules_) x = module->forward(x);
+  const size_t n = modules_.size();
+  for (size_t i = 0; i < n; ++i) {
+    Module* module = modules_[i].get();
+    // Linear followed by ReLU/Sigmoid/Tanh runs as one fused_linear op: the activation in the
+    // GEMM's output pass, its derivative and the bias gradient in one backward pass.
+    if (i + 1 < n && typeid(*module) == typeid(Linear)) {
+      const Activation act = fusable_activation(modules_[i + 1].get());
+      if (act != Activation::None) {
+        auto* layer = static_cast<Linear*>(module);
+        layer->check_input(x);
+        x = linear(x, layer->weight, layer->bias, act);
+        ++i;
+        continue;
+      }
+    }
+    x = module->forward(x);
+  }
   return x;
 }
 

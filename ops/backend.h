@@ -1,6 +1,7 @@
 // The Backend interface: the kernels every device provides. Ops (ops/*.cpp) validate, allocate the
 // output and call backend(device).kernel(...); they never touch device memory themselves.
-// A backend that misses a kernel fails to compile (all methods are pure virtual).
+// A backend that misses a kernel fails to compile (all methods are pure virtual, except the fused
+// kernels at the end, whose defaults compose the others).
 //
 // Conventions for every kernel: `out` is preallocated with the right shape and dtype and may have
 // any strides (in-place ops pass a view); inputs have the same dtype as `out` unless stated and are
@@ -8,6 +9,7 @@
 #pragma once
 
 #include "../autograd/tensor.h"
+#include "linalg.h"
 #include "random.h"
 #include "scalar_math.h"
 
@@ -107,6 +109,23 @@ class Backend {
   virtual void upsample2d(const Tensor& x, const Tensor& out, bool bilinear, bool align_corners) = 0;
   virtual void upsample2d_backward(const Tensor& grad_out, const Tensor& grad_input, bool bilinear,
                                    bool align_corners) = 0;
+
+  // ---- fused kernels: one pass where the kernels above take two or three. Each has a default
+  // composed of the kernels above (ops/backend_defaults.cpp), so a backend overrides only what it
+  // has measured to pay. ----
+  /// grad_pre (N, C) = grad_out * activation'(pre), read off the activation's output `out` (N, C)
+  /// (relu: out > 0; sigmoid: out (1 - out); tanh: 1 - out^2; none: 1); then, when grad_bias (C)
+  /// is defined, grad_bias = column sums of grad_pre (float64 accumulation, like reduce).
+  virtual void activation_backward(Activation activation, const Tensor& grad_out, const Tensor& out,
+                                   const Tensor& grad_pre, const Tensor& grad_bias);
+  /// out (0-d, or all dims of size 1) = sum over all elements of term(a, b), a LATENT_BINARY_OPS
+  /// entry of a and b of one shape, accumulated in float64: a pointwise loss and its reduction.
+  virtual void binary_sum(BinaryOp term, const Tensor& a, const Tensor& b, const Tensor& out, double p0,
+                          double p1);
+  /// out = term(a, b) * scale, with scale broadcast to out (0-d for a Mean or Sum loss): a
+  /// pointwise loss's gradient times the incoming gradient in one pass.
+  virtual void binary_scaled(BinaryOp term, const Tensor& a, const Tensor& b, const Tensor& scale,
+                             const Tensor& out, double p0, double p1);
 };
 
 /// The backend of a device; throws "[op] device cuda is not available ..." when none is registered.

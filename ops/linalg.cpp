@@ -76,7 +76,80 @@ struct LinearOp {
   }
 };
 
+/// The elementwise kernel that applies an activation in place.
+UnaryOp unary_of(Activation activation) {
+  switch (activation) {
+    case Activation::Relu: return UnaryOp::Relu;
+    case Activation::Sigmoid: return UnaryOp::Sigmoid;
+    case Activation::Tanh: return UnaryOp::Tanh;
+    case Activation::None: break;
+  }
+  return UnaryOp::Neg;  // not reached: None is plain LinearOp
+}
+
+/// activation(x W^T + b): the bias rows, the GEMM accumulating onto them and the activation in
+/// place on the result (no second tensor). Saves the output, from which every supported
+/// activation's derivative follows, so backward is one pass (derivative + bias gradient) and two
+/// GEMMs.
+struct FusedLinearOp {
+  static constexpr const char* name = "fused_linear";
+  struct Ctx : OpContext {
+    Activation activation = Activation::None;
+  };
+  // x: (N, in), weight: (out, in), bias: (out) or undefined.
+  static Tensor forward(Ctx* ctx, const Tensor& x, const Tensor& weight, const Tensor& bias, Activation activation) {
+    Backend& be = backend(x.device(), name);
+    Tensor out = empty({x.shape()[0], weight.shape()[0]}, x.dtype(), x.device());
+    if (bias.defined()) be.copy(bias, out);
+    be.gemm(x, mT(weight), out, bias.defined() ? 1.0 : 0.0);
+    be.unary(unary_of(activation), out, out, 0, 0);
+    if (ctx) {
+      ctx->activation = activation;
+      ctx->save(x, weight, out);
+    }
+    return out;
+  }
+  static std::array<Tensor, 3> backward(const Ctx& ctx, const Tensor& g) {
+    auto [x, weight, out] = ctx.saved<3>(name);
+    Backend& be = backend(g.device(), name);
+    Tensor grad_pre = empty(out.shape(), out.dtype(), out.device());
+    Tensor gb = ctx.needs_grad(2) ? empty({out.shape()[1]}, out.dtype(), out.device()) : Tensor();
+    be.activation_backward(ctx.activation, g, out, grad_pre, gb);
+    Tensor gx = ctx.needs_grad(0) ? gemm_new(name, grad_pre, weight) : Tensor();  // (N, out) @ (out, in)
+    Tensor gw = ctx.needs_grad(1) ? gemm_new(name, mT(grad_pre), x) : Tensor();   // (out, N) @ (N, in)
+    return {gx, gw, gb};
+  }
+};
+
+/// The checks every linear runs ("[linear] ..."), shared by the plain and the fused op.
+void check_linear(const char* op, const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  check_operands(op, x, weight);
+  if (weight.dim() != 2) fail(op, "weight must be 2-d (out_features, in_features); got shape {}", weight.shape());
+  if (x.dim() < 1) fail(op, "input must have at least 1 dim; got a 0-d tensor");
+  const int64_t in = x.shape()[x.dim() - 1];
+  if (in != weight.shape()[1])
+    fail(op, "input shape {} and weight shape {} do not match: {} input features != {}", x.shape(), weight.shape(), in,
+         weight.shape()[1]);
+  if (bias.defined()) {
+    check::same_device(op, x, bias);
+    if (bias.dtype() != x.dtype()) fail(op, "bias dtype {} differs from input dtype {}", bias.dtype(), x.dtype());
+    if (bias.dim() != 1 || bias.shape()[0] != weight.shape()[0])
+      fail(op, "bias shape {} does not match weight shape {}: expected [{}]", bias.shape(), weight.shape(),
+           weight.shape()[0]);
+  }
+}
+
 }  // namespace
+
+const char* activation_name(Activation activation) {
+  switch (activation) {
+    case Activation::None: return "none";
+    case Activation::Relu: return "relu";
+    case Activation::Sigmoid: return "sigmoid";
+    case Activation::Tanh: return "tanh";
+  }
+  return "unknown";
+}
 
 Tensor mm(const Tensor& a, const Tensor& b) {
   check_operands("mm", a, b);
@@ -127,25 +200,22 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  const char* op = "linear";
-  check_operands(op, x, weight);
-  if (weight.dim() != 2) fail(op, "weight must be 2-d (out_features, in_features); got shape {}", weight.shape());
-  if (x.dim() < 1) fail(op, "input must have at least 1 dim; got a 0-d tensor");
-  const int64_t in = x.shape()[x.dim() - 1];
-  if (in != weight.shape()[1])
-    fail(op, "input shape {} and weight shape {} do not match: {} input features != {}", x.shape(), weight.shape(), in,
-         weight.shape()[1]);
-  if (bias.defined()) {
-    check::same_device(op, x, bias);
-    if (bias.dtype() != x.dtype()) fail(op, "bias dtype {} differs from input dtype {}", bias.dtype(), x.dtype());
-    if (bias.dim() != 1 || bias.shape()[0] != weight.shape()[0])
-      fail(op, "bias shape {} does not match weight shape {}: expected [{}]", bias.shape(), weight.shape(),
-           weight.shape()[0]);
-  }
+  check_linear("linear", x, weight, bias);
   if (x.dim() == 2) return apply<LinearOp>(x, weight, bias);
+  const int64_t in = x.shape()[x.dim() - 1];
   Shape out_shape = x.shape();
   out_shape[x.dim() - 1] = weight.shape()[0];
   return reshape(apply<LinearOp>(reshape(x, {-1, in}), weight, bias), out_shape);
+}
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation activation) {
+  if (activation == Activation::None) return linear(x, weight, bias);
+  check_linear("linear", x, weight, bias);
+  if (x.dim() == 2) return apply<FusedLinearOp>(x, weight, bias, activation);
+  const int64_t in = x.shape()[x.dim() - 1];
+  Shape out_shape = x.shape();
+  out_shape[x.dim() - 1] = weight.shape()[0];
+  return reshape(apply<FusedLinearOp>(reshape(x, {-1, in}), weight, bias, activation), out_shape);
 }
 
 }  // namespace latent

@@ -83,29 +83,37 @@ struct LossCtx : OpContext {
   InputMeta input;  // nll_loss: the shape and dtype of log_probs
 };
 
-/// (input - target)^2. Saves the difference, so backward is one pass per gradient: 2 diff g / n.
+/// (input - target)^2. Mean and Sum are one fused pass (the squared error summed in float64,
+/// nothing allocated); None is the difference squared in place. Saves input and target (no copy),
+/// so backward is one pass per gradient: +-2 (input - target) g / n.
 struct MseLossOp {
   static constexpr const char* name = "mse_loss";
   using Ctx = LossCtx;
   static Tensor forward(Ctx* ctx, const Tensor& input, const Tensor& target, Reduction reduction) {
     check_pair(name, input, target, "input", "target");
     Backend& be = backend(input.device(), name);
-    Tensor diff = empty(input.shape(), input.dtype(), input.device());
-    be.binary(BinaryOp::Sub, input, target, diff, 1, 0);
-    // Without a recording nothing needs diff afterwards: square it in place.
-    Tensor squares = ctx ? empty(input.shape(), input.dtype(), input.device()) : diff;
-    be.unary(UnaryOp::Square, diff, squares, 0, 0);
     const double divisor = divisor_of(reduction, input.numel());
     if (ctx) {
       ctx->divisor = divisor;
-      ctx->save(diff);
+      ctx->save(input, target);
     }
-    return reduce_terms(name, squares, reduction, divisor);
+    if (reduction == Reduction::None) {
+      Tensor terms = empty(input.shape(), input.dtype(), input.device());
+      be.binary(BinaryOp::SquaredError, input, target, terms, 0, 0);
+      return terms;
+    }
+    Tensor total = empty({}, input.dtype(), input.device());
+    be.binary_sum(BinaryOp::SquaredError, input, target, total, 0, 0);
+    if (divisor != 1.0) be.unary(UnaryOp::DivScalar, total, total, divisor, 0);
+    return total;
   }
   static std::array<Tensor, 2> backward(const Ctx& ctx, const Tensor& g) {
-    Tensor diff = ctx.saved(0, name);
+    auto [input, target] = ctx.saved<2>(name);
+    Backend& be = backend(g.device(), name);
     auto grad = [&](double sign) {
-      return binary_kernel(name, BinaryOp::Mul, diff, scaled_grad(name, g, 2.0 * sign, ctx.divisor));
+      Tensor out = empty(input.shape(), input.dtype(), input.device());
+      be.binary_scaled(BinaryOp::MseLossBackward, input, target, scaled_grad(name, g, sign, ctx.divisor), out, 0, 0);
+      return out;
     };
     return {ctx.needs_grad(0) ? grad(1.0) : Tensor(), ctx.needs_grad(1) ? grad(-1.0) : Tensor()};
   }
@@ -147,13 +155,18 @@ struct BinaryCrossEntropyOp {
   static constexpr bool kLogits = kLoss == BinaryOp::BceWithLogits;
   static Tensor forward(Ctx* ctx, const Tensor& input, const Tensor& target, Reduction reduction) {
     check_pair(name, input, target, kLogits ? "logits" : "probs", "target");
-    Tensor terms = binary_kernel(name, kLoss, input, target);
     const double divisor = divisor_of(reduction, input.numel());
     if (ctx) {
       ctx->divisor = divisor;
       ctx->save(input, target);
     }
-    return reduce_terms(name, terms, reduction, divisor);
+    if (reduction == Reduction::None) return binary_kernel(name, kLoss, input, target);
+    // Mean and Sum: the terms and their float64 sum in one pass, nothing allocated.
+    Backend& be = backend(input.device(), name);
+    Tensor total = empty({}, input.dtype(), input.device());
+    be.binary_sum(kLoss, input, target, total, 0, 0);
+    if (divisor != 1.0) be.unary(UnaryOp::DivScalar, total, total, divisor, 0);
+    return total;
   }
   static std::array<Tensor, 2> backward(const Ctx& ctx, const Tensor& g) {
     auto [input, target] = ctx.saved<2>(name);
@@ -161,8 +174,8 @@ struct BinaryCrossEntropyOp {
     Tensor scale = scaled_grad(name, g, 1.0, ctx.divisor);
     Tensor grad_input, grad_target;
     if (ctx.needs_grad(0)) {
-      grad_input = binary_kernel(name, kGrad, input, target);
-      be.binary(BinaryOp::Mul, grad_input, scale, grad_input, 1, 0);
+      grad_input = empty(input.shape(), input.dtype(), input.device());
+      be.binary_scaled(kGrad, input, target, scale, grad_input, 0, 0);  // kGrad(input, target) * g / n, one pass
     }
     if (ctx.needs_grad(1)) {
       if constexpr (kLogits) {

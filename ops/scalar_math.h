@@ -10,6 +10,13 @@
 #include <cmath>
 #include <cstdint>
 
+/// Marks the scalar functions below callable from CUDA kernels too (empty for the C++ compiler).
+#ifdef __CUDACC__
+#define LATENT_HOST_DEVICE __host__ __device__
+#else
+#define LATENT_HOST_DEVICE
+#endif
+
 namespace latent::math {
 
 using std::abs;
@@ -31,7 +38,7 @@ inline constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 /// accuracy, p the degree-6 Taylor polynomial (|r| <= ln(2)/2, relative error below 2e-7, about
 /// 1-2 ulp; denormal results included). Below -103.9 the result is 0 and above 88.7228 (ln FLT_MAX) it is inf (selected without branches);
 /// NaN stays NaN (it flows through p).
-[[gnu::always_inline]] inline float exp_float(float x_in) {
+[[gnu::always_inline]] LATENT_HOST_DEVICE inline float exp_float(float x_in) {
   const float x = x_in < -103.9f ? -103.9f : (x_in > 88.7228f ? 88.7228f : x_in);
   // n = round(x / ln 2) by the 1.5 * 2^23 trick: adding it pushes the fraction bits out (round
   // to nearest), subtracting it back leaves the integer. Plain adds, so the loop vectorises
@@ -55,22 +62,62 @@ inline constexpr double kInvSqrt2Pi = 0.39894228040143267794;
   const float result = p * s1 * s2;
   return x_in < -103.9f ? 0.f : (x_in > 88.7228f ? __builtin_inff() : result);
 }
-[[gnu::always_inline]] inline float exp(float x) { return exp_float(x); }
-inline double exp(double x) { return std::exp(x); }
-inline double exp(int64_t x) { return std::exp(static_cast<double>(x)); }
+[[gnu::always_inline]] LATENT_HOST_DEVICE inline float exp(float x) { return exp_float(x); }
+LATENT_HOST_DEVICE inline double exp(double x) { return std::exp(x); }
+LATENT_HOST_DEVICE inline double exp(int64_t x) { return std::exp(static_cast<double>(x)); }
+
+/// log(x) for float32 in straight-line arithmetic, so loops over it vectorise (libm's logf is a
+/// scalar call): x = m 2^e with m in [sqrt(1/2), sqrt(2)), log(m) from Cephes' degree-8 polynomial
+/// in f = m - 1, e ln 2 added in two parts. About 1 ulp; denormals are scaled first; 0 gives -inf,
+/// negatives NaN, inf inf, NaN NaN (selected without branches).
+[[gnu::always_inline]] LATENT_HOST_DEVICE inline float log_float(float x_in) {
+  const bool tiny = x_in < 1.17549435e-38f;  // denormal, zero or negative
+  const float x = tiny ? x_in * 8388608.0f : x_in;  // 2^23 makes denormals normal
+  int32_t bits;
+  __builtin_memcpy(&bits, &x, sizeof bits);
+  const int32_t mbits = (bits & 0x007fffff) | 0x3f000000;  // mantissa as m in [0.5, 1)
+  float m;
+  __builtin_memcpy(&m, &mbits, sizeof m);
+  const bool low = m < 0.707106781186547524f;
+  const float e = static_cast<float>(((bits >> 23) & 0xff) - 126 - (low ? 1 : 0)) - (tiny ? 23.f : 0.f);
+  const float f = (low ? m + m : m) - 1.f;
+  const float z = f * f;
+  float p = 7.0376836292e-2f;
+  p = p * f - 1.1514610310e-1f;
+  p = p * f + 1.1676998740e-1f;
+  p = p * f - 1.2420140846e-1f;
+  p = p * f + 1.4249322787e-1f;
+  p = p * f - 1.6668057665e-1f;
+  p = p * f + 2.0000714765e-1f;
+  p = p * f - 2.4999993993e-1f;
+  p = p * f + 3.3333331174e-1f;
+  float r = f * z * p + e * -2.12194440e-4f - 0.5f * z;
+  r = (f + r) + e * 0.693359375f;
+  r = x_in == __builtin_inff() ? x_in : r;
+  r = x_in == 0.f ? -__builtin_inff() : r;
+  r = x_in < 0.f ? __builtin_nanf("") : r;
+  return x_in != x_in ? x_in : r;
+}
+/// log(1 + x) for float32, vectorisable: log_float(u) * x / (u - 1) with u = 1 + x, which cancels
+/// the rounding of u (Goldberg); x itself where u rounds to 1. -1 gives -inf, below -1 NaN.
+[[gnu::always_inline]] LATENT_HOST_DEVICE inline float log1p_float(float x) {
+  const float u = 1.f + x;
+  const float r = u == 1.f ? x : log_float(u) * (x / (u - 1.f));
+  return x == __builtin_inff() ? x : r;
+}
 
 /// 1 / (1 + e^-x): e^-x overflows to inf for very negative x, giving exactly 0, so no branch is
 /// needed (and the loop vectorises).
-template <class T> [[gnu::always_inline]] inline T sigmoid(T x) { return T(1) / (T(1) + exp(-x)); }
+template <class T> [[gnu::always_inline]] LATENT_HOST_DEVICE inline T sigmoid(T x) { return T(1) / (T(1) + exp(-x)); }
 /// log(1 + e^(beta x)) / beta, linear above threshold (PyTorch's softplus).
-template <class T> inline T softplus(T x, T beta, T threshold) {
+template <class T> LATENT_HOST_DEVICE inline T softplus(T x, T beta, T threshold) {
   T bx = x * beta;
   return bx > threshold ? x : log1p(exp(bx)) / beta;
 }
-template <class T> inline T sign(T x) { return T((x > T(0)) - (x < T(0))); }
+template <class T> LATENT_HOST_DEVICE inline T sign(T x) { return T((x > T(0)) - (x < T(0))); }
 /// max(v, -100), keeping NaN: binary_cross_entropy's floor on log terms (PyTorch's), so probabilities
 /// of exactly 0 or 1 give a finite loss.
-template <class T> inline T log_floor(T v) { return v < T(-100) ? T(-100) : v; }
+template <class T> LATENT_HOST_DEVICE inline T log_floor(T v) { return v < T(-100) ? T(-100) : v; }
 
 }  // namespace latent::math
 
@@ -130,7 +177,10 @@ template <class T> inline T log_floor(T v) { return v < T(-100) ? T(-100) : v; }
   X(BinaryCrossEntropy, (b - T(1)) * log_floor(log1p(-a)) - b * log_floor(log(a)))      \
   X(BinaryCrossEntropyBackward, (a - b) / ((T(1) - a) * a < T(1e-12) ? T(1e-12) : (T(1) - a) * a)) \
   X(BceWithLogits, (a > T(0) ? a : T(0)) - a * b + log1p(exp(-abs(a))))                  \
-  X(BceWithLogitsBackward, sigmoid(a) - b)
+  X(BceWithLogitsBackward, sigmoid(a) - b)                                              \
+  X(SquaredError, (a - b) * (a - b))                                                     \
+  X(MseLossBackward, T(2) * (a - b))                                                     \
+  X(L1LossBackward, sign(a - b))
 
 namespace latent {
 

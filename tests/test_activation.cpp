@@ -2,6 +2,7 @@
 #include <functional>
 
 #include "helpers.h"
+#include "ops/backend.h"
 
 using namespace latent;
 using latent::testing::check_values;
@@ -54,4 +55,26 @@ TEST_CASE("activation errors") {
   CHECK_THROWS_WITH_SUBSTR(softplus(zeros({2}), 0.0), "[softplus] beta must be positive; got 0");
   CHECK_THROWS_WITH_SUBSTR(gelu(Tensor()), "[gelu] argument 'input' is an undefined tensor");
   check_values(relu(from_vector(std::vector<int64_t>{-2, 3}, {2})), {0, 3});
+}
+
+TEST_CASE("float32 relu and sigmoid on long contiguous tensors (the vectorised path), in place too") {
+  // 1003 elements: vector loops and tails; the values span sigmoid's saturation and relu's sign.
+  std::vector<double> xs;
+  for (int i = 0; i < 1003; ++i) xs.push_back(-120.0 + 240.0 * i / 1002.0);
+  xs[5] = 0.0;
+  xs[6] = -0.0;
+  Tensor x = from_vector(xs, {1003}).to(kFloat32);
+  std::vector<double> xf = x.to_vector<double>();  // the float32 inputs, exactly
+  const auto sig = [](double v) { return 1.0 / (1.0 + std::exp(-v)); };
+  check_values(relu(x), ref(xf, [](double v) { return v > 0 ? v : 0.0; }), 0, 0);
+  check_values(sigmoid(x), ref(xf, sig), 1e-7, 1e-6);
+  // A strided view takes the general loop and agrees.
+  Tensor strided = x.view({17, 59}).t();
+  check_values(sigmoid(strided), ref(strided.to_vector<double>(), sig), 1e-7, 1e-6);
+  // In place through the backend (what fused_linear does).
+  Tensor y = x.clone();
+  cpu_backend().unary(UnaryOp::Sigmoid, y, y, 0, 0);
+  check_values(y, ref(xf, sig), 1e-7, 1e-6);
+  Tensor nan = tensor({NAN, 1.0f});
+  CHECK(std::isnan(sigmoid(nan).to_vector<double>()[0]));
 }

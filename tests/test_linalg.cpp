@@ -87,3 +87,70 @@ TEST_CASE("matrix product errors") {
                            "[linear] bias shape [5] does not match weight shape [4, 5]: expected [4]");
   CHECK_THROWS_WITH_SUBSTR(linear(zeros({8, 5}), zeros({5})), "[linear] weight must be 2-d");
 }
+
+TEST_CASE("fused_linear equals linear followed by the activation, values and gradients") {
+  const std::pair<Activation, Tensor (*)(const Tensor&)> cases[] = {
+      {Activation::Relu, [](const Tensor& t) { return relu(t); }},
+      {Activation::Sigmoid, [](const Tensor& t) { return sigmoid(t); }},
+      {Activation::Tanh, [](const Tensor& t) { return tanh(t); }}};
+  for (const auto& [act, reference] : cases) {
+    CAPTURE(activation_name(act));
+    for (DType dtype : {kFloat64, kFloat32}) {
+      CAPTURE(dtype);
+      const double tol = dtype == kFloat64 ? 1e-12 : 1e-5;
+      // 37 output columns: not a multiple of any vector width, so the fused kernels' tails run.
+      Tensor x = det_randn({6, 5}, 21, false).to(dtype), w = det_randn({37, 5}, 22, false).to(dtype);
+      Tensor b = det_randn({37}, 23, false).to(dtype), g = det_randn({6, 37}, 24, false).to(dtype);
+      Tensor xr = x.clone().requires_grad_(), wr = w.clone().requires_grad_(), br = b.clone().requires_grad_();
+      Tensor y = linear(xr, wr, br, act);
+      REQUIRE(y.grad_fn());
+      CHECK(std::string(y.grad_fn()->name()) == "fused_linear");
+      Tensor x64 = x.to(kFloat64).requires_grad_(), w64 = w.to(kFloat64).requires_grad_(),
+             b64 = b.to(kFloat64).requires_grad_();
+      Tensor expected = reference(linear(x64, w64, b64));
+      check_values(y, expected.to_vector<double>(), tol, tol);
+      y.backward(g);
+      expected.backward(g.to(kFloat64));
+      check_values(xr.grad(), x64.grad().to_vector<double>(), tol, tol);
+      check_values(wr.grad(), w64.grad().to_vector<double>(), tol, tol);
+      check_values(br.grad(), b64.grad().to_vector<double>(), tol, tol);
+      // Without bias, without grad mode, and on a 3-d input.
+      check_values(linear(x, w, Tensor(), act), reference(linear(x64.detach(), w64.detach())).to_vector<double>(), tol,
+                   tol);
+      {
+        NoGradGuard no_grad;
+        check_values(linear(x, w, b, act), expected.detach().to_vector<double>(), tol, tol);
+      }
+      Tensor y3 = linear(x.view({2, 3, 5}), w, b, act);
+      CHECK(y3.shape() == Shape{2, 3, 37});
+      check_values(y3, expected.detach().to_vector<double>(), tol, tol);
+    }
+  }
+  CHECK(std::string(activation_name(Activation::None)) == "none");
+  // None is plain linear.
+  Tensor x = det_randn({3, 4}, 25, false).requires_grad_(), w = det_randn({2, 4}, 26, false);
+  CHECK(std::string(linear(x, w, Tensor(), Activation::None).grad_fn()->name()) == "linear");
+}
+
+TEST_CASE("fused_linear passes gradcheck for every activation") {
+  for (Activation act : {Activation::Relu, Activation::Sigmoid, Activation::Tanh}) {
+    CAPTURE(activation_name(act));
+    Tensor x = det_randn({4, 3}, 31, true), w = det_randn({5, 3}, 32, true), b = det_randn({5}, 33, true);
+    // Keep relu's inputs away from the kink, where finite differences are meaningless.
+    const Tensor weights = tensor({0.5, 0.75, 1.0, 1.25, 1.5}, TensorOptions().dtype(kFloat64));
+    auto fn = [act, weights](const std::vector<Tensor>& in) { return (linear(in[0], in[1], in[2], act) * weights).sum(); };
+    if (act == Activation::Relu) {
+      NoGradGuard no_grad;
+      Tensor pre = linear(x, w, b);
+      CHECK(min(abs(pre)).item<double>() > 1e-3);
+    }
+    CHECK(gradcheck(fn, {x, w, b}));
+  }
+}
+
+TEST_CASE("fused_linear errors name linear") {
+  CHECK_THROWS_WITH_SUBSTR(linear(zeros({8, 5}), zeros({4, 6}), Tensor(), Activation::Relu),
+                           "[linear] input shape [8, 5] and weight shape [4, 6] do not match: 5 input features != 6");
+  CHECK_THROWS_WITH_SUBSTR(linear(zeros({8, 5}), zeros({4, 5}), zeros({5}), Activation::Sigmoid),
+                           "[linear] bias shape [5] does not match weight shape [4, 5]: expected [4]");
+}

@@ -338,3 +338,87 @@ TEST_CASE("an in-place change to a saved probability before backward is an error
   }
   CHECK_THROWS_WITH_SUBSTR(loss.backward(), "binary_cross_entropy");
 }
+
+TEST_CASE("fused loss passes: float32 values and gradients match float64, every reduction") {
+  // 1000 elements: the fused float32 kernels' vector loops and their tails both run.
+  Generator gen(50);
+  Tensor p32 = (rand({10, 100}, kFloat32, &gen) * 0.9 + 0.05), t32 = rand({10, 100}, kFloat32, &gen);
+  Tensor x32 = randn({10, 100}, kFloat32, &gen) * 3.0;
+  const LossFn losses[] = {&mse_loss, &binary_cross_entropy, &binary_cross_entropy_with_logits};
+  for (LossFn loss : losses) {
+    const bool probs = loss == &binary_cross_entropy;
+    Tensor input = probs ? p32 : x32;
+    for (Reduction r : kReductions) {
+      INFO("loss " << (loss == &mse_loss ? "mse" : probs ? "bce" : "bce_with_logits") << ", reduction "
+                   << reduction_name(r));
+      Tensor a = input.clone().requires_grad_(), b = t32.clone().requires_grad_();
+      Tensor a64 = input.to(kFloat64).requires_grad_(), b64 = t32.to(kFloat64).requires_grad_();
+      Tensor out = loss(a, b, r), ref = loss(a64, b64, r);
+      check_values(out, ref.to_vector<double>(), 1e-4, 1e-5);
+      Tensor g = r == Reduction::None ? randn({10, 100}, kFloat32, &gen) : full({}, 0.75);
+      out.backward(g);
+      ref.backward(g.to(kFloat64));
+      check_values(a.grad(), a64.grad().to_vector<double>(), 1e-6, 1e-4);
+      check_values(b.grad(), b64.grad().to_vector<double>(), 1e-6, 1e-4);
+    }
+  }
+}
+
+TEST_CASE("mse_loss saves its input: an in-place change before backward is an error") {
+  Tensor x = det_randn({2, 3}, 60);
+  Tensor y = mul(x, 2.0);
+  Tensor loss = mse_loss(y, det_randn({2, 3}, 61, false));
+  {
+    NoGradGuard no_grad;
+    y.add_(1.0);
+  }
+  CHECK_THROWS_WITH_SUBSTR(loss.backward(), "mse_loss");
+}
+
+TEST_CASE("log_float and log1p_float (the vectorised logs of the fused losses) agree with libm") {
+  // A sweep over every binade, denormals included, plus the special values.
+  double worst_log = 0, worst_log1p = 0;
+  // Steps by a factor in double: a float factor near 1 cannot move a denormal with few bits.
+  for (double xd = 1e-44; xd < 3e38; xd *= 1.0137) {
+    const float x = static_cast<float>(xd);
+    const double ref = std::log(static_cast<double>(x));
+    worst_log = std::max(worst_log, std::abs(math::log_float(x) - ref) / std::max(std::abs(ref), 1e-30));
+    if (std::abs(ref) < 1e-30) CHECK(math::log_float(x) == 0.f);
+  }
+  std::vector<float> xs;
+  for (double m = 0.9999; m > 1e-30; m *= 0.93) xs.push_back(static_cast<float>(-m));
+  for (double m = 1e-30; m < 1e30; m *= 1.07) xs.push_back(static_cast<float>(m));
+  for (float x : xs) {
+    const double ref = std::log1p(static_cast<double>(x));
+    worst_log1p = std::max(worst_log1p, std::abs(math::log1p_float(x) - ref) / std::max(std::abs(ref), 1e-38));
+  }
+  CHECK(worst_log < 2.5e-7);   // about 2 ulp
+  CHECK(worst_log1p < 4e-7);
+  CHECK(math::log_float(1.f) == 0.f);
+  CHECK(math::log_float(0.f) == -INFINITY);
+  CHECK(math::log_float(INFINITY) == INFINITY);
+  CHECK(std::isnan(math::log_float(-1.f)));
+  CHECK(std::isnan(math::log_float(NAN)));
+  CHECK(math::log1p_float(-1.f) == -INFINITY);
+  CHECK(math::log1p_float(INFINITY) == INFINITY);
+  CHECK(math::log1p_float(1e-30f) == 1e-30f);
+  CHECK(std::isnan(math::log1p_float(-2.f)));
+}
+
+TEST_CASE("binary_cross_entropy Sum in float32 at the edges: probabilities 0, 1, denormal and near 1") {
+  const std::vector<double> ps = {0.0, 1.0, 1e-40, 1e-30, 1e-8, 0.3, 0.5, 0.999999, 1.0 - 1e-7, 0.9999999};
+  const std::vector<double> ts = {0.0, 1.0, 0.0, 1.0, 0.5, 0.2, 1.0, 0.0, 0.3, 1.0};
+  for (int rep : {1, 7}) {  // 10 and 70 elements: the scalar tail and the vector loop
+    std::vector<double> p, t;
+    for (int r = 0; r < rep; ++r) {
+      p.insert(p.end(), ps.begin(), ps.end());
+      t.insert(t.end(), ts.begin(), ts.end());
+    }
+    const int64_t n = static_cast<int64_t>(p.size());
+    Tensor p32 = from_vector(p, {n}).to(kFloat32), t32 = from_vector(t, {n}).to(kFloat32);
+    // The reference: the unfused per-element terms of the same float32 inputs, summed in float64.
+    double expected = 0;
+    for (double v : binary_cross_entropy(p32, t32, Reduction::None).to_vector<double>()) expected += v;
+    check_values(binary_cross_entropy(p32, t32, Reduction::Sum), {expected}, 1e-4, 1e-6);
+  }
+}

@@ -44,6 +44,12 @@ class CpuBackend final : public Backend {
   void upsample2d(const Tensor& x, const Tensor& out, bool bilinear, bool align_corners) override;
   void upsample2d_backward(const Tensor& grad_out, const Tensor& grad_input, bool bilinear,
                            bool align_corners) override;
+  // cpu_fused.cpp
+  void activation_backward(Activation activation, const Tensor& grad_out, const Tensor& out, const Tensor& grad_pre,
+                           const Tensor& grad_bias) override;
+  void binary_sum(BinaryOp term, const Tensor& a, const Tensor& b, const Tensor& out, double p0, double p1) override;
+  void binary_scaled(BinaryOp term, const Tensor& a, const Tensor& b, const Tensor& scale, const Tensor& out,
+                     double p0, double p1) override;
 };
 
 }  // namespace latent::cpu

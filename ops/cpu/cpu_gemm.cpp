@@ -41,6 +41,29 @@ void gemm_call(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, in
     cblas_dgemm(CblasRowMajor, tra, trb, int(m), int(n), int(k), 1.0, a, int(lda), b, int(ldb), beta, c, int(ldc));
 }
 
+/// Products below this many multiply-adds run on one thread. OpenBLAS threads every sgemm above
+/// 2^18 of them; for the autoencoders' 128x128x64 products (2^20) its second thread cost 6-7 us
+/// on top of 18 us (1 vs 2 threads, 2-core EPYC, OpenBLAS 0.3.21 Haswell kernels), while the
+/// 128x128x784 ones (2^23.6) can gain from it on an idle machine.
+constexpr double kMinThreadedMacs = 4.0 * 1024 * 1024;
+
+/// Caps OpenBLAS at one thread for its lifetime (the cap is a global of OpenBLAS's; restoring it is
+/// a store, no thread is started or stopped).
+class SingleThreadScope {
+ public:
+  explicit SingleThreadScope(bool active) : saved_(active ? openblas_get_num_threads() : 1) {
+    if (saved_ > 1) openblas_set_num_threads(1);
+  }
+  ~SingleThreadScope() {
+    if (saved_ > 1) openblas_set_num_threads(saved_);
+  }
+  SingleThreadScope(const SingleThreadScope&) = delete;
+  SingleThreadScope& operator=(const SingleThreadScope&) = delete;
+
+ private:
+  int saved_;
+};
+
 template <class T>
 void gemm_typed(CpuBackend& be, const Tensor& a_in, const Tensor& b_in, const Tensor& out, double beta) {
   const bool batched = out.dim() == 3;
@@ -69,6 +92,8 @@ void gemm_typed(CpuBackend& be, const Tensor& a_in, const Tensor& b_in, const Te
     lc = blas_layout(m, n, c.strides()[ro], c.strides()[ro + 1]);
   }
   if (m > 0 && n > 0) {
+    SingleThreadScope one_thread(static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) <
+                                 kMinThreadedMacs);
     for (int64_t i = 0; i < batch; ++i) {
       const T* pa = a.data_ptr<T>() + (batched ? i * a.strides()[0] : 0);
       const T* pb = b.data_ptr<T>() + (batched ? i * b.strides()[0] : 0);

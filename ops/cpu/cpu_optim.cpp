@@ -2,12 +2,14 @@
 #include <cmath>
 
 #include "cpu_backend.h"
+#include "isa.h"
 
 namespace latent::cpu {
 namespace {
 
 template <class T, bool kAmsgrad>
-void adam_loop(T* p, const T* g, T* m, T* v, T* vmax, int64_t n, const AdamStep& s) {
+[[gnu::always_inline]] inline void adam_loop(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v,
+                                             T* __restrict vmax, int64_t n, const AdamStep& s) {
   const T b1 = T(s.beta1), b2 = T(s.beta2), one_b1 = T(1 - s.beta1), one_b2 = T(1 - s.beta2);
   const T wd = T(s.weight_decay), decay = T(1 - s.lr * s.weight_decay), eps = T(s.eps);
   const T step_size = T(s.lr / s.bias_correction1), inv_sqrt_bc2 = T(1 / std::sqrt(s.bias_correction2));
@@ -29,6 +31,14 @@ void adam_loop(T* p, const T* g, T* m, T* v, T* vmax, int64_t n, const AdamStep&
   }
 }
 
+// The float32 update without AMSGrad (what `latent train` runs) for the widest instruction set.
+[[gnu::always_inline]] inline void adam_f32_body(float* p, const float* g, float* m, float* v, int64_t n,
+                                                 const AdamStep& s) {
+  adam_loop<float, false>(p, g, m, v, nullptr, n, s);
+}
+LATENT_CPU_MULTI_ISA(adam_f32, (float* p, const float* g, float* m, float* v, int64_t n, const AdamStep& s),
+                     (p, g, m, v, n, s))
+
 }  // namespace
 
 void CpuBackend::adam_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
@@ -36,6 +46,13 @@ void CpuBackend::adam_step(const Tensor& param, const Tensor& grad, const Tensor
   visit_floating("adam", param.dtype(), [&](auto tag) {
     using T = decltype(tag);
     T* vmax = max_exp_avg_sq.defined() ? max_exp_avg_sq.data_ptr<T>() : nullptr;
+    if constexpr (std::is_same_v<T, float>) {
+      if (!vmax) {
+        adam_f32(param.data_ptr<float>(), grad.data_ptr<float>(), exp_avg.data_ptr<float>(),
+                 exp_avg_sq.data_ptr<float>(), param.numel(), s);
+        return;
+      }
+    }
     if (vmax)
       adam_loop<T, true>(param.data_ptr<T>(), grad.data_ptr<T>(), exp_avg.data_ptr<T>(), exp_avg_sq.data_ptr<T>(), vmax,
                          param.numel(), s);

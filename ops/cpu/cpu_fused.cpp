@@ -1,0 +1,186 @@
+// Fused CPU kernels (see the end of ops/backend.h): the activation derivative with the bias
+// gradient, a pointwise loss with its sum, a loss gradient with its scale. The float32 contiguous
+// case runs one pass compiled for the widest instruction set (ops/cpu/isa.h); every other case
+// (float64, strided or broadcast operands) takes the Backend default, which composes the unfused
+// kernels.
+#include <cstring>
+#include <vector>
+
+#include "../backend.h"
+#include "../creation.h"
+#include "cpu_backend.h"
+#include "isa.h"
+
+namespace latent::cpu {
+namespace {
+
+// ---- functors over the scalar_math.h entries the fused kernels use ----
+// They are declared in namespace `vec`, whose float log and log1p (the straight-line log_float
+// and log1p_float of scalar_math.h) hide libm's scalar calls for unqualified lookup, so the loss
+// loops (binary cross entropy's two logs per element) vectorise. The formulas are the entries'.
+namespace vec {
+[[gnu::always_inline]] inline float log(float x) { return latent::math::log_float(x); }
+[[gnu::always_inline]] inline float log1p(float x) { return latent::math::log1p_float(x); }
+
+#define LATENT_FUNCTOR(name, expr)                                                \
+  struct name##Fn {                                                                \
+    float p0, p1;                                                                  \
+    [[gnu::always_inline]] inline float operator()(float a, float b) const {       \
+      using namespace latent::math;                                                \
+      using T = float;                                                             \
+      return static_cast<T>(expr);                                                 \
+    }                                                                              \
+  };
+LATENT_BINARY_OPS(LATENT_FUNCTOR)
+#undef LATENT_FUNCTOR
+}  // namespace vec
+using namespace vec;
+
+/// Calls fn(Functor{p0, p1}) for the binary entries the fused kernels specialise; returns false
+/// for the others (the caller then takes the Backend default).
+template <class Fn>
+bool with_loss_functor(BinaryOp op, float p0, float p1, Fn&& fn) {
+  switch (op) {
+#define LATENT_CASE(name) \
+  case BinaryOp::name: fn(name##Fn{p0, p1}); return true;
+    LATENT_CASE(SquaredError)
+    LATENT_CASE(MseLossBackward)
+    LATENT_CASE(L1LossBackward)
+    LATENT_CASE(BinaryCrossEntropy)
+    LATENT_CASE(BinaryCrossEntropyBackward)
+    LATENT_CASE(BceWithLogits)
+    LATENT_CASE(BceWithLogitsBackward)
+    LATENT_CASE(ReluBackward)
+    LATENT_CASE(SigmoidBackward)
+    LATENT_CASE(TanhBackward)
+#undef LATENT_CASE
+    default: return false;
+  }
+}
+
+bool contiguous_f32(const Tensor& t) { return t.dtype() == kFloat32 && t.is_contiguous(); }
+
+// ---- activation backward + bias gradient ----
+
+/// g, y, gp: (n, c) row-major. gp = f(g, y); acc[j] += gp[i][j] (float64) when acc is non-null.
+template <class F>
+[[gnu::always_inline]] inline void act_backward_body(const float* g, const float* y, float* gp, double* acc,
+                                                     int64_t n, int64_t c, F f) {
+  for (int64_t r = 0; r < n; ++r) {
+    const float* __restrict gr = g + r * c;
+    const float* __restrict yr = y + r * c;
+    float* __restrict pr = gp + r * c;
+    if (acc) {
+      double* __restrict ar = acc;
+      for (int64_t j = 0; j < c; ++j) {
+        const float v = f(gr[j], yr[j]);
+        pr[j] = v;
+        ar[j] += static_cast<double>(v);
+      }
+    } else {
+      for (int64_t j = 0; j < c; ++j) pr[j] = f(gr[j], yr[j]);
+    }
+  }
+}
+LATENT_CPU_MULTI_ISA_F(act_backward,
+                       (const float* g, const float* y, float* gp, double* acc, int64_t n, int64_t c, F f),
+                       (g, y, gp, acc, n, c, f))
+
+// ---- pointwise loss + sum ----
+
+/// *out = sum of f(a[i], b[i]) in float64. Blocks of 64 terms are computed into a float buffer
+/// (a plain map, which vectorises like any unary loop), then added into 16 independent float64
+/// partial sums (vector lanes), so no one sum is reassociated.
+template <class F>
+[[gnu::always_inline]] inline void loss_sum_body(const float* a, const float* b, int64_t n, double* out, F f) {
+  constexpr int kLanes = 16, kBlock = 64;
+  double acc[kLanes] = {};
+  float terms[kBlock];
+  int64_t i = 0;
+  for (; i + kBlock <= n; i += kBlock) {
+    for (int j = 0; j < kBlock; ++j) terms[j] = f(a[i + j], b[i + j]);
+    for (int j = 0; j < kBlock; j += kLanes)
+      for (int l = 0; l < kLanes; ++l) acc[l] += static_cast<double>(terms[j + l]);
+  }
+  for (int l = 0; i < n; ++i, l = (l + 1) % kLanes) acc[l] += static_cast<double>(f(a[i], b[i]));
+  for (int w = kLanes / 2; w > 0; w /= 2)
+    for (int l = 0; l < w; ++l) acc[l] += acc[l + w];
+  *out = acc[0];
+}
+LATENT_CPU_MULTI_ISA_F(loss_sum, (const float* a, const float* b, int64_t n, double* out, F f), (a, b, n, out, f))
+
+// ---- loss gradient times scale ----
+
+template <class F>
+[[gnu::always_inline]] inline void scaled_body(const float* a, const float* b, const float* s, bool scalar,
+                                               float* out, int64_t n, F f) {
+  const float* __restrict x = a;
+  const float* __restrict y = b;
+  float* __restrict o = out;
+  if (scalar) {
+    const float sv = *s;
+    for (int64_t i = 0; i < n; ++i) o[i] = f(x[i], y[i]) * sv;
+  } else {
+    for (int64_t i = 0; i < n; ++i) o[i] = f(x[i], y[i]) * s[i];
+  }
+}
+LATENT_CPU_MULTI_ISA_F(scaled, (const float* a, const float* b, const float* s, bool scalar, float* out, int64_t n, F f),
+                       (a, b, s, scalar, out, n, f))
+
+}  // namespace
+
+void CpuBackend::activation_backward(Activation activation, const Tensor& grad_out, const Tensor& out,
+                                     const Tensor& grad_pre, const Tensor& grad_bias) {
+  const bool fast = activation != Activation::None && out.dim() == 2 && contiguous_f32(grad_out) &&
+                    contiguous_f32(out) && contiguous_f32(grad_pre) && grad_out.shape() == out.shape() &&
+                    grad_pre.shape() == out.shape() &&
+                    (!grad_bias.defined() || (contiguous_f32(grad_bias) && grad_bias.numel() == out.shape()[1]));
+  if (!fast) return Backend::activation_backward(activation, grad_out, out, grad_pre, grad_bias);
+  const int64_t n = out.shape()[0], c = out.shape()[1];
+  std::vector<double> acc(grad_bias.defined() ? static_cast<size_t>(c) : 0, 0.0);
+  double* accp = grad_bias.defined() ? acc.data() : nullptr;
+  const float* g = grad_out.data_ptr<float>();
+  const float* y = out.data_ptr<float>();
+  float* gp = grad_pre.data_ptr<float>();
+  const BinaryOp op = activation == Activation::Relu      ? BinaryOp::ReluBackward
+                      : activation == Activation::Sigmoid ? BinaryOp::SigmoidBackward
+                                                          : BinaryOp::TanhBackward;
+  with_loss_functor(op, 0.f, 0.f, [&](auto f) { act_backward<decltype(f)>(g, y, gp, accp, n, c, f); });
+  if (accp) {
+    float* gb = grad_bias.data_ptr<float>();
+    for (int64_t j = 0; j < c; ++j) gb[j] = static_cast<float>(acc[static_cast<size_t>(j)]);
+  }
+}
+
+void CpuBackend::binary_sum(BinaryOp term, const Tensor& a, const Tensor& b, const Tensor& out, double p0, double p1) {
+  if (contiguous_f32(a) && contiguous_f32(b) && out.dtype() == kFloat32 && out.numel() == 1 &&
+      a.shape() == b.shape()) {
+    double sum = 0;
+    const float* x = a.data_ptr<float>();
+    const float* y = b.data_ptr<float>();
+    if (with_loss_functor(term, float(p0), float(p1),
+                          [&](auto f) { loss_sum<decltype(f)>(x, y, a.numel(), &sum, f); })) {
+      *static_cast<float*>(out.raw_data()) = static_cast<float>(sum);
+      return;
+    }
+  }
+  Backend::binary_sum(term, a, b, out, p0, p1);
+}
+
+void CpuBackend::binary_scaled(BinaryOp term, const Tensor& a, const Tensor& b, const Tensor& scale,
+                               const Tensor& out, double p0, double p1) {
+  const bool scalar = scale.numel() == 1;
+  if (contiguous_f32(a) && contiguous_f32(b) && contiguous_f32(out) && a.shape() == b.shape() &&
+      out.shape() == a.shape() && scale.dtype() == kFloat32 && (scalar || (scale.is_contiguous() && scale.shape() == a.shape()))) {
+    const float* x = a.data_ptr<float>();
+    const float* y = b.data_ptr<float>();
+    const float* s = static_cast<const float*>(scale.raw_data());
+    float* o = out.data_ptr<float>();
+    if (with_loss_functor(term, float(p0), float(p1),
+                          [&](auto f) { scaled<decltype(f)>(x, y, s, scalar, o, a.numel(), f); }))
+      return;
+  }
+  Backend::binary_scaled(term, a, b, scale, out, p0, p1);
+}
+
+}  // namespace latent::cpu
