@@ -8,6 +8,9 @@
 //                                                            // save with ctx->save(a, b)
 //   static std::array<Tensor, N> backward(const Ctx& ctx, const Tensor& grad);  // N tensor args
 // See docs/design.md for the whole pattern.
+//
+// Tracing (ops/trace.h, for the ONNX exporter): while a trace::TraceGuard is alive, apply() and
+// apply_list() record each top-level call; otherwise the hook is one relaxed load and a branch.
 #pragma once
 
 #include <array>
@@ -17,6 +20,7 @@
 #include "../autograd/grad_mode.h"
 #include "../autograd/node.h"
 #include "../autograd/small_alloc.h"
+#include "trace.h"
 
 namespace latent {
 
@@ -95,8 +99,12 @@ class OpNode final : public Node {
   typename Op::Ctx ctx;
 };
 
-template <class Op, class... Args>
-Tensor apply(const Args&... args) {
+namespace detail {
+
+/// apply() without the tracing hook: the tape logic. kFromTrace only makes the tracing path call
+/// its own instantiation, so that apply()'s stays called from one place and is inlined as before.
+template <bool kFromTrace, class Op, class... Args>
+Tensor apply_untraced(const Args&... args) {
   constexpr int N = (0 + ... + int(detail::is_tensor_v<Args>));
   if (!is_grad_enabled() || !(false || ... || detail::arg_requires_grad(args)))
     return Op::forward(nullptr, args...);
@@ -119,6 +127,42 @@ Tensor apply(const Args&... args) {
   return out;
 }
 
+// The tracing path, taken only while some TraceGuard is alive (ops/trace.h): out of line and cold
+// so that the hot path of apply() is the tape logic plus one load and one branch. Without an
+// active tracer on this thread (another thread traces, or a recorded op is running and its inner
+// ops must not be recorded) it is apply_untraced; otherwise it runs the op with recording
+// suspended and records it.
+template <class Op, class... Args>
+[[gnu::noinline, gnu::cold]] Tensor traced_apply(const Args&... args) {
+  trace::Tracer* tracer = trace::detail::active();
+  if (!tracer) return apply_untraced<true, Op>(args...);
+  Tensor out;
+  {
+    trace::detail::Suspend suspend;
+    out = apply_untraced<true, Op>(args...);
+  }
+  trace::Record r;
+  r.op = Op::name;
+  auto add = [&r](const auto& arg) {
+    if constexpr (is_tensor_v<decltype(arg)>) r.inputs.push_back(arg);
+    else r.attrs.push_back(trace::to_attr(arg));
+  };
+  (add(args), ...);
+  r.output = out;
+  trace::detail::record(*tracer, std::move(r));
+  return out;
+}
+
+}  // namespace detail
+
+/// Runs Op::forward, recording a tape node when some tensor argument requires grad (and a trace
+/// record while tracing).
+template <class Op, class... Args>
+[[gnu::always_inline]] inline Tensor apply(const Args&... args) {
+  if (trace::maybe_tracing()) [[unlikely]] return detail::traced_apply<Op>(args...);
+  return detail::apply_untraced<false, Op>(args...);
+}
+
 /// A node for ops over a list of tensors (cat, stack).
 template <class Op>
 class ListOpNode final : public Node {
@@ -135,8 +179,11 @@ class ListOpNode final : public Node {
 
 /// apply for ops whose tensor inputs are a list: Op::forward(ctx, inputs, args...) and
 /// Op::backward(ctx, grad) -> std::vector<Tensor> with one entry per input.
-template <class Op, class... Args>
-Tensor apply_list(const std::vector<Tensor>& inputs, const Args&... args) {
+namespace detail {
+
+/// apply_list() without the tracing hook (kFromTrace as for apply_untraced).
+template <bool kFromTrace, class Op, class... Args>
+Tensor apply_list_untraced(const std::vector<Tensor>& inputs, const Args&... args) {
   bool any = false;
   for (const Tensor& t : inputs) any = any || detail::arg_requires_grad(t);
   if (!is_grad_enabled() || !any) return Op::forward(nullptr, inputs, args...);
@@ -153,6 +200,33 @@ Tensor apply_list(const std::vector<Tensor>& inputs, const Args&... args) {
   }
   detail::attach(out, std::move(node), Op::name);
   return out;
+}
+
+/// traced_apply for apply_list.
+template <class Op, class... Args>
+[[gnu::noinline, gnu::cold]] Tensor traced_apply_list(const std::vector<Tensor>& inputs, const Args&... args) {
+  trace::Tracer* tracer = trace::detail::active();
+  if (!tracer) return apply_list_untraced<true, Op>(inputs, args...);
+  Tensor out;
+  {
+    trace::detail::Suspend suspend;
+    out = apply_list_untraced<true, Op>(inputs, args...);
+  }
+  trace::Record r;
+  r.op = Op::name;
+  r.inputs = inputs;
+  (r.attrs.push_back(trace::to_attr(args)), ...);
+  r.output = out;
+  trace::detail::record(*tracer, std::move(r));
+  return out;
+}
+
+}  // namespace detail
+
+template <class Op, class... Args>
+[[gnu::always_inline]] inline Tensor apply_list(const std::vector<Tensor>& inputs, const Args&... args) {
+  if (trace::maybe_tracing()) [[unlikely]] return detail::traced_apply_list<Op>(inputs, args...);
+  return detail::apply_list_untraced<false, Op>(inputs, args...);
 }
 
 /// Sums a gradient over the dims that broadcasting added or expanded, so it has `shape`

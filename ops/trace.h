@@ -1,2 +1,126 @@
-// Tracing hook for the ONNX exporter (placeholder; being written).
+// Tracing hook for the ONNX exporter: while a TraceGuard is alive on a thread, every top-level op
+// application (apply<Op> / apply_list<Op>, see apply.h) appends a Record with the op's name, its
+// tensor inputs (undefined ones included, in argument order), its output and its non-tensor
+// arguments converted to a small attribute list. Ops that an op's forward applies internally are
+// not recorded: the tracer is suspended while a recorded op runs.
+//
+// ops/ knows nothing about ONNX; onnx_io/onnx_export.cpp maps the records to ONNX nodes.
+//
+// Cost when nothing traces: apply() reads one process-wide counter (relaxed atomic load) and
+// branches on it; the thread-local tracer is only consulted while some thread traces.
 #pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "../autograd/shape.h"
+#include "../autograd/tensor.h"
+
+namespace latent {
+
+struct Conv2dParams;
+struct Pool2dParams;
+
+namespace trace {
+
+/// One non-tensor argument of a recorded op, in argument order.
+///   Int: integers and enums (i); Float: floating values (f); Bool: bool (i = 0 or 1);
+///   Ints: Shape, Pair {h, w}, std::vector<int64_t> (ints); String: const char* / std::string (s);
+///   Conv2d: Conv2dParams as ints {stride h, w, padding h, w, dilation h, w, output_padding h, w, groups};
+///   Pool2d: Pool2dParams as ints {kernel h, w, stride h, w, padding h, w, dilation h, w, ceil_mode,
+///           count_include_pad};
+///   None: anything else (output slots such as `Tensor* indices_out`, user types).
+struct Attr {
+  enum class Kind : uint8_t { None, Int, Float, Bool, Ints, String, Conv2d, Pool2d };
+  Kind kind = Kind::None;
+  int64_t i = 0;
+  double f = 0;
+  std::vector<int64_t> ints;
+  std::string s;
+};
+
+Attr attr_of(const Shape& shape);
+Attr attr_of(const Pair& pair);
+Attr attr_of(const std::vector<int64_t>& values);
+Attr attr_of(const char* text);
+Attr attr_of(const std::string& text);
+Attr attr_of(const Conv2dParams& p);
+Attr attr_of(const Pool2dParams& p);
+
+/// The attribute form of any op argument that is not a tensor.
+template <class T>
+Attr to_attr(const T& value) {
+  Attr a;
+  if constexpr (std::is_same_v<T, bool>) {
+    a.kind = Attr::Kind::Bool;
+    a.i = value ? 1 : 0;
+  } else if constexpr (std::is_integral_v<T>) {
+    a.kind = Attr::Kind::Int;
+    a.i = static_cast<int64_t>(value);
+  } else if constexpr (std::is_floating_point_v<T>) {
+    a.kind = Attr::Kind::Float;
+    a.f = static_cast<double>(value);
+  } else if constexpr (std::is_enum_v<T>) {
+    a.kind = Attr::Kind::Int;
+    a.i = static_cast<int64_t>(value);
+  } else if constexpr (requires { attr_of(value); }) {
+    a = attr_of(value);
+  }
+  return a;
+}
+
+/// One recorded op application.
+struct Record {
+  const char* op = "";             ///< Op::name
+  std::vector<Tensor> inputs;      ///< tensor arguments in order (undefined ones kept as such)
+  Tensor output;                   ///< the result (kept alive, so its identity stays unique)
+  std::vector<Attr> attrs;         ///< non-tensor arguments in order
+  uint32_t output_version = 0;     ///< storage version of the output when recorded
+};
+
+/// Collects the records of one traced computation.
+class Tracer {
+ public:
+  std::vector<Record> records;
+};
+
+/// Makes `tracer` the active tracer of this thread while alive; restores the previous one after.
+class TraceGuard {
+ public:
+  explicit TraceGuard(Tracer& tracer);
+  ~TraceGuard();
+  TraceGuard(const TraceGuard&) = delete;
+  TraceGuard& operator=(const TraceGuard&) = delete;
+
+ private:
+  Tracer* previous_;
+};
+
+namespace detail {
+/// Number of live TraceGuards in the process: the one value apply() reads when nothing traces.
+extern std::atomic<int> g_active_guards;
+/// This thread's active tracer, or null (also null while a recorded op runs).
+Tracer* active();
+/// Suspends recording on this thread while alive (ops inside a recorded op's forward).
+class Suspend {
+ public:
+  Suspend();
+  ~Suspend();
+  Suspend(const Suspend&) = delete;
+  Suspend& operator=(const Suspend&) = delete;
+
+ private:
+  Tracer* saved_;
+};
+/// Appends a record (sets its output version).
+void record(Tracer& tracer, Record&& r);
+}  // namespace detail
+
+/// Whether some thread may be tracing: the cheap test apply() makes first.
+inline bool maybe_tracing() { return detail::g_active_guards.load(std::memory_order_relaxed) != 0; }
+
+}  // namespace trace
+}  // namespace latent

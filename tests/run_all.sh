@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: a release build and an AddressSanitizer + UndefinedBehaviorSanitizer build
 # (with the caching allocator bypassed, so the sanitizers see every allocation), each running
-# every meson test. Run from anywhere; build dirs go in the repository root.
+# every meson test, plus the ONNX Runtime check of exported models (tests/onnx_runtime_check.sh:
+# a venv with onnx and onnxruntime from PyPI) and 60 s of fuzzing. Run from anywhere; build dirs
+# go in the repository root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=${LATENT_BUILD_JOBS:-2}
@@ -11,9 +13,12 @@ echo "== release build (build/)"
 ninja -C build -j"$jobs"
 meson test -C build --print-errorlogs --num-processes "$jobs" | tee build/run_all_tests.log
 
+echo "== ONNX export proof: onnx.checker and ONNX Runtime on latent's exports (tests/onnx_runtime_check.sh)"
+tests/onnx_runtime_check.sh build
+
 echo "== address + undefined sanitizer build (build-asan/)"
 [ -d build-asan ] || meson setup build-asan --buildtype=debug -Doptimization=1 \
-  -Db_sanitize=address,undefined -Db_lundef=false -Dcaching_allocator=false
+  -Db_sanitize=address,undefined -Db_lundef=false -Dcaching_allocator=false -Dcuda=disabled
 ninja -C build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   meson test -C build-asan --print-errorlogs --num-processes "$jobs" | tee build-asan/run_all_tests.log
@@ -21,6 +26,6 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print
 echo "== ONNX reader fuzzing (libFuzzer, fixed seed, 60 s)"
 tests/fuzz/run_fuzz.sh 60
 
-echo "== all tests passed (release and sanitizer builds, fuzzing)"
+echo "== all tests passed (release and sanitizer builds, ONNX Runtime check, fuzzing)"
 passed=$(cat build/run_all_tests.log build-asan/run_all_tests.log | awk '/^Ok:/ {n += $2} END {print n + 0}')
 echo "$passed passed, 0 failed"
