@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstring>
 
 namespace latent {
 
@@ -11,6 +12,13 @@ class Allocator {
   virtual ~Allocator() = default;
   virtual void* allocate(size_t nbytes) = 0;
   virtual void deallocate(void* ptr, size_t nbytes) = 0;
+  /// Waits until all work queued on the device has finished (no-op for the CPU). Benchmarks call
+  /// it through synchronize(Device) before reading a clock.
+  virtual void synchronize() {}
+  /// Returns cached blocks to the system.
+  virtual void empty_cache() {}
+  /// Copies nbytes from memory of this device to host memory (waits for queued work first).
+  virtual void copy_to_host(void* dst, const void* src, size_t nbytes) { std::memcpy(dst, src, nbytes); }
 };
 
 /// The CPU allocator (cached unless LATENT_NO_CACHING_ALLOCATOR=1 or the build disables it).

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "allocator.h"
 #include "dtype.h"
@@ -41,5 +42,18 @@ class Storage {
 Allocator& allocator_for(Device device);
 /// Installs the allocator for a device type (used by backends at start-up).
 void register_allocator(DeviceType type, Allocator* allocator);
+
+/// True when tensors can live on `device` (its allocator is registered: CPU always; CUDA when
+/// the build has the CUDA backend and a GPU was found).
+bool device_available(Device device);
+/// Why `device` is not available, for messages: "this build has no CUDA backend (meson
+/// -Dcuda=enabled)" or "no CUDA GPU was found (cudaGetDeviceCount: ...)"; empty when it is.
+std::string device_unavailable_reason(Device device);
+/// Records why a device type is unavailable (the CUDA backend calls this when it finds no GPU).
+void set_device_unavailable_reason(DeviceType type, std::string reason);
+/// Throws "[op] device cuda is not available: <reason>" unless device_available(device).
+void check_device_available(const char* op, Device device);
+/// Waits for all work queued on `device` (CUDA kernels run asynchronously; a no-op on the CPU).
+void synchronize(Device device);
 
 }  // namespace latent

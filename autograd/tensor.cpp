@@ -96,10 +96,11 @@ void format_values(std::string& out, const Tensor& t, int d, int64_t offset) {
 
 std::string Tensor::to_string() const {
   std::string s = describe();
-  if (!defined() || !device().is_cpu()) return s;
+  if (!defined()) return s;
+  const Tensor host = detail::host_view(*this, "to_string");
   s += '\n';
-  if (dim() == 0) s += fmt::format("{:.6g}", detail::read_as<double>(*this, storage_offset()));
-  else format_values(s, *this, 0, storage_offset());
+  if (dim() == 0) s += fmt::format("{:.6g}", detail::read_as<double>(host, host.storage_offset()));
+  else format_values(s, host, 0, host.storage_offset());
   return s;
 }
 
@@ -142,6 +143,21 @@ int64_t element_offset(const Tensor& t, std::initializer_list<int64_t> index, co
   }
   return off;
 }
+Tensor host_view(const Tensor& t, const char* op) {
+  if (!t.defined()) fail(op, "tensor is undefined");
+  if (t.device().is_cpu()) return t;
+  const size_t nbytes = t.storage()->nbytes();
+  auto impl = std::allocate_shared<TensorImpl>(PoolAllocator<TensorImpl>());
+  impl->storage = std::allocate_shared<Storage>(PoolAllocator<Storage>(), nbytes, kCPU);
+  if (nbytes) allocator_for(t.device()).copy_to_host(impl->storage->data(), t.storage()->data(), nbytes);
+  impl->shape = t.shape();
+  impl->strides = t.strides();
+  impl->offset = t.storage_offset();
+  impl->dtype = t.dtype();
+  impl->contiguous = t.is_contiguous();
+  return Tensor(std::move(impl));
+}
+
 void check_cpu(const Tensor& t, const char* op) {
   if (!t.defined()) fail(op, "tensor is undefined");
   if (!t.device().is_cpu()) fail(op, "tensor is on {}; move it to cpu first with .to(kCPU)", t.device());

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <iosfwd>
 #include <memory>
 #include <string>
@@ -184,25 +185,38 @@ T read_as(const Tensor& t, int64_t offset) {
   return T{};
 }
 void check_cpu(const Tensor& t, const char* op);
+/// t itself on the CPU; for another device, a CPU tensor with t's shape, strides and offset over a
+/// host copy of t's storage (what item(), at() and to_vector() read; like PyTorch's, they wait for the device).
+Tensor host_view(const Tensor& t, const char* op);
 }  // namespace detail
 
 template <class T>
 T Tensor::item() const {
   if (!defined()) fail("item", "tensor is undefined");
   if (numel() != 1) fail("item", "a tensor with {} elements cannot be converted to a scalar (shape {})", numel(), shape());
-  detail::check_cpu(*this, "item");
+  if (!device().is_cpu()) {
+    unsigned char bytes[8];  // one element of any dtype
+    allocator_for(device()).copy_to_host(bytes, raw_data(), element_size());
+    switch (dtype()) {
+      case DType::Float32: { float v; std::memcpy(&v, bytes, sizeof v); return static_cast<T>(v); }
+      case DType::Float64: { double v; std::memcpy(&v, bytes, sizeof v); return static_cast<T>(v); }
+      case DType::Int64: { int64_t v; std::memcpy(&v, bytes, sizeof v); return static_cast<T>(v); }
+    }
+  }
   return detail::read_as<T>(*this, storage_offset());
 }
 
 template <class T>
 T Tensor::at(std::initializer_list<int64_t> index) const {
-  detail::check_cpu(*this, "at");
-  return detail::read_as<T>(*this, detail::element_offset(*this, index, "at"));
+  if (!defined()) fail("at", "tensor is undefined");
+  const Tensor host = detail::host_view(*this, "at");
+  return detail::read_as<T>(host, detail::element_offset(host, index, "at"));
 }
 
 template <class T>
 std::vector<T> Tensor::to_vector() const {
-  detail::check_cpu(*this, "to_vector");
+  if (!defined()) fail("to_vector", "tensor is undefined");
+  if (!device().is_cpu()) return detail::host_view(*this, "to_vector").to_vector<T>();
   std::vector<T> out;
   out.reserve(static_cast<size_t>(numel()));
   const int n = dim();

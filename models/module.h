@@ -106,8 +106,9 @@ class Module {
   /// load_state_dict from a map (e.g. what a file reader produced).
   LoadResult load_state_dict(const std::map<std::string, Tensor>& state, bool strict = true);
 
-  /// Moves parameters and buffers to `device` in place (only CPU exists today; other devices fail
-  /// with the tensor's "[to] ..." message).
+  /// Moves parameters and buffers to `device` in place: every handle to them sees the new data and
+  /// gradients are dropped. Build optimizers after moving (their state follows the parameters).
+  /// An unavailable device fails with "[to] device cuda is not available: ...".
   void to(Device device);
   /// Converts the floating parameters and buffers to `dtype` in place (gradients are dropped).
   void to(DType dtype);

@@ -79,6 +79,12 @@ void Optimizer::step() {
     if (grad.dtype() != param.dtype() || !(grad.shape() == param.shape()) || grad.device() != param.device())
       fail(name_, "parameter {} ({} {}) has a gradient of {} {}", i, param.dtype(), param.shape(), grad.dtype(),
            grad.shape());
+    // State lives on the parameter's device (zeros_like at construction): moving the model later
+    // would mix devices in the update kernels.
+    for (const auto& state : slots_[i].state)
+      if (state.second.defined() && state.second.device() != param.device())
+        fail(name_, "parameter {} is on {} but its optimizer state is on {}; build the optimizer after "
+             "model.to(device)", i, param.device(), state.second.device());
   }
   for (size_t i = 0; i < params_.size(); ++i) {
     const Tensor grad = params_[i].grad();
@@ -157,7 +163,7 @@ void Optimizer::load_state(const OptimizerState& state, bool strict) {
     Target& target = targets[name];
     if (target.count) *target.count = src.item<int64_t>();
     else if (target.real) *target.real = src.item<double>();
-    else target.tensor->copy_(src);
+    else target.tensor->copy_(src.to(target.tensor->device()));  // a CPU checkpoint into CUDA state
   }
 }
 

@@ -88,6 +88,19 @@ std::vector<Transform> noise_transforms(const AEConfig& c) {
   fail("train", "unknown noise '{}' (gaussian, mask, salt-pepper)", c.noise);
 }
 
+/// The device of a module's parameters (the CPU for a module without any).
+Device device_of(const nn::Module& module) {
+  const std::vector<Tensor> params = module.parameters();
+  return params.empty() ? kCPU : params.front().device();
+}
+
+/// CPU copies of named tensors (safetensors files hold host data).
+NamedTensors on_cpu(NamedTensors tensors) {
+  for (auto& entry : tensors)
+    if (entry.second.defined() && !entry.second.device().is_cpu()) entry.second = entry.second.detach().to(kCPU);
+  return tensors;
+}
+
 void append_line(const std::string& path, const std::string& line) {
   std::ofstream f(path, std::ios::app);
   if (!f) fail("metrics", "{}: cannot open for appending", path);
@@ -102,13 +115,15 @@ void evaluate(Autoencoder& model, const Dataset& test, int64_t limit, EpochMetri
   const int64_t n = limit > 0 ? std::min(limit, test.size()) : test.size();
   const std::vector<Transform> noise = noise_transforms(model.config());
   Generator gen(1234);  // the same corruption every epoch, so epochs compare
+  const Device device = device_of(model);
   double total = 0, noisy = 0, denoised = 0;
   int64_t elements = 0;
-  for_each_chunk(test, n, 500, [&](const Tensor& x) {
+  for_each_chunk(test, n, 500, [&](const Tensor& host_x) {
+    const Tensor x = host_x.to(device);
     total += model.test_metric_sum(x);
     elements += x.numel();
     if (!noise.empty()) {
-      Tensor corrupted = noise[0](x, gen);
+      Tensor corrupted = noise[0](host_x, gen).to(device);  // corrupted on the host: same numbers on every device
       noisy += mse_loss(corrupted, x, Reduction::Sum).item<double>();
       denoised += mse_loss(model.forward(corrupted), x, Reduction::Sum).item<double>();
     }
@@ -131,6 +146,7 @@ json::Value training_json(const TrainOptions& o) {
   t["data"] = o.data;
   t["label_column"] = o.label_column;
   t["exclude_class"] = o.exclude_class;
+  t["device"] = std::string(device_name(o.device));
   return t;
 }
 
@@ -244,8 +260,10 @@ std::string train(const TrainOptions& options_in, FILE* log) {
     fail("train", "model '{}' needs images; {} is tabular (use linear, deep, sparse, denoising or vae)", o.model.model,
          o.data);
   }
-  std::shared_ptr<Autoencoder> model = make_autoencoder(o.model);
-  auto optimizer = make_optimizer(o.optimizer, model->parameters(), o.lr);
+  check_device_available("train", o.device);
+  std::shared_ptr<Autoencoder> model = make_autoencoder(o.model);  // initialised on the host: same weights on every device
+  if (!o.device.is_cpu()) model->to(o.device);
+  auto optimizer = make_optimizer(o.optimizer, model->parameters(), o.lr);  // state on the parameters' device
 
   if (o.out.empty()) o.out = "runs/" + o.model.model + "-" + timestamp();
   if (o.resume.empty() && fs::exists(o.out + "/model.safetensors"))
@@ -256,7 +274,9 @@ std::string train(const TrainOptions& options_in, FILE* log) {
 
   int64_t start_epoch = 0;
   if (!o.resume.empty()) {
-    load_named_tensors(model->state_dict(), strip_prefix("model.", resumed.tensors), true, o.resume);
+    NamedTensors model_tensors = strip_prefix("model.", resumed.tensors);
+    for (auto& entry : model_tensors) entry.second = entry.second.to(o.device);
+    load_named_tensors(model->state_dict(), model_tensors, true, o.resume);
     optimizer->load_state(strip_prefix("optim.", resumed.tensors));
     resumed.restore_rng("default", default_generator());
     start_epoch = resumed.epoch;
@@ -303,7 +323,9 @@ std::string train(const TrainOptions& options_in, FILE* log) {
     for (const Batch& batch : loader) {
       if (b >= batches) break;
       const double progress = static_cast<double>(epoch) + static_cast<double>(b) / static_cast<double>(batches);
-      AELoss loss = model->loss(batch.inputs, batch.clean, progress);
+      const Tensor inputs = batch.inputs.to(o.device);
+      const Tensor clean = batch.clean.is_same(batch.inputs) ? inputs : batch.clean.to(o.device);
+      AELoss loss = model->loss(inputs, clean, progress);
       optimizer->zero_grad();
       loss.total.backward();
       optimizer->step();
@@ -328,10 +350,11 @@ std::string train(const TrainOptions& options_in, FILE* log) {
     if (!o.metrics_file.empty()) append_line(o.metrics_file, line);
 
     // Weights, the full checkpoint and the config after every epoch, each written atomically.
-    safetensors::save_file(model->state_dict(), o.out + "/model.safetensors");
+    const NamedTensors weights = on_cpu(model->state_dict());
+    safetensors::save_file(weights, o.out + "/model.safetensors");
     Checkpoint ck;
-    ck.tensors = with_prefix("model.", model->state_dict());
-    for (auto& t : with_prefix("optim.", optimizer->state())) ck.tensors.push_back(t);
+    ck.tensors = with_prefix("model.", weights);
+    for (auto& t : with_prefix("optim.", on_cpu(optimizer->state()))) ck.tensors.push_back(t);
     ck.epoch = epoch + 1;
     ck.step = step;
     ck.save_rng("default", default_generator());
@@ -370,8 +393,10 @@ LoadedRun load(const std::string& dir) {
 std::vector<double> reconstruction_errors(Autoencoder& model, const Dataset& data, int64_t limit) {
   NoGradGuard no_grad;
   model.eval();
+  const Device device = device_of(model);
   std::vector<double> out;
-  for_each_chunk(data, limit, 500, [&](const Tensor& x) {
+  for_each_chunk(data, limit, 500, [&](const Tensor& host_x) {
+    const Tensor x = host_x.to(device);
     Tensor d = model.forward(x) - x;
     for (double e : mean(d * d, {1}).to_vector<double>()) out.push_back(e);
   });

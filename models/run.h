@@ -30,6 +30,10 @@ struct TrainOptions {
   int64_t limit_batches = 0;       ///< > 0: train on at most this many batches per epoch
   int64_t limit_test = 0;          ///< > 0: evaluate on at most this many test samples
   bool progress = true;            ///< show the progress bar / periodic lines
+  /// Where the model, its optimizer state and each batch live (data is loaded and corrupted on
+  /// the CPU, then copied per batch). Checkpoints are written from CPU copies, so a CUDA run
+  /// loads and resumes on either device.
+  Device device = kCPU;
 };
 
 /// One line of metrics.jsonl.
@@ -71,7 +75,8 @@ LoadedRun load(const std::string& dir);
 /// batches of at most `chunk`: the evaluation loop of eval, anomaly scoring and test metrics.
 void for_each_chunk(const Dataset& data, int64_t n, int64_t chunk, const std::function<void(const Tensor&)>& fn);
 
-/// Per-sample mean squared reconstruction error of `x` (N, D) -> (N) float64 values.
+/// Per-sample mean squared reconstruction error of `x` (N, D) -> (N) float64 values, computed
+/// on the device of the model's parameters.
 std::vector<double> reconstruction_errors(Autoencoder& model, const Dataset& data, int64_t limit = 0);
 
 /// Area under the ROC curve of scores for positives vs negatives (ties count half).

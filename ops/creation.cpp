@@ -2,11 +2,14 @@
 
 #include <cmath>
 
+#include "apply.h"
 #include "backend.h"
+#include "check.h"
 
 namespace latent {
 
 Tensor full(const Shape& shape, double value, DType dtype, Device device) {
+  check_device_available("full", device);
   Tensor out = empty(shape, dtype, device);
   backend(device, "full").fill(out, value);
   return out;
@@ -16,9 +19,41 @@ Tensor ones(const Shape& shape, DType dtype, Device device) { return full(shape,
 Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.dtype(), t.device()); }
 Tensor ones_like(const Tensor& t) { return ones(t.shape(), t.dtype(), t.device()); }
 Tensor empty_like(const Tensor& t) { return empty(t.shape(), t.dtype(), t.device()); }
-Tensor scalar_tensor(double value, DType dtype) { return full({}, value, dtype); }
+Tensor scalar_tensor(double value, DType dtype, Device device) { return full({}, value, dtype, device); }
 
-Tensor arange(double start, double end, double step, DType dtype) {
+namespace {
+/// Moves a freshly built CPU tensor to `device` (no autograd: factories make leaves).
+Tensor placed(Tensor host, Device device) {
+  if (device.is_cpu()) return host;
+  NoGradGuard no_grad;
+  return to_device(host, device);
+}
+
+struct ToDeviceOp {
+  static constexpr const char* name = "to";
+  struct Ctx : OpContext {
+    Device source = kCPU;
+  };
+  static Tensor forward(Ctx* ctx, const Tensor& x, Device device) {
+    // The backend of the non-CPU side copies across (CUDA: cudaMemcpy plus its strided kernels).
+    Tensor out = empty(x.shape(), x.dtype(), device);
+    backend(device.is_cpu() ? x.device() : device, name).copy(x, out);
+    if (ctx) ctx->source = x.device();
+    return out;
+  }
+  static std::array<Tensor, 1> backward(const Ctx& ctx, const Tensor& g) { return {to_device(g, ctx.source)}; }
+};
+}  // namespace
+
+Tensor to_device(const Tensor& x, Device device) {
+  check::defined("to", x);
+  if (device == x.device()) return x;
+  check_device_available("to", device);
+  check_device_available("to", x.device());
+  return apply<ToDeviceOp>(x, device);
+}
+
+Tensor arange(double start, double end, double step, DType dtype, Device device) {
   if (step == 0) fail("arange", "step must be nonzero");
   if (!std::isfinite(start) || !std::isfinite(end)) fail("arange", "start {} and end {} must be finite", start, end);
   const double count = std::ceil((end - start) / step);
@@ -29,9 +64,11 @@ Tensor arange(double start, double end, double step, DType dtype) {
     T* p = out.data_ptr<T>();
     for (int64_t i = 0; i < n; ++i) p[i] = static_cast<T>(start + static_cast<double>(i) * step);
   });
-  return out;
+  return placed(out, device);
 }
-Tensor arange(int64_t end, DType dtype) { return arange(0.0, static_cast<double>(end), 1.0, dtype); }
+Tensor arange(int64_t end, DType dtype, Device device) {
+  return arange(0.0, static_cast<double>(end), 1.0, dtype, device);
+}
 
 static Generator& gen_or_default(Generator* gen) { return gen ? *gen : default_generator(); }
 
@@ -39,20 +76,22 @@ static void check_random_dtype(const char* op, DType dtype) {
   if (!is_floating(dtype)) fail(op, "dtype {} is not supported: expected float32 or float64", dtype);
 }
 
-Tensor rand(const Shape& shape, DType dtype, Generator* gen) {
+Tensor rand(const Shape& shape, DType dtype, Generator* gen, Device device) {
   check_random_dtype("rand", dtype);
+  check_device_available("rand", device);
   Tensor out = empty(shape, dtype);
   cpu_backend().uniform(out, gen_or_default(gen), 0.0, 1.0);
-  return out;
+  return placed(out, device);
 }
-Tensor randn(const Shape& shape, DType dtype, Generator* gen) {
+Tensor randn(const Shape& shape, DType dtype, Generator* gen, Device device) {
   check_random_dtype("randn", dtype);
+  check_device_available("randn", device);
   Tensor out = empty(shape, dtype);
   cpu_backend().normal(out, gen_or_default(gen), 0.0, 1.0);
-  return out;
+  return placed(out, device);
 }
-Tensor rand_like(const Tensor& t, Generator* gen) { return rand(t.shape(), t.dtype(), gen); }
-Tensor randn_like(const Tensor& t, Generator* gen) { return randn(t.shape(), t.dtype(), gen); }
+Tensor rand_like(const Tensor& t, Generator* gen) { return rand(t.shape(), t.dtype(), gen, t.device()); }
+Tensor randn_like(const Tensor& t, Generator* gen) { return randn(t.shape(), t.dtype(), gen, t.device()); }
 
 Tensor randint(int64_t low, int64_t high, const Shape& shape, Generator* gen) {
   if (high <= low) fail("randint", "high {} must be greater than low {}", high, low);
@@ -86,6 +125,7 @@ Tensor from_values(const T* values, size_t count, const Shape& shape, const Tens
     D* p = out.data_ptr<D>();
     for (size_t i = 0; i < count; ++i) p[i] = static_cast<D>(values[i]);
   });
+  out = placed(out, options.device_);
   if (options.requires_grad_) out.requires_grad_(true);
   return out;
 }

@@ -27,11 +27,13 @@ Tensor zeros_like(const Tensor& t);
 Tensor ones_like(const Tensor& t);
 Tensor empty_like(const Tensor& t);
 /// start, start + step, ... below end (int64 unless a dtype is given).
-Tensor arange(double start, double end, double step = 1.0, DType dtype = kInt64);
-Tensor arange(int64_t end, DType dtype = kInt64);
-/// Uniform [0, 1) and standard normal numbers from `gen` (the default generator if null).
-Tensor rand(const Shape& shape, DType dtype = kFloat32, Generator* gen = nullptr);
-Tensor randn(const Shape& shape, DType dtype = kFloat32, Generator* gen = nullptr);
+Tensor arange(double start, double end, double step = 1.0, DType dtype = kInt64, Device device = kCPU);
+Tensor arange(int64_t end, DType dtype = kInt64, Device device = kCPU);
+/// Uniform [0, 1) and standard normal numbers from `gen` (the default generator if null). On any
+/// device the numbers are drawn on the host in row-major order and copied, so CPU and CUDA give
+/// the same values for the same seed.
+Tensor rand(const Shape& shape, DType dtype = kFloat32, Generator* gen = nullptr, Device device = kCPU);
+Tensor randn(const Shape& shape, DType dtype = kFloat32, Generator* gen = nullptr, Device device = kCPU);
 Tensor rand_like(const Tensor& t, Generator* gen = nullptr);
 Tensor randn_like(const Tensor& t, Generator* gen = nullptr);
 /// Uniform integers in [low, high), int64.
@@ -49,6 +51,11 @@ Tensor from_vector(const std::vector<int64_t>& values, const Shape& shape, const
 /// A 2-d float32 tensor from nested braces: latent::tensor({{1, 2}, {3, 4}}).
 Tensor tensor(std::initializer_list<std::initializer_list<double>> rows, const TensorOptions& options = {});
 /// A one-element 0-d tensor.
-Tensor scalar_tensor(double value, DType dtype = kFloat32);
+Tensor scalar_tensor(double value, DType dtype = kFloat32, Device device = kCPU);
+
+/// A copy of x on `device` (x itself when it is already there), differentiable like PyTorch's
+/// .to(device): the gradient flows back to x's device. Tensor::to(Device) calls this.
+/// Throws "[to] device cuda is not available: ..." when the device is missing.
+Tensor to_device(const Tensor& x, Device device);
 
 }  // namespace latent

@@ -24,7 +24,10 @@ Backend& cpu_backend() {
 
 Backend& backend(Device device, const char* op) {
   Backend* b = backends()[static_cast<int>(device.type)];
-  if (!b) fail(op, "device {} is not available: latent was built without its backend", device);
+  if (!b) {
+    check_device_available(op, device);  // names the reason (no CUDA build, no GPU)
+    fail(op, "device {} is not available: no backend is registered for it", device);
+  }
   return *b;
 }
 

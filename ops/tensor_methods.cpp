@@ -2,6 +2,7 @@
 #include "../autograd/tensor.h"
 #include "backend.h"
 #include "check.h"
+#include "creation.h"
 #include "elementwise.h"
 #include "linalg.h"
 #include "reduce.h"
@@ -29,12 +30,7 @@ Tensor Tensor::operator[](int64_t index) const { return latent::select(*this, 0,
 Tensor Tensor::contiguous() const { return latent::contiguous(*this); }
 Tensor Tensor::clone() const { return latent::clone(*this); }
 Tensor Tensor::to(DType dtype) const { return latent::to_dtype(*this, dtype); }
-Tensor Tensor::to(Device device) const {
-  check::defined("to", *this);
-  if (device == this->device()) return *this;
-  fail("to", "copying between {} and {} is not available: latent was built without the CUDA backend", this->device(),
-       device);
-}
+Tensor Tensor::to(Device device) const { return latent::to_device(*this, device); }
 
 Tensor Tensor::sum() const { return latent::sum(*this); }
 Tensor Tensor::sum(const Shape& dims, bool keepdim) const { return latent::sum(*this, dims, keepdim); }

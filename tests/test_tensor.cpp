@@ -242,8 +242,12 @@ TEST_CASE("printing shows shape, dtype, device, requires_grad and grad_fn") {
 }
 
 TEST_CASE("devices other than cpu fail cleanly without the CUDA backend") {
-  CHECK_THROWS_WITH_SUBSTR(zeros({2}, kFloat32, kCUDA), "device cuda is not available");
-  CHECK_THROWS_WITH_SUBSTR(zeros({2}).to(kCUDA), "[to] copying between cpu and cuda is not available");
+  if (device_available(kCUDA)) {
+    MESSAGE("a CUDA GPU is present: nothing to check here (tests/test_cuda.cpp covers it)");
+    return;
+  }
+  CHECK_THROWS_WITH_SUBSTR(zeros({2}, kFloat32, kCUDA), "device cuda is not available: ");
+  CHECK_THROWS_WITH_SUBSTR(zeros({2}).to(kCUDA), "[to] device cuda is not available: ");
 }
 
 TEST_CASE("caching allocator reuses freed blocks") {

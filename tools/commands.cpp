@@ -52,11 +52,14 @@ checkpoint.safetensors, loss.svg).
   --quiet              no progress output
 )";
 
-void check_device(const Args& a) {
+/// The --device choice, checked now so a missing backend or GPU fails in one line before any
+/// data is loaded: "--device cuda: this build has no CUDA backend (meson -Dcuda=enabled); use --device cpu".
+Device check_device(const Args& a) {
   const std::string device = a.choice("device", "cpu", {"cpu", "cuda"});
-  if (device == "cuda")
-    throw UsageError{"--device cuda: this build of latent has no CUDA backend (rebuild with -Dcuda=enabled "
-                     "once the CUDA backend lands); use --device cpu"};
+  if (device == "cpu") return kCPU;
+  if (!device_available(kCUDA))
+    throw UsageError{fmt::format("--device cuda: {}; use --device cpu", device_unavailable_reason(kCUDA))};
+  return kCUDA;
 }
 
 LoadedRun open_run(const std::string& dir) {
@@ -101,8 +104,9 @@ int cmd_train(const std::vector<std::string>& argv) {
           "sparsity-weight", "rho", "beta", "kl-warmup", "likelihood", "limit-batches", "limit-test"},
          {"batch-norm", "tied", "quiet"}, 0, {});
   if (a.help()) return std::fputs(kTrainHelp, stdout), 0;
-  check_device(a);
+  const Device device = check_device(a);
   models::TrainOptions o;
+  o.device = device;
   o.model.model = a.choice("model", "deep", kModels);
   o.epochs = a.integer("epochs", 10, 1, 100000);
   o.batch_size = a.integer("batch-size", 128, 1, 1 << 20);
