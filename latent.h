@@ -2,7 +2,8 @@
 //
 // In the source tree this file sits at the root and includes the layer folders relatively;
 // `meson install` puts it at <prefix>/include/latent/latent.h with the layer folders beside it
-// (include/latent/autograd/, include/latent/ops/), so the same relative includes work there.
+// (include/latent/autograd/, include/latent/ops/, include/latent/models/, include/latent/onnx_io/),
+// so the same relative includes work there.
 #pragma once
 
 #include "autograd/dtype.h"
@@ -37,3 +38,6 @@
 #include "models/progress.h"
 #include "models/run.h"
 #include "models/safetensors.h"
+#include "onnx_io/onnx_export.h"
+#include "onnx_io/onnx_import.h"
+#include "onnx_io/onnx_model.h"
