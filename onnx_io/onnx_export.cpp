@@ -442,6 +442,7 @@ std::string GraphBuilder::emit(const Record& r, const Record* r2, const std::vec
       const std::string beta = scalar(p0, dtype);
       return node("Div", {node("Softplus", {node("Mul", {in[0], beta}, {})}, {}), beta}, {});
     }
+    if (op == "erf") return node("Erf", {in[0]}, {});
     if (op == "gelu") {  // x * 0.5 * (1 + erf(x / sqrt(2))); ONNX's Gelu arrives at opset 20
       std::string e = node("Erf", {node("Div", {in[0], scalar(std::sqrt(2.0), dtype)}, {})}, {});
       std::string half = node("Mul", {in[0], scalar(0.5, dtype)}, {});

@@ -253,6 +253,7 @@ Kernel compile_unary(const NodeView& n) {
       {"Exp", [](const Tensor& x) { return exp(x); }},
       {"Log", [](const Tensor& x) { return log(x); }},
       {"Sqrt", [](const Tensor& x) { return sqrt(x); }},
+      {"Erf", [](const Tensor& x) { return erf(x); }},
       {"Abs", [](const Tensor& x) { return abs(x); }},
       {"Identity", [](const Tensor& x) { return x; }},
   };
@@ -761,6 +762,11 @@ Kernel compile_cast(const NodeView& n) {
   } else {
     to = int32_t(n.get_int("to", 0));
   }
+  if (to == static_cast<int32_t>(DataType::Bool)) {
+    // latent has no bool dtype: a BOOL value is an int64 tensor of 0 and 1, which is what Where
+    // (the one consumer of booleans here) takes as its condition.
+    return [](const Inputs& in) -> Inputs { return {to_dtype(ne(in[0], 0.0), kInt64)}; };
+  }
   const DType dtype = dtype_for(n, to, "cast to");
   return [=](const Inputs& in) -> Inputs {
     const Tensor& x = in[0];
@@ -771,6 +777,13 @@ Kernel compile_cast(const NodeView& n) {
     }
     return {to_dtype(x, dtype)};
   };
+}
+
+Kernel compile_where(const NodeView& n) {
+  n.allow_attributes({});
+  n.expect_inputs(3, 3);
+  n.expect_outputs(1);
+  return [](const Inputs& in) -> Inputs { return {where(in[0], in[1], in[2])}; };
 }
 
 Kernel compile_dropout(const NodeView& n) {
@@ -835,6 +848,7 @@ const std::map<std::string, OpEntry>& op_table() {
       {"Div", {{1, 6, 7, 13, 14}, compile_binary}},
       {"Dropout", {{1, 6, 7, 10, 12, 13}, compile_dropout}},
       {"Elu", {{1, 6}, compile_unary}},
+      {"Erf", {{9, 13}, compile_unary}},
       {"Exp", {{1, 6, 13}, compile_unary}},
       {"Flatten", {{1, 9, 11, 13}, compile_flatten}},
       {"Gather", {{1, 11, 13}, compile_gather}},
@@ -871,6 +885,7 @@ const std::map<std::string, OpEntry>& op_table() {
       {"Transpose", {{1, 13}, compile_transpose}},
       {"Unsqueeze", {{1, 11, 13}, [](const NodeView& n) { return compile_squeeze(n, true); }}},
       {"Upsample", {{7, 9}, compile_resize}},
+      {"Where", {{9, 16}, compile_where}},
   };
   return table;
 }

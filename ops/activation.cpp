@@ -8,7 +8,8 @@
 namespace latent {
 namespace {
 constexpr char kRelu[] = "relu", kLeakyRelu[] = "leaky_relu", kSigmoid[] = "sigmoid", kTanh[] = "tanh",
-               kSoftplus[] = "softplus", kElu[] = "elu", kSelu[] = "selu", kGelu[] = "gelu";
+               kSoftplus[] = "softplus", kElu[] = "elu", kSelu[] = "selu", kGelu[] = "gelu",
+               kErf[] = "erf";
 }  // namespace
 
 Tensor relu(const Tensor& x) {
@@ -33,6 +34,8 @@ Tensor elu(const Tensor& x, double alpha) {
 Tensor selu(const Tensor& x) {
   return apply<PointwiseOp<kSelu, UnaryOp::Selu, BinaryOp::SeluBackward>>(x, 0.0, 0.0);
 }
+Tensor erf(const Tensor& x) { return apply<PointwiseOp<kErf, UnaryOp::Erf, BinaryOp::ErfBackward>>(x, 0.0, 0.0); }
+
 Tensor gelu(const Tensor& x) {
   return apply<PointwiseOp<kGelu, UnaryOp::Gelu, BinaryOp::GeluBackward>>(x, 0.0, 0.0);
 }

@@ -15,5 +15,7 @@ Tensor elu(const Tensor& x, double alpha = 1.0);
 Tensor selu(const Tensor& x);
 /// Exact GELU: x * Phi(x) with the Gaussian CDF (erf form).
 Tensor gelu(const Tensor& x);
+/// The error function, 2/sqrt(pi) * integral of e^-t^2 from 0 to x (ONNX Erf).
+Tensor erf(const Tensor& x);
 
 }  // namespace latent

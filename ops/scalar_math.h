@@ -32,6 +32,7 @@ inline constexpr double kSeluAlpha = 1.6732632423543772848170429916717;
 inline constexpr double kSeluScale = 1.0507009873554804934193349852946;
 inline constexpr double kInvSqrt2 = 0.70710678118654752440;
 inline constexpr double kInvSqrt2Pi = 0.39894228040143267794;
+inline constexpr double kTwoInvSqrtPi = 1.12837916709551257390;  // 2 / sqrt(pi): erf's derivative at 0
 
 /// e^x for float32 in straight-line arithmetic, so loops over it vectorise (libm's expf is a
 /// scalar call): 2^n * p(r) with n = round(x / ln 2), r = x - n ln 2 split in two parts for
@@ -138,6 +139,7 @@ template <class T> LATENT_HOST_DEVICE inline T log_floor(T v) { return v < T(-10
   X(Elu, x > T(0) ? x : p0 * expm1(x))                                                   \
   X(Selu, T(kSeluScale) * (x > T(0) ? x : T(kSeluAlpha) * expm1(x)))                    \
   X(Gelu, T(0.5) * x * (T(1) + erf(x * T(kInvSqrt2))))                                   \
+  X(Erf, erf(x))                                                                         \
   X(PowScalar, pow(x, p0))                                                               \
   X(Clamp, x < p0 ? p0 : (x > p1 ? p1 : x))                                              \
   X(AddScalar, x + p0)                                                                   \
@@ -170,6 +172,7 @@ template <class T> LATENT_HOST_DEVICE inline T log_floor(T v) { return v < T(-10
   X(SeluBackward, b > T(0) ? a * T(kSeluScale) : a * T(kSeluScale * kSeluAlpha) * exp(b)) \
   X(GeluBackward, a * (T(0.5) * (T(1) + erf(b * T(kInvSqrt2))) +                         \
                        b * T(kInvSqrt2Pi) * exp(T(-0.5) * b * b)))                       \
+  X(ErfBackward, a * T(kTwoInvSqrtPi) * exp(-(b * b)))                                   \
   X(ClampBackward, (b >= p0 && b <= p1) ? a : T(0))                                      \
   X(PowScalarBackward, a * p0 * pow(b, p0 - T(1)))                                       \
   X(AbsBackward, a * sign(b))                                                            \

@@ -83,4 +83,22 @@ LATENT_ONNX_CLI_EXPORTS="$models" "$exe" -tc='write references*' > "$work/refs.l
   { cat "$work/refs.log" >&2; fail "writing the references of the CLI exports failed"; }
 
 # (c) onnx.checker + ONNX Runtime.
-"$python" "$root/tests/onnx_check/check_exported.py" "$models"
+"$python" "$root/tests/onnx_check/check_exported.py" "$models" || exit 1
+
+# (d) every exported model survives tools/onnx_roundtrip: parse, write, re-parse, compare, and run
+# on its own inputs against latent's outputs.
+roundtrip="$build/tools/onnx_roundtrip"
+[ -x "$roundtrip" ] || fail "$roundtrip is not built"
+rt_pass=0
+rt_fail=0
+for dir in "$models"/*/; do
+  if "$roundtrip" "$dir/model.onnx" --check-data "$dir" > "$work/roundtrip.log" 2>&1; then
+    rt_pass=$((rt_pass + 1))
+  else
+    rt_fail=$((rt_fail + 1))
+    echo "FAIL: onnx_roundtrip $dir/model.onnx --check-data $dir"
+    tail -3 "$work/roundtrip.log"
+  fi
+done
+echo "onnx_roundtrip on the exports: $rt_pass passed, $rt_fail failed"
+[ "$rt_fail" -eq 0 ] && [ "$rt_pass" -gt 0 ]

@@ -29,6 +29,7 @@ TEST_CASE("activations match their definitions") {
   check_values(elu(x, 0.5), ref(xs, [](double v) { return v > 0 ? v : 0.5 * (std::exp(v) - 1); }), 1e-15, 1e-14);
   check_values(selu(x), ref(xs, [&](double v) { return scale * (v > 0 ? v : alpha * (std::exp(v) - 1)); }), 1e-15, 1e-14);
   check_values(gelu(x), ref(xs, [](double v) { return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))); }), 1e-15, 1e-14);
+  check_values(erf(x), ref(xs, [](double v) { return std::erf(v); }), 1e-15, 1e-14);
   // float32 agrees too, and sigmoid saturates without NaN.
   check_values(sigmoid(x.to(kFloat32)), ref(xs, [](double v) { return 1.0 / (1.0 + std::exp(-v)); }), 1e-7, 1e-6);
   Tensor extreme = tensor({-1000, 1000});
@@ -48,6 +49,14 @@ TEST_CASE("activation gradients at known points") {
     expected.push_back(s * (1 - s));
   }
   check_values(x.grad(), expected, 1e-15, 1e-12);
+  x.zero_grad();
+  erf(x).sum().backward();  // d erf / dx = 2 / sqrt(pi) * e^(-x^2)
+  expected.clear();
+  for (double v : {-2.0, 0.5, 3.0}) expected.push_back(2 / std::sqrt(3.14159265358979323846) * std::exp(-v * v));
+  check_values(x.grad(), expected, 1e-15, 1e-12);
+  GradcheckResult r = gradcheck([](const std::vector<Tensor>& in) { return erf(in[0] * 1.5).sum(); }, {x.detach().requires_grad_()});
+  INFO(r.report);
+  CHECK(r.ok);
 }
 
 TEST_CASE("activation errors") {

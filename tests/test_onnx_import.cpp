@@ -267,6 +267,20 @@ TEST_CASE("a small model built from the onnx_io structs runs: MatMul, Add, Relu,
   check_values(y, ref.to_vector<double>(), 1e-6, 1e-6);
 }
 
+TEST_CASE("Erf, Cast to BOOL and Where: what latent's exporter writes for gelu and where") {
+  // y = where(x > 0 as BOOL, erf(x), -x): Cast to BOOL gives an int64 0/1 tensor inside latent.
+  auto m = std::make_shared<onnx::OnnxModule>(
+      model(13,
+            {node("Erf", {"x"}, {"e"}, "erf"), node("Relu", {"x"}, {"r"}, "relu"),
+             node("Cast", {"r"}, {"c"}, "cast", {attr_i("to", 9)}), node("Neg", {"x"}, {"n"}, "neg"),
+             node("Where", {"c", "e", "n"}, {"y"}, "where")},
+            {value("x", kFloat, {-1, 3})}, {value("y", kFloat, {-1, 3})}, {}));
+  Tensor x = latent::tensor({{-1.5, 0.0, 0.25}, {2.0, -0.5, 1.0}});
+  std::vector<double> want;
+  for (double v : x.to_vector<double>()) want.push_back(v > 0 ? std::erf(v) : -v);
+  check_values(m->forward(x), want, 1e-6, 1e-6);
+}
+
 TEST_CASE("ops follow the semantics of the model's opset") {
   Tensor x = latent::testing::det_randn({2, 3, 4}, 1, false).to(latent::kFloat32);
   SUBCASE("Softmax before 13 normalizes the flattened 2-d view; from 13 on one axis") {
