@@ -5,31 +5,11 @@
 
 #include <algorithm>
 
+#include "../blas_layout.h"
 #include "cpu_backend.h"
 
 namespace latent::cpu {
 namespace {
-
-struct BlasOperand {
-  bool transposed = false;
-  int64_t ld = 0;
-  bool ok = false;
-};
-
-/// How a rows x cols matrix with element strides (s0, s1) reaches a row-major BLAS call.
-/// Strides of size-1 dims are free, so they are normalised first.
-BlasOperand blas_layout(int64_t rows, int64_t cols, int64_t s0, int64_t s1) {
-  const int64_t r = std::max<int64_t>(rows, 1), c = std::max<int64_t>(cols, 1);
-  {
-    int64_t a1 = cols == 1 ? 1 : s1, a0 = rows == 1 ? c : s0;
-    if (a1 == 1 && a0 >= c) return {false, a0, true};
-  }
-  {
-    int64_t a0 = rows == 1 ? 1 : s0, a1 = cols == 1 ? r : s1;
-    if (a0 == 1 && a1 >= r) return {true, a1, true};
-  }
-  return {};
-}
 
 template <class T>
 void gemm_call(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb,
