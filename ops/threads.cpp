@@ -4,11 +4,14 @@
 #include <dlfcn.h>
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 
 #include "../autograd/error.h"
+#include "cpu/cpu_blas.h"
 
 namespace latent {
 namespace {
@@ -50,32 +53,41 @@ void select_blas_kernels() {
   ::unsetenv("OPENBLAS_CORETYPE");
 }
 
+/// latent's thread count (the pool of ops/cpu/workers.h plus the caller). OpenBLAS itself is kept
+/// at one thread: products are split over our pool and each part calls it single-threaded.
+std::atomic<int> g_threads{1};
+
 // Applied at load time (after OpenBLAS's own start-up, before any BLAS call), so the kernel choice
-// and LATENT_NUM_THREADS hold from the first call.
+// and the thread count hold from the first call. The count starts at LATENT_NUM_THREADS, else at
+// OpenBLAS's own start-up choice (OPENBLAS_NUM_THREADS / OMP_NUM_THREADS or the cores).
 const bool env_threads_applied = [] {
   select_blas_kernels();
+  int n = openblas_get_num_threads();
   if (const char* env = std::getenv("LATENT_NUM_THREADS")) {
     char* end = nullptr;
-    long n = std::strtol(env, &end, 10);
-    if (end != env && *end == '\0' && n >= 1 && n <= 1024) openblas_set_num_threads(static_cast<int>(n));
+    long v = std::strtol(env, &end, 10);
+    if (end != env && *end == '\0' && v >= 1 && v <= 1024) n = static_cast<int>(v);
   }
+  g_threads.store(std::max(1, n));
+  openblas_set_num_threads(1);
   return true;
 }();
 }  // namespace
 
 void set_num_threads(int n) {
   if (n < 1) fail("set_num_threads", "thread count must be at least 1; got {}", n);
-  openblas_set_num_threads(n);
+  g_threads.store(n);
 }
 
-int get_num_threads() { return openblas_get_num_threads(); }
+int get_num_threads() { return g_threads.load(std::memory_order_relaxed); }
 
 std::string blas_info() {
   const int parallel = openblas_get_parallel();  // 0 sequential, 1 pthreads, 2 OpenMP
   const char* model = parallel == 0 ? "sequential" : parallel == 1 ? "pthread" : "openmp";
   // openblas_get_config() names the core chosen at load time; the corename is the one in use.
-  return fmt::format("{} ({}), {} kernels, {} threads", openblas_get_config(), model, openblas_get_corename(),
-                     openblas_get_num_threads());
+  return fmt::format("{} ({}), {} kernels, {} threads, float32 GEMM: {}", openblas_get_config(), model,
+                     openblas_get_corename(), get_num_threads(),
+                     cpu::sgemm_uses_latent_kernel() ? "latent AVX-512 kernel" : "OpenBLAS");
 }
 
 }  // namespace latent

@@ -1,17 +1,19 @@
-// The one thread knob. latent's own CPU loops run on the calling thread; OpenBLAS keeps a pool of
-// its own. set_num_threads(n) sizes that pool, so latent never runs more than n busy threads and
-// two pools never fight over the cores (PyTorch's 2 + 2 threads on 2 cores ran 3x slower).
-// LATENT_NUM_THREADS in the environment sets the starting value.
+// The one thread knob. latent keeps one CPU thread pool (ops/cpu/workers.h): set_num_threads(n)
+// lets a GEMM run on n threads (the caller and n - 1 workers); OpenBLAS is held at one thread and
+// runs inside our parts, so two pools never fight over the cores (PyTorch's 2 + 2 threads on 2
+// cores ran 3x slower). Elementwise loops run on the calling thread. LATENT_NUM_THREADS in the
+// environment sets the starting value (default: OpenBLAS's, i.e. OPENBLAS_NUM_THREADS or the cores).
 #pragma once
 
 #include <string>
 
 namespace latent {
 
-/// Threads for everything latent runs (OpenBLAS's pool included). n >= 1.
+/// Threads for everything latent runs. n >= 1.
 void set_num_threads(int n);
 int get_num_threads();
-/// "OpenBLAS 0.3.21 ... Haswell MAX_THREADS=64 (pthread), 2 threads": what the benchmarks print.
+/// "OpenBLAS 0.3.21 ... (pthread), Haswell kernels, 2 threads, float32 GEMM: latent AVX-512 kernel":
+/// what the benchmarks print.
 std::string blas_info();
 
 }  // namespace latent

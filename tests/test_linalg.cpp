@@ -154,3 +154,113 @@ TEST_CASE("fused_linear errors name linear") {
   CHECK_THROWS_WITH_SUBSTR(linear(zeros({8, 5}), zeros({4, 5}), zeros({5}), Activation::Sigmoid),
                            "[linear] bias shape [5] does not match weight shape [4, 5]: expected [4]");
 }
+
+// ---- The CPU GEMM (ops/cpu/cpu_blas.h): latent's AVX-512 kernel where the CPU has it, OpenBLAS
+// otherwise, split over the thread pool. Checked against a float64 reference at tile edges (12
+// rows, 16/32 columns), across the packing slices (k > 256, n > 512), in all four layouts with
+// padded leading dimensions, for beta 0 (C starts as NaN: it must be overwritten), 1 and 0.5.
+#include <cmath>
+#include <random>
+#include <thread>
+
+#include "../ops/cpu/cpu_blas.h"
+#include "../ops/cpu/workers.h"
+
+namespace {
+
+struct GemmCase {
+  int64_t m, n, k;
+};
+
+/// Runs one product through `gemm` and checks every element within float32 rounding of the
+/// float64 reference (bound: 2e-6 sqrt(k + 1) * sum of |a_ip b_pj| + 1e-6 |beta c|).
+template <class Gemm>
+void check_gemm(Gemm gemm, const GemmCase& cs, bool ta, bool tb, float beta, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  const int64_t m = cs.m, n = cs.n, k = cs.k;
+  const int64_t lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 5, ldc = n + 7;
+  std::vector<float> a((ta ? k : m) * lda), b((tb ? n : k) * ldb), c(m * ldc);
+  for (float& v : a) v = dist(rng);
+  for (float& v : b) v = dist(rng);
+  for (float& v : c) v = beta == 0.0f ? std::nanf("") : dist(rng);
+  const std::vector<float> c0 = c;
+  gemm(ta, tb, m, n, k, a.data(), lda, b.data(), ldb, beta, c.data(), ldc);
+  int64_t bad = 0;
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double ref = 0.0, mag = 0.0;
+      for (int64_t p = 0; p < k; ++p) {
+        const double x = ta ? a[p * lda + i] : a[i * lda + p], y = tb ? b[j * ldb + p] : b[p * ldb + j];
+        ref += x * y;
+        mag += std::fabs(x * y);
+      }
+      const double old = beta == 0.0f ? 0.0 : double(beta) * c0[i * ldc + j];
+      ref += old;
+      const double got = c[i * ldc + j], tol = 2e-6 * std::sqrt(double(k + 1)) * mag + 1e-6 * std::fabs(old) + 1e-30;
+      if (!(std::fabs(got - ref) <= tol) && bad++ < 3)
+        FAIL_CHECK("m=" << m << " n=" << n << " k=" << k << " ta=" << ta << " tb=" << tb << " beta=" << beta << " at ("
+                        << i << ", " << j << "): got " << got << ", expected " << ref);
+    }
+  CHECK(bad == 0);
+  // Padding between rows is never written.
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = n; j < ldc; ++j) REQUIRE(std::isnan(c[i * ldc + j]) == std::isnan(c0[i * ldc + j]));
+}
+
+const GemmCase kGemmCases[] = {{1, 1, 1},    {5, 7, 3},     {12, 16, 8},    {13, 17, 9},   {11, 33, 40},
+                               {24, 48, 1},  {37, 64, 100}, {128, 128, 64}, {64, 784, 128}, {130, 530, 300},
+                               {3, 1000, 20}, {200, 5, 257}, {128, 40, 784}};
+
+}  // namespace
+
+TEST_CASE("blas_gemm float32 matches a float64 reference in every layout, beta and thread count") {
+  const int saved = get_num_threads();
+  uint32_t seed = 1;
+  for (int threads : {1, 2, 3}) {
+    set_num_threads(threads);
+    for (const GemmCase& cs : kGemmCases)
+      for (int layout = 0; layout < 4; ++layout)
+        for (float beta : {0.0f, 1.0f, 0.5f}) {
+          if (threads > 1 && beta == 0.5f) continue;  // beta is handled before the split
+          check_gemm(latent::cpu::blas_gemm<float>, cs, layout & 1, layout & 2, beta, seed++);
+        }
+  }
+  set_num_threads(saved);
+  const std::string kernel = latent::cpu::sgemm_uses_latent_kernel() ? "latent AVX-512" : "OpenBLAS";
+  MESSAGE("float32 GEMM kernel: " << kernel);
+}
+
+TEST_CASE("the AVX-512 kernel alone, on one thread, where the CPU has AVX-512") {
+  if (!latent::cpu::sgemm_avx512_available()) {
+    MESSAGE("skipped: this CPU has no AVX-512 (or LATENT_CPU_ISA caps it); blas_gemm uses OpenBLAS here");
+    return;
+  }
+  uint32_t seed = 1000;
+  for (const GemmCase& cs : kGemmCases)
+    for (int layout = 0; layout < 4; ++layout)
+      for (float beta : {0.0f, 1.0f, 0.5f})
+        check_gemm(latent::cpu::sgemm_avx512, cs, layout & 1, layout & 2, beta, seed++);
+}
+
+TEST_CASE("run_parallel runs every part once, folds extra parts, nests and serves two callers") {
+  const int saved = get_num_threads();
+  set_num_threads(2);
+  std::vector<int> hits(7, 0);
+  auto count = [&](int p) { hits[p] += 1; };
+  latent::cpu::run_parallel(7, count);  // 7 parts on 2 threads: 5 fold onto the caller
+  CHECK(hits == std::vector<int>(7, 1));
+  std::vector<int> inner(6, 0);
+  auto outer = [&](int p) {
+    auto sub = [&](int q) { inner[p * 3 + q] += 1; };
+    latent::cpu::run_parallel(3, sub);  // the pool is busy: runs on this part's thread
+  };
+  latent::cpu::run_parallel(2, outer);
+  CHECK(inner == std::vector<int>(6, 1));
+  // Two program threads multiplying at once both get the right answer.
+  auto job = [](uint32_t seed) { check_gemm(latent::cpu::blas_gemm<float>, {96, 200, 150}, false, true, 0.0f, seed); };
+  std::thread t1(job, 7u), t2(job, 8u);
+  t1.join();
+  t2.join();
+  set_num_threads(saved);
+}

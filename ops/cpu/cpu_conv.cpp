@@ -14,12 +14,11 @@
 // float32 on x86-64 with AVX2 + FMA or AVX-512 takes the direct kernels of cpu_conv_direct.h where
 // they apply (8 or more channels on the vectorised side, K from 16 to 1152): on the conv
 // autoencoder they ran 2-3x faster than this path. float64 and everything else runs this path.
-#include <cblas.h>
-
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
 
+#include "cpu_blas.h"
 #include "cpu_conv_direct.h"
 
 namespace latent::cpu {
@@ -44,16 +43,6 @@ void valid_range(int64_t offset, int64_t stride, int64_t size, int64_t count, in
   hi = size - offset <= 0 ? 0 : std::min(count, ceil_div(size - offset, stride));
   lo = std::min(lo, count);
   hi = std::max(hi, lo);
-}
-
-template <class T>
-void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb, T beta,
-          T* c, int64_t ldc) {
-  const auto tra = ta ? CblasTrans : CblasNoTrans, trb = tb ? CblasTrans : CblasNoTrans;
-  if constexpr (std::is_same_v<T, float>)
-    cblas_sgemm(CblasRowMajor, tra, trb, int(m), int(n), int(k), 1.0f, a, int(lda), b, int(ldb), beta, c, int(ldc));
-  else
-    cblas_dgemm(CblasRowMajor, tra, trb, int(m), int(n), int(k), 1.0, a, int(lda), b, int(ldb), beta, c, int(ldc));
 }
 
 /// dst[i] = src[i * stride] for i in [lo, hi), with constant strides 1 and 2 spelled out so the
@@ -210,7 +199,7 @@ void forward(const Geometry& g, const T* x, const T* w, const T* bias, T* out) {
       T* o = out + n * g.co * g.p;
       if (bias) fill_rows(o, g.co, g.p, bias);
       for (int64_t gr = 0; gr < g.groups; ++gr)
-        gemm<T>(false, false, g.cog, g.p, g.cg, w + gr * g.cog * g.k, g.k, x + (n * g.c + gr * g.cg) * g.hw, g.hw,
+        blas_gemm<T>(false, false, g.cog, g.p, g.cg, w + gr * g.cog * g.k, g.k, x + (n * g.c + gr * g.cg) * g.hw, g.hw,
                 beta, o + gr * g.cog * g.p, g.p);
     }
     return;
@@ -227,7 +216,7 @@ void forward(const Geometry& g, const T* x, const T* w, const T* bias, T* out) {
     const T b = cur == 1 ? beta : T(0);
     for (int64_t gr = 0; gr < g.groups; ++gr) {
       im2col(g, taps, x, n0, cur, gr, col);
-      gemm<T>(false, false, g.cog, ld, g.k, w + gr * g.cog * g.k, g.k, col, ld, b, dst + gr * g.cog * ld, ld);
+      blas_gemm<T>(false, false, g.cog, ld, g.k, w + gr * g.cog * g.k, g.k, col, ld, b, dst + gr * g.cog * ld, ld);
     }
     if (cur > 1) from_rows(tmp, cur, g.co, g.p, bias, out + n0 * g.co * g.p);
   }
@@ -248,7 +237,7 @@ void backward_input(const Geometry& g, const T* gy, const T* w, T* dx) {
   if (g.pointwise) {
     for (int64_t n = 0; n < g.n; ++n)
       for (int64_t gr = 0; gr < g.groups; ++gr)
-        gemm<T>(true, false, g.cg, g.p, g.cog, w + gr * g.cog * g.k, g.k, gy + (n * g.co + gr * g.cog) * g.p, g.p,
+        blas_gemm<T>(true, false, g.cg, g.p, g.cog, w + gr * g.cog * g.k, g.k, gy + (n * g.co + gr * g.cog) * g.p, g.p,
                 T(0), dx + (n * g.c + gr * g.cg) * g.hw, g.hw);
     return;
   }
@@ -266,7 +255,7 @@ void backward_input(const Geometry& g, const T* gy, const T* w, T* dx) {
       src = gt;
     }
     for (int64_t gr = 0; gr < g.groups; ++gr) {
-      gemm<T>(true, false, g.k, ld, g.cog, w + gr * g.cog * g.k, g.k, src + gr * g.cog * ld, ld, T(0), col, ld);
+      blas_gemm<T>(true, false, g.k, ld, g.cog, w + gr * g.cog * g.k, g.k, src + gr * g.cog * ld, ld, T(0), col, ld);
       col2im(g, taps, col, n0, cur, gr, dx);
     }
   }
@@ -287,7 +276,7 @@ void backward_weight(const Geometry& g, const T* gy, const T* x, T* dw) {
   if (g.pointwise) {
     for (int64_t n = 0; n < g.n; ++n)
       for (int64_t gr = 0; gr < g.groups; ++gr)
-        gemm<T>(false, true, g.cog, g.cg, g.p, gy + (n * g.co + gr * g.cog) * g.p, g.p,
+        blas_gemm<T>(false, true, g.cog, g.cg, g.p, gy + (n * g.co + gr * g.cog) * g.p, g.p,
                 x + (n * g.c + gr * g.cg) * g.hw, g.hw, n == 0 ? T(0) : T(1), dw + gr * g.cog * g.k, g.k);
     return;
   }
@@ -305,7 +294,7 @@ void backward_weight(const Geometry& g, const T* gy, const T* x, T* dw) {
     }
     for (int64_t gr = 0; gr < g.groups; ++gr) {
       im2col(g, taps, x, n0, cur, gr, col);
-      gemm<T>(false, true, g.cog, g.k, ld, src + gr * g.cog * ld, ld, col, ld, n0 == 0 ? T(0) : T(1),
+      blas_gemm<T>(false, true, g.cog, g.k, ld, src + gr * g.cog * ld, ld, col, ld, n0 == 0 ? T(0) : T(1),
               dw + gr * g.cog * g.k, g.k);
     }
   }

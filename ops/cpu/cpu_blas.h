@@ -1,0 +1,27 @@
+// The CPU backend's one GEMM entry point, used by matmul/linear (cpu_gemm.cpp) and convolution
+// (cpu_conv.cpp): C = A B + beta C on row-major matrices, A (m x k) stored as a[i * lda + p] or,
+// with trans_a, a[p * lda + i]; B (k x n) likewise with trans_b.
+//
+// Products of at least kMinParallelMacs multiply-adds are split into column (else row) blocks
+// over latent's thread pool (workers.h). Each block runs latent's AVX-512 kernel for float32 on
+// CPUs that have AVX-512 (sgemm_avx512.cpp), else OpenBLAS on one thread.
+#pragma once
+
+#include <cstdint>
+
+namespace latent::cpu {
+
+template <class T>
+void blas_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b,
+               int64_t ldb, T beta, T* c, int64_t ldc);
+
+/// Whether float32 products use latent's own kernel (AVX-512 present and LATENT_CPU_ISA not
+/// capping it; LATENT_SGEMM=openblas in the environment turns it off).
+bool sgemm_uses_latent_kernel();
+
+/// The single-threaded AVX-512 kernel (call only when sgemm_avx512_available()).
+bool sgemm_avx512_available();
+void sgemm_avx512(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+                  const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+
+}  // namespace latent::cpu
