@@ -60,7 +60,22 @@ inline int cpu_isa() {
       default: NAME##_base<F> ARGS; return;                                                      \
     }                                                                                            \
   }
+/// The same for a body templated on its vector width W (vec_math.h): 16 float lanes for AVX-512,
+/// 8 for AVX2, 4 for the baseline.
+#define LATENT_CPU_MULTI_ISA_W(NAME, PARAMS, ARGS)                                \
+  LATENT_TARGET_AVX512 static void NAME##_avx512 PARAMS { NAME##_body<16> ARGS; } \
+  LATENT_TARGET_AVX2 static void NAME##_avx2 PARAMS { NAME##_body<8> ARGS; }      \
+  static void NAME##_base PARAMS { NAME##_body<4> ARGS; }                         \
+  static void NAME PARAMS {                                                       \
+    switch (::latent::cpu::cpu_isa()) {                                           \
+      case 2: NAME##_avx512 ARGS; return;                                         \
+      case 1: NAME##_avx2 ARGS; return;                                           \
+      default: NAME##_base ARGS; return;                                          \
+    }                                                                             \
+  }
 #else
+#define LATENT_CPU_MULTI_ISA_W(NAME, PARAMS, ARGS) \
+  static void NAME PARAMS { NAME##_body<4> ARGS; }
 #define LATENT_CPU_MULTI_ISA(NAME, PARAMS, ARGS) \
   static void NAME PARAMS { NAME##_body ARGS; }
 #define LATENT_CPU_MULTI_ISA_F(NAME, PARAMS, ARGS) \
