@@ -118,4 +118,6 @@ class Pool {
 
 void run_parallel(int parts, void (*body)(void*, int), void* ctx) { Pool::instance().run(parts, body, ctx); }
 
+int pool_threads() { return get_num_threads(); }
+
 }  // namespace latent::cpu

@@ -7,6 +7,8 @@
 // LATENT_SPIN_US sets the spin (default 500 microseconds; 0 sleeps at once).
 #pragma once
 
+#include <algorithm>
+#include <cstdint>
 #include <type_traits>
 
 namespace latent::cpu {
@@ -20,6 +22,25 @@ void run_parallel(int parts, void (*body)(void*, int), void* ctx);
 template <class F>
 void run_parallel(int parts, F& f) {
   run_parallel(parts, [](void* c, int part) { (*static_cast<F*>(c))(part); }, &f);
+}
+
+int pool_threads();  // latent::get_num_threads(), without including ops/threads.h
+
+/// Calls f(lo, hi) over [0, n) cut into one range per thread, each a multiple of `grain` long
+/// (but the last); a single call f(0, n) when n is below `min_parallel`.
+template <class F>
+void parallel_ranges(int64_t n, int64_t min_parallel, int64_t grain, F&& f) {
+  const int parts = n < min_parallel ? 1 : static_cast<int>(std::min<int64_t>(pool_threads(), (n + grain - 1) / grain));
+  if (parts <= 1) {
+    f(int64_t{0}, n);
+    return;
+  }
+  const int64_t units = (n + grain - 1) / grain;
+  auto part = [&](int p) {
+    const int64_t lo = std::min(n, units * p / parts * grain), hi = std::min(n, units * (p + 1) / parts * grain);
+    if (hi > lo) f(lo, hi);
+  };
+  run_parallel(parts, part);
 }
 
 }  // namespace latent::cpu
