@@ -16,14 +16,17 @@
 namespace latent {
 namespace {
 
-// OpenBLAS picks its kernels once, by CPU family and model, when it loads. Debian 12's 0.3.21 does
-// not know AMD family 0x1A (Zen 5) and falls back to its Haswell (AVX2) kernels on a CPU that has
-// AVX-512, where they reach half the sgemm speed of its SkylakeX kernels (the dense autoencoder
-// step took 2.09 ms with Haswell and 1.13 ms with SkylakeX kernels, 1 thread). A DYNAMIC_ARCH build
-// exports gotoblas_dynamic_init/quit, which re-run that choice with OPENBLAS_CORETYPE, so before
-// the first BLAS call we switch to SkylakeX when the CPU has the AVX-512 subsets those kernels use
-// and OpenBLAS chose an AVX2 core. The user's OPENBLAS_CORETYPE always wins;
-// LATENT_BLAS_CORETYPE=keep leaves OpenBLAS's choice alone, LATENT_BLAS_CORETYPE=NAME forces NAME.
+// OpenBLAS picks its kernels once, by CPU family and model, when it loads. A build that does not
+// know the CPU falls back to its Haswell (AVX2) kernels even where the CPU has AVX-512, at half
+// the sgemm speed of its SkylakeX kernels (the dense autoencoder step took 2.09 ms with Haswell
+// and 1.13 ms with SkylakeX kernels, 1 thread, before latent had its own float32 GEMM). A
+// DYNAMIC_ARCH build exports gotoblas_dynamic_init/quit, which re-run that choice with
+// OPENBLAS_CORETYPE, so before the first BLAS call we switch to SkylakeX when the CPU has the
+// AVX-512 subsets those kernels use and OpenBLAS chose an AVX2 core. (Debian 12's 0.3.21 picks
+// its Cooperlake kernels on the Zen 5 EPYC of our machines by itself, so this does nothing there.)
+// The user's OPENBLAS_CORETYPE always wins; LATENT_BLAS_CORETYPE=keep leaves OpenBLAS's choice
+// alone, LATENT_BLAS_CORETYPE=NAME forces NAME. Since latent's AVX-512 kernel takes float32
+// products on such CPUs, this matters for float64 and for LATENT_SGEMM=openblas.
 void select_blas_kernels() {
   if (std::getenv("OPENBLAS_CORETYPE")) return;
   const char* env = std::getenv("LATENT_BLAS_CORETYPE");

@@ -37,9 +37,9 @@ constexpr int64_t kNC = 512;    // width of one packed slice of B (a multiple of
 
 #define LATENT_AVX512 LATENT_TARGET_AVX512 __attribute__((always_inline)) inline
 
-/// Mask of the first `count` of 16 lanes (count in [0, 16]).
+/// Mask of the first `count` of 16 lanes (none for count <= 0, all for count >= 16).
 LATENT_AVX512 __mmask16 lanes(int64_t count) {
-  return count >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << count) - 1u);
+  return count >= 16 ? __mmask16(0xFFFF) : count <= 0 ? __mmask16(0) : __mmask16((1u << count) - 1u);
 }
 
 /// C[0:MR, 0:16*NV] (+)= A[0:MR, 0:kc] Bp, Bp a packed panel (kc rows of 16*NV floats). Only
