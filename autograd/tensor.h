@@ -6,6 +6,7 @@
 // the free functions of ops/ (the same split as PyTorch's TensorBody.h).
 #pragma once
 
+#include <concepts>
 #include <cstdint>
 #include <cstring>
 #include <iosfwd>
@@ -123,6 +124,25 @@ class Tensor {
   Tensor sum(const Shape& dims, bool keepdim = false) const;
   Tensor mean() const;
   Tensor mean(const Shape& dims, bool keepdim = false) const;
+  /// One dim as an integer: x.sum(1), x.mean(-1, true) (templates, so x.sum({}) stays "all dims").
+  template <class I>
+    requires(std::integral<I> && !std::same_as<I, bool>)
+  Tensor sum(I dim, bool keepdim = false) const {
+    return sum(Shape{static_cast<int64_t>(dim)}, keepdim);
+  }
+  template <class I>
+    requires(std::integral<I> && !std::same_as<I, bool>)
+  Tensor mean(I dim, bool keepdim = false) const {
+    return mean(Shape{static_cast<int64_t>(dim)}, keepdim);
+  }
+  /// Unbiased by default (correction 1), as PyTorch's var; see ops/reduce.h.
+  Tensor var() const;
+  Tensor var(const Shape& dims, int64_t correction = 1, bool keepdim = false) const;
+  template <class I>
+    requires(std::integral<I> && !std::same_as<I, bool>)
+  Tensor var(I dim, int64_t correction = 1, bool keepdim = false) const {
+    return var(Shape{static_cast<int64_t>(dim)}, correction, keepdim);
+  }
   Tensor max() const;
   Tensor min() const;
   Tensor abs() const;
@@ -130,6 +150,8 @@ class Tensor {
   Tensor log() const;
   Tensor sqrt() const;
   Tensor pow(double exponent) const;
+  /// Elementwise min(max(x, min), max), differentiable (gradient 0 where clamped).
+  Tensor clamp(double min, double max) const;
   Tensor matmul(const Tensor& other) const;
 
   // ---- in-place (bump the version; not recorded by autograd) ----

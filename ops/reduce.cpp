@@ -146,6 +146,23 @@ Tensor sum(const Tensor& x) { return apply<SumOp<kSum>>(x, Shape{}, false); }
 Tensor sum(const Tensor& x, const Shape& dims, bool keepdim) { return apply<SumOp<kSum>>(x, dims, keepdim); }
 Tensor mean(const Tensor& x) { return apply<SumOp<kMean>>(x, Shape{}, false); }
 Tensor mean(const Tensor& x, const Shape& dims, bool keepdim) { return apply<SumOp<kMean>>(x, dims, keepdim); }
+Tensor var(const Tensor& x) { return var(x, Shape{}, 1, false); }
+Tensor var(const Tensor& x, const Shape& dims, int64_t correction, bool keepdim) {
+  const char* op = "var";
+  check::defined(op, x);
+  check::floating(op, x);
+  if (correction < 0) fail(op, "correction must be 0 or more; got {}", correction);
+  uint32_t mask;
+  Shape all;
+  for (int d = 0; d < x.dim(); ++d) all.push_back(d);
+  const Shape keep = reduced_shape(op, x.shape(), dims.empty() ? all : dims, mask);  // checks the dims
+  const int64_t count = keep.numel() ? x.numel() / keep.numel() : 0;
+  const Tensor centered = sub(x, mean(x, dims, true));
+  const Tensor squares = sum(mul(centered, centered), dims, keepdim);
+  // N - correction clamped at 0, as PyTorch: 0/0 is NaN, a positive sum over 0 is inf.
+  return div(squares, static_cast<double>(std::max<int64_t>(count - correction, 0)));
+}
+
 Tensor max(const Tensor& x) { return apply<ExtremeAllOp<ReduceOp::Max>>(x); }
 Tensor min(const Tensor& x) { return apply<ExtremeAllOp<ReduceOp::Min>>(x); }
 

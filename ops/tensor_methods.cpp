@@ -36,6 +36,10 @@ Tensor Tensor::sum() const { return latent::sum(*this); }
 Tensor Tensor::sum(const Shape& dims, bool keepdim) const { return latent::sum(*this, dims, keepdim); }
 Tensor Tensor::mean() const { return latent::mean(*this); }
 Tensor Tensor::mean(const Shape& dims, bool keepdim) const { return latent::mean(*this, dims, keepdim); }
+Tensor Tensor::var() const { return latent::var(*this); }
+Tensor Tensor::var(const Shape& dims, int64_t correction, bool keepdim) const {
+  return latent::var(*this, dims, correction, keepdim);
+}
 Tensor Tensor::max() const { return latent::max(*this); }
 Tensor Tensor::min() const { return latent::min(*this); }
 Tensor Tensor::abs() const { return latent::abs(*this); }
@@ -43,6 +47,7 @@ Tensor Tensor::exp() const { return latent::exp(*this); }
 Tensor Tensor::log() const { return latent::log(*this); }
 Tensor Tensor::sqrt() const { return latent::sqrt(*this); }
 Tensor Tensor::pow(double exponent) const { return latent::pow(*this, exponent); }
+Tensor Tensor::clamp(double min, double max) const { return latent::clamp(*this, min, max); }
 Tensor Tensor::matmul(const Tensor& other) const { return latent::matmul(*this, other); }
 
 }  // namespace latent

@@ -243,12 +243,12 @@ TEST_CASE("the AVX-512 kernel alone, on one thread, where the CPU has AVX-512") 
         check_gemm(latent::cpu::sgemm_avx512, cs, layout & 1, layout & 2, beta, seed++);
 }
 
-TEST_CASE("run_parallel runs every part once, folds extra parts, nests and serves two callers") {
+TEST_CASE("run_parallel runs every part once, more parts than threads, nested, and for two callers") {
   const int saved = get_num_threads();
   set_num_threads(2);
   std::vector<int> hits(7, 0);
   auto count = [&](int p) { hits[p] += 1; };
-  latent::cpu::run_parallel(7, count);  // 7 parts on 2 threads: 5 fold onto the caller
+  latent::cpu::run_parallel(7, count);  // 7 parts claimed one at a time by 2 threads
   CHECK(hits == std::vector<int>(7, 1));
   std::vector<int> inner(6, 0);
   auto outer = [&](int p) {

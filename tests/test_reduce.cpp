@@ -102,3 +102,66 @@ TEST_CASE("reduction errors") {
   CHECK_THROWS_WITH_SUBSTR(arange(4).mean(), "[mean] dtype int64 is not supported");
   CHECK_THROWS_WITH_SUBSTR(softmax(x, 3), "dim 3 is out of range for a 2-d tensor");
 }
+
+TEST_CASE("var over all and given dims, every correction, against a float64 reference") {
+  Tensor x = det_randn({3, 4, 5}, 21, false);  // float64
+  const std::vector<double> v = x.to_vector<double>();
+  // Over all 60 elements.
+  double mean_all = 0;
+  for (double e : v) mean_all += e;
+  mean_all /= 60;
+  double ss_all = 0;
+  for (double e : v) ss_all += (e - mean_all) * (e - mean_all);
+  check_values(var(x), {ss_all / 59}, 1e-12, 1e-12);
+  check_values(x.var(), {ss_all / 59}, 1e-12, 1e-12);
+  check_values(var(x, Shape{}, 0), {ss_all / 60}, 1e-12, 1e-12);
+  // Over dims 0 and 2 (15 elements per output), keepdim, float32 too.
+  std::vector<double> expected(4);
+  for (int j = 0; j < 4; ++j) {
+    double m = 0, ss = 0;
+    for (int i = 0; i < 3; ++i)
+      for (int k = 0; k < 5; ++k) m += v[(i * 4 + j) * 5 + k];
+    m /= 15;
+    for (int i = 0; i < 3; ++i)
+      for (int k = 0; k < 5; ++k) ss += (v[(i * 4 + j) * 5 + k] - m) * (v[(i * 4 + j) * 5 + k] - m);
+    expected[j] = ss / 14;
+  }
+  Tensor vk = var(x, {0, -1}, 1, true);
+  CHECK(vk.shape() == Shape{1, 4, 1});
+  check_values(vk, expected, 1e-12, 1e-12);
+  check_values(x.to(kFloat32).var({0, 2}), expected, 1e-5, 1e-5);
+  // One dim as an integer, as x.var(1) in PyTorch; population variance of [1, 2, 3, 4] is 1.25.
+  Tensor r = tensor({1.0, 2.0, 3.0, 4.0}).view({1, 4});
+  check_values(r.var(1), {5.0 / 3.0}, 1e-6, 1e-6);  // float32
+  check_values(var(r, 1, 0), {1.25}, 1e-6, 1e-6);
+  // N <= correction: 0/0 is NaN (PyTorch gives NaN for the unbiased variance of one element).
+  CHECK(std::isnan(tensor({3.0}).var().item<double>()));
+  CHECK_THROWS_WITH_SUBSTR(var(x, Shape{}, -1), "[var] correction must be 0 or more; got -1");
+  CHECK_THROWS_WITH_SUBSTR(var(x, {3}), "var");
+  CHECK_THROWS_WITH_SUBSTR(var(arange(5)), "var");
+  const std::vector<Tensor> inputs = {det_randn({3, 4}, 22)};
+  CHECK_GRADCHECK([](const std::vector<Tensor>& in) { return (var(in[0], {1}) * tensor({1.0, 2.0, 3.0})).sum(); }, inputs);
+}
+
+TEST_CASE("sum/mean/var take one dim as an integer; a braced list is still a Shape") {
+  Tensor x = arange(0.0, 24.0, 1.0, kFloat32).view({2, 3, 4});
+  check_values(x.sum(1), x.sum({1}).to_vector<double>());
+  check_values(sum(x, -1, true), x.sum({-1}, true).to_vector<double>());
+  CHECK(sum(x, -1, true).shape() == Shape{2, 3, 1});
+  check_values(x.mean(0), x.mean({0}).to_vector<double>());
+  check_values(mean(x, 2), x.mean({2}).to_vector<double>());
+  int64_t dim = 2;
+  check_values(x.sum(dim), x.sum({2}).to_vector<double>());
+  // {} is "all dims" (a Shape), never dim 0.
+  CHECK(x.sum({}).dim() == 0);
+  CHECK(x.sum({}).item<double>() == 276.0);
+  CHECK(x.mean({}).item<double>() == 11.5);
+}
+
+TEST_CASE("Tensor::clamp is clamp, with gradient 0 where clamped") {
+  Tensor x = tensor({-2.0, -0.5, 0.25, 3.0}).requires_grad_();
+  Tensor y = x.clamp(-1.0, 1.0);
+  check_values(y, {-1.0, -0.5, 0.25, 1.0});
+  y.sum().backward();
+  check_values(x.grad(), {0.0, 1.0, 1.0, 0.0});
+}

@@ -4,11 +4,14 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
+#include <limits>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 
 #include "cpu_backend.h"
+#include "workers.h"
 
 namespace latent::cpu::conv {
 
@@ -232,6 +235,13 @@ inline int64_t direct_chunk(const Geometry& g, int64_t budget, int64_t floats_pe
   return std::clamp<int64_t>(budget / std::max<int64_t>(floats_per_image, 1), 1, g.n);
 }
 
+/// Images are split over the thread pool when a layer has at least 2^18 multiply-adds (below that,
+/// handing half to a worker costs about what it saves); parallel_ranges runs serially under this.
+inline int64_t direct_min_parallel(const Geometry& g) {
+  const double macs = double(g.n) * double(g.p) * double(g.k) * double(g.co);
+  return macs >= double(1 << 18) ? 2 : std::numeric_limits<int64_t>::max();
+}
+
 /// Zero-bordered copies of a chunk of images and the offset tables over them.
 struct Bordered {
   int64_t wp, plane, stride;  // row length, (H + 2 ph) * (W + 2 pw), floats per image (C/groups planes)
@@ -270,64 +280,78 @@ inline void forward_direct(const Geometry& g, const TileSet& ts, const float* x,
                     float* out) {
   const int64_t lanes = round_up(g.cog, ts.width);
   // wp (groups, K, lanes) and bp (groups, lanes): weights and bias with output channels innermost.
-  Tensor packed = zeroed(g.groups * (g.k + 1) * lanes + ts.acc * 4 * ts.width, kFloat32);
+  Tensor packed = zeroed(g.groups * (g.k + 1) * lanes, kFloat32);
   float* wp = packed.data_ptr<float>();
   float* bp = wp + g.groups * g.k * lanes;
-  float* res = bp + g.groups * lanes;
   for (int64_t gr = 0; gr < g.groups; ++gr)
     for (int64_t o = 0; o < g.cog; ++o) {
       for (int64_t k = 0; k < g.k; ++k) wp[(gr * g.k + k) * lanes + o] = w[(gr * g.cog + o) * g.k + k];
       if (bias) bp[gr * lanes + o] = bias[gr * g.cog + o];
     }
   const int64_t nb = direct_chunk(g, int64_t{1} << 14, g.cg * (g.h + 2 * g.ph) * (g.w + 2 * g.pw));
-  Bordered b(g, nb);
-  for (int64_t n0 = 0; n0 < g.n; n0 += nb) {
-    const int64_t cur = std::min(nb, g.n - n0), nq = cur * g.p;
-    for (int64_t gr = 0; gr < g.groups; ++gr) {
-      b.load(g, x, n0, cur, gr);
-      for_lane_blocks(lanes, ts.width, [&](int64_t vb, int64_t l0) {
-        const int64_t r_max = ts.acc / vb, oc = std::min(vb * ts.width, g.cog - l0), row = vb * ts.width;
-        for (int64_t q0 = 0; q0 < nq; q0 += r_max) {
-          ts.forward[vb - 1](b.xp, b.koff, g.k, b.pix + q0, wp + gr * g.k * lanes + l0, lanes, bp + gr * lanes + l0,
-                             res);
-          int64_t n = q0 / g.p, p = q0 % g.p;
-          for (int64_t r = 0; r < std::min(r_max, nq - q0); ++r) {
-            float* dst = out + ((n0 + n) * g.co + gr * g.cog + l0) * g.p + p;
-            for (int64_t o = 0; o < oc; ++o) dst[o * g.p] = res[r * row + o];
-            if (++p == g.p) p = 0, ++n;
+  // Images are split over the pool; each part has its own bordered copies and tile result.
+  parallel_ranges(g.n, direct_min_parallel(g), 1, [&](int64_t n_lo, int64_t n_hi) {
+    Bordered b(g, std::min(nb, n_hi - n_lo));
+    Tensor res_holder = zeroed(ts.acc * 4 * ts.width, kFloat32);
+    float* res = res_holder.data_ptr<float>();
+    for (int64_t n0 = n_lo; n0 < n_hi; n0 += nb) {
+      const int64_t cur = std::min(nb, n_hi - n0), nq = cur * g.p;
+      for (int64_t gr = 0; gr < g.groups; ++gr) {
+        b.load(g, x, n0, cur, gr);
+        for_lane_blocks(lanes, ts.width, [&](int64_t vb, int64_t l0) {
+          const int64_t r_max = ts.acc / vb, oc = std::min(vb * ts.width, g.cog - l0), row = vb * ts.width;
+          for (int64_t q0 = 0; q0 < nq; q0 += r_max) {
+            ts.forward[vb - 1](b.xp, b.koff, g.k, b.pix + q0, wp + gr * g.k * lanes + l0, lanes, bp + gr * lanes + l0,
+                               res);
+            int64_t n = q0 / g.p, p = q0 % g.p;
+            for (int64_t r = 0; r < std::min(r_max, nq - q0); ++r) {
+              float* dst = out + ((n0 + n) * g.co + gr * g.cog + l0) * g.p + p;
+              for (int64_t o = 0; o < oc; ++o) dst[o * g.p] = res[r * row + o];
+              if (++p == g.p) p = 0, ++n;
+            }
           }
-        }
-      });
+        });
+      }
     }
-  }
+  });
 }
 
 inline void weight_direct(const Geometry& g, const TileSet& ts, const float* gy, const float* x, float* dw) {
   const int64_t lanes = round_up(g.cog, ts.width), kpad = g.k + 24;
   const int64_t nb = direct_chunk(g, int64_t{1} << 16, g.cg * (g.h + 2 * g.ph) * (g.w + 2 * g.pw) + g.p * lanes);
-  // acc (groups, kpad, lanes): the gradient with output channels innermost; gyt (nb * P, lanes).
-  Tensor holder = zeroed(g.groups * kpad * lanes + nb * g.p * lanes, kFloat32);
-  float* acc = holder.data_ptr<float>();
-  float* gyt = acc + g.groups * kpad * lanes;
-  Bordered b(g, nb);
-  for (int64_t n0 = 0; n0 < g.n; n0 += nb) {
-    const int64_t cur = std::min(nb, g.n - n0);
-    for (int64_t gr = 0; gr < g.groups; ++gr) {
-      b.load(g, x, n0, cur, gr);
-      for (int64_t n = 0; n < cur; ++n) {
-        const float* src = gy + ((n0 + n) * g.co + gr * g.cog) * g.p;
-        float* dst = gyt + n * g.p * lanes;
-        for (int64_t o = 0; o < g.cog; ++o)
-          for (int64_t p = 0; p < g.p; ++p) dst[p * lanes + o] = src[o * g.p + p];
+  // Per part (a range of images): acc (groups, kpad, lanes), its images' share of the gradient
+  // with output channels innermost, and gyt (nb * P, lanes); the parts' accs are added at the end.
+  const int64_t acc_size = g.groups * kpad * lanes;
+  const RangeSplit split = split_range(g.n, direct_min_parallel(g), 1);
+  Tensor accs = zeroed(acc_size * split.parts, kFloat32);
+  parallel_for(split, [&](int part, int64_t n_lo, int64_t n_hi) {
+    float* acc = accs.data_ptr<float>() + part * acc_size;
+    const int64_t chunk = std::min(nb, n_hi - n_lo);
+    Tensor gyt_holder = zeroed(chunk * g.p * lanes, kFloat32);
+    float* gyt = gyt_holder.data_ptr<float>();
+    Bordered b(g, chunk);
+    for (int64_t n0 = n_lo; n0 < n_hi; n0 += nb) {
+      const int64_t cur = std::min(nb, n_hi - n0);
+      for (int64_t gr = 0; gr < g.groups; ++gr) {
+        b.load(g, x, n0, cur, gr);
+        for (int64_t n = 0; n < cur; ++n) {
+          const float* src = gy + ((n0 + n) * g.co + gr * g.cog) * g.p;
+          float* dst = gyt + n * g.p * lanes;
+          for (int64_t o = 0; o < g.cog; ++o)
+            for (int64_t p = 0; p < g.p; ++p) dst[p * lanes + o] = src[o * g.p + p];
+        }
+        for_lane_blocks(lanes, ts.width, [&](int64_t vb, int64_t l0) {
+          const int64_t rk = ts.acc / vb;
+          for (int64_t k0 = 0; k0 < g.k; k0 += rk)
+            ts.weight[vb - 1](b.xp, b.koff + k0, b.pix, cur * g.p, gyt + l0, lanes,
+                              acc + (gr * kpad + k0) * lanes + l0, lanes);
+        });
       }
-      for_lane_blocks(lanes, ts.width, [&](int64_t vb, int64_t l0) {
-        const int64_t rk = ts.acc / vb;
-        for (int64_t k0 = 0; k0 < g.k; k0 += rk)
-          ts.weight[vb - 1](b.xp, b.koff + k0, b.pix, cur * g.p, gyt + l0, lanes, acc + (gr * kpad + k0) * lanes + l0,
-                            lanes);
-      });
     }
-  }
+  });
+  float* acc = accs.data_ptr<float>();
+  for (int part = 1; part < split.parts; ++part)  // in part order: the same sums at any timing
+    for (int64_t i = 0; i < acc_size; ++i) acc[i] += acc[part * acc_size + i];
   for (int64_t gr = 0; gr < g.groups; ++gr)
     for (int64_t o = 0; o < g.cog; ++o)
       for (int64_t k = 0; k < g.k; ++k) dw[(gr * g.cog + o) * g.k + k] = acc[(gr * kpad + k) * lanes + o];
@@ -342,52 +366,57 @@ inline void input_direct(const Geometry& g, const TileSet& ts, const float* gy, 
   // (nb, plane, lanes): the chunk's input gradient, bordered, channels innermost, then a slot that
   // absorbs the stores of a partial tile's unused rows.
   const int64_t ld = nb * g.p + r_top;
-  Tensor holder = zeroed(g.groups * taps * g.cog * lanes + g.co * ld + nb * plane * lanes + 4 * ts.width, kFloat32);
+  Tensor holder = zeroed(g.groups * taps * g.cog * lanes, kFloat32);
   float* wt = holder.data_ptr<float>();
-  float* gt = wt + g.groups * taps * g.cog * lanes;
-  float* gxp = gt + g.co * ld;
   const int64_t trash = nb * plane * lanes;
   for (int64_t gr = 0; gr < g.groups; ++gr)
     for (int64_t o = 0; o < g.cog; ++o)
       for (int64_t ci = 0; ci < g.cg; ++ci)
         for (int64_t t = 0; t < taps; ++t)
           wt[((gr * taps + t) * g.cog + o) * lanes + ci] = w[((gr * g.cog + o) * g.cg + ci) * taps + t];
-  // gxp offset of each chunk pixel q = (n, oh, ow), and the offsets of one tile's rows.
-  Tensor tables = zeroed(nb * g.p + r_top, kInt64);
+  // gxp offset of each chunk pixel q = (n, oh, ow) (shared by the parts, read only).
+  Tensor tables = zeroed(nb * g.p, kInt64);
   int64_t* dpix = tables.data_ptr<int64_t>();
-  int64_t* tile_dst = dpix + nb * g.p;
   for (int64_t q = 0; q < nb * g.p; ++q) {
     const int64_t n = q / g.p, p = q % g.p, oh = p / g.wo, ow = p % g.wo;
     dpix[q] = (n * plane + oh * g.sh * wp + ow * g.sw) * lanes;
   }
-  for (int64_t n0 = 0; n0 < g.n; n0 += nb) {
-    const int64_t cur = std::min(nb, g.n - n0), nq = cur * g.p;
-    for (int64_t n = 0; n < cur; ++n)
-      for (int64_t o = 0; o < g.co; ++o)
-        std::memcpy(gt + o * ld + n * g.p, gy + ((n0 + n) * g.co + o) * g.p, size_t(g.p) * sizeof(float));
-    for (int64_t gr = 0; gr < g.groups; ++gr) {
-      std::memset(gxp, 0, size_t(cur * plane * lanes) * sizeof(float));
-      for_lane_blocks(lanes, ts.width, [&](int64_t vb, int64_t l0) {
-        const int64_t r_max = ts.acc / vb;
-        for (int64_t t = 0; t < taps; ++t) {
-          const int64_t toff = ((t / g.kw) * g.dh * wp + (t % g.kw) * g.dw) * lanes + l0;
-          for (int64_t q0 = 0; q0 < nq; q0 += r_max) {
-            const int64_t rc = std::min(r_max, nq - q0);
-            for (int64_t r = 0; r < r_max; ++r) tile_dst[r] = r < rc ? dpix[q0 + r] + toff : trash;
-            ts.input[vb - 1](gt + gr * g.cog * ld + q0, ld, wt + (gr * taps + t) * g.cog * lanes + l0, lanes, g.cog,
-                             gxp, tile_dst);
-          }
-        }
-      });
+  // Images are split over the pool; each part has its own gt, gxp and tile row offsets.
+  parallel_ranges(g.n, direct_min_parallel(g), 1, [&](int64_t n_lo, int64_t n_hi) {
+    Tensor scratch = zeroed(g.co * ld + nb * plane * lanes + 4 * ts.width, kFloat32);
+    float* gt = scratch.data_ptr<float>();
+    float* gxp = gt + g.co * ld;
+    Tensor rows = zeroed(r_top, kInt64);
+    int64_t* tile_dst = rows.data_ptr<int64_t>();
+    for (int64_t n0 = n_lo; n0 < n_hi; n0 += nb) {
+      const int64_t cur = std::min(nb, n_hi - n0), nq = cur * g.p;
       for (int64_t n = 0; n < cur; ++n)
-        for (int64_t ci = 0; ci < g.cg; ++ci) {
-          float* o = dx + ((n0 + n) * g.c + gr * g.cg + ci) * g.hw;
-          const float* s = gxp + (n * plane + g.ph * wp + g.pw) * lanes + ci;
-          for (int64_t ih = 0; ih < g.h; ++ih)
-            for (int64_t iw = 0; iw < g.w; ++iw) o[ih * g.w + iw] = s[(ih * wp + iw) * lanes];
-        }
+        for (int64_t o = 0; o < g.co; ++o)
+          std::memcpy(gt + o * ld + n * g.p, gy + ((n0 + n) * g.co + o) * g.p, size_t(g.p) * sizeof(float));
+      for (int64_t gr = 0; gr < g.groups; ++gr) {
+        std::memset(gxp, 0, size_t(cur * plane * lanes) * sizeof(float));
+        for_lane_blocks(lanes, ts.width, [&](int64_t vb, int64_t l0) {
+          const int64_t r_max = ts.acc / vb;
+          for (int64_t t = 0; t < taps; ++t) {
+            const int64_t toff = ((t / g.kw) * g.dh * wp + (t % g.kw) * g.dw) * lanes + l0;
+            for (int64_t q0 = 0; q0 < nq; q0 += r_max) {
+              const int64_t rc = std::min(r_max, nq - q0);
+              for (int64_t r = 0; r < r_max; ++r) tile_dst[r] = r < rc ? dpix[q0 + r] + toff : trash;
+              ts.input[vb - 1](gt + gr * g.cog * ld + q0, ld, wt + (gr * taps + t) * g.cog * lanes + l0, lanes, g.cog,
+                               gxp, tile_dst);
+            }
+          }
+        });
+        for (int64_t n = 0; n < cur; ++n)
+          for (int64_t ci = 0; ci < g.cg; ++ci) {
+            float* o = dx + ((n0 + n) * g.c + gr * g.cg + ci) * g.hw;
+            const float* src = gxp + (n * plane + g.ph * wp + g.pw) * lanes + ci;
+            for (int64_t ih = 0; ih < g.h; ++ih)
+              for (int64_t iw = 0; iw < g.w; ++iw) o[ih * g.w + iw] = src[(ih * wp + iw) * lanes];
+          }
+      }
     }
-  }
+  });
 }
 #endif  // LATENT_CONV_DIRECT
 

@@ -30,6 +30,10 @@ inline void cpu_relax() {
 #endif
 }
 
+/// The parts of a region are claimed one at a time from one atomic word that also carries the
+/// region's generation and part count, so a thread that was descheduled (our machines are VMs
+/// whose second core is sometimes taken away) never holds up the others: whoever is running takes
+/// the next part, and the caller only waits for parts already being worked on.
 class Pool {
  public:
   static Pool& instance() {
@@ -39,79 +43,88 @@ class Pool {
 
   ~Pool() {
     stop_.store(true);
-    for (auto& w : workers_) {
-      w->go.fetch_add(1, std::memory_order_release);
-      w->go.notify_one();
-    }
-    for (auto& w : workers_) w->thread.join();
+    epoch_.fetch_add(1);
+    epoch_.notify_all();
+    for (auto& t : workers_) t.join();
   }
 
   void run(int parts, void (*body)(void*, int), void* ctx) {
     const int threads = get_num_threads();
     bool expected = false;
-    if (parts <= 1 || threads <= 1 || !busy_.compare_exchange_strong(expected, true, std::memory_order_acquire)) {
+    if (parts <= 1 || threads <= 1 || parts > kMaxParts ||
+        !busy_.compare_exchange_strong(expected, true, std::memory_order_acquire)) {
       for (int p = 0; p < parts; ++p) body(ctx, p);
       return;
     }
     while (static_cast<int>(workers_.size()) < threads - 1) add_worker();
-    const int used = std::min(parts, threads) - 1;  // workers taking a part
     body_ = body;
     ctx_ = ctx;
-    ++generation_;
-    for (int w = 0; w < used; ++w) {
-      workers_[w]->go.store(generation_, std::memory_order_release);
-      workers_[w]->go.notify_one();
+    completed_.store(0, std::memory_order_relaxed);
+    generation_ = (generation_ + 1) & kGenMask;
+    // Publishes body_, ctx_ and the reset count with the region's first claimable part.
+    claim_.store(pack(generation_, parts, 0), std::memory_order_release);
+    epoch_.fetch_add(1, std::memory_order_release);
+    epoch_.notify_all();
+    for (int p; (p = claim(generation_)) >= 0;) {
+      body(ctx, p);
+      completed_.fetch_add(1, std::memory_order_release);
     }
-    body(ctx, 0);
-    for (int p = used + 1; p < parts; ++p) body(ctx, p);  // more parts than threads: the caller's
-    for (int w = 0; w < used; ++w)
-      while (workers_[w]->done.load(std::memory_order_acquire) != generation_) cpu_relax();
+    while (completed_.load(std::memory_order_acquire) < parts) cpu_relax();
     busy_.store(false, std::memory_order_release);
   }
 
  private:
-  struct Worker {
-    std::atomic<uint32_t> go{0};
-    std::atomic<uint32_t> done{0};
-    std::thread thread;
-  };
+  // claim_ = generation (24 bits) | parts (20 bits) | next part (20 bits).
+  static constexpr uint64_t kGenMask = (1u << 24) - 1, kFieldMask = (1u << 20) - 1;
+  static constexpr int kMaxParts = (1 << 20) - 1;
+  static uint64_t pack(uint64_t gen, uint64_t parts, uint64_t next) { return gen << 40 | parts << 20 | next; }
 
-  void add_worker() {
-    const int part = static_cast<int>(workers_.size()) + 1;
-    auto w = std::make_unique<Worker>();
-    Worker* self = w.get();
-    w->thread = std::thread([this, self, part] { work(*self, part); });
-    workers_.push_back(std::move(w));
+  /// The next unclaimed part of generation `gen`, or -1 when that region has none left (or is over).
+  int claim(uint64_t gen) {
+    uint64_t v = claim_.load(std::memory_order_acquire);
+    for (;;) {
+      const uint64_t parts = v >> 20 & kFieldMask, next = v & kFieldMask;
+      if ((v >> 40) != gen || next >= parts) return -1;
+      if (claim_.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel, std::memory_order_acquire))
+        return static_cast<int>(next);
+    }
   }
 
-  void work(Worker& w, int part) {
+  void add_worker() { workers_.emplace_back([this] { work(); }); }
+
+  void work() {
+    // From 0, not the current epoch: a worker started just before the pool is destroyed must still
+    // see the destructor's bump (it then finds stop_ set).
     uint32_t seen = 0;
     for (;;) {
-      uint32_t g = w.go.load(std::memory_order_acquire);
-      if (g == seen) {
-        const auto start = std::chrono::steady_clock::now();
-        for (int spins = 1; (g = w.go.load(std::memory_order_acquire)) == seen; ++spins) {
-          cpu_relax();
-          if (spins % 512 == 0 && std::chrono::steady_clock::now() - start > kSpin) {
-            w.go.wait(seen, std::memory_order_acquire);
-            spins = 0;
-          }
-        }
+      uint32_t e;
+      const auto start = std::chrono::steady_clock::now();
+      for (int spins = 1; (e = epoch_.load(std::memory_order_acquire)) == seen; ++spins) {
+        cpu_relax();
+        if (spins % 512 == 0 && std::chrono::steady_clock::now() - start > kSpin) epoch_.wait(seen);
       }
-      seen = g;
+      seen = e;
       if (stop_.load()) return;
-      body_(ctx_, part);
-      w.done.store(g, std::memory_order_release);
+      // The region now open (if any): its generation is in claim_; a successful claim makes
+      // body_ and ctx_ (written before claim_) visible, and they stay valid until every claimed
+      // part is completed.
+      const uint64_t gen = claim_.load(std::memory_order_acquire) >> 40;
+      for (int p; (p = claim(gen)) >= 0;) {
+        body_(ctx_, p);
+        completed_.fetch_add(1, std::memory_order_release);
+      }
     }
   }
 
   std::atomic<bool> busy_{false};  // set by the caller of run for the whole parallel region
-  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<std::thread> workers_;
   std::atomic<bool> stop_{false};
-  // The region's work, written before the workers' go (release) and read after it (acquire).
-  void (*body_)(void*, int) = nullptr;
+  std::atomic<uint32_t> epoch_{0};      // bumped once per region: wakes the workers
+  std::atomic<uint64_t> claim_{0};      // see pack()
+  std::atomic<int> completed_{0};       // parts of the current region finished
+  void (*body_)(void*, int) = nullptr;  // the current region's work
   void* ctx_ = nullptr;
-  uint32_t generation_ = 0;
+  uint64_t generation_ = 0;
 };
 
 }  // namespace
