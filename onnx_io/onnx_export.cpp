@@ -21,6 +21,7 @@
 #include "../ops/join.h"
 #include "../ops/linalg.h"
 #include "../ops/loss.h"
+#include "../ops/nn_ops.h"
 #include "../ops/random.h"
 #include "../ops/reduce.h"
 #include "../ops/scalar_math.h"
@@ -453,6 +454,34 @@ std::string GraphBuilder::emit(const Record& r, const Record* r2, const std::vec
       const std::string hi = std::isinf(p1) ? std::string() : scalar(p1, dtype);
       return node("Clip", {in[0], lo, hi}, {});
     }
+  }
+
+  // ---- ops traced as one though latent composes them (trace::composite) ----
+  if ((op == "softmax" || op == "log_softmax") && n_in == 1 && n_attr == 1)
+    return node(op == "softmax" ? "Softmax" : "LogSoftmax", {in[0]}, {attr_int("axis", attr_i(0))});
+  if (op == "batch_norm" && n_in == 5 && n_attr == 1) {  // eval mode: x, running mean/var, weight, bias
+    const int64_t channels = x_shape(0)[1];
+    const auto filled = [&](double value) {  // weight or bias left out: ones or zeros per channel
+      return constant_of(full({channels}, value, dtype), fresh("const"));
+    };
+    const std::string scale = in[3].empty() ? filled(1.0) : in[3];
+    const std::string shift = in[4].empty() ? filled(0.0) : in[4];
+    return node("BatchNormalization", {in[0], scale, shift, in[1], in[2]}, {attr_float("epsilon", attr_f(0))});
+  }
+  if (op == "pad" && n_in == 1 && n_attr == 3) {  // pads: (before, after) pairs, last dim first
+    const std::vector<int64_t>& pairs = r.attrs[0].ints;
+    const int rank = r.inputs[0].dim();
+    std::vector<int64_t> onnx_pads(static_cast<size_t>(2 * rank), 0);  // all begins, then all ends
+    for (size_t i = 0; i < pairs.size() / 2; ++i) {
+      const int d = rank - 1 - static_cast<int>(i);
+      onnx_pads[static_cast<size_t>(d)] = pairs[2 * i];
+      onnx_pads[static_cast<size_t>(rank + d)] = pairs[2 * i + 1];
+    }
+    const auto mode = static_cast<PadMode>(attr_i(1));
+    const char* onnx_mode = mode == PadMode::Reflect ? "reflect" : mode == PadMode::Replicate ? "edge" : "constant";
+    std::vector<std::string> inputs{in[0], const_i64(onnx_pads)};
+    if (mode == PadMode::Constant && attr_f(2) != 0.0) inputs.push_back(scalar(attr_f(2), dtype));
+    return node("Pad", inputs, {attr_string("mode", onnx_mode)});
   }
 
   // ---- linear algebra ----

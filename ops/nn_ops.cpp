@@ -17,6 +17,7 @@
 #include "creation.h"
 #include "elementwise.h"
 #include "index.h"
+#include "trace.h"
 #include "join.h"
 #include "reduce.h"
 #include "shape_ops.h"
@@ -343,35 +344,38 @@ Tensor pad(const Tensor& x, const std::vector<int64_t>& pads, PadMode mode, doub
   if (mode != PadMode::Constant && value != 0)
     fail(op, "a fill value ({}) is only used by constant padding, not {}", value,
          mode == PadMode::Reflect ? "reflect" : "replicate");
-  Tensor out = x;
-  for (size_t i = 0; i < pads.size() / 2; ++i) {
-    const int dim = x.dim() - 1 - static_cast<int>(i);
-    const int64_t before = pads[2 * i], after = pads[2 * i + 1], n = x.shape()[dim];
-    const int64_t size = n + before + after;
-    if (size < 0)
-      fail(op, "padding ({}, {}) of dim {} leaves a negative size {} (input shape {})", before, after, dim, size,
-           x.shape());
-    if (before == 0 && after == 0) continue;
-    if (mode == PadMode::Constant) {
-      out = pad_constant(out, dim, before, after, value);
-      continue;
+  // Traced as one op (the exporter writes one Pad node), not as its slices and concatenations.
+  return trace::composite("pad", {x}, {trace::to_attr(pads), trace::to_attr(mode), trace::to_attr(value)}, [&] {
+    Tensor out = x;
+    for (size_t i = 0; i < pads.size() / 2; ++i) {
+      const int dim = x.dim() - 1 - static_cast<int>(i);
+      const int64_t before = pads[2 * i], after = pads[2 * i + 1], n = x.shape()[dim];
+      const int64_t size = n + before + after;
+      if (size < 0)
+        fail(op, "padding ({}, {}) of dim {} leaves a negative size {} (input shape {})", before, after, dim, size,
+             x.shape());
+      if (before == 0 && after == 0) continue;
+      if (mode == PadMode::Constant) {
+        out = pad_constant(out, dim, before, after, value);
+        continue;
+      }
+      if (mode == PadMode::Reflect && (before >= n || after >= n))
+        fail(op, "reflect padding ({}, {}) of dim {} must be smaller than its size {} (input shape {})", before, after,
+             dim, n, x.shape());
+      if (mode == PadMode::Replicate && n == 0)
+        fail(op, "cannot replicate-pad dim {} of size 0 (input shape {})", dim, x.shape());
+      // Output position j reads input position j - before, mirrored or clamped into [0, n).
+      std::vector<int64_t> index(static_cast<size_t>(size));
+      for (int64_t j = 0; j < size; ++j) {
+        int64_t k = j - before;
+        if (mode == PadMode::Reflect) k = k < 0 ? -k : k >= n ? 2 * (n - 1) - k : k;
+        else k = std::clamp<int64_t>(k, 0, n - 1);
+        index[static_cast<size_t>(j)] = k;
+      }
+      out = index_select(out, dim, from_vector(index, {size}).to(x.device()));
     }
-    if (mode == PadMode::Reflect && (before >= n || after >= n))
-      fail(op, "reflect padding ({}, {}) of dim {} must be smaller than its size {} (input shape {})", before, after,
-           dim, n, x.shape());
-    if (mode == PadMode::Replicate && n == 0)
-      fail(op, "cannot replicate-pad dim {} of size 0 (input shape {})", dim, x.shape());
-    // Output position j reads input position j - before, mirrored or clamped into [0, n).
-    std::vector<int64_t> index(static_cast<size_t>(size));
-    for (int64_t j = 0; j < size; ++j) {
-      int64_t k = j - before;
-      if (mode == PadMode::Reflect) k = k < 0 ? -k : k >= n ? 2 * (n - 1) - k : k;
-      else k = std::clamp<int64_t>(k, 0, n - 1);
-      index[static_cast<size_t>(j)] = k;
-    }
-    out = index_select(out, dim, from_vector(index, {size}).to(x.device()));
-  }
-  return out;
+    return out;
+  });
 }
 
 // ---- normalization and regularization ----
@@ -425,8 +429,14 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   } else {
     if (!running_mean.defined() || !running_var.defined())
       fail(op, "running_mean and running_var must be defined in eval mode (training = false)");
-    centered = sub(x, reshape(running_mean, channel_shape));
-    inv_std = rdiv(1.0, sqrt(add(reshape(running_var, channel_shape), eps)));
+    // Traced as one op (the exporter writes one BatchNormalization node), not as its arithmetic.
+    return trace::composite("batch_norm", {x, running_mean, running_var, weight, bias}, {trace::to_attr(eps)}, [&] {
+      Tensor c = sub(x, reshape(running_mean, channel_shape));
+      Tensor s = rdiv(1.0, sqrt(add(reshape(running_var, channel_shape), eps)));
+      if (weight.defined()) s = mul(s, reshape(weight, channel_shape));
+      Tensor y = mul(c, s);
+      return bias.defined() ? add(y, reshape(bias, channel_shape)) : y;
+    });
   }
   Tensor scale = weight.defined() ? mul(inv_std, reshape(weight, channel_shape)) : inv_std;
   Tensor y = mul(centered, scale);

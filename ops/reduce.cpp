@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "apply.h"
+#include "trace.h"
 #include "backend.h"
 #include "check.h"
 #include "creation.h"
@@ -219,17 +220,22 @@ Tensor logsumexp(const Tensor& x, const Shape& dims, bool keepdim) {
   return reshape(out, drop_dims(keep, mask));
 }
 
+// Both are traced as one op each (the exporter writes Softmax / LogSoftmax), not as their pieces.
 Tensor log_softmax(const Tensor& x, int64_t dim) {
-  // (x - m) - log(sum(exp(x - m))): subtracting small numbers keeps float32 precision where
-  // x - logsumexp(x) would lose it for large logits.
-  auto [shifted, lse, m] = shifted_logsumexp("log_softmax", x, {dim});
-  return sub(shifted, lse);
+  return trace::composite("log_softmax", {x}, {trace::to_attr(dim)}, [&] {
+    // (x - m) - log(sum(exp(x - m))): subtracting small numbers keeps float32 precision where
+    // x - logsumexp(x) would lose it for large logits.
+    auto [shifted, lse, m] = shifted_logsumexp("log_softmax", x, {dim});
+    return sub(shifted, lse);
+  });
 }
 
 Tensor softmax(const Tensor& x, int64_t dim) {
-  auto [shifted, lse, m] = shifted_logsumexp("softmax", x, {dim});
-  Tensor e = exp(shifted);
-  return div(e, sum(e, {dim}, true));
+  return trace::composite("softmax", {x}, {trace::to_attr(dim)}, [&] {
+    auto [shifted, lse, m] = shifted_logsumexp("softmax", x, {dim});
+    Tensor e = exp(shifted);
+    return div(e, sum(e, {dim}, true));
+  });
 }
 
 }  // namespace latent

@@ -122,5 +122,27 @@ void record(Tracer& tracer, Record&& r);
 /// Whether some thread may be tracing: the cheap test apply() makes first.
 inline bool maybe_tracing() { return detail::g_active_guards.load(std::memory_order_relaxed) != 0; }
 
+/// For an op written as a composition of other ops (softmax, eval batch norm, pad): runs body()
+/// and, while this thread traces, records the whole as one op named `name` with these tensor
+/// inputs and attributes instead of recording its pieces, so the exporter can write one node
+/// (Softmax, BatchNormalization, Pad) where it knows one. Costs one relaxed load otherwise.
+template <class Body>
+Tensor composite(const char* name, std::vector<Tensor> inputs, std::vector<Attr> attrs, Body&& body) {
+  Tracer* tracer = maybe_tracing() ? detail::active() : nullptr;
+  if (!tracer) return body();
+  Tensor out;
+  {
+    detail::Suspend suspend;
+    out = body();
+  }
+  Record r;
+  r.op = name;
+  r.inputs = std::move(inputs);
+  r.output = out;
+  r.attrs = std::move(attrs);
+  detail::record(*tracer, std::move(r));
+  return out;
+}
+
 }  // namespace trace
 }  // namespace latent

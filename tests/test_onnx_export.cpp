@@ -17,12 +17,14 @@
 #include "helpers.h"
 #include "latent.h"
 #include "onnx_io/onnx_export.h"
+#include "onnx_io/onnx_import.h"
 #include "onnx_io/onnx_model.h"
 #include "onnx_io/onnx_tensor.h"
 #include "ops/trace.h"
 
 using namespace latent;
 using namespace latent::onnx;
+using latent::testing::check_values;
 namespace fs = std::filesystem;
 
 namespace {
@@ -182,6 +184,29 @@ struct CustomNet : nn::Module {
     Tensor centered = transpose(t - mean(t, {1}, true), 0, 1);
     Tensor s = softmax(centered * scale + exp(-square(y)), 1);
     return clamp(s + log(s + 1e-3) / 10.0 - pow(2.0, y) / 100.0 + sum(y, {1}, true) * 0.01, -5.0, 5.0) / 1.5;
+  }
+};
+
+/// Ops latent composes from others but exports as one node each: eval batch norm (with and
+/// without weight and bias), pad in its three modes, softmax and log_softmax.
+struct CompositeNet : nn::Module {
+  std::shared_ptr<nn::BatchNorm2d> bn;
+  Tensor mean1, var1;
+  CompositeNet() : Module("CompositeNet") {
+    bn = register_module("bn", std::make_shared<nn::BatchNorm2d>(2));
+    mean1 = register_buffer("mean1", full({36}, 0.25));
+    var1 = register_buffer("var1", full({36}, 2.0));
+  }
+  Tensor forward(const Tensor& x) override {                          // x: (N, 2, 3, 3)
+    Tensor h = bn->forward(x);
+    h = pad(h, {1, 1, 1, 1}, PadMode::Reflect);                       // (N, 2, 5, 5)
+    h = pad(h, {0, 2}, PadMode::Replicate);                           // (N, 2, 5, 7)
+    h = pad(h, {1, 0, 2, -1}, PadMode::Constant, 0.5);                // (N, 2, 6, 8): grows and crops
+    h = avg_pool2d(h, 2);                                             // (N, 2, 3, 4)
+    Tensor flat = flatten(h, 1);                                      // (N, 24)
+    Tensor wide = cat({flat, pad(flat, {0, -12})}, 1);                // (N, 36)
+    Tensor normed = batch_norm(wide, mean1, var1, {}, {}, false, 0.1, 1e-3);
+    return softmax(normed, 1) + log_softmax(normed * 0.5, -1) * 0.1;
   }
 };
 
@@ -453,8 +478,8 @@ TEST_CASE("a custom module with its own forward exports") {
   check_wellformed(m);
   auto types = op_types(m);
   for (const char* t : {"Gemm", "Tanh", "Conv", "Relu", "AveragePool", "Concat", "Sqrt", "Abs", "Transpose",
-                        "ReduceMean", "ReduceMax", "Exp", "Log", "Pow", "Clip", "Div", "ReduceSum", "Expand"})
-    CHECK_MESSAGE(types.count(t) >= 1, t);
+                        "ReduceMean", "BatchNormalization", "Softmax", "Exp", "Log", "Pow", "Clip", "Div", "ReduceSum"})
+    CHECK_MESSAGE(types.count(t) >= 1, std::string(t));
   CHECK(has_initializer(m, "scale"));
   CHECK(has_initializer(m, "bn.running_var"));
   CHECK(dims_text(m.graph.output[0]) == "[batch, 3]");
@@ -464,6 +489,57 @@ TEST_CASE("a custom module with its own forward exports") {
   ModelProto s = export_module(net, {rand({3, 12})}, fixed);
   check_wellformed(s);
   CHECK(dims_text(s.graph.input[0]) == "[3, 12]");
+}
+
+TEST_CASE("batch norm, pad, softmax and log_softmax export as one node each and re-import to the same values") {
+  manual_seed(31);
+  CompositeNet net;
+  perturb_batch_norm(net, 32);
+  net.eval();
+  latent::testing::TempDir dir;
+  for (int64_t opset : {13, 17}) {
+    CAPTURE(opset);
+    ExportOptions o;
+    o.opset = opset;
+    ModelProto m = export_module(net, {rand({2, 2, 3, 3})}, o);
+    check_wellformed(m);
+    std::map<std::string, int> count;
+    for (const NodeProto& n : m.graph.node) ++count[n.op_type];
+    CHECK(count["BatchNormalization"] == 2);
+    CHECK(count["Pad"] == 4);
+    CHECK(count["Softmax"] == 1);
+    CHECK(count["LogSoftmax"] == 1);
+    CHECK(count["ReduceMax"] == 0);  // the pieces of softmax are not written
+    CHECK(count["Sqrt"] == 0);       // nor those of batch norm
+    std::vector<const NodeProto*> pads;
+    for (const NodeProto& n : m.graph.node)
+      if (n.op_type == "Pad") pads.push_back(&n);
+    REQUIRE(pads.size() == 4);
+    const auto pads_of = [&](const NodeProto& n) { return tensor_from_proto(initializer(m, n.input[1])).to_vector<int64_t>(); };
+    // ONNX order: all begins, then all ends. latent's (1, 1, 1, 1) pads dims 3 and 2; (0, 2) dim 3;
+    // (1, 0, 2, -1) dim 3 by (1, 0) and dim 2 by (2, -1), with fill value 0.5.
+    CHECK(find_attr(*pads[0], "mode")->s == "reflect");
+    CHECK(pads_of(*pads[0]) == std::vector<int64_t>{0, 0, 1, 1, 0, 0, 1, 1});
+    CHECK(find_attr(*pads[1], "mode")->s == "edge");
+    CHECK(pads_of(*pads[1]) == std::vector<int64_t>{0, 0, 0, 0, 0, 0, 0, 2});
+    CHECK(find_attr(*pads[2], "mode")->s == "constant");
+    CHECK(pads_of(*pads[2]) == std::vector<int64_t>{0, 0, 2, 1, 0, 0, -1, 0});
+    REQUIRE(pads[2]->input.size() == 3);
+    CHECK(tensor_from_proto(initializer(m, pads[2]->input[2])).item<double>() == 0.5);
+    CHECK(pads[3]->input.size() == 2);  // fill value 0: the input is left out
+    const std::string path = dir / fmt::format("composite{}.onnx", opset);
+    save_model(m, path);
+    auto imported = import_model(path);
+    Tensor x = rand({5, 2, 3, 3});
+    Tensor expected, got;
+    {
+      NoGradGuard no_grad;
+      expected = net.forward(x);
+      got = imported->forward(x);
+    }
+    CHECK(got.shape() == expected.shape());
+    check_values(got, expected.to_vector<double>(), 1e-5, 1e-5);
+  }
 }
 
 TEST_CASE("errors: opset, unmapped ops, in-place changes, data-dependent constants, names") {
@@ -560,6 +636,23 @@ TEST_CASE("write exports for onnx_runtime_check (LATENT_ONNX_EXPORT_DIR)") {
       y = net.forward(x);
     }
     write_case(dir, fmt::format("custom-opset{}", opset), m, {x}, {y});
+    ++written;
+  }
+  manual_seed(24);
+  CompositeNet composite;
+  perturb_batch_norm(composite, 25);
+  composite.eval();
+  for (int64_t opset : {13, 17}) {
+    ExportOptions o;
+    o.opset = opset;
+    ModelProto m = export_module(composite, {rand({2, 2, 3, 3})}, o);
+    Tensor x = rand({4, 2, 3, 3});
+    Tensor y;
+    {
+      NoGradGuard no_grad;
+      y = composite.forward(x);
+    }
+    write_case(dir, fmt::format("composite-opset{}", opset), m, {x}, {y});
     ++written;
   }
   MESSAGE("wrote " << written << " models to " << dir.string());
