@@ -182,6 +182,7 @@ void register_named(nn::Module& root, std::map<std::string, std::shared_ptr<nn::
 
 OnnxModule::OnnxModule(const ModelProto& model, const std::filesystem::path& model_dir)
     : nn::Module("OnnxModule"), impl_(std::make_unique<Impl>()) {
+  eval();  // an ONNX graph is an inference graph: train() opts into batch statistics and dropout
   Impl& im = *impl_;
   const GraphProto& g = model.graph;
 
@@ -331,6 +332,7 @@ std::vector<Tensor> OnnxModule::run(const std::vector<Tensor>& inputs) {
     values[size_t(im.input_slots[i])] = x;
   }
   std::vector<Tensor> args;
+  const detail::TrainingScope mode(is_training());
   for (const Impl::Step& step : im.steps) {
     args.clear();
     for (int s : step.inputs) args.push_back(s >= 0 ? values[size_t(s)] : Tensor());

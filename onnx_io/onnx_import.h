@@ -44,6 +44,10 @@ struct ValueSpec {
 };
 
 /// An ONNX model as a module. Not copyable; hold it by std::shared_ptr (import_model does).
+/// It starts in eval mode, as an inference graph runs: BatchNormalization uses the running
+/// statistics and Dropout is the identity. After train(), BatchNormalization normalizes with batch
+/// statistics and updates the running ones (ONNX's momentum), and Dropout draws masks (unless the
+/// node's own training_mode input says otherwise), as PyTorch modules do in training.
 class OnnxModule : public nn::Module {
  public:
   /// Builds the module from a parsed model, validating every node. `model_dir` is the folder of the

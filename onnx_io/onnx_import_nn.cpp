@@ -284,7 +284,9 @@ Kernel compile_global_average_pool(const NodeView& n) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// BatchNormalization (inference: running statistics)
+// BatchNormalization: running statistics in eval(); in train(), batch statistics and running-stat
+// updates (running = momentum * running + (1 - momentum) * batch, ONNX's momentum, default 0.9,
+// which is PyTorch's 1 - momentum).
 
 Kernel compile_batch_norm(const NodeView& n) {
   const int v = n.version();
@@ -298,12 +300,16 @@ Kernel compile_batch_norm(const NodeView& n) {
     n.allow_attributes({"epsilon", "momentum", "training_mode"});
   n.expect_inputs(5, 5);
   if (n.get_int("spatial", 1) != 1) n.error("spatial = 0 is not supported");
-  if (n.get_int("training_mode", 0) != 0) n.error("training_mode = 1 is not supported (inference only)");
+  if (n.get_int("training_mode", 0) != 0)
+    n.error("training_mode = 1 (a training graph with running-statistics outputs) is not supported; an eval "
+            "graph normalizes with batch statistics when the module is in train() mode");
   n.expect_outputs(1);
   const double eps = n.get_float("epsilon", 1e-5f);
+  const double momentum = n.get_float("momentum", 0.9f);
+  if (!(momentum >= 0.0 && momentum <= 1.0)) n.error("momentum must be in [0, 1]; got {}", momentum);
   return [=](const Inputs& in) -> Inputs {
     // x, scale, B, mean, var -> batch_norm(x, mean, var, weight = scale, bias = B)
-    return {batch_norm(in[0], in[3], in[4], in[1], in[2], false, 0.1, eps)};
+    return {batch_norm(in[0], in[3], in[4], in[1], in[2], running_in_training(), 1.0 - momentum, eps)};
   };
 }
 

@@ -12,6 +12,7 @@
 #include "../ops/index.h"
 #include "../ops/join.h"
 #include "../ops/linalg.h"
+#include "../ops/nn_ops.h"
 #include "../ops/reduce.h"
 #include "../ops/shape_ops.h"
 #include "onnx_import.h"
@@ -787,16 +788,28 @@ Kernel compile_where(const NodeView& n) {
 }
 
 Kernel compile_dropout(const NodeView& n) {
-  if (n.version() < 7)
+  const int v = n.version();
+  if (v < 7)
     n.allow_attributes({"ratio", "is_test", "consumed_inputs"});
-  else if (n.version() < 12)
+  else if (v < 12)
     n.allow_attributes({"ratio"});
   else
     n.allow_attributes({"seed"});
-  n.expect_inputs(1, n.version() >= 12 ? 3 : 1);
-  if (n.has_input(2)) n.error("the training_mode input is not supported (an imported graph runs in inference mode)");
+  n.expect_inputs(1, v >= 12 ? 3 : 1);
   n.expect_outputs(1);  // the mask output is BOOL, which latent does not have
-  return [](const Inputs& in) -> Inputs { return {in[0]}; };  // inference: the identity
+  const bool is_test = v < 7 && n.get_int("is_test", 0) != 0;
+  const double attr_ratio = v < 12 ? n.get_float("ratio", 0.5f) : 0.5;
+  // Masks are drawn when the module is in train() mode, or, from opset 12, as the node's
+  // training_mode input says when it has one (ONNX's own rule); otherwise the identity.
+  return [=](const Inputs& in) -> Inputs {
+    if (is_test) return {in[0]};
+    bool training = running_in_training();
+    if (in.size() > 2 && in[2].defined()) training = in[2].item<double>() != 0.0;
+    if (!training) return {in[0]};
+    const double ratio = in.size() > 1 && in[1].defined() ? in[1].item<double>() : attr_ratio;
+    if (!(ratio >= 0.0 && ratio < 1.0)) fail("Dropout", "ratio must be in [0, 1); got {}", ratio);
+    return {dropout(in[0], ratio, true)};
+  };
 }
 
 struct OpEntry {
@@ -920,5 +933,13 @@ bool is_value_input(const std::string& op, size_t index) {
   if (op == "Dropout") return index >= 1;
   return false;
 }
+
+namespace {
+thread_local bool t_training = false;
+}  // namespace
+
+bool running_in_training() { return t_training; }
+TrainingScope::TrainingScope(bool training) : saved_(t_training) { t_training = training; }
+TrainingScope::~TrainingScope() { t_training = saved_; }
 
 }  // namespace latent::onnx::detail

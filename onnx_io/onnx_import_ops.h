@@ -72,6 +72,21 @@ class NodeView {
 /// A compiled node: inputs in node order (undefined Tensor for absent ones), outputs in node order.
 using Kernel = std::function<std::vector<Tensor>(const std::vector<Tensor>& inputs)>;
 
+/// Whether the OnnxModule running on this thread is in training mode (module.train()): the few
+/// kernels whose behaviour depends on it (BatchNormalization: batch statistics and running-stat
+/// updates; Dropout: random masks) read it. OnnxModule::run sets it for the duration of a run.
+bool running_in_training();
+class TrainingScope {
+ public:
+  explicit TrainingScope(bool training);
+  ~TrainingScope();
+  TrainingScope(const TrainingScope&) = delete;
+  TrainingScope& operator=(const TrainingScope&) = delete;
+
+ private:
+  bool saved_;
+};
+
 /// The versions (since-versions in ONNX's operator changelog, up to opset 17) of op `op_type`
 /// that latent implements, oldest first; empty when the op is not supported at all.
 const std::vector<int>& op_versions(const std::string& op_type);

@@ -387,3 +387,92 @@ TEST_CASE("tensor_from_proto and tensor_to_proto round-trip the supported dtypes
   onnx::TensorProto u8 = onnx::make_tensor<uint8_t>("u", {2}, std::span<const uint8_t>(bytes));
   CHECK_THROWS_WITH_SUBSTR(onnx::tensor_from_proto(u8), "tensor 'u' has data type UINT8, which is not supported");
 }
+
+TEST_CASE("imported BatchNormalization and Dropout: inference in eval() (the default), training in train()") {
+  // y = Dropout(BatchNormalization(x)), with ONNX momentum 0.8 (PyTorch's 0.2).
+  const std::vector<float> scale = {1.5f, 0.5f}, shift = {0.1f, -0.2f}, mean0 = {0.3f, -0.1f}, var0 = {2.0f, 0.5f};
+  auto m = std::make_shared<onnx::OnnxModule>(
+      model(15,
+            {node("BatchNormalization", {"x", "scale", "B", "mean", "var"}, {"h"}, "bn",
+                  {attr_f("epsilon", 1e-3f), attr_f("momentum", 0.8f)}),
+             node("Dropout", {"h", "ratio"}, {"y"}, "drop")},
+            {value("x", kFloat, {-1, 2, 3, 3})}, {value("y", kFloat, {-1, 2, 3, 3})},
+            {init_f("scale", {2}, scale), init_f("B", {2}, shift), init_f("mean", {2}, mean0), init_f("var", {2}, var0),
+             init_f("ratio", {}, {0.25f})}));
+  CHECK_FALSE(m->is_training());
+  Tensor x = latent::testing::det_randn({4, 2, 3, 3}, 7, false).to(latent::kFloat32) * 2.0 + 1.0;
+  const auto reference = [&](bool training, const std::vector<float>& mean, const std::vector<float>& var) {
+    Tensor rm = latent::from_vector(mean, {2}), rv = latent::from_vector(var, {2});
+    return latent::batch_norm(x, rm, rv, latent::from_vector(scale, {2}), latent::from_vector(shift, {2}), training,
+                              0.2, 1e-3);
+  };
+  // eval: running statistics, no dropout, nothing updated.
+  {
+    latent::NoGradGuard no_grad;
+    check_values(m->forward(x), reference(false, mean0, var0).to_vector<double>(), 1e-5, 1e-5);
+  }
+  const auto buffer = [&](const std::string& name) {
+    for (auto& [n, t] : m->named_buffers())
+      if (n == name) return t.to_vector<double>();
+    FAIL("no buffer " << name);
+    return std::vector<double>{};
+  };
+  CHECK(buffer("mean") == std::vector<double>{mean0[0], mean0[1]});
+  // train: batch statistics; running = 0.8 running + 0.2 batch (unbiased variance), as PyTorch.
+  m->train();
+  Tensor rm = latent::from_vector(mean0, {2}), rv = latent::from_vector(var0, {2});
+  Tensor want = latent::batch_norm(x, rm, rv, latent::from_vector(scale, {2}), latent::from_vector(shift, {2}), true,
+                                   0.2, 1e-3);
+  Tensor got;
+  {
+    latent::NoGradGuard no_grad;
+    got = m->forward(x);
+  }
+  // Dropout (ratio 0.25) zeroes some elements and scales the rest by 1 / 0.75.
+  const std::vector<double> g = got.to_vector<double>(), w = want.to_vector<double>();
+  int zeros = 0;
+  for (size_t i = 0; i < g.size(); ++i) {
+    if (g[i] == 0.0) {
+      ++zeros;
+      continue;
+    }
+    CHECK(std::abs(g[i] - w[i] / 0.75) <= 1e-5 + 1e-5 * std::abs(w[i]));
+  }
+  CHECK(zeros > 0);
+  CHECK(zeros < static_cast<int>(g.size()) / 2);
+  const std::vector<double> new_mean = buffer("mean"), new_var = buffer("var");
+  const std::vector<double> want_mean = rm.to_vector<double>(), want_var = rv.to_vector<double>();
+  for (int c = 0; c < 2; ++c) {
+    CHECK(new_mean[c] == doctest::Approx(want_mean[c]).epsilon(1e-6));
+    CHECK(new_var[c] == doctest::Approx(want_var[c]).epsilon(1e-6));
+    CHECK(new_mean[c] != doctest::Approx(mean0[c]));  // it moved
+  }
+  // Back in eval the updated running statistics are used and dropout is off again.
+  m->eval();
+  {
+    latent::NoGradGuard no_grad;
+    check_values(m->forward(x), reference(false, {float(new_mean[0]), float(new_mean[1])},
+                                          {float(new_var[0]), float(new_var[1])}).to_vector<double>(), 1e-5, 1e-5);
+  }
+}
+
+TEST_CASE("an imported Dropout with a training_mode input follows it, whatever the module's mode") {
+  // training_mode as an INT64 0/1 constant: latent represents ONNX BOOL values that way (Cast to BOOL).
+  auto m = std::make_shared<onnx::OnnxModule>(
+      model(13, {node("Dropout", {"x", "ratio", "mode"}, {"y"}, "drop")}, {value("x", kFloat, {-1, 64})},
+            {value("y", kFloat, {-1, 64})}, {init_f("ratio", {}, {0.5f}), init_i("mode", {}, {0})}));
+  m->train();
+  Tensor x = latent::ones({8, 64});
+  check_values(m->forward(x), std::vector<double>(8 * 64, 1.0));  // training_mode false: identity
+  auto on = std::make_shared<onnx::OnnxModule>(
+      model(13, {node("Dropout", {"x", "ratio", "mode"}, {"y"}, "drop")}, {value("x", kFloat, {-1, 64})},
+            {value("y", kFloat, {-1, 64})}, {init_f("ratio", {}, {0.5f}), init_i("mode", {}, {1})}));
+  int zeros = 0, twos = 0;
+  for (double v : on->forward(x).to_vector<double>()) {
+    zeros += v == 0.0;
+    twos += v == 2.0;  // kept elements are scaled by 1 / (1 - 0.5)
+  }
+  CHECK(zeros + twos == 512);
+  CHECK(zeros > 128);  // about half of 512
+  CHECK(zeros < 384);
+}
