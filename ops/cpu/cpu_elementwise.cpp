@@ -5,6 +5,7 @@
 #include "../backend.h"
 #include "cpu_backend.h"
 #include "isa.h"
+#include "workers.h"
 #include "loops.h"
 
 namespace latent::cpu {
@@ -132,8 +133,13 @@ bool unary_fast(UnaryOp op, const Tensor& x, const Tensor& out) {
   const float* in = x.data_ptr<float>();
   float* o = out.data_ptr<float>();
   const int64_t n = out.numel();
-  if (op == UnaryOp::Relu) return unary_f32<ReluF32>(in, o, n, ReluF32{}), true;
-  if (op == UnaryOp::Sigmoid) return unary_f32<SigmoidF32>(in, o, n, SigmoidF32{}), true;
+  auto run = [&](auto f) {
+    parallel_ranges(n, kMinParallelElements, kElementGrain,
+                    [&](int64_t lo, int64_t hi) { unary_f32<decltype(f)>(in + lo, o + lo, hi - lo, f); });
+    return true;
+  };
+  if (op == UnaryOp::Relu) return run(ReluF32{});
+  if (op == UnaryOp::Sigmoid) return run(SigmoidF32{});
   return false;
 }
 

@@ -11,6 +11,7 @@
 #include "cpu_backend.h"
 #include "isa.h"
 #include "vec_math.h"
+#include "workers.h"
 
 namespace latent::cpu {
 namespace {
@@ -165,37 +166,55 @@ void CpuBackend::activation_backward(Activation activation, const Tensor& grad_o
                     (!grad_bias.defined() || (contiguous_f32(grad_bias) && grad_bias.numel() == out.shape()[1]));
   if (!fast) return Backend::activation_backward(activation, grad_out, out, grad_pre, grad_bias);
   const int64_t n = out.shape()[0], c = out.shape()[1];
-  std::vector<double> acc(grad_bias.defined() ? static_cast<size_t>(c) : 0, 0.0);
-  double* accp = grad_bias.defined() ? acc.data() : nullptr;
   const float* g = grad_out.data_ptr<float>();
   const float* y = out.data_ptr<float>();
   float* gp = grad_pre.data_ptr<float>();
   const BinaryOp op = activation == Activation::Relu      ? BinaryOp::ReluBackward
                       : activation == Activation::Sigmoid ? BinaryOp::SigmoidBackward
                                                           : BinaryOp::TanhBackward;
-  with_loss_functor(op, 0.f, 0.f, [&](auto f) { act_backward<decltype(f)>(g, y, gp, accp, n, c, f); });
-  if (accp) {
+  // Rows split over the pool; each part sums its rows' bias gradient, parts added in order.
+  const RangeSplit split = split_range(n, c > 0 ? (kMinParallelElements + c - 1) / c : n + 1, 1);
+  const size_t width = grad_bias.defined() ? static_cast<size_t>(c) : 0;
+  std::vector<double> acc(width * static_cast<size_t>(split.parts), 0.0);
+  with_loss_functor(op, 0.f, 0.f, [&](auto f) {
+    parallel_for(split, [&](int part, int64_t lo, int64_t hi) {
+      double* accp = width ? acc.data() + width * static_cast<size_t>(part) : nullptr;
+      act_backward<decltype(f)>(g + lo * c, y + lo * c, gp + lo * c, accp, hi - lo, c, f);
+    });
+  });
+  if (width) {
     float* gb = grad_bias.data_ptr<float>();
-    for (int64_t j = 0; j < c; ++j) gb[j] = static_cast<float>(acc[static_cast<size_t>(j)]);
+    for (int64_t j = 0; j < c; ++j) {
+      double total = 0;
+      for (int part = 0; part < split.parts; ++part) total += acc[width * static_cast<size_t>(part) + static_cast<size_t>(j)];
+      gb[j] = static_cast<float>(total);
+    }
   }
 }
 
 void CpuBackend::binary_sum(BinaryOp term, const Tensor& a, const Tensor& b, const Tensor& out, double p0, double p1) {
   if (contiguous_f32(a) && contiguous_f32(b) && out.dtype() == kFloat32 && out.numel() == 1 &&
       a.shape() == b.shape()) {
-    double sum = 0;
     const float* x = a.data_ptr<float>();
     const float* y = b.data_ptr<float>();
+    // Ranges split over the pool, one float64 partial sum each, added in part order.
+    const RangeSplit split = split_range(a.numel(), kMinParallelElements, kElementGrain);
+    std::vector<double> partial(static_cast<size_t>(split.parts), 0.0);
+    const auto finish = [&] {
+      double sum = 0;
+      for (double v : partial) sum += v;
+      *static_cast<float*>(out.raw_data()) = static_cast<float>(sum);
+    };
     if (term == BinaryOp::BinaryCrossEntropy) {
-      bce_sum(x, y, a.numel(), &sum);
-      *static_cast<float*>(out.raw_data()) = static_cast<float>(sum);
-      return;
+      parallel_for(split, [&](int part, int64_t lo, int64_t hi) { bce_sum(x + lo, y + lo, hi - lo, &partial[part]); });
+      return finish();
     }
-    if (with_loss_functor(term, float(p0), float(p1),
-                          [&](auto f) { loss_sum<decltype(f)>(x, y, a.numel(), &sum, f); })) {
-      *static_cast<float*>(out.raw_data()) = static_cast<float>(sum);
-      return;
-    }
+    if (with_loss_functor(term, float(p0), float(p1), [&](auto f) {
+          parallel_for(split, [&](int part, int64_t lo, int64_t hi) {
+            loss_sum<decltype(f)>(x + lo, y + lo, hi - lo, &partial[part], f);
+          });
+        }))
+      return finish();
   }
   Backend::binary_sum(term, a, b, out, p0, p1);
 }
@@ -209,8 +228,11 @@ void CpuBackend::binary_scaled(BinaryOp term, const Tensor& a, const Tensor& b, 
     const float* y = b.data_ptr<float>();
     const float* s = static_cast<const float*>(scale.raw_data());
     float* o = out.data_ptr<float>();
-    if (with_loss_functor(term, float(p0), float(p1),
-                          [&](auto f) { scaled<decltype(f)>(x, y, s, scalar, o, a.numel(), f); }))
+    if (with_loss_functor(term, float(p0), float(p1), [&](auto f) {
+          parallel_ranges(a.numel(), kMinParallelElements, kElementGrain, [&](int64_t lo, int64_t hi) {
+            scaled<decltype(f)>(x + lo, y + lo, scalar ? s : s + lo, scalar, o + lo, hi - lo, f);
+          });
+        }))
       return;
   }
   Backend::binary_scaled(term, a, b, scale, out, p0, p1);

@@ -55,6 +55,11 @@ void parallel_for(const RangeSplit& s, F&& f) {
   if (s.parts <= 1) return part(0);
   run_parallel(s.parts, part);
 }
+/// Elementwise float32 loops split over the pool from this many elements (a 128 x 512 batch);
+/// below it a part's hand-off costs about what it saves. Chunks are multiples of 1024 elements.
+inline constexpr int64_t kMinParallelElements = int64_t{1} << 16;
+inline constexpr int64_t kElementGrain = 1024;
+
 /// Calls f(lo, hi) over [0, n): parallel_for(split_range(n, min_parallel, grain)) without the index.
 template <class F>
 void parallel_ranges(int64_t n, int64_t min_parallel, int64_t grain, F&& f) {
