@@ -118,6 +118,12 @@ class Backend {
   /// is defined, grad_bias = column sums of grad_pre (float64 accumulation, like reduce).
   virtual void activation_backward(Activation activation, const Tensor& grad_out, const Tensor& out,
                                    const Tensor& grad_pre, const Tensor& grad_bias);
+  /// out (N, F) = activation(x W^T + bias), x (N, K), weight (F, K), bias (F) or undefined, out
+  /// fresh and contiguous: fused_linear's forward. The CPU adds the bias and applies relu in its
+  /// AVX-512 GEMM's store; the default copies the bias rows, multiplies with beta 1 and runs the
+  /// activation in place.
+  virtual void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation activation,
+                              const Tensor& out);
   /// out (0-d, or all dims of size 1) = sum over all elements of term(a, b), a LATENT_BINARY_OPS
   /// entry of a and b of one shape, accumulated in float64: a pointwise loss and its reduction.
   virtual void binary_sum(BinaryOp term, const Tensor& a, const Tensor& b, const Tensor& out, double p0,

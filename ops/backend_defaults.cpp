@@ -21,6 +21,18 @@ void Backend::activation_backward(Activation activation, const Tensor& grad_out,
   }
 }
 
+void Backend::linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation activation,
+                             const Tensor& out) {
+  if (bias.defined()) copy(bias, out);
+  gemm(x, weight.transpose(0, 1), out, bias.defined() ? 1.0 : 0.0);
+  switch (activation) {
+    case Activation::None: break;
+    case Activation::Relu: unary(UnaryOp::Relu, out, out, 0, 0); break;
+    case Activation::Sigmoid: unary(UnaryOp::Sigmoid, out, out, 0, 0); break;
+    case Activation::Tanh: unary(UnaryOp::Tanh, out, out, 0, 0); break;
+  }
+}
+
 void Backend::binary_sum(BinaryOp term, const Tensor& a, const Tensor& b, const Tensor& out, double p0, double p1) {
   Tensor terms = empty(a.shape(), a.dtype(), a.device());
   binary(term, a, b, terms, p0, p1);

@@ -76,19 +76,9 @@ struct LinearOp {
   }
 };
 
-/// The elementwise kernel that applies an activation in place.
-UnaryOp unary_of(Activation activation) {
-  switch (activation) {
-    case Activation::Relu: return UnaryOp::Relu;
-    case Activation::Sigmoid: return UnaryOp::Sigmoid;
-    case Activation::Tanh: return UnaryOp::Tanh;
-    case Activation::None: break;
-  }
-  return UnaryOp::Neg;  // not reached: None is plain LinearOp
-}
-
-/// activation(x W^T + b): the bias rows, the GEMM accumulating onto them and the activation in
-/// place on the result (no second tensor). Saves the output, from which every supported
+/// activation(x W^T + b) in one backend call (Backend::linear_forward: on the CPU the bias and
+/// relu go into the GEMM's store; elsewhere the bias rows, the GEMM onto them and the activation
+/// in place, no second tensor). Saves the output, from which every supported
 /// activation's derivative follows, so backward is one pass (derivative + bias gradient) and two
 /// GEMMs.
 struct FusedLinearOp {
@@ -100,9 +90,7 @@ struct FusedLinearOp {
   static Tensor forward(Ctx* ctx, const Tensor& x, const Tensor& weight, const Tensor& bias, Activation activation) {
     Backend& be = backend(x.device(), name);
     Tensor out = empty({x.shape()[0], weight.shape()[0]}, x.dtype(), x.device());
-    if (bias.defined()) be.copy(bias, out);
-    be.gemm(x, mT(weight), out, bias.defined() ? 1.0 : 0.0);
-    be.unary(unary_of(activation), out, out, 0, 0);
+    be.linear_forward(x, weight, bias, activation, out);
     if (ctx) {
       ctx->activation = activation;
       ctx->save(x, weight, out);

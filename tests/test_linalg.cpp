@@ -240,7 +240,10 @@ TEST_CASE("the AVX-512 kernel alone, on one thread, where the CPU has AVX-512") 
   for (const GemmCase& cs : kGemmCases)
     for (int layout = 0; layout < 4; ++layout)
       for (float beta : {0.0f, 1.0f, 0.5f})
-        check_gemm(latent::cpu::sgemm_avx512, cs, layout & 1, layout & 2, beta, seed++);
+        check_gemm([](bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+                      int64_t ldb, float beta, float* c, int64_t ldc) {
+          latent::cpu::sgemm_avx512(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
+        }, cs, layout & 1, layout & 2, beta, seed++);
 }
 
 TEST_CASE("run_parallel runs every part once, more parts than threads, nested, and for two callers") {
@@ -262,5 +265,37 @@ TEST_CASE("run_parallel runs every part once, more parts than threads, nested, a
   std::thread t1(job, 7u), t2(job, 8u);
   t1.join();
   t2.join();
+  set_num_threads(saved);
+}
+
+TEST_CASE("linear with an activation in float32 (bias and relu in the GEMM's store) matches float64 linear + activation") {
+  // Shapes across the kernel's tile edges (12 rows, 16/32 columns), its k slices (256) and column
+  // slices (512), split over 1 and 2 threads; in_features 0 gives activation(bias).
+  struct Case {
+    int64_t n, in, out;
+  };
+  const int saved = get_num_threads();
+  uint64_t seed = 300;
+  for (int threads : {1, 2})
+    for (const Case& cs : {Case{130, 300, 45}, Case{7, 20, 530}, Case{128, 784, 128}, Case{5, 0, 17}})
+      for (Activation act : {Activation::None, Activation::Relu, Activation::Sigmoid, Activation::Tanh})
+        for (bool with_bias : {true, false}) {
+          set_num_threads(threads);
+          CAPTURE(threads);
+          CAPTURE(cs.n);
+          CAPTURE(cs.in);
+          CAPTURE(cs.out);
+          CAPTURE(static_cast<int>(act));
+          CAPTURE(with_bias);
+          Tensor x = det_randn({cs.n, cs.in}, seed++, false), w = det_randn({cs.out, cs.in}, seed++, false);
+          Tensor b = with_bias ? det_randn({cs.out}, seed++, false) : Tensor();
+          Tensor pre = linear(x, w, b);  // float64 reference
+          Tensor ref = act == Activation::Relu      ? relu(pre)
+                       : act == Activation::Sigmoid ? sigmoid(pre)
+                       : act == Activation::Tanh    ? tanh(pre)
+                                                    : pre;
+          Tensor got = linear(x.to(kFloat32), w.to(kFloat32), with_bias ? b.to(kFloat32) : Tensor(), act);
+          check_values(got, ref.to_vector<double>(), 2e-5 * std::sqrt(double(cs.in) + 1), 1e-5);
+        }
   set_num_threads(saved);
 }

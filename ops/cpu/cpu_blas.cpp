@@ -46,10 +46,10 @@ bool sgemm_uses_latent_kernel() {
   return on;
 }
 
-template <class T>
-void blas_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb,
-               T beta, T* c, int64_t ldc) {
-  if (m <= 0 || n <= 0) return;
+namespace {
+/// Splits C into column (else row) blocks over the pool: calls part(lo, hi, by_cols).
+template <class F>
+void split_gemm(int64_t m, int64_t n, int64_t k, F&& run_block) {
   const int threads = get_num_threads();
   const double macs = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
   int parts = macs < kMinParallelMacs ? 1 : threads;
@@ -58,11 +58,35 @@ void blas_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, in
   const bool by_cols = n >= 32 * int64_t(parts);
   const int64_t unit = by_cols ? 16 : 12, units = ((by_cols ? n : m) + unit - 1) / unit;
   parts = static_cast<int>(std::min<int64_t>(parts, units));
-  if (parts <= 1) return gemm_serial<T>(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
+  if (parts <= 1) return run_block(int64_t{0}, by_cols ? n : m, by_cols);
   auto part = [&](int p) {
     const int64_t lo = std::min(units * p / parts * unit, by_cols ? n : m);
     const int64_t hi = std::min(units * (p + 1) / parts * unit, by_cols ? n : m);
-    if (hi <= lo) return;
+    if (hi > lo) run_block(lo, hi, by_cols);
+  };
+  run_parallel(parts, part);
+}
+}  // namespace
+
+void sgemm_epilogue(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+                    int64_t ldb, float* c, int64_t ldc, const GemmEpilogue& epilogue) {
+  if (m <= 0 || n <= 0) return;
+  split_gemm(m, n, k, [&](int64_t lo, int64_t hi, bool by_cols) {
+    if (by_cols) {
+      GemmEpilogue shifted = epilogue;
+      if (shifted.bias) shifted.bias += lo;
+      sgemm_avx512(ta, tb, m, hi - lo, k, a, lda, tb ? b + lo * ldb : b + lo, ldb, 0.f, c + lo, ldc, &shifted);
+    } else {
+      sgemm_avx512(ta, tb, hi - lo, n, k, ta ? a + lo : a + lo * lda, lda, b, ldb, 0.f, c + lo * ldc, ldc, &epilogue);
+    }
+  });
+}
+
+template <class T>
+void blas_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb,
+               T beta, T* c, int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  split_gemm(m, n, k, [&](int64_t lo, int64_t hi, bool by_cols) {
     if (by_cols) {
       const T* bp = tb ? b + lo * ldb : b + lo;
       gemm_serial<T>(ta, tb, m, hi - lo, k, a, lda, bp, ldb, beta, c + lo, ldc);
@@ -70,9 +94,9 @@ void blas_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, in
       const T* ap = ta ? a + lo : a + lo * lda;
       gemm_serial<T>(ta, tb, hi - lo, n, k, ap, lda, b, ldb, beta, c + lo * ldc, ldc);
     }
-  };
-  run_parallel(parts, part);
+  });
 }
+
 
 template void blas_gemm<float>(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t,
                                float, float*, int64_t);

@@ -15,6 +15,16 @@ template <class T>
 void blas_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b,
                int64_t ldb, T beta, T* c, int64_t ldc);
 
+/// What latent's kernel applies as it stores the finished C: C[i][j] = max?(C[i][j] + bias[j], 0).
+struct GemmEpilogue {
+  const float* bias = nullptr;  ///< one value per column of C, or null
+  bool relu = false;
+};
+/// blas_gemm<float> with beta 0 and the epilogue in the kernel's store. Only when
+/// sgemm_uses_latent_kernel() (the caller composes otherwise).
+void sgemm_epilogue(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+                    const float* b, int64_t ldb, float* c, int64_t ldc, const GemmEpilogue& epilogue);
+
 /// Whether float32 products use latent's own kernel (AVX-512 present and LATENT_CPU_ISA not
 /// capping it; LATENT_SGEMM=openblas in the environment turns it off).
 bool sgemm_uses_latent_kernel();
@@ -22,6 +32,6 @@ bool sgemm_uses_latent_kernel();
 /// The single-threaded AVX-512 kernel (call only when sgemm_avx512_available()).
 bool sgemm_avx512_available();
 void sgemm_avx512(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
-                  const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+                  const float* b, int64_t ldb, float beta, float* c, int64_t ldc, const GemmEpilogue* epilogue = nullptr);
 
 }  // namespace latent::cpu

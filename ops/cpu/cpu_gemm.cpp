@@ -48,6 +48,23 @@ void gemm_typed(CpuBackend& be, const Tensor& a_in, const Tensor& b_in, const Te
 
 }  // namespace
 
+void CpuBackend::linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation activation,
+                                const Tensor& out) {
+  const auto f32 = [](const Tensor& t) { return t.dtype() == kFloat32 && t.is_contiguous(); };
+  const bool fused = sgemm_uses_latent_kernel() && x.dim() == 2 && f32(x) && f32(weight) && f32(out) &&
+                     (!bias.defined() || f32(bias));
+  if (!fused) return Backend::linear_forward(x, weight, bias, activation, out);
+  // out = x W^T: A = x (m x k), B = W^T read transposed from W (n x k); bias and relu in the store.
+  const int64_t m = x.shape()[0], k = x.shape()[1], n = weight.shape()[0];
+  GemmEpilogue epilogue;
+  epilogue.bias = bias.defined() ? bias.data_ptr<float>() : nullptr;
+  epilogue.relu = activation == Activation::Relu;
+  sgemm_epilogue(false, true, m, n, k, x.data_ptr<float>(), k, weight.data_ptr<float>(), k, out.data_ptr<float>(), n,
+                 epilogue);
+  if (activation == Activation::Sigmoid) unary(UnaryOp::Sigmoid, out, out, 0, 0);
+  if (activation == Activation::Tanh) unary(UnaryOp::Tanh, out, out, 0, 0);
+}
+
 void CpuBackend::gemm(const Tensor& a, const Tensor& b, const Tensor& out, double beta) {
   visit_floating("matmul", out.dtype(), [&](auto tag) { gemm_typed<decltype(tag)>(*this, a, b, out, beta); });
 }

@@ -43,10 +43,11 @@ LATENT_AVX512 __mmask16 lanes(int64_t count) {
 }
 
 /// C[0:MR, 0:16*NV] (+)= A[0:MR, 0:kc] Bp, Bp a packed panel (kc rows of 16*NV floats). Only
-/// the first `cols` columns are stored.
+/// the first `cols` columns are stored. On the last slice of k, bias (per column, or null) is
+/// added and relu applied before the store (the epilogue).
 template <int MR, int NV, bool kTransA>
 LATENT_TARGET_AVX512 void micro_kernel(int64_t kc, const float* a, int64_t lda, const float* bp, float* c,
-                                       int64_t ldc, int64_t cols, bool accumulate) {
+                                       int64_t ldc, int64_t cols, bool accumulate, const float* bias, bool relu) {
   __m512 acc[MR][NV];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i)
@@ -86,8 +87,13 @@ LATENT_TARGET_AVX512 void micro_kernel(int64_t kc, const float* a, int64_t lda, 
     }
   }
   __mmask16 mask[NV];
+  __m512 bias_v[NV];
 #pragma GCC unroll 2
-  for (int v = 0; v < NV; ++v) mask[v] = lanes(cols - 16 * v);
+  for (int v = 0; v < NV; ++v) {
+    mask[v] = lanes(cols - 16 * v);
+    bias_v[v] = bias ? _mm512_maskz_loadu_ps(mask[v], bias + 16 * v) : _mm512_setzero_ps();
+  }
+  const __m512 zero = _mm512_setzero_ps();
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) {
     float* ci = c + i * ldc;
@@ -95,12 +101,15 @@ LATENT_TARGET_AVX512 void micro_kernel(int64_t kc, const float* a, int64_t lda, 
     for (int v = 0; v < NV; ++v) {
       __m512 r = acc[i][v];
       if (accumulate) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(mask[v], ci + 16 * v));
+      if (bias) r = _mm512_add_ps(r, bias_v[v]);
+      if (relu) r = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(r, zero, _CMP_GT_OQ), r);  // NaN -> 0, as ReluF32
       _mm512_mask_storeu_ps(ci + 16 * v, mask[v], r);
     }
   }
 }
 
-using MicroKernel = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t, int64_t, bool);
+using MicroKernel = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t, int64_t, bool,
+                             const float*, bool);
 
 template <int NV, bool kTransA, int... MR>
 constexpr std::array<MicroKernel, sizeof...(MR) + 1> kernel_table(std::integer_sequence<int, MR...>) {
@@ -184,25 +193,39 @@ LATENT_TARGET_AVX512 void scale_rows(int64_t m, int64_t n, float beta, float* c,
   }
 }
 
+/// The epilogue alone, for k = 0 (C holds beta C already).
+void apply_epilogue(int64_t m, int64_t n, const GemmEpilogue& e, float* c, int64_t ldc) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      float v = c[i * ldc + j] + (e.bias ? e.bias[j] : 0.0f);
+      c[i * ldc + j] = e.relu && !(v > 0.0f) ? 0.0f : v;
+    }
+}
+
 }  // namespace
 
 bool sgemm_avx512_available() { return cpu_isa() >= 2; }
 
 void sgemm_avx512(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
-                  const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+                  const float* b, int64_t ldb, float beta, float* c, int64_t ldc, const GemmEpilogue* epilogue) {
   if (m <= 0 || n <= 0) return;
   if (k <= 0 || (beta != 0.0f && beta != 1.0f)) {
     scale_rows(m, n, beta, c, ldc);
-    if (k <= 0) return;
+    if (k <= 0) {
+      if (epilogue) apply_epilogue(m, n, *epilogue, c, ldc);
+      return;
+    }
     beta = 1.0f;
   }
+  const float* bias = epilogue ? epilogue->bias : nullptr;
+  const bool relu = epilogue && epilogue->relu;
   float* packed = pack_buffer();
   const auto& kernels = kKernels[trans_a ? 1 : 0];
   for (int64_t jc = 0; jc < n; jc += kNC) {
     const int64_t nc = std::min(kNC, n - jc);
     for (int64_t pc = 0; pc < k; pc += kKC) {
       const int64_t kc = std::min(kKC, k - pc);
-      const bool accumulate = pc > 0 || beta != 0.0f;
+      const bool accumulate = pc > 0 || beta != 0.0f, last = pc + kc == k;
       // Pack this slice of B panel by panel: 32 wide, the last one 16 wide when 16 columns do.
       float* panel = packed;
       for (int64_t jr = 0; jr < nc; jr += 32) {
@@ -220,7 +243,8 @@ void sgemm_avx512(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, c
         for (int64_t ir = 0; ir < m; ir += kMR) {
           const int64_t rows = std::min<int64_t>(kMR, m - ir);
           const float* ap = trans_a ? a + pc * lda + ir : a + ir * lda + pc;
-          by_rows[rows](kc, ap, lda, panel, c + ir * ldc + jc + jr, ldc, cols, accumulate);
+          by_rows[rows](kc, ap, lda, panel, c + ir * ldc + jc + jr, ldc, cols, accumulate,
+                        last && bias ? bias + jc + jr : nullptr, last && relu);
         }
         panel += kc * width;
       }
@@ -235,7 +259,7 @@ void sgemm_avx512(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, c
 namespace latent::cpu {
 bool sgemm_avx512_available() { return false; }
 void sgemm_avx512(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, float, float*,
-                  int64_t) {}
+                  int64_t, const GemmEpilogue*) {}
 }  // namespace latent::cpu
 
 #endif
