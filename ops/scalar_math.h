@@ -67,6 +67,33 @@ inline constexpr double kTwoInvSqrtPi = 1.12837916709551257390;  // 2 / sqrt(pi)
 LATENT_HOST_DEVICE inline double exp(double x) { return std::exp(x); }
 LATENT_HOST_DEVICE inline double exp(int64_t x) { return std::exp(static_cast<double>(x)); }
 
+/// log(m 2^e) = log(1 + f) + e ln 2 for f = m - 1 in [sqrt(1/2) - 1, sqrt(2) - 1]: Cephes' degree-8
+/// polynomial for log(1 + f), e ln 2 added in two parts. V is float or a vector of floats (the
+/// explicit-SIMD log of ops/cpu/vec_math.h shares it).
+// Always inlined, so a vector V never crosses a call: GCC's ABI note for vector arguments is moot.
+#if defined(__GNUC__) && !defined(__CUDACC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+template <class V>
+[[gnu::always_inline]] LATENT_HOST_DEVICE inline V log_reduced(V f, V e) {
+  const V z = f * f;
+  V p = V{} + 7.0376836292e-2f;
+  p = p * f - 1.1514610310e-1f;
+  p = p * f + 1.1676998740e-1f;
+  p = p * f - 1.2420140846e-1f;
+  p = p * f + 1.4249322787e-1f;
+  p = p * f - 1.6668057665e-1f;
+  p = p * f + 2.0000714765e-1f;
+  p = p * f - 2.4999993993e-1f;
+  p = p * f + 3.3333331174e-1f;
+  const V r = f * z * p + e * -2.12194440e-4f - 0.5f * z;
+  return (f + r) + e * 0.693359375f;
+}
+#if defined(__GNUC__) && !defined(__CUDACC__)
+#pragma GCC diagnostic pop
+#endif
+
 /// log(x) for float32 in straight-line arithmetic, so loops over it vectorise (libm's logf is a
 /// scalar call): x = m 2^e with m in [sqrt(1/2), sqrt(2)), log(m) from Cephes' degree-8 polynomial
 /// in f = m - 1, e ln 2 added in two parts. About 1 ulp; denormals are scaled first; 0 gives -inf,
@@ -82,18 +109,7 @@ LATENT_HOST_DEVICE inline double exp(int64_t x) { return std::exp(static_cast<do
   const bool low = m < 0.707106781186547524f;
   const float e = static_cast<float>(((bits >> 23) & 0xff) - 126 - (low ? 1 : 0)) - (tiny ? 23.f : 0.f);
   const float f = (low ? m + m : m) - 1.f;
-  const float z = f * f;
-  float p = 7.0376836292e-2f;
-  p = p * f - 1.1514610310e-1f;
-  p = p * f + 1.1676998740e-1f;
-  p = p * f - 1.2420140846e-1f;
-  p = p * f + 1.4249322787e-1f;
-  p = p * f - 1.6668057665e-1f;
-  p = p * f + 2.0000714765e-1f;
-  p = p * f - 2.4999993993e-1f;
-  p = p * f + 3.3333331174e-1f;
-  float r = f * z * p + e * -2.12194440e-4f - 0.5f * z;
-  r = (f + r) + e * 0.693359375f;
+  float r = log_reduced(f, e);
   r = x_in == __builtin_inff() ? x_in : r;
   r = x_in == 0.f ? -__builtin_inff() : r;
   r = x_in < 0.f ? __builtin_nanf("") : r;

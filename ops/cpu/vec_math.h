@@ -16,6 +16,9 @@
 // file (only CPU kernel files include this header).
 #pragma GCC diagnostic ignored "-Wpsabi"
 
+#include "../scalar_math.h"
+
+
 namespace latent::cpu::vx {
 
 template <int W>
@@ -62,18 +65,7 @@ template <int W>
   const I low = m < 0.707106781186547524f;  // low is -1 where true: the exponent drops by one
   const F e = __builtin_convertvector(((bits >> 23) & 0xff) - 126 + low, F) + select(tiny, splat<F>(-23.f), F{});
   const F f = select(low, m + m, m) - 1.f;
-  const F z = f * f;
-  F p = splat<F>(7.0376836292e-2f);
-  p = p * f - 1.1514610310e-1f;
-  p = p * f + 1.1676998740e-1f;
-  p = p * f - 1.2420140846e-1f;
-  p = p * f + 1.4249322787e-1f;
-  p = p * f - 1.6668057665e-1f;
-  p = p * f + 2.0000714765e-1f;
-  p = p * f - 2.4999993993e-1f;
-  p = p * f + 3.3333331174e-1f;
-  F r = f * z * p + e * -2.12194440e-4f - 0.5f * z;
-  r = (f + r) + e * 0.693359375f;
+  F r = math::log_reduced(f, e);
   r = select(x_in == __builtin_inff(), x_in, r);
   r = select(x_in == 0.f, splat<F>(-__builtin_inff()), r);
   r = select(x_in < 0.f, splat<F>(__builtin_nanf("")), r);
