@@ -54,57 +54,71 @@ void remove_stale_temporaries(const std::string& dir, const std::string& base) {
 
 }  // namespace
 
-void write_file_atomic(const std::string& path, std::string_view bytes) {
-  const auto [dir, base] = split_path(path);
-  if (base.empty()) fail("file", "{}: the path names a folder, not a file", path);
+AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
+  const auto [dir, base] = split_path(path_);
+  if (base.empty()) fail("file", "{}: the path names a folder, not a file", path_);
   static std::atomic<uint64_t> counter{0};
-
   // A fresh temporary name in the same folder (rename is atomic only within one file system).
-  std::string tmp;
-  int fd = -1;
-  for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
-    tmp = fmt::format("{}/.{}.tmp.{}.{}", dir, base, ::getpid(), counter++);
-    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd < 0 && errno != EEXIST)
-      fail("file", "{}: cannot create a temporary file in {} ({})", path, dir, errno_text(errno));
+  for (int attempt = 0; attempt < 100 && fd_ < 0; ++attempt) {
+    tmp_ = fmt::format("{}/.{}.tmp.{}.{}", dir, base, ::getpid(), counter++);
+    fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd_ < 0 && errno != EEXIST)
+      fail("file", "{}: cannot create a temporary file in {} ({})", path_, dir, errno_text(errno));
   }
-  if (fd < 0) fail("file", "{}: cannot create a unique temporary file in {}", path, dir);
+  if (fd_ < 0) fail("file", "{}: cannot create a unique temporary file in {}", path_, dir);
+}
 
-  auto abandon = [&](const char* step, int err) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    fail("file", "{}: {} failed for {} ({})", path, step, tmp, errno_text(err));
-  };
+AtomicFile::~AtomicFile() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_) ::unlink(tmp_.c_str());
+}
+
+void AtomicFile::abandon(const char* step, int err) {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  ::unlink(tmp_.c_str());
+  committed_ = true;  // nothing left to remove
+  fail("file", "{}: {} failed for {} ({})", path_, step, tmp_, errno_text(err));
+}
+
+void AtomicFile::write(std::string_view bytes) {
+  if (fd_ < 0) fail("file", "{}: write after commit", path_);
   size_t done = 0;
   while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    const ssize_t n = ::write(fd_, bytes.data() + done, bytes.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
       abandon("write", errno);
     }
     done += static_cast<size_t>(n);
   }
+}
+
+void AtomicFile::commit() {
+  if (fd_ < 0) fail("file", "{}: committed twice", path_);
+  const auto [dir, base] = split_path(path_);
   // The data must be on disk before the rename makes it visible under the final name.
-  if (::fsync(fd) != 0) abandon("fsync", errno);
-  if (::close(fd) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    fail("file", "{}: close failed for {} ({})", path, tmp, errno_text(err));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    fail("file", "{}: rename from {} failed ({})", path, tmp, errno_text(err));
-  }
+  if (::fsync(fd_) != 0) abandon("fsync", errno);
+  const int fd = fd_;
+  fd_ = -1;
+  if (::close(fd) != 0) abandon("close", errno);
+  if (::rename(tmp_.c_str(), path_.c_str()) != 0) abandon("rename", errno);
+  committed_ = true;
   // Persist the rename itself (the folder entry).
   const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) fail("file", "{}: cannot open folder {} to fsync it ({})", path, dir, errno_text(errno));
+  if (dfd < 0) fail("file", "{}: cannot open folder {} to fsync it ({})", path_, dir, errno_text(errno));
   const int rc = ::fsync(dfd);
   const int err = errno;
   ::close(dfd);
   if (rc != 0 && err != EINVAL)  // some file systems cannot fsync folders
-    fail("file", "{}: fsync of folder {} failed ({})", path, dir, errno_text(err));
+    fail("file", "{}: fsync of folder {} failed ({})", path_, dir, errno_text(err));
   remove_stale_temporaries(dir, base);
+}
+
+void write_file_atomic(const std::string& path, std::string_view bytes) {
+  AtomicFile file(path);
+  file.write(bytes);
+  file.commit();
 }
 
 std::string read_file(const std::string& path, const char* component) {

@@ -38,6 +38,30 @@ namespace latent {
 /// Errors: "[file] /x/model.safetensors: cannot create a temporary file in /x (Permission denied)".
 void write_file_atomic(const std::string& path, std::string_view bytes);
 
+/// A file written in pieces that appears under its name only when commit() succeeds (the same
+/// temporary + fsync + rename as write_file_atomic). Destroyed without commit() -- an error
+/// mid-way -- it removes the temporary, so no partial file is left behind.
+class AtomicFile {
+ public:
+  /// Creates the temporary file beside `path`.
+  explicit AtomicFile(std::string path);
+  ~AtomicFile();
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+  /// Appends bytes to the temporary file.
+  void write(std::string_view bytes);
+  /// Makes the file visible under its name.
+  void commit();
+  /// The final path.
+  const std::string& path() const { return path_; }
+
+ private:
+  [[noreturn]] void abandon(const char* step, int err);
+  std::string path_, tmp_;
+  int fd_ = -1;
+  bool committed_ = false;
+};
+
 /// The whole content of `path`; errors name `component`: "[idx] /x/a.gz: cannot open (No such file ...)".
 std::string read_file(const std::string& path, const char* component = "file");
 

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cmath>
 #include <cstring>
 #include <map>
 
@@ -172,7 +173,8 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-/// Splits one line into fields; a field may be double-quoted ("" is a quote inside).
+}  // namespace
+
 std::vector<std::string> split_csv_line(std::string_view line, char delimiter, const std::string& path,
                                         size_t line_no) {
   std::vector<std::string> fields;
@@ -211,11 +213,13 @@ std::vector<std::string> split_csv_line(std::string_view line, char delimiter, c
   }
 }
 
-bool parse_double(std::string_view s, double& out) {
+bool parse_csv_number(std::string_view s, double& out) {
   if (!s.empty() && s.front() == '+') s.remove_prefix(1);
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
   return ec == std::errc() && p == s.data() + s.size() && !s.empty();
 }
+
+namespace {
 
 bool parse_int(std::string_view s, int64_t& out) {
   if (!s.empty() && s.front() == '+') s.remove_prefix(1);
@@ -275,8 +279,10 @@ CsvTable read_csv(const std::string& path, const CsvOptions& options) {
       double v = 0;
       if (fields[c].empty())
         fail("csv", "{}: line {}, column {} ('{}'): empty field, expected a number", path, no, c + 1, header[c]);
-      if (!parse_double(fields[c], v))
+      if (!parse_csv_number(fields[c], v))
         fail("csv", "{}: line {}, column {} ('{}'): '{}' is not a number", path, no, c + 1, header[c], fields[c]);
+      if (!std::isfinite(v))
+        fail("csv", "{}: line {}, column {} ('{}'): '{}' is not a finite number", path, no, c + 1, header[c], fields[c]);
       values.push_back(static_cast<float>(v));
     }
   }

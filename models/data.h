@@ -63,6 +63,12 @@ struct CsvTable {
 /// "[csv] iris.csv: line 7, column 3 ('petal_length'): 'abc' is not a number".
 CsvTable read_csv(const std::string& path, const CsvOptions& options = {});
 
+/// Splits one CSV line into fields; a field may be double-quoted ("" is a quote inside). Errors
+/// name `path` and `line_no` ("[csv] a.csv: line 4: unterminated quoted field").
+std::vector<std::string> split_csv_line(std::string_view line, char delimiter, const std::string& path, size_t line_no);
+/// Parses a whole field as a number (a leading '+' allowed; "nan" and "inf" parse: check isfinite).
+bool parse_csv_number(std::string_view s, double& out);
+
 // ---------------------------------------------------------------- datasets
 
 /// A batch: inputs [B, ...], targets (int64 labels [B], undefined for unlabelled data) and clean

@@ -6,6 +6,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "../ops/creation.h"
 #include "../ops/elementwise.h"
@@ -176,49 +177,69 @@ json::Value EpochMetrics::to_json() const {
   return v;
 }
 
-DataSplit load_data(const std::string& path, const std::string& label_column, uint64_t seed, int64_t exclude_class) {
+DataSplit load_data(const std::string& path, const DataOptions& o) {
   DataSplit split;
   std::shared_ptr<const Dataset> train_all;
   if (ends_with(path, ".csv")) {
     CsvOptions options;
-    options.label_column = label_column;
-    auto csv = std::make_shared<CsvDataset>(path, options);
-    const CsvTable& table = csv->table();
+    options.label_column = o.label_column;
+    CsvTable table = read_csv(path, options);
     const int64_t rows = table.features.size(0);
     if (rows < 2) fail("data", "{}: needs at least 2 rows; got {}", path, rows);
-    // Min-max scale every column to [0, 1] (the dense models end in a sigmoid).
-    Tensor f = table.features;
-    Tensor lo = std::get<0>(min(f, 0, true)), hi = std::get<0>(max(f, 0, true));
-    Tensor range = where(gt(hi - lo, 0.0), hi - lo, ones_like(hi));
-    Tensor scaled = (f - lo) / range;
-    Generator gen(seed);
+    Generator gen(o.seed);
     std::vector<int64_t> perm = randperm(rows, &gen).to_vector<int64_t>();
     const int64_t n_train = std::max<int64_t>(1, rows * 4 / 5);
-    auto take = [&](int64_t from, int64_t to) {
-      Tensor idx = from_vector(std::vector<int64_t>(perm.begin() + from, perm.begin() + to), {to - from});
+    std::vector<int64_t> train_rows(perm.begin(), perm.begin() + n_train);
+    std::vector<int64_t> test_rows(perm.begin() + (n_train == rows ? 0 : n_train), perm.end());
+    if (o.exclude_class >= 0) {
+      if (!table.labels.defined()) fail("train", "--exclude-class needs labelled data; {} has no label column", path);
+      const std::vector<int64_t> labels = table.labels.to_vector<int64_t>();
+      std::vector<int64_t> keep;
+      for (int64_t r : train_rows)
+        if (labels[static_cast<size_t>(r)] != o.exclude_class) keep.push_back(r);
+      if (keep.size() == train_rows.size())
+        fail("train", "--exclude-class {}: no training sample has that label", o.exclude_class);
+      if (keep.empty()) fail("train", "--exclude-class {}: every training sample has that label", o.exclude_class);
+      train_rows = std::move(keep);
+    }
+    auto rows_tensor = [](const std::vector<int64_t>& r) { return from_vector(r, {static_cast<int64_t>(r.size())}); };
+    // Min-max statistics from the rows the model trains on (never from test or new data).
+    if (o.preprocessing) {
+      split.preprocessing = *o.preprocessing;
+      if (split.preprocessing.kind != Preprocessing::Kind::Table || split.preprocessing.columns != table.columns)
+        fail("data", "{}: the columns ({}) are not those the run was trained on ({})", path, fmt::join(table.columns, ", "),
+             fmt::join(split.preprocessing.columns, ", "));
+    } else if (o.fit_on_all_rows) {
+      split.preprocessing = Preprocessing::fit_table(table.columns, table.features);
+    } else {
+      split.preprocessing = Preprocessing::fit_table(table.columns, index_select(table.features, 0, rows_tensor(train_rows)));
+    }
+    Tensor scaled = split.preprocessing.apply(table.features);
+    auto take = [&](const std::vector<int64_t>& r) {
+      Tensor idx = rows_tensor(r);
       Tensor labels = table.labels.defined() ? index_select(table.labels, 0, idx) : Tensor();
       return std::make_shared<TensorDataset>(index_select(scaled, 0, idx), labels);
     };
-    train_all = take(0, n_train);
-    split.test = take(n_train == rows ? 0 : n_train, rows);
-    split.input_dim = f.size(1);
+    split.train = take(train_rows);
+    split.test = take(test_rows);
+    split.input_dim = table.features.size(1);
     split.class_names = table.class_names;
-  } else {
-    IdxOptions options;
-    options.flatten = true;
-    train_all = std::make_shared<IdxDataset>(load_fashion_mnist(path, true, options));
-    split.test = std::make_shared<IdxDataset>(load_fashion_mnist(path, false, options));
-    split.input_dim = 784;
-    split.height = split.width = 28;
-    split.class_names = fashion_mnist_classes();
+    return split;
   }
-  if (exclude_class >= 0) {
-    if (!train_all->has_labels()) fail("train", "--exclude-class needs labelled data; {} has no label column", path);
+  IdxOptions options;
+  options.flatten = true;
+  train_all = std::make_shared<IdxDataset>(load_fashion_mnist(path, true, options));
+  split.test = std::make_shared<IdxDataset>(load_fashion_mnist(path, false, options));
+  split.input_dim = 784;
+  split.height = split.width = 28;
+  split.class_names = fashion_mnist_classes();
+  split.preprocessing = Preprocessing::image(28, 28);
+  if (o.exclude_class >= 0) {
     std::vector<int64_t> keep, labels = labels_of(*train_all);
     for (size_t i = 0; i < labels.size(); ++i)
-      if (labels[i] != exclude_class) keep.push_back(static_cast<int64_t>(i));
+      if (labels[i] != o.exclude_class) keep.push_back(static_cast<int64_t>(i));
     if (keep.size() == labels.size())
-      fail("train", "--exclude-class {}: no training sample has that label", exclude_class);
+      fail("train", "--exclude-class {}: no training sample has that label", o.exclude_class);
     train_all = std::make_shared<SubsetDataset>(train_all, std::move(keep));
   }
   split.train = train_all;
@@ -251,7 +272,13 @@ std::string train(const TrainOptions& options_in, FILE* log) {
   if (o.threads > 0) set_num_threads(o.threads);
   manual_seed(o.seed);
 
-  DataSplit split = load_data(o.data, o.label_column, o.seed, o.exclude_class);
+  // A resumed run keeps the preprocessing it stored (so --resume never refits).
+  std::optional<Preprocessing> stored;
+  if (const json::Value* p = resumed_config.is_object() ? resumed_config.find("preprocessing") : nullptr)
+    stored = Preprocessing::from_json(*p);
+  DataOptions data_options{o.label_column, o.seed, o.exclude_class, stored ? &*stored : nullptr,
+                           !o.resume.empty() && !stored};
+  DataSplit split = load_data(o.data, data_options);
   o.model.input_dim = split.input_dim;
   if (split.height > 0) {
     o.model.image_height = split.height;
@@ -298,6 +325,7 @@ std::string train(const TrainOptions& options_in, FILE* log) {
   data["train_samples"] = split.train->size();
   data["test_samples"] = split.test->size();
   config["data"] = data;
+  if (o.resume.empty() || stored) config["preprocessing"] = split.preprocessing.to_json();
 
   DataLoaderOptions loader_options;
   loader_options.batch_size = o.batch_size;
@@ -387,7 +415,59 @@ LoadedRun load(const std::string& dir) {
   safetensors::File weights = safetensors::load_file(dir + "/model.safetensors");
   load_named_tensors(run.model->state_dict(), weights.tensors, true, dir + "/model.safetensors");
   run.model->eval();
+  const json::Value& data = run.config_json.at("data");
+  if (const json::Value* p = run.config_json.find("preprocessing")) {
+    run.preprocessing = Preprocessing::from_json(*p);
+  } else if (data.at("height").as_int64() > 0) {
+    run.preprocessing = Preprocessing::image(data.at("height").as_int64(), data.at("width").as_int64());
+  } else {
+    run.preprocessing.kind = Preprocessing::Kind::Table;  // trained before column statistics were stored
+    run.preprocessing_stored = false;
+  }
+  if (run.preprocessing_stored && run.preprocessing.input_dim() != run.config.input_dim)
+    fail("load", "{}/config.json: the preprocessing gives {} features but the model takes {}", dir,
+         run.preprocessing.input_dim(), run.config.input_dim);
   return run;
+}
+
+double LoadedRun::anomaly_threshold() const {
+  const json::Value* anomaly = config_json.find("anomaly");
+  return anomaly ? anomaly->at("threshold").as_double() : std::nan("");
+}
+
+std::unique_ptr<SampleSource> open_new_data(const LoadedRun& run, const std::string& path, bool ignore_extra_columns) {
+  if (!run.preprocessing_stored)
+    fail("data", "retrain: this run has no stored column statistics ({} was trained before latent stored its "
+         "preprocessing), so {} cannot be scaled as the training data was", run.dir, path);
+  SampleOptions options;
+  const json::Value& t = run.config_json.at("training");
+  options.label_column = t.at("label_column").as_string();
+  options.ignore_extra_columns = ignore_extra_columns;
+  for (const json::Value& n : run.config_json.at("data").at("class_names").as_array()) options.class_names.push_back(n.as_string());
+  return open_samples(path, run.preprocessing, options);
+}
+
+DataSplit run_data(const LoadedRun& run, const std::string& path, bool ignore_extra_columns) {
+  const json::Value& t = run.config_json.at("training");
+  const json::Value& d = run.config_json.at("data");
+  DataSplit split;
+  if (path.empty()) {
+    DataOptions o;
+    o.label_column = t.at("label_column").as_string();
+    o.seed = t.at("seed").as_uint64();
+    o.preprocessing = run.preprocessing_stored ? &run.preprocessing : nullptr;
+    o.fit_on_all_rows = !run.preprocessing_stored;
+    split = load_data(t.at("data").as_string(), o);
+  } else {
+    std::unique_ptr<SampleSource> source = open_new_data(run, path, ignore_extra_columns);
+    split.test = split.train = read_all_samples(*source);
+    split.preprocessing = run.preprocessing;
+    split.input_dim = run.preprocessing.input_dim();
+    split.height = d.at("height").as_int64();
+    split.width = d.at("width").as_int64();
+    for (const json::Value& n : d.at("class_names").as_array()) split.class_names.push_back(n.as_string());
+  }
+  return split;
 }
 
 std::vector<double> reconstruction_errors(Autoencoder& model, const Dataset& data, int64_t limit) {

@@ -9,6 +9,7 @@
 
 #include "autoencoder.h"
 #include "data.h"
+#include "samples.h"
 
 namespace latent::models {
 
@@ -50,11 +51,28 @@ struct DataSplit {
   std::shared_ptr<const Dataset> train, test;
   int64_t input_dim = 0, height = 0, width = 0;  ///< height/width 0 for tabular data
   std::vector<std::string> class_names;
+  Preprocessing preprocessing;  ///< what turned the raw samples into train and test
 };
 
-/// Loads Fashion-MNIST from a folder or a CSV file (80/20 split, seeded), flattened, optionally
-/// without one class in the training part.
-DataSplit load_data(const std::string& path, const std::string& label_column, uint64_t seed, int64_t exclude_class);
+/// How load_data reads and prepares a data set.
+struct DataOptions {
+  std::string label_column;     ///< CSV: the column with class labels
+  uint64_t seed = 0;            ///< the 80/20 split of a CSV file
+  int64_t exclude_class = -1;   ///< >= 0: leave this class out of the training part
+  /// Apply this stored preprocessing instead of fitting one (a trained run's own data).
+  const Preprocessing* preprocessing = nullptr;
+  /// CSV runs from before stored preprocessing: min-max over the whole file, as they were trained.
+  bool fit_on_all_rows = false;
+};
+
+/// Loads Fashion-MNIST from a folder, or a CSV file split 80/20 (seeded), flattened, optionally
+/// without one class in the training part. CSV columns are min-max scaled with statistics fitted
+/// on the training part only (DataSplit::preprocessing), unless options.preprocessing is given.
+DataSplit load_data(const std::string& path, const DataOptions& options);
+/// load_data with a label column, seed and excluded class (-1: none).
+inline DataSplit load_data(const std::string& path, const std::string& label_column, uint64_t seed, int64_t exclude_class) {
+  return load_data(path, DataOptions{label_column, seed, exclude_class});
+}
 
 /// Trains as `options` say and returns the run directory. Progress and summaries go to `log`.
 std::string train(const TrainOptions& options, FILE* log = stderr);
@@ -65,11 +83,30 @@ struct LoadedRun {
   std::shared_ptr<Autoencoder> model;
   AEConfig config;
   json::Value config_json;  ///< the whole config.json (training options, data, anomaly threshold)
+  /// The preprocessing fitted at training time (config.json "preprocessing"); for image runs
+  /// from before it was stored, 1/255 scaling of the run's image size.
+  Preprocessing preprocessing;
+  /// False for CSV runs trained before column statistics were stored: new CSV data cannot be
+  /// scaled as in training (open_new_data refuses; retrain).
+  bool preprocessing_stored = true;
+  /// The anomaly threshold stored at the end of training (NaN when training did not finish).
+  double anomaly_threshold() const;
+  /// Raw features (N, D) -> model inputs, as in training (tables: stored min-max scaling).
+  Tensor preprocess(const Tensor& raw) const { return preprocessing.apply(raw); }
 };
 
 /// Loads `dir` (config.json + model.safetensors) as a ready model:
 /// `auto run = latent::models::load("runs/deep-20261127-081500");`
 LoadedRun load(const std::string& dir);
+
+/// New data for a loaded run, read with its stored preprocessing (see open_samples). The run's
+/// label column, if any, is read as labels. A CSV run without stored statistics fails with
+/// "[data] retrain: this run has no stored column statistics ...".
+std::unique_ptr<SampleSource> open_new_data(const LoadedRun& run, const std::string& path, bool ignore_extra_columns = false);
+
+/// The data a command evaluates: with `path` empty, the run's own test split prepared with the
+/// stored preprocessing; otherwise every sample of `path` (both train and test of the result).
+DataSplit run_data(const LoadedRun& run, const std::string& path, bool ignore_extra_columns = false);
 
 /// Calls fn(inputs) for the first n samples of `data` (all of them when n <= 0), in order, in
 /// batches of at most `chunk`: the evaluation loop of eval, anomaly scoring and test metrics.

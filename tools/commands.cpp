@@ -62,18 +62,9 @@ Device check_device(const Args& a) {
   return kCUDA;
 }
 
-LoadedRun open_run(const std::string& dir) {
-  if (!fs::exists(dir)) throw UsageError{fmt::format("run directory '{}' does not exist", dir)};
-  if (!fs::exists(dir + "/config.json")) throw UsageError{fmt::format("'{}' is not a run directory: {}/config.json is missing", dir, dir)};
-  if (!fs::exists(dir + "/model.safetensors")) throw UsageError{fmt::format("'{}' has no weights: {}/model.safetensors is missing", dir, dir)};
-  return models::load(dir);
-}
-
-/// The run's test data (or --data), flattened.
+/// The run's test data, or every sample of --data read with the run's stored preprocessing.
 models::DataSplit run_data(const LoadedRun& run, const Args& a) {
-  const json::Value& t = run.config_json.at("training");
-  const std::string data = a.str("data", t.at("data").as_string());
-  return models::load_data(data, t.at("label_column").as_string(), t.at("seed").as_uint64(), -1);
+  return models::run_data(run, a.str("data", ""), a.has("ignore-extra-columns"));
 }
 
 Batch first_samples(const Dataset& d, int64_t n) {
@@ -96,6 +87,13 @@ std::vector<std::string> class_names(const LoadedRun& run) {
 }
 
 }  // namespace
+
+LoadedRun open_run(const std::string& dir) {
+  if (!fs::exists(dir)) throw UsageError{fmt::format("run directory '{}' does not exist", dir)};
+  if (!fs::exists(dir + "/config.json")) throw UsageError{fmt::format("'{}' is not a run directory: {}/config.json is missing", dir, dir)};
+  if (!fs::exists(dir + "/model.safetensors")) throw UsageError{fmt::format("'{}' has no weights: {}/model.safetensors is missing", dir, dir)};
+  return models::load(dir);
+}
 
 int cmd_train(const std::vector<std::string>& argv) {
   Args a("train", argv,
@@ -157,7 +155,7 @@ int cmd_train(const std::vector<std::string>& argv) {
 }
 
 int cmd_eval(const std::vector<std::string>& argv) {
-  Args a("eval", argv, {"data", "iw-samples", "limit"}, {}, 1, {"a run directory"});
+  Args a("eval", argv, {"data", "iw-samples", "limit"}, {"ignore-extra-columns"}, 1, {"a run directory"});
   if (a.help()) {
     std::puts("usage: latent eval RUN [--data PATH] [--limit N] [--iw-samples K]\n\n"
               "Prints the test loss of a trained run (MSE per element; for VAEs the negative ELBO per image,\n"
@@ -187,7 +185,7 @@ int cmd_eval(const std::vector<std::string>& argv) {
 }
 
 int cmd_reconstruct(const std::vector<std::string>& argv) {
-  Args a("reconstruct", argv, {"out", "n", "data"}, {}, 1, {"a run directory"});
+  Args a("reconstruct", argv, {"out", "n", "data"}, {"ignore-extra-columns"}, 1, {"a run directory"});
   if (a.help()) {
     std::puts("usage: latent reconstruct RUN [--out recon.png] [--n 16] [--data PATH]\n\n"
               "Writes a PNG grid: test images on the top row, their reconstructions below.");
@@ -226,7 +224,7 @@ int cmd_sample(const std::vector<std::string>& argv) {
 }
 
 int cmd_interpolate(const std::vector<std::string>& argv) {
-  Args a("interpolate", argv, {"out", "steps", "data", "from", "to"}, {}, 1, {"a run directory"});
+  Args a("interpolate", argv, {"out", "steps", "data", "from", "to"}, {"ignore-extra-columns"}, 1, {"a run directory"});
   if (a.help()) {
     std::puts("usage: latent interpolate RUN [--out interp.png] [--steps 10] [--from I] [--to J]\n\n"
               "Encodes test images I and J (default: the first two of different classes), walks the\n"
@@ -265,7 +263,7 @@ int cmd_interpolate(const std::vector<std::string>& argv) {
 }
 
 int cmd_embed(const std::vector<std::string>& argv) {
-  Args a("embed", argv, {"out", "limit", "data", "plot"}, {}, 1, {"a run directory"});
+  Args a("embed", argv, {"out", "limit", "data", "plot"}, {"ignore-extra-columns"}, 1, {"a run directory"});
   if (a.help()) {
     std::puts("usage: latent embed RUN [--out codes.csv] [--limit N] [--plot latent.svg]\n\n"
               "Writes the latent code of each test sample with its label as CSV (dimensionality\n"
@@ -313,7 +311,7 @@ int cmd_embed(const std::vector<std::string>& argv) {
 }
 
 int cmd_anomaly(const std::vector<std::string>& argv) {
-  Args a("anomaly", argv, {"anomaly-class", "data", "limit", "out"}, {}, 1, {"a run directory"});
+  Args a("anomaly", argv, {"anomaly-class", "data", "limit", "out"}, {"ignore-extra-columns"}, 1, {"a run directory"});
   if (a.help()) {
     std::puts("usage: latent anomaly RUN [--anomaly-class K] [--limit N] [--out scores.csv]\n\n"
               "Scores test samples by reconstruction error against the threshold stored in config.json\n"
@@ -365,7 +363,7 @@ int cmd_anomaly(const std::vector<std::string>& argv) {
 }
 
 int cmd_classify(const std::vector<std::string>& argv) {
-  Args a("classify", argv, {"labels", "data", "steps", "seed"}, {}, 1, {"a run directory"});
+  Args a("classify", argv, {"labels", "data", "steps", "seed"}, {"ignore-extra-columns"}, 1, {"a run directory"});
   if (a.help()) {
     std::puts("usage: latent classify RUN [--labels 100] [--steps 500]\n\n"
               "Semi-supervised learning: trains a softmax classifier on the frozen latent codes of only N\n"

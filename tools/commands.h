@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "latent.h"
+
 namespace latent::tools {
 
 int cmd_train(const std::vector<std::string>& args);
@@ -15,5 +17,9 @@ int cmd_embed(const std::vector<std::string>& args);
 int cmd_anomaly(const std::vector<std::string>& args);
 int cmd_classify(const std::vector<std::string>& args);
 int cmd_export(const std::vector<std::string>& args);  // tools/cmd_export.cpp
+int cmd_score(const std::vector<std::string>& args);   // tools/cmd_score.cpp
+
+/// Loads a run directory, or throws a UsageError naming what is missing (exit code 2).
+models::LoadedRun open_run(const std::string& dir);
 
 }  // namespace latent::tools

@@ -1,55 +1,20 @@
 #include "image.h"
 
-#include <zlib.h>
-
 #include <algorithm>
 #include <cmath>
 
 namespace latent::tools {
-namespace {
-
-void put_u32(std::string& out, uint32_t v) {
-  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>((v >> shift) & 0xff));
-}
-
-void put_chunk(std::string& out, const char* type, const std::string& data) {
-  put_u32(out, static_cast<uint32_t>(data.size()));
-  std::string body(type, 4);
-  body += data;
-  out += body;
-  put_u32(out, static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(body.data()), static_cast<uInt>(body.size()))));
-}
-
-}  // namespace
 
 void write_png_gray(const std::string& path, const std::vector<float>& pixels, int64_t width, int64_t height) {
   if (width <= 0 || height <= 0 || static_cast<int64_t>(pixels.size()) != width * height)
     fail("png", "{}: {} pixels do not make a {}x{} image", path, pixels.size(), width, height);
-  // Raw scanlines: a filter byte (0 = none) then the row's bytes.
-  std::string raw;
-  raw.reserve(static_cast<size_t>((width + 1) * height));
-  for (int64_t r = 0; r < height; ++r) {
-    raw.push_back('\0');
-    for (int64_t c = 0; c < width; ++c) {
-      const float v = std::clamp(pixels[static_cast<size_t>(r * width + c)], 0.0f, 1.0f);
-      raw.push_back(static_cast<char>(static_cast<uint8_t>(std::lround(v * 255.0f))));
-    }
-  }
-  uLongf packed_size = compressBound(static_cast<uLong>(raw.size()));
-  std::string packed(packed_size, '\0');
-  if (compress2(reinterpret_cast<Bytef*>(packed.data()), &packed_size, reinterpret_cast<const Bytef*>(raw.data()),
-                static_cast<uLong>(raw.size()), 6) != Z_OK)
-    fail("png", "{}: zlib compression failed", path);
-  packed.resize(packed_size);
-  std::string png("\x89PNG\r\n\x1a\n", 8);
-  std::string header;
-  put_u32(header, static_cast<uint32_t>(width));
-  put_u32(header, static_cast<uint32_t>(height));
-  header += std::string("\x08\x00\x00\x00\x00", 5);  // 8-bit, grayscale, deflate, no filter, no interlace
-  put_chunk(png, "IHDR", header);
-  put_chunk(png, "IDAT", packed);
-  put_chunk(png, "IEND", "");
-  write_file_atomic(path, png);
+  GrayImage image;
+  image.width = width;
+  image.height = height;
+  image.pixels.resize(pixels.size());
+  for (size_t i = 0; i < pixels.size(); ++i)
+    image.pixels[i] = static_cast<uint8_t>(std::lround(std::clamp(pixels[i], 0.0f, 1.0f) * 255.0f));
+  write_png(path, image);
 }
 
 void write_image_grid(const std::string& path, const Tensor& images, int64_t height, int64_t width, int64_t columns) {

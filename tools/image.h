@@ -1,4 +1,4 @@
-// Pictures the `latent` command writes: PNG image grids (encoded here with zlib) and SVG plots.
+// Pictures the `latent` command writes: PNG image grids (encoded by models/png_io) and SVG plots.
 #pragma once
 
 #include <string>

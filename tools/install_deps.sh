@@ -4,7 +4,7 @@
 # (tests/test_onnx_proto.cpp), clang's libFuzzer runtime (tests/fuzz/run_fuzz.sh) and python3-venv
 # (tools/setup_onnx_venv.sh makes the venv with onnx and onnxruntime for the ONNX Runtime check).
 set -euo pipefail
-packages=(meson ninja-build g++ pkg-config libopenblas-dev libfmt-dev doctest-dev zlib1g-dev
+packages=(meson ninja-build g++ pkg-config libopenblas-dev libfmt-dev doctest-dev zlib1g-dev libpng-dev
           dataset-fashion-mnist libonnx-testdata clang libclang-rt-14-dev python3-venv)
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -25,6 +25,7 @@ commands:
   interpolate  PNG of decodings along a line between two codes
   embed        latent codes with labels as CSV, and a 2-D scatter plot
   anomaly      reconstruction-error anomaly scores, precision/recall/ROC AUC
+  score        score every sample of a new file (CSV, PNG, IDX) with the stored preprocessing
   classify     semi-supervised accuracy from few labels: latent codes vs raw pixels
   export       write a run's model (or its encoder, decoder, anomaly scorer) as ONNX
   demo         fit a small autoencoder to synthetic data and print the loss falling
@@ -155,7 +156,8 @@ int main(int argc, char** argv) {
         {"reconstruct", latent::tools::cmd_reconstruct}, {"sample", latent::tools::cmd_sample},
         {"interpolate", latent::tools::cmd_interpolate}, {"embed", latent::tools::cmd_embed},
         {"anomaly", latent::tools::cmd_anomaly},       {"classify", latent::tools::cmd_classify},
-        {"export", latent::tools::cmd_export}};
+        {"export", latent::tools::cmd_export},
+        {"score", latent::tools::cmd_score}};
     for (const auto& [name, fn] : commands)
       if (command == name) return fn(rest);
     if (command == "demo") {
