@@ -102,7 +102,12 @@ void AtomicFile::commit() {
   const int fd = fd_;
   fd_ = -1;
   if (::close(fd) != 0) abandon("close", errno);
-  if (::rename(tmp_.c_str(), path_.c_str()) != 0) abandon("rename", errno);
+  if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp_.c_str());
+    committed_ = true;  // nothing left to remove
+    fail("file", "{}: rename from {} failed ({})", path_, tmp_, errno_text(err));
+  }
   committed_ = true;
   // Persist the rename itself (the folder entry).
   const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

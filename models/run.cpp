@@ -246,51 +246,91 @@ DataSplit load_data(const std::string& path, const DataOptions& o) {
   return split;
 }
 
-std::string train(const TrainOptions& options_in, FILE* log) {
-  TrainOptions o = options_in;
+namespace {
+
+/// What a training run carries from one step to the next.
+struct TrainingState {
+  TrainOptions o;             ///< the options, with a resumed run's stored ones applied
+  DataSplit split;
+  std::shared_ptr<Autoencoder> model;
+  std::unique_ptr<optim::Optimizer> optimizer;
+  json::Value config;         ///< what config.json holds
+  int64_t start_epoch = 0, step = 0;
+};
+
+/// The options a resumed run stored (model, batch size, lr, optimizer, seed, data), or the given ones.
+TrainOptions resumed_options(const TrainOptions& given, const json::Value& resumed_config) {
+  TrainOptions o = given;
+  o.model = AEConfig::from_json(resumed_config.at("model"));
+  const json::Value& t = resumed_config.at("training");
+  o.batch_size = t.at("batch_size").as_int64();
+  o.lr = t.at("lr").as_double();
+  o.optimizer = t.at("optimizer").as_string();
+  o.seed = t.at("seed").as_uint64();
+  o.data = t.at("data").as_string();
+  o.label_column = t.at("label_column").as_string();
+  o.exclude_class = t.at("exclude_class").as_int64();
+  if (o.out.empty()) o.out = o.resume;
+  return o;
+}
+
+json::Value run_config(const TrainingState& s) {
+  json::Value config = json::Value::object();
+  config["version"] = 1;
+  config["model"] = s.o.model.to_json();
+  config["training"] = training_json(s.o);
+  json::Value data = json::Value::object();
+  data["input_dim"] = s.split.input_dim;
+  data["height"] = s.split.height;
+  data["width"] = s.split.width;
+  json::Value names = json::Value::array();
+  for (const auto& n : s.split.class_names) names.push_back(n);
+  data["class_names"] = names;
+  data["train_samples"] = s.split.train->size();
+  data["test_samples"] = s.split.test->size();
+  config["data"] = data;
+  return config;
+}
+
+/// Step 1: a fresh model and optimizer, or (--resume) the run's options, weights, optimizer state and
+/// random state from its checkpoint. Loads the data with the preprocessing fitted (or stored) for it.
+TrainingState resume_or_initialize(const TrainOptions& options) {
+  TrainingState s;
   json::Value resumed_config;
   Checkpoint resumed;
-  if (!o.resume.empty()) {
-    const std::string cfg_path = o.resume + "/config.json";
-    if (!fs::exists(o.resume)) fail("train", "run directory '{}' does not exist", o.resume);
-    resumed_config = json::parse(read_file(cfg_path, "train"));
-    resumed = load_checkpoint(o.resume + "/checkpoint.safetensors");
-    o.model = AEConfig::from_json(resumed_config.at("model"));
-    const json::Value& t = resumed_config.at("training");
-    o.batch_size = t.at("batch_size").as_int64();
-    o.lr = t.at("lr").as_double();
-    o.optimizer = t.at("optimizer").as_string();
-    o.seed = t.at("seed").as_uint64();
-    o.data = t.at("data").as_string();
-    o.label_column = t.at("label_column").as_string();
-    o.exclude_class = t.at("exclude_class").as_int64();
-    if (o.out.empty()) o.out = o.resume;
+  s.o = options;
+  if (!options.resume.empty()) {
+    if (!fs::exists(options.resume)) fail("train", "run directory '{}' does not exist", options.resume);
+    resumed_config = json::parse(read_file(options.resume + "/config.json", "train"));
+    resumed = load_checkpoint(options.resume + "/checkpoint.safetensors");
+    s.o = resumed_options(options, resumed_config);
   }
+  TrainOptions& o = s.o;
   if (o.epochs <= 0) fail("train", "--epochs must be positive; got {}", o.epochs);
   if (o.batch_size <= 0) fail("train", "--batch-size must be positive; got {}", o.batch_size);
   if (!(o.lr > 0)) fail("train", "--lr must be positive; got {}", o.lr);
   if (o.threads > 0) set_num_threads(o.threads);
   manual_seed(o.seed);
 
-  // A resumed run keeps the preprocessing it stored (so --resume never refits).
+  // A resumed run keeps the preprocessing it stored (so --resume never refits); runs from before
+  // stored preprocessing keep their whole-file scaling.
   std::optional<Preprocessing> stored;
   if (const json::Value* p = resumed_config.is_object() ? resumed_config.find("preprocessing") : nullptr)
     stored = Preprocessing::from_json(*p);
-  DataOptions data_options{o.label_column, o.seed, o.exclude_class, stored ? &*stored : nullptr,
-                           !o.resume.empty() && !stored};
-  DataSplit split = load_data(o.data, data_options);
-  o.model.input_dim = split.input_dim;
-  if (split.height > 0) {
-    o.model.image_height = split.height;
-    o.model.image_width = split.width;
+  s.split = load_data(o.data, DataOptions{o.label_column, o.seed, o.exclude_class, stored ? &*stored : nullptr,
+                                          !o.resume.empty() && !stored});
+  o.model.input_dim = s.split.input_dim;
+  if (s.split.height > 0) {
+    o.model.image_height = s.split.height;
+    o.model.image_width = s.split.width;
   } else if (o.model.model == "conv" || o.model.model == "conv-vae") {
     fail("train", "model '{}' needs images; {} is tabular (use linear, deep, sparse, denoising or vae)", o.model.model,
          o.data);
   }
   check_device_available("train", o.device);
-  std::shared_ptr<Autoencoder> model = make_autoencoder(o.model);  // initialised on the host: same weights on every device
-  if (!o.device.is_cpu()) model->to(o.device);
-  auto optimizer = make_optimizer(o.optimizer, model->parameters(), o.lr);  // state on the parameters' device
+  s.model = make_autoencoder(o.model);  // initialised on the host: same weights on every device
+  if (!o.device.is_cpu()) s.model->to(o.device);
+  s.optimizer = make_optimizer(o.optimizer, s.model->parameters(), o.lr);  // state on the parameters' device
 
   if (o.out.empty()) o.out = "runs/" + o.model.model + "-" + timestamp();
   if (o.resume.empty() && fs::exists(o.out + "/model.safetensors"))
@@ -299,108 +339,112 @@ std::string train(const TrainOptions& options_in, FILE* log) {
   fs::create_directories(o.out, ec);
   if (ec) fail("train", "cannot create run directory '{}': {}", o.out, ec.message());
 
-  int64_t start_epoch = 0;
   if (!o.resume.empty()) {
     NamedTensors model_tensors = strip_prefix("model.", resumed.tensors);
     for (auto& entry : model_tensors) entry.second = entry.second.to(o.device);
-    load_named_tensors(model->state_dict(), model_tensors, true, o.resume);
-    optimizer->load_state(strip_prefix("optim.", resumed.tensors));
+    load_named_tensors(s.model->state_dict(), model_tensors, true, o.resume);
+    s.optimizer->load_state(strip_prefix("optim.", resumed.tensors));
     resumed.restore_rng("default", default_generator());
-    start_epoch = resumed.epoch;
-    if (start_epoch >= o.epochs)
-      fail("train", "the run in '{}' already has {} epochs; pass a larger --epochs to continue", o.resume, start_epoch);
+    s.start_epoch = resumed.epoch;
+    s.step = resumed.step;
+    if (s.start_epoch >= o.epochs)
+      fail("train", "the run in '{}' already has {} epochs; pass a larger --epochs to continue", o.resume, s.start_epoch);
   }
+  s.config = run_config(s);
+  if (o.resume.empty() || stored) s.config["preprocessing"] = s.split.preprocessing.to_json();
+  return s;
+}
 
-  json::Value config = json::Value::object();
-  config["version"] = 1;
-  config["model"] = o.model.to_json();
-  config["training"] = training_json(o);
-  json::Value data = json::Value::object();
-  data["input_dim"] = split.input_dim;
-  data["height"] = split.height;
-  data["width"] = split.width;
-  json::Value names = json::Value::array();
-  for (const auto& n : split.class_names) names.push_back(n);
-  data["class_names"] = names;
-  data["train_samples"] = split.train->size();
-  data["test_samples"] = split.test->size();
-  config["data"] = data;
-  if (o.resume.empty() || stored) config["preprocessing"] = split.preprocessing.to_json();
-
-  DataLoaderOptions loader_options;
-  loader_options.batch_size = o.batch_size;
-  loader_options.seed = o.seed;
-  DataLoader loader(split.train, loader_options, noise_transforms(o.model));
-  int64_t batches = loader.num_batches();
-  if (o.limit_batches > 0) batches = std::min(batches, o.limit_batches);
-
-  fmt::print(log, "training {} ({} parameters) on {} samples, {} batches of {} per epoch, {}, {}\n", model->type_name(),
-             model->parameter_count(), split.train->size(), batches, o.batch_size, o.optimizer, blas_info());
-  ProgressOptions progress_options;
-  ProgressBar bar(o.epochs, batches, log, progress_options);
-  int64_t step = resumed.step;
-  for (int64_t epoch = start_epoch; epoch < o.epochs; ++epoch) {
-    model->train();
-    loader.set_epoch(epoch);
-    if (o.progress) bar.start_epoch(epoch);
-    EpochMetrics m;
-    m.epoch = epoch + 1;
-    double loss_sum = 0, activation_sum = 0;
-    int64_t seen = 0, b = 0;
-    const auto t0 = std::chrono::steady_clock::now();
-    for (const Batch& batch : loader) {
-      if (b >= batches) break;
-      const double progress = static_cast<double>(epoch) + static_cast<double>(b) / static_cast<double>(batches);
-      const Tensor inputs = batch.inputs.to(o.device);
-      const Tensor clean = batch.clean.is_same(batch.inputs) ? inputs : batch.clean.to(o.device);
-      AELoss loss = model->loss(inputs, clean, progress);
-      optimizer->zero_grad();
-      loss.total.backward();
-      optimizer->step();
-      const int64_t bs = batch.inputs.size(0);
-      const double value = model->variational() ? loss.total.item<double>() / static_cast<double>(bs)
+/// Step 2: one pass over (at most `batches` of) the training batches; the epoch's training metrics.
+EpochMetrics run_epoch(TrainingState& s, DataLoader& loader, int64_t epoch, int64_t batches, ProgressBar& bar) {
+  s.model->train();
+  loader.set_epoch(epoch);
+  if (s.o.progress) bar.start_epoch(epoch);
+  EpochMetrics m;
+  m.epoch = epoch + 1;
+  double loss_sum = 0, activation_sum = 0;
+  int64_t seen = 0, b = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (const Batch& batch : loader) {
+    if (b >= batches) break;
+    const double progress = static_cast<double>(epoch) + static_cast<double>(b) / static_cast<double>(batches);
+    const Tensor inputs = batch.inputs.to(s.o.device);
+    const Tensor clean = batch.clean.is_same(batch.inputs) ? inputs : batch.clean.to(s.o.device);
+    AELoss loss = s.model->loss(inputs, clean, progress);
+    s.optimizer->zero_grad();
+    loss.total.backward();
+    s.optimizer->step();
+    const int64_t bs = batch.inputs.size(0);
+    const double value = s.model->variational() ? loss.total.item<double>() / static_cast<double>(bs)
                                                 : loss.total.item<double>();
-      loss_sum += value * static_cast<double>(bs);
-      if (loss.mean_activation >= 0) activation_sum += loss.mean_activation * static_cast<double>(bs);
-      seen += bs;
-      ++b;
-      ++step;
-      if (o.progress) bar.update(value, bs);
-    }
-    m.epoch_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    m.train_loss = seen ? loss_sum / static_cast<double>(seen) : 0;
-    m.samples_per_second = m.epoch_seconds > 0 ? static_cast<double>(seen) / m.epoch_seconds : 0;
-    if (o.model.model == "sparse") m.mean_activation = activation_sum / static_cast<double>(std::max<int64_t>(seen, 1));
-    evaluate(*model, *split.test, o.limit_test, m);
-    if (o.progress) bar.end_epoch(fmt::format("test_loss {:.6g}", m.test_loss));
-    const std::string line = m.to_json().dump();
-    append_line(o.out + "/metrics.jsonl", line);
-    if (!o.metrics_file.empty()) append_line(o.metrics_file, line);
-
-    // Weights, the full checkpoint and the config after every epoch, each written atomically.
-    const NamedTensors weights = on_cpu(model->state_dict());
-    safetensors::save_file(weights, o.out + "/model.safetensors");
-    Checkpoint ck;
-    ck.tensors = with_prefix("model.", weights);
-    for (auto& t : with_prefix("optim.", on_cpu(optimizer->state()))) ck.tensors.push_back(t);
-    ck.epoch = epoch + 1;
-    ck.step = step;
-    ck.save_rng("default", default_generator());
-    ck.config = config;
-    save_checkpoint(o.out + "/checkpoint.safetensors", ck);
-    write_file_atomic(o.out + "/config.json", config.dump(2) + "\n");
+    loss_sum += value * static_cast<double>(bs);
+    if (loss.mean_activation >= 0) activation_sum += loss.mean_activation * static_cast<double>(bs);
+    seen += bs;
+    ++b;
+    ++s.step;
+    if (s.o.progress) bar.update(value, bs);
   }
+  m.epoch_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  m.train_loss = seen ? loss_sum / static_cast<double>(seen) : 0;
+  m.samples_per_second = m.epoch_seconds > 0 ? static_cast<double>(seen) / m.epoch_seconds : 0;
+  if (s.o.model.model == "sparse") m.mean_activation = activation_sum / static_cast<double>(std::max<int64_t>(seen, 1));
+  return m;
+}
 
-  // Anomaly threshold: the 0.99 quantile of per-sample reconstruction errors on training data.
-  std::vector<double> errors = reconstruction_errors(*model, *split.train, 10000);
+/// Step 3 (after evaluate): the metrics line, weights, the full checkpoint and the config, each
+/// written atomically.
+void save_epoch(const TrainingState& s, const EpochMetrics& m) {
+  const std::string line = m.to_json().dump();
+  append_line(s.o.out + "/metrics.jsonl", line);
+  if (!s.o.metrics_file.empty()) append_line(s.o.metrics_file, line);
+  const NamedTensors weights = on_cpu(s.model->state_dict());
+  safetensors::save_file(weights, s.o.out + "/model.safetensors");
+  Checkpoint ck;
+  ck.tensors = with_prefix("model.", weights);
+  for (auto& t : with_prefix("optim.", on_cpu(s.optimizer->state()))) ck.tensors.push_back(t);
+  ck.epoch = m.epoch;
+  ck.step = s.step;
+  ck.save_rng("default", default_generator());
+  ck.config = s.config;
+  save_checkpoint(s.o.out + "/checkpoint.safetensors", ck);
+  write_file_atomic(s.o.out + "/config.json", s.config.dump(2) + "\n");
+}
+
+/// Step 4: the anomaly threshold, the 0.99 quantile of per-sample reconstruction errors on (at
+/// most 10000 samples of) the training data, stored in config.json.
+void save_anomaly_threshold(TrainingState& s) {
+  std::vector<double> errors = reconstruction_errors(*s.model, *s.split.train, 10000);
   json::Value anomaly = json::Value::object();
   anomaly["quantile"] = 0.99;
   anomaly["threshold"] = quantile(errors, 0.99);
   anomaly["samples"] = static_cast<int64_t>(errors.size());
-  config["anomaly"] = anomaly;
-  write_file_atomic(o.out + "/config.json", config.dump(2) + "\n");
-  fmt::print(log, "run saved in {}\n", o.out);
-  return o.out;
+  s.config["anomaly"] = anomaly;
+  write_file_atomic(s.o.out + "/config.json", s.config.dump(2) + "\n");
+}
+
+}  // namespace
+
+std::string train(const TrainOptions& options, FILE* log) {
+  TrainingState s = resume_or_initialize(options);
+  DataLoaderOptions loader_options;
+  loader_options.batch_size = s.o.batch_size;
+  loader_options.seed = s.o.seed;
+  DataLoader loader(s.split.train, loader_options, noise_transforms(s.o.model));
+  int64_t batches = loader.num_batches();
+  if (s.o.limit_batches > 0) batches = std::min(batches, s.o.limit_batches);
+  fmt::print(log, "training {} ({} parameters) on {} samples, {} batches of {} per epoch, {}, {}\n",
+             s.model->type_name(), s.model->parameter_count(), s.split.train->size(), batches, s.o.batch_size,
+             s.o.optimizer, blas_info());
+  ProgressBar bar(s.o.epochs, batches, log, ProgressOptions{});
+  for (int64_t epoch = s.start_epoch; epoch < s.o.epochs; ++epoch) {
+    EpochMetrics m = run_epoch(s, loader, epoch, batches, bar);
+    evaluate(*s.model, *s.split.test, s.o.limit_test, m);
+    if (s.o.progress) bar.end_epoch(fmt::format("test_loss {:.6g}", m.test_loss));
+    save_epoch(s, m);
+  }
+  save_anomaly_threshold(s);
+  fmt::print(log, "run saved in {}\n", s.o.out);
+  return s.o.out;
 }
 
 LoadedRun load(const std::string& dir) {
