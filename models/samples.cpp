@@ -202,7 +202,7 @@ class CsvSource : public SampleSource {
       ++rows;
     }
     if (rows == 0) {
-      if (!any_rows_) fail("csv", "{}: no data rows after the header (line {})", path_, header_line());
+      if (!any_rows_) fail("csv", "{}: no data rows after the header (line {})", path_, header_line_);
       return std::nullopt;
     }
     SampleBatch b;
@@ -223,7 +223,6 @@ class CsvSource : public SampleSource {
     while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
     return s;
   }
-  size_t header_line() const { return header_line_ ? header_line_ : 1; }
   int64_t parse_label(const std::string& field, size_t c) {
     double v = 0;
     if (parse_csv_number(field, v) && v == std::floor(v) && std::isfinite(v)) return static_cast<int64_t>(v);
