@@ -58,15 +58,6 @@ SizeClass size_class(size_t n) {
 
 void* system_allocate(size_t n) { return std::aligned_alloc(kAlignment, n); }
 
-bool caching_enabled() {
-#ifdef LATENT_NO_CACHING_ALLOCATOR
-  return false;
-#else
-  const char* env = std::getenv("LATENT_NO_CACHING_ALLOCATOR");
-  return !(env && env[0] && std::strcmp(env, "0") != 0);
-#endif
-}
-
 /// Per-thread stacks; trivially destructible so it stays valid for late frees during exit.
 struct LocalCache {
   void* slots[kLocalClasses][kLocalDepth];
@@ -79,7 +70,7 @@ LATENT_TLS LocalCache local_cache{};
 
 class CachingCpuAllocator final : public Allocator {
  public:
-  CachingCpuAllocator() : caching_(caching_enabled()) {}
+  CachingCpuAllocator() : caching_(caching_allocator_enabled()) {}
 
   void* allocate(size_t nbytes) override {
     const SizeClass c = size_class(nbytes == 0 ? 1 : nbytes);
@@ -227,7 +218,7 @@ struct SmallPoolOwner {
 };
 
 bool small_pool_enabled() {
-  static const bool enabled = caching_enabled();
+  static const bool enabled = caching_allocator_enabled();
   return enabled;
 }
 
@@ -265,5 +256,14 @@ void small_deallocate(void* p, size_t bytes) noexcept {
 Allocator& cpu_allocator() { return instance(); }
 AllocatorStats cpu_allocator_stats() { return instance().stats(); }
 void empty_cpu_cache() { instance().flush(); }
+
+bool caching_allocator_enabled() {
+#ifdef LATENT_NO_CACHING_ALLOCATOR
+  return false;
+#else
+  const char* env = std::getenv("LATENT_NO_CACHING_ALLOCATOR");
+  return !(env && env[0] && std::strcmp(env, "0") != 0);
+#endif
+}
 
 }  // namespace latent

@@ -24,6 +24,10 @@ class Allocator {
 /// The CPU allocator (cached unless LATENT_NO_CACHING_ALLOCATOR=1 or the build disables it).
 Allocator& cpu_allocator();
 
+/// Whether the caching allocators (CPU here, CUDA in cuda/cuda_allocator.cpp) cache: false when
+/// LATENT_NO_CACHING_ALLOCATOR is set to anything but "0", or the build has caching_allocator=false.
+bool caching_allocator_enabled();
+
 /// Statistics of the CPU caching allocator, for tests and benchmarks.
 struct AllocatorStats {
   size_t system_allocations = 0;  ///< calls that reached the system allocator

@@ -14,6 +14,8 @@
 // straight to cudaMalloc/cudaFree, for compute-sanitizer.
 #include "cuda_backend.h"
 
+#include "../autograd/allocator.h"
+
 #include <cuda_runtime.h>
 
 #include <bit>
@@ -32,15 +34,6 @@ size_t round_size(size_t n) {
   const int log2p = 63 - std::countl_zero(static_cast<uint64_t>(n - 1));  // p < n <= 2p
   const size_t p = size_t{1} << log2p, step = p / 4;
   return p + (n - p + step - 1) / step * step;
-}
-
-bool caching_enabled() {
-#ifdef LATENT_NO_CACHING_ALLOCATOR
-  return false;
-#else
-  const char* env = std::getenv("LATENT_NO_CACHING_ALLOCATOR");
-  return !(env && env[0] && std::strcmp(env, "0") != 0);
-#endif
 }
 
 class CachingCudaAllocator final : public Allocator {
@@ -108,7 +101,7 @@ class CachingCudaAllocator final : public Allocator {
   }
 
  private:
-  bool caching_ = caching_enabled();
+  bool caching_ = caching_allocator_enabled();
   std::mutex mutex_;
   std::unordered_map<size_t, std::vector<void*>> free_;
   size_t cached_bytes_ = 0;

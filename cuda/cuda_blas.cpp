@@ -1,6 +1,7 @@
 // CUDA GEMM through cuBLAS. cuBLAS is column-major: the row-major product C = A B is computed as
-// C^T = B^T A^T, with each operand's transpose flag and leading dimension read off its strides as
-// in ops/cpu/cpu_gemm.cpp (an operand is copied only when neither of its last two strides is 1).
+// C^T = B^T A^T, with each operand's transpose flag and leading dimension read off its strides by
+// ops/blas_layout.h, shared with ops/cpu/cpu_gemm.cpp (an operand is copied only when neither of
+// its last two strides is 1).
 // Batches go to one strided-batched call (a batch stride of 0 broadcasts). The handle uses
 // CUBLAS_DEFAULT_MATH: no TF32, so float32 results match the CPU within float32 rounding.
 //

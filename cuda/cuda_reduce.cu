@@ -4,6 +4,7 @@
 #include <climits>
 #include <cmath>
 
+#include "../ops/optim_math.h"
 #include "common.cuh"
 
 namespace latent::cuda {
@@ -149,24 +150,10 @@ __global__ void scatter_add_kernel(IndexGeometry g, T* out, const T* src, const 
 
 template <class T>
 __global__ void adam_kernel(T* p, const T* g, T* m, T* v, T* vmax, int64_t n, AdamArgs s) {
-  const T b1 = T(s.beta1), b2 = T(s.beta2), one_b1 = T(1 - s.beta1), one_b2 = T(1 - s.beta2);
-  const T wd = T(s.weight_decay), decay = T(1 - s.lr * s.weight_decay), eps = T(s.eps);
-  const T step_size = T(s.lr / s.bias_correction1), inv_sqrt_bc2 = T(1 / ::sqrt(s.bias_correction2));
-  const bool coupled = !s.decoupled && s.weight_decay != 0, decoupled = s.decoupled && s.weight_decay != 0;
+  const math::AdamCoefficients<T> c = math::adam_coefficients<T>(s);  // the math: ops/optim_math.h
   LATENT_GRID_LOOP(i, n) {
-    T pi = p[i], gi = g[i];
-    if (decoupled) pi *= decay;
-    if (coupled) gi += wd * pi;
-    const T mi = b1 * m[i] + one_b1 * gi;
-    const T vi = b2 * v[i] + one_b2 * gi * gi;
-    m[i] = mi;
-    v[i] = vi;
-    T second = vi;
-    if (vmax) {
-      second = vmax[i] > vi ? vmax[i] : vi;
-      vmax[i] = second;
-    }
-    p[i] = pi - step_size * mi / (sqrt(second) * inv_sqrt_bc2 + eps);
+    if (vmax) math::adam_update<T, true>(p[i], g[i], m[i], v[i], vmax + i, c);
+    else math::adam_update<T, false>(p[i], g[i], m[i], v[i], nullptr, c);
   }
 }
 

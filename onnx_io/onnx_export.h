@@ -1,6 +1,7 @@
 // Export of any Module (or any function of tensors computed with latent ops) to ONNX by tracing
-// one forward pass in eval mode under no-grad (ops/trace.h records every op application; this
-// file maps the records to ONNX nodes valid at the chosen opset, 13 to 17).
+// one forward pass in eval mode under no-grad (ops/trace.h records every op application; the
+// export table in onnx_op_tables.cpp maps each op's records to ONNX nodes valid at the chosen
+// opset, 13 to 17).
 //
 //   auto model = latent::models::make_autoencoder(config);
 //   latent::onnx::ModelProto m = latent::onnx::export_module(*model, {latent::rand({2, 784})});

@@ -1,5 +1,6 @@
-// The importer's op table and the elementwise, math, shape and reduction ops. Convolutions,
-// pooling, normalization, padding and resampling are in onnx_import_nn.cpp.
+// The importer's NodeView and its elementwise, math, shape and reduction ops. Convolutions,
+// pooling, normalization, padding and resampling are in onnx_import_nn.cpp; the table of ops that
+// names these compilers is in onnx_op_tables.cpp.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -20,28 +21,6 @@
 #include "onnx_tensor.h"
 
 namespace latent::onnx::detail {
-
-// Defined in onnx_import_nn.cpp.
-Kernel compile_conv(const NodeView& n);
-Kernel compile_conv_transpose(const NodeView& n);
-Kernel compile_pool(const NodeView& n);
-Kernel compile_global_average_pool(const NodeView& n);
-Kernel compile_batch_norm(const NodeView& n);
-Kernel compile_pad(const NodeView& n);
-Kernel compile_resize(const NodeView& n);
-// Defined in onnx_import_more.cpp.
-Kernel compile_variadic(const NodeView& n);
-Kernel compile_activation_more(const NodeView& n);
-Kernel compile_arg_reduce(const NodeView& n);
-Kernel compile_expand(const NodeView& n);
-Kernel compile_tile(const NodeView& n);
-Kernel compile_size(const NodeView& n);
-Kernel compile_global_max_pool(const NodeView& n);
-Kernel compile_layer_norm(const NodeView& n);
-Kernel compile_instance_norm(const NodeView& n);
-Kernel compile_mvn(const NodeView& n);
-Kernel compile_range(const NodeView& n);
-Kernel compile_depth_space(const NodeView& n);
 
 // ---------------------------------------------------------------------------------------------
 // NodeView
@@ -188,6 +167,8 @@ Tensor int_div(const Tensor& a, const Tensor& b) {
 
 // ---- binary elementwise ----
 
+}  // namespace
+
 Kernel compile_binary(const NodeView& n) {
   const std::string& op = n.proto().op_type;
   const bool legacy = n.version() < 7;
@@ -244,21 +225,8 @@ Kernel compile_unary(const NodeView& n) {
     return [=](const Inputs& in) -> Inputs { return {mul(elu(in[0], alpha), gamma)}; };
   }
   n.allow_attributes({"consumed_inputs"});
-  using Fn = Tensor (*)(const Tensor&);
-  static const std::map<std::string, Fn> table = {
-      {"Neg", [](const Tensor& x) { return neg(x); }},
-      {"Relu", [](const Tensor& x) { return relu(x); }},
-      {"Sigmoid", [](const Tensor& x) { return sigmoid(x); }},
-      {"Tanh", [](const Tensor& x) { return tanh(x); }},
-      {"Softplus", [](const Tensor& x) { return softplus(x); }},
-      {"Exp", [](const Tensor& x) { return exp(x); }},
-      {"Log", [](const Tensor& x) { return log(x); }},
-      {"Sqrt", [](const Tensor& x) { return sqrt(x); }},
-      {"Erf", [](const Tensor& x) { return erf(x); }},
-      {"Abs", [](const Tensor& x) { return abs(x); }},
-      {"Identity", [](const Tensor& x) { return x; }},
-  };
-  Fn fn = table.at(op);
+  UnaryFn fn = unary_function(op);  // the OpEntry's unary field (onnx_op_tables.cpp)
+  if (!fn) n.error("no unary function is listed for this op");
   return [fn](const Inputs& in) -> Inputs { return {fn(in[0])}; };
 }
 
@@ -686,6 +654,7 @@ Kernel compile_gather(const NodeView& n) {
 
 // ---- constants and casts ----
 
+namespace {
 DType dtype_for(const NodeView& n, int32_t data_type, const char* what) {
   switch (static_cast<DataType>(data_type)) {
     case DataType::Float: return kFloat32;
@@ -695,6 +664,7 @@ DType dtype_for(const NodeView& n, int32_t data_type, const char* what) {
   }
   n.error("{} {} is not supported (supported: FLOAT, DOUBLE, INT64)", what, data_type_name(data_type));
 }
+}  // namespace
 
 Kernel compile_constant(const NodeView& n) {
   n.allow_attributes({"value", "value_float", "value_floats", "value_int", "value_ints"});
@@ -810,128 +780,6 @@ Kernel compile_dropout(const NodeView& n) {
     if (!(ratio >= 0.0 && ratio < 1.0)) fail("Dropout", "ratio must be in [0, 1); got {}", ratio);
     return {dropout(in[0], ratio, true)};
   };
-}
-
-struct OpEntry {
-  std::vector<int> versions;
-  Kernel (*compile)(const NodeView&);
-};
-
-const std::map<std::string, OpEntry>& op_table() {
-  static const std::map<std::string, OpEntry> table = {
-      {"Abs", {{1, 6, 13}, compile_unary}},
-      {"ArgMax", {{1, 11, 12, 13}, compile_arg_reduce}},
-      {"ArgMin", {{1, 11, 12, 13}, compile_arg_reduce}},
-      {"Celu", {{12}, compile_activation_more}},
-      {"DepthToSpace", {{1, 11, 13}, compile_depth_space}},
-      {"Expand", {{8, 13}, compile_expand}},
-      {"GlobalMaxPool", {{1}, compile_global_max_pool}},
-      {"HardSigmoid", {{1, 6}, compile_activation_more}},
-      {"HardSwish", {{14}, compile_activation_more}},
-      {"InstanceNormalization", {{1, 6}, compile_instance_norm}},
-      {"LayerNormalization", {{17}, compile_layer_norm}},
-      {"Max", {{1, 6, 8, 12, 13}, compile_variadic}},
-      {"Mean", {{1, 6, 8, 13}, compile_variadic}},
-      {"MeanVarianceNormalization", {{9, 13}, compile_mvn}},
-      {"Min", {{1, 6, 8, 12, 13}, compile_variadic}},
-      {"Range", {{11}, compile_range}},
-      {"Reciprocal", {{1, 6, 13}, compile_activation_more}},
-      {"ReduceL1", {{1, 11, 13}, compile_reduce}},
-      {"ReduceL2", {{1, 11, 13}, compile_reduce}},
-      {"ReduceLogSum", {{1, 11, 13}, compile_reduce}},
-      {"ReduceLogSumExp", {{1, 11, 13}, compile_reduce}},
-      {"ReduceMin", {{1, 11, 12, 13}, compile_reduce}},
-      {"ReduceSumSquare", {{1, 11, 13}, compile_reduce}},
-      {"Size", {{1, 13}, compile_size}},
-      {"Softsign", {{1}, compile_activation_more}},
-      {"SpaceToDepth", {{1, 13}, compile_depth_space}},
-      {"Sum", {{1, 6, 8, 13}, compile_variadic}},
-      {"ThresholdedRelu", {{10}, compile_activation_more}},
-      {"Tile", {{6, 13}, compile_tile}},
-      {"Add", {{1, 6, 7, 13, 14}, compile_binary}},
-      {"AveragePool", {{1, 7, 10, 11}, compile_pool}},
-      {"BatchNormalization", {{1, 6, 7, 9, 14, 15}, compile_batch_norm}},
-      {"Cast", {{1, 6, 9, 13}, compile_cast}},
-      {"Clip", {{1, 6, 11, 12, 13}, compile_clip}},
-      {"Concat", {{1, 4, 11, 13}, compile_concat}},
-      {"Constant", {{1, 9, 11, 12, 13}, compile_constant}},
-      {"ConstantOfShape", {{9}, compile_constant_of_shape}},
-      {"Conv", {{1, 11}, compile_conv}},
-      {"ConvTranspose", {{1, 11}, compile_conv_transpose}},
-      {"Div", {{1, 6, 7, 13, 14}, compile_binary}},
-      {"Dropout", {{1, 6, 7, 10, 12, 13}, compile_dropout}},
-      {"Elu", {{1, 6}, compile_unary}},
-      {"Erf", {{9, 13}, compile_unary}},
-      {"Exp", {{1, 6, 13}, compile_unary}},
-      {"Flatten", {{1, 9, 11, 13}, compile_flatten}},
-      {"Gather", {{1, 11, 13}, compile_gather}},
-      {"Gemm", {{1, 6, 7, 9, 11, 13}, compile_gemm}},
-      {"GlobalAveragePool", {{1}, compile_global_average_pool}},
-      {"Identity", {{1, 13, 14, 16}, compile_unary}},
-      {"LeakyRelu", {{1, 6, 16}, compile_unary}},
-      {"Log", {{1, 6, 13}, compile_unary}},
-      {"LogSoftmax", {{1, 11, 13}, compile_softmax}},
-      {"MatMul", {{1, 9, 13}, compile_matmul}},
-      {"MaxPool", {{1, 8, 10, 11, 12}, compile_pool}},
-      {"Mul", {{1, 6, 7, 13, 14}, compile_binary}},
-      {"Neg", {{1, 6, 13}, compile_unary}},
-      {"Pad", {{1, 2, 11, 13}, compile_pad}},
-      {"Pow", {{1, 7, 12, 13, 15}, compile_binary}},
-      {"PRelu", {{1, 6, 7, 9, 16}, compile_prelu}},
-      {"ReduceMax", {{1, 11, 12, 13}, compile_reduce}},
-      {"ReduceMean", {{1, 11, 13}, compile_reduce}},
-      {"ReduceSum", {{1, 11, 13}, compile_reduce}},
-      {"Relu", {{1, 6, 13, 14}, compile_unary}},
-      {"Reshape", {{1, 5, 13, 14}, compile_reshape}},
-      {"Resize", {{10, 11, 13}, compile_resize}},
-      {"Selu", {{1, 6}, compile_unary}},
-      {"Shape", {{1, 13, 15}, compile_shape}},
-      {"Sigmoid", {{1, 6, 13}, compile_unary}},
-      {"Slice", {{1, 10, 11, 13}, compile_slice}},
-      {"Softmax", {{1, 11, 13}, compile_softmax}},
-      {"Softplus", {{1}, compile_unary}},
-      {"Split", {{1, 2, 11, 13}, compile_split}},
-      {"Sqrt", {{1, 6, 13}, compile_unary}},
-      {"Squeeze", {{1, 11, 13}, [](const NodeView& n) { return compile_squeeze(n, false); }}},
-      {"Sub", {{1, 6, 7, 13, 14}, compile_binary}},
-      {"Tanh", {{1, 6, 13}, compile_unary}},
-      {"Transpose", {{1, 13}, compile_transpose}},
-      {"Unsqueeze", {{1, 11, 13}, [](const NodeView& n) { return compile_squeeze(n, true); }}},
-      {"Upsample", {{7, 9}, compile_resize}},
-      {"Where", {{9, 16}, compile_where}},
-  };
-  return table;
-}
-
-}  // namespace
-
-const std::vector<int>& op_versions(const std::string& op_type) {
-  static const std::vector<int> none;
-  auto it = op_table().find(op_type);
-  return it == op_table().end() ? none : it->second.versions;
-}
-
-std::string supported_ops() {
-  std::string out;
-  for (const auto& [name, entry] : op_table()) out += fmt::format("{}{}", out.empty() ? "" : ", ", name);
-  return out;
-}
-
-Kernel compile_node(const NodeView& node) { return op_table().at(node.proto().op_type).compile(node); }
-
-bool is_value_input(const std::string& op, size_t index) {
-  if (op == "Reshape" || op == "Tile" || op == "Expand") return index == 1;
-  if (op == "Range") return true;
-  if (op == "Squeeze" || op == "Unsqueeze" || op == "Split" || op == "ReduceSum") return index == 1;
-  if (op == "Slice") return index >= 1;
-  if (op == "Clip") return index >= 1;
-  if (op == "Pad") return index >= 1;
-  if (op == "Resize") return index >= 1;
-  if (op == "Upsample") return index == 1;
-  if (op == "ConstantOfShape") return index == 0;
-  if (op == "BatchNormalization") return index == 3 || index == 4;
-  if (op == "Dropout") return index >= 1;
-  return false;
 }
 
 namespace {

@@ -1,13 +1,16 @@
-// Internal to the importer (not installed): what an op's compiler sees of one node, and the table
-// of ops. Each op is one `compile` function that reads and validates the node's attributes at the
-// op's version (the newest version of the op not newer than the model's opset) and returns the
-// kernel that runs it with latent's ops. Everything a compiler rejects is a load-time error.
+// Internal to the importer (not installed): what an op's compiler sees of one node, the entry the
+// table of ops (onnx_op_tables.cpp) holds per ONNX op, and the compilers it names. Each op is one
+// `compile` function that reads and validates the node's attributes at the op's version (the newest
+// version of the op not newer than the model's opset) and returns the kernel that runs it with
+// latent's ops. Everything a compiler rejects is a load-time error.
 #pragma once
 
 #include <fmt/format.h>
 
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -86,6 +89,84 @@ class TrainingScope {
  private:
   bool saved_;
 };
+
+/// A latent function of one tensor: how compile_unary runs the ops it handles.
+using UnaryFn = Tensor (*)(const Tensor&);
+
+/// The inputs of an op that are read as values (shapes, axes, scales, pads, BatchNorm statistics...)
+/// rather than differentiated through: initializers used only there are buffers, not parameters.
+struct ValueInputs {
+  uint32_t mask = 0;  ///< bit i: input i (i < 32)
+  bool rest = false;  ///< inputs 32 and up
+  bool has(size_t i) const { return i < 32 ? ((mask >> i) & 1u) != 0 : rest; }
+  /// Exactly the listed inputs.
+  static constexpr ValueInputs at(std::initializer_list<int> indices) {
+    ValueInputs v;
+    for (int i : indices) v.mask |= 1u << i;
+    return v;
+  }
+  /// Input `first` and every one after it.
+  static constexpr ValueInputs from(int first) { return {~0u << first, true}; }
+};
+
+/// Everything the importer knows of one ONNX op (one row of the table in onnx_op_tables.cpp).
+struct OpEntry {
+  std::vector<int> versions;              ///< since-versions latent implements, oldest first
+  Kernel (*compile)(const NodeView&);     ///< validates a node and returns its kernel
+  ValueInputs value_inputs = {};          ///< inputs read as values, not differentiated
+  UnaryFn unary = nullptr;                ///< for compile_unary: the latent function it runs
+};
+
+/// The importer's table: ONNX op type -> entry.
+const std::map<std::string, OpEntry>& op_table();
+/// Adds an entry for an op defined outside the library (a custom op; the tests' test-only op), before
+/// any import runs (at static-initialization time). Fails when `op_type` already has one.
+void register_import_op(const std::string& op_type, OpEntry entry);
+/// The unary function of `op_type`'s entry, or null.
+UnaryFn unary_function(const std::string& op_type);
+
+// ---- the op compilers the table names (onnx_import_ops.cpp, onnx_import_nn.cpp, onnx_import_more.cpp) ----
+Kernel compile_activation_more(const NodeView& n);
+Kernel compile_arg_reduce(const NodeView& n);
+Kernel compile_batch_norm(const NodeView& n);
+Kernel compile_binary(const NodeView& n);
+Kernel compile_cast(const NodeView& n);
+Kernel compile_clip(const NodeView& n);
+Kernel compile_concat(const NodeView& n);
+Kernel compile_constant(const NodeView& n);
+Kernel compile_constant_of_shape(const NodeView& n);
+Kernel compile_conv(const NodeView& n);
+Kernel compile_conv_transpose(const NodeView& n);
+Kernel compile_depth_space(const NodeView& n);
+Kernel compile_dropout(const NodeView& n);
+Kernel compile_expand(const NodeView& n);
+Kernel compile_flatten(const NodeView& n);
+Kernel compile_gather(const NodeView& n);
+Kernel compile_gemm(const NodeView& n);
+Kernel compile_global_average_pool(const NodeView& n);
+Kernel compile_global_max_pool(const NodeView& n);
+Kernel compile_instance_norm(const NodeView& n);
+Kernel compile_layer_norm(const NodeView& n);
+Kernel compile_matmul(const NodeView& n);
+Kernel compile_mvn(const NodeView& n);
+Kernel compile_pad(const NodeView& n);
+Kernel compile_pool(const NodeView& n);
+Kernel compile_prelu(const NodeView& n);
+Kernel compile_range(const NodeView& n);
+Kernel compile_reduce(const NodeView& n);
+Kernel compile_reshape(const NodeView& n);
+Kernel compile_resize(const NodeView& n);
+Kernel compile_shape(const NodeView& n);
+Kernel compile_size(const NodeView& n);
+Kernel compile_slice(const NodeView& n);
+Kernel compile_softmax(const NodeView& n);
+Kernel compile_split(const NodeView& n);
+Kernel compile_squeeze(const NodeView& n, bool unsqueeze_op);
+Kernel compile_tile(const NodeView& n);
+Kernel compile_transpose(const NodeView& n);
+Kernel compile_unary(const NodeView& n);
+Kernel compile_variadic(const NodeView& n);
+Kernel compile_where(const NodeView& n);
 
 /// The versions (since-versions in ONNX's operator changelog, up to opset 17) of op `op_type`
 /// that latent implements, oldest first; empty when the op is not supported at all.

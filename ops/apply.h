@@ -2,7 +2,10 @@
 // on and some tensor argument requires grad, records one node holding Op's context and edges.
 //
 // An op is a struct with
-//   static constexpr const char* name;                       // used in every error message
+//   static constexpr const char* name;                       // its unique identity (op_registry.h), used in
+//                                                            // messages, trace records and the export table
+//   [static constexpr const char* display_name;]             // only for overloads of a user function that
+//                                                            // another op also implements (x * 2.0: "mul")
 //   struct Ctx : OpContext { ...attributes backward needs... }; // or `using Ctx = OpContext;`
 //   static Tensor forward(Ctx* ctx, args...);                // ctx is null when nothing records;
 //                                                            // save with ctx->save(a, b)
@@ -20,6 +23,7 @@
 #include "../autograd/grad_mode.h"
 #include "../autograd/node.h"
 #include "../autograd/small_alloc.h"
+#include "op_registry.h"
 #include "trace.h"
 
 namespace latent {
@@ -90,7 +94,7 @@ template <class Op, int N>
 class OpNode final : public Node {
  public:
   OpNode() : Node(N) {}
-  const char* name() const override { return Op::name; }
+  const char* name() const override { return display_name<Op>(); }
   void backward(const Tensor& grad, std::span<Tensor> grads) override {
     std::array<Tensor, N> g = Op::backward(ctx, grad);
     for (int i = 0; i < N; ++i) grads[i] = std::move(g[i]);
@@ -105,6 +109,7 @@ namespace detail {
 /// its own instantiation, so that apply()'s stays called from one place and is inlined as before.
 template <bool kFromTrace, class Op, class... Args>
 Tensor apply_untraced(const Args&... args) {
+  (void)OpRegistration<Op>::registered;  // lists Op before main(); no code runs here
   constexpr int N = (0 + ... + int(detail::is_tensor_v<Args>));
   if (!is_grad_enabled() || !(false || ... || detail::arg_requires_grad(args)))
     return Op::forward(nullptr, args...);
@@ -123,7 +128,7 @@ Tensor apply_untraced(const Args&... args) {
     }
   };
   (set_edge(args), ...);
-  detail::attach(out, std::move(node), Op::name);
+  detail::attach(out, std::move(node), display_name<Op>());
   return out;
 }
 
@@ -168,7 +173,7 @@ template <class Op>
 class ListOpNode final : public Node {
  public:
   explicit ListOpNode(int n) : Node(n) {}
-  const char* name() const override { return Op::name; }
+  const char* name() const override { return display_name<Op>(); }
   void backward(const Tensor& grad, std::span<Tensor> grads) override {
     std::vector<Tensor> g = Op::backward(ctx, grad);
     for (size_t i = 0; i < g.size(); ++i) grads[i] = std::move(g[i]);
@@ -184,6 +189,7 @@ namespace detail {
 /// apply_list() without the tracing hook (kFromTrace as for apply_untraced).
 template <bool kFromTrace, class Op, class... Args>
 Tensor apply_list_untraced(const std::vector<Tensor>& inputs, const Args&... args) {
+  (void)OpRegistration<Op>::registered;  // lists Op before main(); no code runs here
   bool any = false;
   for (const Tensor& t : inputs) any = any || detail::arg_requires_grad(t);
   if (!is_grad_enabled() || !any) return Op::forward(nullptr, inputs, args...);
@@ -198,7 +204,7 @@ Tensor apply_list_untraced(const std::vector<Tensor>& inputs, const Args&... arg
     if (e.defined() && i < 32) node->ctx.set_needs_grad(static_cast<int>(i));
     node->edges()[i] = std::move(e);
   }
-  detail::attach(out, std::move(node), Op::name);
+  detail::attach(out, std::move(node), display_name<Op>());
   return out;
 }
 

@@ -10,36 +10,17 @@
 
 #include "../autograd/tensor.h"
 #include "linalg.h"
+#include "params.h"
 #include "random.h"
 #include "scalar_math.h"
 
 namespace latent {
-
-/// Geometry of a 2-d convolution (1-d convolutions use height 1). output_padding is used by the
-/// transposed convolution only, to pick among the input sizes that map to one output size.
-struct Conv2dParams {
-  int64_t stride[2] = {1, 1};
-  int64_t padding[2] = {0, 0};
-  int64_t dilation[2] = {1, 1};
-  int64_t output_padding[2] = {0, 0};
-  int64_t groups = 1;
-};
 
 /// Hyper-parameters of one fused Adam/AdamW update (PyTorch's equations).
 struct AdamStep {
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0;
   bool decoupled = false;  ///< AdamW: p *= 1 - lr * weight_decay instead of g += weight_decay * p
   double bias_correction1 = 1, bias_correction2 = 1;  ///< 1 - beta^step
-};
-
-/// Geometry of 2-d pooling (1-d pooling uses height 1).
-struct Pool2dParams {
-  int64_t kernel[2] = {1, 1};
-  int64_t stride[2] = {1, 1};
-  int64_t padding[2] = {0, 0};
-  int64_t dilation[2] = {1, 1};
-  bool ceil_mode = false;
-  bool count_include_pad = true;  // avg pooling only
 };
 
 class Backend {

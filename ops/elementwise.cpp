@@ -203,27 +203,40 @@ struct SqrtOp {
   }
 };
 
-constexpr char kAbs[] = "abs", kClamp[] = "clamp", kPow[] = "pow";
+constexpr char kAbs[] = "abs", kClamp[] = "clamp", kPowScalar[] = "pow_scalar";
 using AbsOp = PointwiseOp<kAbs, UnaryOp::Abs, BinaryOp::AbsBackward>;
 using ClampOp = PointwiseOp<kClamp, UnaryOp::Clamp, BinaryOp::ClampBackward>;
-using PowScalarOp = PointwiseOp<kPow, UnaryOp::PowScalar, BinaryOp::PowScalarBackward>;
+/// x ** exponent: its own op (PowOp is x ** y), shown as "pow".
+struct PowScalarOp : PointwiseOp<kPowScalar, UnaryOp::PowScalar, BinaryOp::PowScalarBackward> {
+  static constexpr const char* display_name = "pow";
+};
 
-/// x (op) scalar where the gradient is g * factor (add, sub, mul, div by a scalar; rsub).
-template <const char* kName>
+/// x (op) scalar where the gradient is g * factor (add, sub, mul, div by a scalar; rsub). Each
+/// instance has its own name (kName: "mul_scalar"); messages and grad_fn show kDisplay ("mul"),
+/// the user function it overloads.
+template <const char* kName, const char* kDisplay>
 struct ScalarAffineOp {
   static constexpr const char* name = kName;
+  static constexpr const char* display_name = kDisplay;
   struct Ctx : OpContext {
     double factor = 1;
   };
   static Tensor forward(Ctx* ctx, const Tensor& x, UnaryOp op, double value, double factor) {
     if (ctx) ctx->factor = factor;
-    return unary_kernel(name, op, x, value);
+    return unary_kernel(display_name, op, x, value);
   }
   static std::array<Tensor, 1> backward(const Ctx& ctx, const Tensor& g) {
     return {ctx.factor == 1.0 ? g : mul(g, ctx.factor)};
   }
 };
-constexpr char kAddName[] = "add", kSubName[] = "sub", kMulName[] = "mul", kDivName[] = "div", kRsubName[] = "rsub";
+constexpr char kAddScalar[] = "add_scalar", kSubScalar[] = "sub_scalar", kMulScalar[] = "mul_scalar",
+               kDivScalar[] = "div_scalar", kRsub[] = "rsub";
+constexpr char kAdd[] = "add", kSub[] = "sub", kMul[] = "mul", kDiv[] = "div";
+using AddScalarOp = ScalarAffineOp<kAddScalar, kAdd>;
+using SubScalarOp = ScalarAffineOp<kSubScalar, kSub>;
+using MulScalarOp = ScalarAffineOp<kMulScalar, kMul>;
+using DivScalarOp = ScalarAffineOp<kDivScalar, kDiv>;
+using RsubOp = ScalarAffineOp<kRsub, kRsub>;
 
 struct RdivOp {
   static constexpr const char* name = "rdiv";
@@ -239,13 +252,15 @@ struct RdivOp {
   }
 };
 
+/// base ** x for a positive scalar base: its own op, shown as "pow".
 struct RpowOp {
-  static constexpr const char* name = "pow";
+  static constexpr const char* name = "rpow";
+  static constexpr const char* display_name = "pow";
   struct Ctx : OpContext {
     double base = 0;
   };
   static Tensor forward(Ctx* ctx, const Tensor& x, double base) {
-    Tensor out = float_unary(name, UnaryOp::RpowScalar, x, base);
+    Tensor out = float_unary(display_name, UnaryOp::RpowScalar, x, base);
     if (ctx) {
       ctx->save(out);
       ctx->base = base;
@@ -253,7 +268,7 @@ struct RpowOp {
     return out;
   }
   static std::array<Tensor, 1> backward(const Ctx& ctx, const Tensor& g) {
-    return {mul(g, mul(ctx.saved(0, name), std::log(ctx.base)))};
+    return {mul(g, mul(ctx.saved(0, display_name), std::log(ctx.base)))};
   }
 };
 
@@ -281,20 +296,20 @@ Tensor maximum(const Tensor& a, const Tensor& b) { return apply<ExtremumOp<Binar
 Tensor minimum(const Tensor& a, const Tensor& b) { return apply<ExtremumOp<BinaryOp::Minimum>>(a, b); }
 
 Tensor add(const Tensor& a, double b) {
-  return apply<ScalarAffineOp<kAddName>>(promote_for_scalar(a, b), UnaryOp::AddScalar, b, 1.0);
+  return apply<AddScalarOp>(promote_for_scalar(a, b), UnaryOp::AddScalar, b, 1.0);
 }
 Tensor sub(const Tensor& a, double b) {
-  return apply<ScalarAffineOp<kSubName>>(promote_for_scalar(a, b), UnaryOp::AddScalar, -b, 1.0);
+  return apply<SubScalarOp>(promote_for_scalar(a, b), UnaryOp::AddScalar, -b, 1.0);
 }
 Tensor mul(const Tensor& a, double b) {
-  return apply<ScalarAffineOp<kMulName>>(promote_for_scalar(a, b), UnaryOp::MulScalar, b, b);
+  return apply<MulScalarOp>(promote_for_scalar(a, b), UnaryOp::MulScalar, b, b);
 }
 Tensor div(const Tensor& a, double b) {
   check::defined("div", a);
-  return apply<ScalarAffineOp<kDivName>>(a.is_floating_point() ? a : a.to(kFloat32), UnaryOp::DivScalar, b, 1.0 / b);
+  return apply<DivScalarOp>(a.is_floating_point() ? a : a.to(kFloat32), UnaryOp::DivScalar, b, 1.0 / b);
 }
 Tensor rsub(double a, const Tensor& b) {
-  return apply<ScalarAffineOp<kRsubName>>(promote_for_scalar(b, a), UnaryOp::RsubScalar, a, -1.0);
+  return apply<RsubOp>(promote_for_scalar(b, a), UnaryOp::RsubScalar, a, -1.0);
 }
 Tensor rdiv(double a, const Tensor& b) { return apply<RdivOp>(b, a); }
 Tensor pow(const Tensor& a, double exponent) {

@@ -1,4 +1,5 @@
-// Matrix products through the backend GEMM (OpenBLAS on CPU).
+// Matrix products through the backend GEMM (on the CPU: blas_gemm, latent's AVX-512 float32 kernel or
+// OpenBLAS; on CUDA: cuBLAS).
 #pragma once
 
 #include <cstdint>

@@ -332,6 +332,14 @@ Tensor pad_constant(Tensor t, int dim, int64_t before, int64_t after, double val
   if (after > 0) parts.push_back(block(after));
   return cat(parts, dim);
 }
+/// Ops traced as one though composed of others (trace::composite): their names.
+struct PadOp {
+  static constexpr const char* name = "pad";
+};
+struct BatchNormEvalOp {
+  static constexpr const char* name = "batch_norm";
+};
+
 }  // namespace
 
 Tensor pad(const Tensor& x, const std::vector<int64_t>& pads, PadMode mode, double value) {
@@ -345,7 +353,7 @@ Tensor pad(const Tensor& x, const std::vector<int64_t>& pads, PadMode mode, doub
     fail(op, "a fill value ({}) is only used by constant padding, not {}", value,
          mode == PadMode::Reflect ? "reflect" : "replicate");
   // Traced as one op (the exporter writes one Pad node), not as its slices and concatenations.
-  return trace::composite("pad", {x}, {trace::to_attr(pads), trace::to_attr(mode), trace::to_attr(value)}, [&] {
+  return trace::composite<PadOp>({x}, {trace::to_attr(pads), trace::to_attr(mode), trace::to_attr(value)}, [&] {
     Tensor out = x;
     for (size_t i = 0; i < pads.size() / 2; ++i) {
       const int dim = x.dim() - 1 - static_cast<int>(i);
@@ -430,7 +438,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
     if (!running_mean.defined() || !running_var.defined())
       fail(op, "running_mean and running_var must be defined in eval mode (training = false)");
     // Traced as one op (the exporter writes one BatchNormalization node), not as its arithmetic.
-    return trace::composite("batch_norm", {x, running_mean, running_var, weight, bias}, {trace::to_attr(eps)}, [&] {
+    return trace::composite<BatchNormEvalOp>({x, running_mean, running_var, weight, bias}, {trace::to_attr(eps)}, [&] {
       Tensor c = sub(x, reshape(running_mean, channel_shape));
       Tensor s = rdiv(1.0, sqrt(add(reshape(running_var, channel_shape), eps)));
       if (weight.defined()) s = mul(s, reshape(weight, channel_shape));

@@ -100,24 +100,26 @@ struct ExtremeAllOp {
 /// max/min along one dim: values with the index of the chosen element.
 template <ReduceOp kOp>
 struct ExtremeDimOp {
-  static constexpr const char* name = kOp == ReduceOp::Max ? "max" : "min";
+  static constexpr const char* name = kOp == ReduceOp::Max ? "max_dim" : "min_dim";  // max(x) is "max"
+  static constexpr const char* display_name = kOp == ReduceOp::Max ? "max" : "min";
   struct Ctx : OpContext {
     Shape input_shape, keep_shape;
     int dim = 0;
   };
   static Tensor forward(Ctx* ctx, const Tensor& x, int64_t dim_arg, bool keepdim, Tensor* indices_out) {
-    check::defined(name, x);
-    const int dim = wrap_dim(name, dim_arg, x.dim());
-    if (x.dim() > 0 && x.shape()[dim] == 0) fail(name, "cannot reduce dim {} of size 0 (shape {})", dim, x.shape());
+    check::defined(display_name, x);
+    const int dim = wrap_dim(display_name, dim_arg, x.dim());
+    if (x.dim() > 0 && x.shape()[dim] == 0)
+      fail(display_name, "cannot reduce dim {} of size 0 (shape {})", dim, x.shape());
     Shape keep = x.shape();
     if (x.dim() > 0) keep[dim] = 1;
     Tensor values = empty(keep, x.dtype(), x.device());
     Tensor indices = empty(keep, kInt64, x.device());
     if (x.dim() == 0) {
-      backend(x.device(), name).copy(x, values);
-      backend(x.device(), name).fill(indices, 0);
+      backend(x.device(), display_name).copy(x, values);
+      backend(x.device(), display_name).fill(indices, 0);
     } else {
-      backend(x.device(), name).arg_reduce(kOp, x, dim, values, indices);
+      backend(x.device(), display_name).arg_reduce(kOp, x, dim, values, indices);
     }
     if (ctx) {
       ctx->input_shape = x.shape();
@@ -131,10 +133,10 @@ struct ExtremeDimOp {
     return keepdim ? values : make_view(values, out_shape, contiguous_strides(out_shape), 0);
   }
   static std::array<Tensor, 1> backward(const Ctx& ctx, const Tensor& g) {
-    Tensor indices = ctx.saved(0, name);
+    Tensor indices = ctx.saved(0, display_name);
     Tensor grad = zeros(ctx.input_shape, g.dtype(), g.device());
     if (ctx.input_shape.size() == 0) return {reshape(g, {})};
-    backend(g.device(), name).scatter_add(grad, ctx.dim, indices, contiguous(reshape(g, ctx.keep_shape)));
+    backend(g.device(), display_name).scatter_add(grad, ctx.dim, indices, contiguous(reshape(g, ctx.keep_shape)));
     return {grad};
   }
 };
@@ -221,8 +223,17 @@ Tensor logsumexp(const Tensor& x, const Shape& dims, bool keepdim) {
 }
 
 // Both are traced as one op each (the exporter writes Softmax / LogSoftmax), not as their pieces.
+namespace {
+struct LogSoftmaxOp {
+  static constexpr const char* name = "log_softmax";
+};
+struct SoftmaxOp {
+  static constexpr const char* name = "softmax";
+};
+}  // namespace
+
 Tensor log_softmax(const Tensor& x, int64_t dim) {
-  return trace::composite("log_softmax", {x}, {trace::to_attr(dim)}, [&] {
+  return trace::composite<LogSoftmaxOp>({x}, {trace::to_attr(dim)}, [&] {
     // (x - m) - log(sum(exp(x - m))): subtracting small numbers keeps float32 precision where
     // x - logsumexp(x) would lose it for large logits.
     auto [shifted, lse, m] = shifted_logsumexp("log_softmax", x, {dim});
@@ -231,7 +242,7 @@ Tensor log_softmax(const Tensor& x, int64_t dim) {
 }
 
 Tensor softmax(const Tensor& x, int64_t dim) {
-  return trace::composite("softmax", {x}, {trace::to_attr(dim)}, [&] {
+  return trace::composite<SoftmaxOp>({x}, {trace::to_attr(dim)}, [&] {
     auto [shifted, lse, m] = shifted_logsumexp("softmax", x, {dim});
     Tensor e = exp(shifted);
     return div(e, sum(e, {dim}, true));

@@ -1,7 +1,7 @@
 // Tracing hook for the ONNX exporter (see trace.h).
 #include "trace.h"
 
-#include "backend.h"
+#include "../autograd/error.h"
 
 namespace latent::trace {
 
@@ -65,18 +65,19 @@ Attr attr_of(const std::string& text) { return attr_of(text.c_str()); }
 Attr attr_of(const Conv2dParams& p) {
   Attr a;
   a.kind = Attr::Kind::Conv2d;
-  a.ints = {p.stride[0],         p.stride[1],         p.padding[0], p.padding[1], p.dilation[0], p.dilation[1],
-            p.output_padding[0], p.output_padding[1], p.groups};
+  a.params = p;
   return a;
 }
 
 Attr attr_of(const Pool2dParams& p) {
   Attr a;
   a.kind = Attr::Kind::Pool2d;
-  a.ints = {p.kernel[0],   p.kernel[1],   p.stride[0],  p.stride[1],
-            p.padding[0],  p.padding[1],  p.dilation[0], p.dilation[1],
-            p.ceil_mode ? 1 : 0, p.count_include_pad ? 1 : 0};
+  a.params = p;
   return a;
+}
+
+void Attr::throw_wrong_kind() const {
+  fail("trace", "attribute of kind {} does not hold the params asked for", static_cast<int>(kind));
 }
 
 }  // namespace latent::trace

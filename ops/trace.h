@@ -1,10 +1,11 @@
 // Tracing hook for the ONNX exporter: while a TraceGuard is alive on a thread, every top-level op
 // application (apply<Op> / apply_list<Op>, see apply.h) appends a Record with the op's name, its
 // tensor inputs (undefined ones included, in argument order), its output and its non-tensor
-// arguments converted to a small attribute list. Ops that an op's forward applies internally are
-// not recorded: the tracer is suspended while a recorded op runs.
+// arguments converted to typed attributes (conv and pool params stay structs). Ops that an op's
+// forward applies internally are not recorded: the tracer is suspended while a recorded op runs.
 //
-// ops/ knows nothing about ONNX; onnx_io/onnx_export.cpp maps the records to ONNX nodes.
+// ops/ knows nothing about ONNX; onnx_io/ maps the records to ONNX nodes through its export table
+// (onnx_io/onnx_op_tables.cpp), keyed by the op's unique name (op_registry.h).
 //
 // Cost when nothing traces: apply() reads one process-wide counter (relaxed atomic load) and
 // branches on it; the thread-local tracer is only consulted while some thread traces.
@@ -14,24 +15,22 @@
 #include <cstdint>
 #include <string>
 #include <type_traits>
+#include <variant>
 #include <vector>
 
 #include "../autograd/shape.h"
 #include "../autograd/tensor.h"
+#include "op_registry.h"
+#include "params.h"
 
 namespace latent {
-
-struct Conv2dParams;
-struct Pool2dParams;
-
 namespace trace {
 
 /// One non-tensor argument of a recorded op, in argument order.
 ///   Int: integers and enums (i); Float: floating values (f); Bool: bool (i = 0 or 1);
 ///   Ints: Shape, Pair {h, w}, std::vector<int64_t> (ints); String: const char* / std::string (s);
-///   Conv2d: Conv2dParams as ints {stride h, w, padding h, w, dilation h, w, output_padding h, w, groups};
-///   Pool2d: Pool2dParams as ints {kernel h, w, stride h, w, padding h, w, dilation h, w, ceil_mode,
-///           count_include_pad};
+///   Conv2d / Pool2d: the Conv2dParams / Pool2dParams struct itself (params; read with get<T>()), so
+///           the exporter reads fields by name and reordering a struct cannot change an export;
 ///   None: anything else (output slots such as `Tensor* indices_out`, user types).
 struct Attr {
   enum class Kind : uint8_t { None, Int, Float, Bool, Ints, String, Conv2d, Pool2d };
@@ -40,6 +39,17 @@ struct Attr {
   double f = 0;
   std::vector<int64_t> ints;
   std::string s;
+  std::variant<std::monostate, Conv2dParams, Pool2dParams> params;
+
+  /// The typed params this attribute holds; throws "[trace] ..." when it holds something else.
+  template <class T>
+  const T& get() const {
+    if (const T* p = std::get_if<T>(&params)) return *p;
+    throw_wrong_kind();
+  }
+
+ private:
+  [[noreturn]] void throw_wrong_kind() const;
 };
 
 Attr attr_of(const Shape& shape);
@@ -74,7 +84,7 @@ Attr to_attr(const T& value) {
 
 /// One recorded op application.
 struct Record {
-  const char* op = "";             ///< Op::name
+  const char* op = "";             ///< Op::name (unique, see op_registry.h)
   std::vector<Tensor> inputs;      ///< tensor arguments in order (undefined ones kept as such)
   Tensor output;                   ///< the result (kept alive, so its identity stays unique)
   std::vector<Attr> attrs;         ///< non-tensor arguments in order
@@ -123,11 +133,13 @@ void record(Tracer& tracer, Record&& r);
 inline bool maybe_tracing() { return detail::g_active_guards.load(std::memory_order_relaxed) != 0; }
 
 /// For an op written as a composition of other ops (softmax, eval batch norm, pad): runs body()
-/// and, while this thread traces, records the whole as one op named `name` with these tensor
+/// and, while this thread traces, records the whole as one op named Op::name with these tensor
 /// inputs and attributes instead of recording its pieces, so the exporter can write one node
-/// (Softmax, BatchNormalization, Pad) where it knows one. Costs one relaxed load otherwise.
-template <class Body>
-Tensor composite(const char* name, std::vector<Tensor> inputs, std::vector<Attr> attrs, Body&& body) {
+/// (Softmax, BatchNormalization, Pad) where it knows one. Op is a tag struct with a unique `name`
+/// (registered like every op, see op_registry.h). Costs one relaxed load otherwise.
+template <class Op, class Body>
+Tensor composite(std::vector<Tensor> inputs, std::vector<Attr> attrs, Body&& body) {
+  (void)OpRegistration<Op>::registered;
   Tracer* tracer = maybe_tracing() ? detail::active() : nullptr;
   if (!tracer) return body();
   Tensor out;
@@ -136,7 +148,7 @@ Tensor composite(const char* name, std::vector<Tensor> inputs, std::vector<Attr>
     out = body();
   }
   Record r;
-  r.op = name;
+  r.op = Op::name;
   r.inputs = std::move(inputs);
   r.output = out;
   r.attrs = std::move(attrs);

@@ -17,6 +17,7 @@
 #include "helpers.h"
 #include "latent.h"
 #include "onnx_io/onnx_export.h"
+#include "onnx_io/onnx_export_graph.h"
 #include "onnx_io/onnx_import.h"
 #include "onnx_io/onnx_model.h"
 #include "onnx_io/onnx_tensor.h"
@@ -250,7 +251,13 @@ TEST_CASE("trace records top-level ops with attributes, not ops inside ops") {
   CHECK(tracer.records[0].inputs[1].is_same(w));
   REQUIRE(tracer.records[0].attrs.size() == 2);
   CHECK(tracer.records[0].attrs[0].kind == trace::Attr::Kind::Conv2d);
-  CHECK(tracer.records[0].attrs[0].ints == std::vector<int64_t>{1, 1, 1, 1, 1, 1, 0, 0, 1});
+  {  // the Conv2dParams struct itself, read by field (stride, padding, dilation, output_padding, groups)
+    const Conv2dParams& p = tracer.records[0].attrs[0].get<Conv2dParams>();
+    CHECK(std::vector<int64_t>{p.stride[0], p.stride[1], p.padding[0], p.padding[1], p.dilation[0], p.dilation[1],
+                               p.output_padding[0], p.output_padding[1], p.groups} ==
+          std::vector<int64_t>{1, 1, 1, 1, 1, 1, 0, 0, 1});
+    CHECK_THROWS_WITH_SUBSTR(tracer.records[0].attrs[0].get<Pool2dParams>(), "[trace] attribute of kind");
+  }
   CHECK(tracer.records[0].attrs[1].ints == std::vector<int64_t>{2, 3, 4, 4});  // output shape
   CHECK(std::string(tracer.records[1].op) == "relu");
   CHECK(tracer.records[1].inputs[0].is_same(tracer.records[0].output));
@@ -274,8 +281,28 @@ TEST_CASE("trace records top-level ops with attributes, not ops inside ops") {
   CHECK(t2.records[0].inputs.size() == 2);
   CHECK(t2.records[0].attrs[0].i == 1);
   CHECK(t2.records[1].attrs[0].kind == trace::Attr::Kind::Pool2d);
-  CHECK(t2.records[1].attrs[0].ints == std::vector<int64_t>{2, 2, 2, 2, 0, 0, 1, 1, 0, 1});
+  {  // kernel, stride, padding, dilation, ceil_mode, count_include_pad
+    const Pool2dParams& p = t2.records[1].attrs[0].get<Pool2dParams>();
+    CHECK(std::vector<int64_t>{p.kernel[0], p.kernel[1], p.stride[0], p.stride[1], p.padding[0], p.padding[1],
+                               p.dilation[0], p.dilation[1], p.ceil_mode ? 1 : 0, p.count_include_pad ? 1 : 0} ==
+          std::vector<int64_t>{2, 2, 2, 2, 0, 0, 1, 1, 0, 1});
+  }
   CHECK(t2.records[1].attrs[2].kind == trace::Attr::Kind::None);  // the indices output slot
+}
+
+TEST_CASE("tripwire: every op the trace can record has an export rule or a reason it has none") {
+  // op_registry() lists every op struct and composite linked in (ops/op_registry.h); the export
+  // table is onnx_io/onnx_op_tables.cpp.
+  const std::vector<OpInfo> ops = op_registry().ops();
+  CHECK(ops.size() > 60);
+  for (const OpInfo& op : ops) {
+    const onnx::exporter::ExportRule* rule = onnx::exporter::export_rule(op.name);
+    CHECK_MESSAGE(rule != nullptr, "op '" << op.name << "' has no row in the export table (onnx_io/onnx_op_tables.cpp): "
+                                  "add a rule, or the reason it cannot be exported");
+    if (rule) CHECK_MESSAGE((rule->emit != nullptr) != (rule->not_exportable != nullptr), op.name);
+  }
+  for (const std::string& name : onnx::exporter::export_rule_names())
+    CHECK_MESSAGE(op_registry().contains(name), "the export table names '" << name << "', which no op carries");
 }
 
 TEST_CASE("a dense autoencoder exports as Gemm/Relu/Sigmoid with state_dict initializers") {

@@ -1,5 +1,7 @@
-// The CPU backend: OpenBLAS for GEMM, our own loops for everything else (single-threaded; the
-// thread budget goes to OpenBLAS, see ops/threads.h).
+// The CPU backend: every float32 GEMM through latent's AVX-512 kernel where the CPU has it (OpenBLAS
+// on one thread otherwise and for float64), our own loops for everything else. Large GEMMs, the
+// direct convolutions, Adam and the float32 elementwise fast paths from 64k elements are split over
+// the one thread pool (ops/cpu/workers.h); other loops run on the calling thread (ops/threads.h).
 #pragma once
 
 #include "../backend.h"

@@ -1,5 +1,6 @@
-// CPU convolution kernels: im2col / col2im over a chunk of the batch and one OpenBLAS GEMM per
-// (chunk, group), so a batch of small images makes one large GEMM instead of many small ones.
+// CPU convolution kernels: im2col / col2im over a chunk of the batch and one GEMM (blas_gemm,
+// cpu_blas.h) per (chunk, group), so a batch of small images makes one large GEMM instead of many
+// small ones.
 //
 //   col (K, nb * P): row (ci, ki, kj) of the group's input channels and kernel taps, column
 //   (n, oh, ow) of the chunk's images and output pixels; K = C_in/groups * kH * kW, P = H_out * W_out.

@@ -1,6 +1,7 @@
 // Fused optimizer updates: one pass over each parameter instead of one per arithmetic step.
 #include <cmath>
 
+#include "../optim_math.h"
 #include "cpu_backend.h"
 #include "isa.h"
 #include "workers.h"
@@ -11,25 +12,9 @@ namespace {
 template <class T, bool kAmsgrad>
 [[gnu::always_inline]] inline void adam_loop(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v,
                                              T* __restrict vmax, int64_t n, const AdamStep& s) {
-  const T b1 = T(s.beta1), b2 = T(s.beta2), one_b1 = T(1 - s.beta1), one_b2 = T(1 - s.beta2);
-  const T wd = T(s.weight_decay), decay = T(1 - s.lr * s.weight_decay), eps = T(s.eps);
-  const T step_size = T(s.lr / s.bias_correction1), inv_sqrt_bc2 = T(1 / std::sqrt(s.bias_correction2));
-  const bool coupled = !s.decoupled && s.weight_decay != 0, decoupled = s.decoupled && s.weight_decay != 0;
-  for (int64_t i = 0; i < n; ++i) {
-    T pi = p[i], gi = g[i];
-    if (decoupled) pi *= decay;
-    if (coupled) gi += wd * pi;
-    const T mi = b1 * m[i] + one_b1 * gi;
-    const T vi = b2 * v[i] + one_b2 * gi * gi;
-    m[i] = mi;
-    v[i] = vi;
-    T second = vi;
-    if constexpr (kAmsgrad) {
-      second = vmax[i] > vi ? vmax[i] : vi;
-      vmax[i] = second;
-    }
-    p[i] = pi - step_size * mi / (std::sqrt(second) * inv_sqrt_bc2 + eps);
-  }
+  const math::AdamCoefficients<T> c = math::adam_coefficients<T>(s);  // the math: ops/optim_math.h
+  for (int64_t i = 0; i < n; ++i)
+    math::adam_update<T, kAmsgrad>(p[i], g[i], m[i], v[i], kAmsgrad ? vmax + i : nullptr, c);
 }
 
 // The float32 update without AMSGrad (what `latent train` runs) for the widest instruction set.
