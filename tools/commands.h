@@ -1,4 +1,6 @@
-// The subcommands of `latent` (tools/latent.cpp dispatches to them).
+// The commands of `latent`, listed in tools/main.cpp's command table. Each takes the words after
+// its name, declares its options in an Options table (tools/cli.h), returns the exit code and
+// throws UsageError for mistakes on the command line (exit code 2).
 #pragma once
 
 #include <string>
@@ -6,14 +8,16 @@
 
 namespace latent::tools {
 
-int cmd_train(const std::vector<std::string>& args);
-int cmd_eval(const std::vector<std::string>& args);
-int cmd_reconstruct(const std::vector<std::string>& args);
-int cmd_sample(const std::vector<std::string>& args);
-int cmd_interpolate(const std::vector<std::string>& args);
-int cmd_embed(const std::vector<std::string>& args);
-int cmd_anomaly(const std::vector<std::string>& args);
-int cmd_classify(const std::vector<std::string>& args);
-int cmd_export(const std::vector<std::string>& args);  // tools/cmd_export.cpp
+int cmd_train(const std::vector<std::string>& argv);        ///< tools/commands.cpp
+int cmd_eval(const std::vector<std::string>& argv);         ///< tools/commands.cpp
+int cmd_reconstruct(const std::vector<std::string>& argv);  ///< tools/commands.cpp
+int cmd_sample(const std::vector<std::string>& argv);       ///< tools/commands.cpp
+int cmd_interpolate(const std::vector<std::string>& argv);  ///< tools/commands.cpp
+int cmd_embed(const std::vector<std::string>& argv);        ///< tools/commands.cpp
+int cmd_anomaly(const std::vector<std::string>& argv);      ///< tools/commands.cpp
+int cmd_classify(const std::vector<std::string>& argv);     ///< tools/commands.cpp
+int cmd_export(const std::vector<std::string>& argv);       ///< tools/cmd_export.cpp
+int cmd_demo(const std::vector<std::string>& argv);         ///< tools/cmd_demo.cpp
+int cmd_version(const std::vector<std::string>& argv);      ///< tools/commands.cpp
 
 }  // namespace latent::tools
