@@ -31,11 +31,7 @@ int cmd_export(const std::vector<std::string>& argv) {
   opts.integer("opset", "N", opset, 13, 17, "ONNX opset");
   opts.choice("part", "P", part_text, {"full", "encoder", "decoder", "anomaly"}, "");
   if (!opts.parse(argv)) return 0;
-  if (!fs::exists(dir)) throw UsageError{fmt::format("run directory '{}' does not exist", dir)};
-  if (!fs::exists(dir + "/config.json"))
-    throw UsageError{fmt::format("'{}' is not a run directory: {}/config.json is missing", dir, dir)};
-  if (!fs::exists(dir + "/model.safetensors"))
-    throw UsageError{fmt::format("'{}' has no weights: {}/model.safetensors is missing", dir, dir)};
+  check_run_dir(dir);
   const fs::path out_dir = fs::path(out).parent_path();
   if (!out_dir.empty() && !fs::is_directory(out_dir))
     throw UsageError{fmt::format("--out {}: folder '{}' does not exist", out, out_dir.string())};

@@ -14,12 +14,16 @@ namespace latent::tools {
 namespace fs = std::filesystem;
 using models::LoadedRun;
 
-namespace {
-
-LoadedRun open_run(const std::string& dir) {
+void check_run_dir(const std::string& dir) {
   if (!fs::exists(dir)) throw UsageError{fmt::format("run directory '{}' does not exist", dir)};
   if (!fs::exists(dir + "/config.json")) throw UsageError{fmt::format("'{}' is not a run directory: {}/config.json is missing", dir, dir)};
   if (!fs::exists(dir + "/model.safetensors")) throw UsageError{fmt::format("'{}' has no weights: {}/model.safetensors is missing", dir, dir)};
+}
+
+namespace {
+
+LoadedRun open_run(const std::string& dir) {
+  check_run_dir(dir);
   return models::load(dir);
 }
 

@@ -20,4 +20,8 @@ int cmd_export(const std::vector<std::string>& argv);       ///< tools/cmd_expor
 int cmd_demo(const std::vector<std::string>& argv);         ///< tools/cmd_demo.cpp
 int cmd_version(const std::vector<std::string>& argv);      ///< tools/commands.cpp
 
+/// Throws a UsageError unless `dir` holds a trained run ("run directory 'x' does not exist",
+/// "'x' is not a run directory: x/config.json is missing", "'x' has no weights: ...").
+void check_run_dir(const std::string& dir);
+
 }  // namespace latent::tools
