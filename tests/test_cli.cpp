@@ -146,7 +146,9 @@ TEST_CASE("report: aligned summary and the same values as one JSON line") {
   CHECK(r.json_line() == R"({"run":"runs/a","samples":300,"test_loss":0.03125})");
   CHECK(r.summary() == "run           runs/a\ntest samples  300\ntest loss     0.03125 MSE per element\n");
   Report titled("latent 0.1.0");
-  titled.add("version", "0.1.0", "version");
-  CHECK(titled.summary() == "latent 0.1.0\n  version  0.1.0\n");
+  titled.add_json("version", "0.1.0");
+  titled.add("blas", "OpenBLAS", "BLAS");
+  CHECK(titled.summary() == "latent 0.1.0\n  BLAS  OpenBLAS\n");
+  CHECK(titled.json_line() == R"({"version":"0.1.0","blas":"OpenBLAS"})");
   CHECK(latent::tools::percent(0.8127) == "81.3%");
 }

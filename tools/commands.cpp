@@ -442,7 +442,7 @@ int cmd_version(const std::vector<std::string>& argv) {
   if (!opts.parse(argv)) return 0;
   const bool cuda = device_available(kCUDA);
   Report report(fmt::format("latent {}", LATENT_VERSION));
-  report.add("version", LATENT_VERSION, "version");
+  report.add_json("version", LATENT_VERSION);
   report.add("blas", blas_info(), "BLAS");
   report.add("cuda", cuda ? std::string("available") : device_unavailable_reason(kCUDA), "CUDA");
   report.print(as_json);

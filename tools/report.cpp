@@ -13,6 +13,11 @@ Report& Report::add(const std::string& key, json::Value value, std::string label
   return *this;
 }
 
+Report& Report::add_json(const std::string& key, json::Value value) {
+  json_[key] = std::move(value);
+  return *this;
+}
+
 std::string Report::summary() const {
   size_t width = 0;
   for (const auto& row : rows_) width = std::max(width, row.first.size());

@@ -19,6 +19,8 @@ class Report {
   /// Adds a value: `key` is its JSON field, `label` its name in the summary and `shown` its text
   /// there with the unit ("0.0312 MSE per element"); empty `shown`: the value as JSON writes it.
   Report& add(const std::string& key, json::Value value, std::string label, std::string shown = "");
+  /// Adds a value to the JSON line only (one the summary's title already shows).
+  Report& add_json(const std::string& key, json::Value value);
   /// The summary lines: the title, then "  label   shown" aligned.
   std::string summary() const;
   /// The JSON line (without newline).
