@@ -56,7 +56,7 @@ def main():
     globals()["LATENT"] = os.path.abspath(a.latent)
     if not os.path.exists(LATENT):
         sys.exit(f"compare: {LATENT} is missing: meson setup build --buildtype=release && ninja -C build")
-    blas = subprocess.run([LATENT, "version"], capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    blas = json.loads(subprocess.run([LATENT, "version", "--json"], capture_output=True, text=True).stdout)["blas"]
     print(f"# {time.strftime('%Y-%m-%d %H:%M')}  {blas}  load {os.getloadavg()[0]:.1f}")
     rows = []
     for w in a.workloads:

@@ -27,6 +27,15 @@ expect unknown-flag 2 "latent: unknown option '--bogus' for demo" -- demo --bogu
 expect bad-value 2 "--steps expects an integer in [1, 1000000]; got 'ten'" -- demo --steps ten
 expect missing-value 2 "--lr needs a value" -- demo --lr
 expect version 0 "latent 0.1.0" -- version
+expect version-json 0 '{"version":"0.1.0","blas":"' -- version --json
+expect version-bad-flag 2 "latent: unknown option '--jsn' for version" -- version --jsn
+expect flag-with-value 2 "--quiet takes no value; got '--quiet=1'" -- train --quiet=1
+expect extra-argument 2 "unexpected argument 'extra' for train" -- train extra
+expect train-help-default 0 "--epochs N" -- train --help
+expect train-bad-epochs 2 "--epochs expects an integer in [1, 100000]; got '0'" -- train --epochs 0
+expect train-bad-lr 2 "--lr expects a number in [1e-12, 10]; got 'fast'" -- train --lr=fast
+expect train-bad-likelihood 2 "--likelihood must be one of bernoulli, gaussian; got 'poisson'" -- train --likelihood poisson
+expect eval-bad-limit 2 "--limit expects an integer" -- eval /nonexistent/run --limit -3
 expect train-help 0 "usage: latent train" -- train --help
 expect train-bad-model 2 "--model must be one of linear, deep, conv, sparse, denoising, vae, conv-vae; got 'foo'" -- train --model foo
 # Without a CUDA build or GPU, --device cuda fails in one line naming why; with a GPU the run gets as
@@ -46,7 +55,7 @@ expect eval-missing-run 2 "run directory '/nonexistent/run' does not exist" -- e
 expect eval-no-run 2 "eval needs a run directory" -- eval
 expect export-no-out 2 "export: --out FILE is required" -- export /nonexistent/run
 expect export-missing-run 2 "run directory '/nonexistent/run' does not exist" -- export /nonexistent/run --out /tmp/x.onnx
-for cmd in reconstruct sample interpolate embed anomaly classify export; do
+for cmd in eval reconstruct sample interpolate embed anomaly classify export version; do
   expect "$cmd-help" 0 "usage: latent $cmd" -- $cmd --help
 done
 
@@ -55,10 +64,15 @@ if [ -d /usr/share/datasets/fashion-mnist ]; then
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
   expect train-short 0 "run saved in" -- train --model deep --epochs 1 --limit-batches 5 --limit-test 300 --quiet --out "$work/run" --threads 1
-  expect eval-short 0 '"test_loss"' -- eval "$work/run" --limit 300
+  expect eval-short 0 '"test_loss"' -- eval "$work/run" --limit 300 --json
+  expect eval-summary 0 "test loss" -- eval "$work/run" --limit 300
   expect reconstruct-short 0 "wrote $work/recon.png" -- reconstruct "$work/run" --out "$work/recon.png"
   expect sample-not-vae 2 "sample needs a VAE run" -- sample "$work/run"
-  expect anomaly-short 0 '"roc_auc"' -- anomaly "$work/run" --limit 300 --anomaly-class 1
+  expect anomaly-short 0 '"roc_auc"' -- anomaly "$work/run" --limit 300 --anomaly-class 1 --json
+  expect anomaly-summary 0 "ROC AUC" -- anomaly "$work/run" --limit 300 --anomaly-class 1
+  expect embed-short 0 '"samples":300,"dims":64' -- embed "$work/run" --limit 300 --out "$work/codes.csv" --json
+  expect embed-summary 0 "code dims" -- embed "$work/run" --limit 300 --out "$work/codes.csv"
+  expect classify-short 0 '"accuracy_latent"' -- classify "$work/run" --labels 5 --steps 20 --json
   expect export-short 0 "$work/run.onnx" -- export "$work/run" --out "$work/run.onnx" --part encoder --opset 15
   expect export-bad-opset 2 "--opset" -- export "$work/run" --out "$work/run.onnx" --opset 12
   expect export-bad-part 2 "--part" -- export "$work/run" --out "$work/run.onnx" --part middle

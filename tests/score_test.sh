@@ -48,8 +48,8 @@ one_error=$(awk -F, 'NR == 2 { print $2 }' "$work/one_scores.csv")
 check one-row-equals-whole-file awk -v a="$row_error" -v b="$one_error" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1e-6 * (a > 1 ? a : 1)) }'
 check codes-columns test "$(head -1 "$work/one_scores.csv" | tr ',' '\n' | grep -c '^z')" -eq 64
 expect score-stdout 0 "index,error,is_anomaly" -- score "$work/csvrun" --data "$work/one.csv" --ignore-extra-columns --out -
-expect anomaly-new-data 0 '"samples":1' -- anomaly "$work/csvrun" --data "$work/one.csv" --ignore-extra-columns
-expect eval-new-data 0 '"samples":300' -- eval "$work/csvrun" --data "$work/table.csv"
+expect anomaly-new-data 0 '"samples":1' -- anomaly "$work/csvrun" --data "$work/one.csv" --ignore-extra-columns --json
+expect eval-new-data 0 '"samples":300' -- eval "$work/csvrun" --data "$work/table.csv" --json
 
 printf '' > "$work/empty.csv"
 expect bad-empty 1 "$work/empty.csv: the file is empty" -- score "$work/csvrun" --data "$work/empty.csv" --out "$work/s.csv"

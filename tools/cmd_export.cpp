@@ -15,35 +15,23 @@
 namespace latent::tools {
 namespace fs = std::filesystem;
 
-namespace {
-constexpr const char* kExportHelp = R"(usage: latent export RUN --out model.onnx [--opset N] [--part P]
-
-Writes the trained model of a run directory as an ONNX file, traced in eval mode. The batch dim of
-the inputs and outputs is symbolic ("batch"); parameters keep their state_dict names.
-
-  --out FILE    the .onnx file to write (required)
-  --opset N     ONNX opset, 13 to 17 (default 17)
-  --part P      full      input (N, D) -> reconstruction (N, D); VAEs decode the mean code
-                encoder   input -> code (VAEs: mu and logvar)
-                decoder   code -> reconstruction
-                anomaly   input -> per-sample mean squared reconstruction error (N), with the
-                          run's anomaly threshold in the model's metadata (default full)
-)";
-}  // namespace
-
 int cmd_export(const std::vector<std::string>& argv) {
-  Args a("export", argv, {"out", "opset", "part"}, {}, 1, {"a run directory"});
-  if (a.help()) return std::fputs(kExportHelp, stdout), 0;
-  const std::string out = a.str("out", "");
-  if (out.empty()) throw UsageError{"export: --out FILE is required (the .onnx file to write)"};
-  const int64_t opset = a.integer("opset", 17, 13, 17);
-  const std::string part_text = a.choice("part", "full", {"full", "encoder", "decoder", "anomaly"});
-  const std::string dir = a.positional(0);
-  if (!fs::exists(dir)) throw UsageError{fmt::format("run directory '{}' does not exist", dir)};
-  if (!fs::exists(dir + "/config.json"))
-    throw UsageError{fmt::format("'{}' is not a run directory: {}/config.json is missing", dir, dir)};
-  if (!fs::exists(dir + "/model.safetensors"))
-    throw UsageError{fmt::format("'{}' has no weights: {}/model.safetensors is missing", dir, dir)};
+  std::string dir, out, part_text = "full";
+  int64_t opset = 17;
+  Options opts("export",
+               "Writes the trained model of a run directory as an ONNX file, traced in eval mode. The batch dim of\n"
+               "the inputs and outputs is symbolic (\"batch\"); parameters keep their state_dict names. The parts:\n"
+               "  full      input (N, D) -> reconstruction (N, D); VAEs decode the mean code\n"
+               "  encoder   input -> code (VAEs: mu and logvar)\n"
+               "  decoder   code -> reconstruction\n"
+               "  anomaly   input -> per-sample mean squared reconstruction error (N), with the run's\n"
+               "            anomaly threshold in the model's metadata");
+  opts.positional("RUN", dir, "a run directory");
+  opts.text("out", "FILE", out, "the .onnx file to write").required();
+  opts.integer("opset", "N", opset, 13, 17, "ONNX opset");
+  opts.choice("part", "P", part_text, {"full", "encoder", "decoder", "anomaly"}, "");
+  if (!opts.parse(argv)) return 0;
+  check_run_dir(dir);
   const fs::path out_dir = fs::path(out).parent_path();
   if (!out_dir.empty() && !fs::is_directory(out_dir))
     throw UsageError{fmt::format("--out {}: folder '{}' does not exist", out, out_dir.string())};

@@ -2,7 +2,9 @@
 // streamed in batches to a CSV (memory does not grow with the file).
 #include <fmt/format.h>
 
+#include <cmath>
 #include <cstdio>
+#include <memory>
 
 #include "cli.h"
 #include "commands.h"
@@ -10,38 +12,28 @@
 
 namespace latent::tools {
 
-namespace {
-
-constexpr const char* kScoreHelp = R"(usage: latent score RUN --data PATH [--out scores.csv] [--codes] [--batch-size N]
-                    [--ignore-extra-columns]
-
-Scores every sample of PATH, in order, with the preprocessing stored in the run (CSV columns
-matched by header name and min-max scaled with the training statistics; images times 1/255), and
-writes one CSV row per sample:
-
-  index (or file, for PNG images), error (mean squared reconstruction error; VAEs reconstruct from
-  z = mu), neg_elbo (VAEs: reconstruction NLL + analytic KL), is_anomaly (error > the threshold
-  stored at training), label (when the data has labels), z0, z1, ... (with --codes)
-
-  --data PATH             a CSV file, an IDX image file (.gz or not), a PNG file, a folder of *.png
-                          files (name order) or a Fashion-MNIST folder (its test set)
-  --out FILE              output CSV (default scores.csv; - for standard output)
-  --codes                 add the code (the VAE mean) of each sample
-  --batch-size N          samples per forward pass (default 256)
-  --ignore-extra-columns  CSV: skip columns the run was not trained on instead of failing
-)";
-
-}  // namespace
-
 int cmd_score(const std::vector<std::string>& argv) {
-  Args a("score", argv, {"data", "out", "batch-size"}, {"codes", "ignore-extra-columns"}, 1, {"a run directory"});
-  if (a.help()) return std::fputs(kScoreHelp, stdout), 0;
-  if (!a.has("data")) throw UsageError{"score: --data PATH is required (a CSV file, IDX file, PNG file or folder)"};
-  const std::string out = a.str("out", "scores.csv");
-  const int64_t batch_size = a.integer("batch-size", 256, 1, 1 << 20);
-  const bool codes = a.has("codes");
-  models::InferenceSession session(open_run(a.positional(0)));
-  std::unique_ptr<models::SampleSource> source = session.open(a.str("data", ""), a.has("ignore-extra-columns"));
+  std::string dir, data, out = "scores.csv";
+  int64_t batch_size = 256;
+  bool codes = false, ignore_extra = false;
+  Options opts("score",
+               "Scores every sample of PATH, in order, with the preprocessing stored in the run (CSV columns\n"
+               "matched by header name and min-max scaled with the training statistics; images times 1/255),\n"
+               "and writes one CSV row per sample:\n\n"
+               "  index (or file, for PNG images), error (mean squared reconstruction error; VAEs reconstruct\n"
+               "  from z = mu), neg_elbo (VAEs: reconstruction NLL + analytic KL), is_anomaly (error > the\n"
+               "  threshold stored at training), label (when the data has labels), z0, z1, ... (with --codes)");
+  opts.positional("RUN", dir, "a run directory");
+  opts.text("data", "PATH", data,
+            "CSV, IDX (.gz or not), PNG, folder of PNGs (name order) or Fashion-MNIST folder (test set)")
+      .required();
+  opts.text("out", "FILE", out, "output CSV (- for standard output)");
+  opts.flag("codes", codes, "add the code (the VAE mean) of each sample");
+  opts.integer("batch-size", "N", batch_size, 1, 1 << 20, "samples per forward pass");
+  opts.flag("ignore-extra-columns", ignore_extra, "CSV: skip columns the run was not trained on instead of failing");
+  if (!opts.parse(argv)) return 0;
+  models::InferenceSession session(open_run(dir));
+  std::unique_ptr<models::SampleSource> source = session.open(data, ignore_extra);
 
   // Rows go to a temporary file renamed over `out` at the end: an error leaves no partial file.
   std::unique_ptr<AtomicFile> file;

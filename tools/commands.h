@@ -1,4 +1,6 @@
-// The subcommands of `latent` (tools/latent.cpp dispatches to them).
+// The commands of `latent`, listed in tools/main.cpp's command table. Each takes the words after
+// its name, declares its options in an Options table (tools/cli.h), returns the exit code and
+// throws UsageError for mistakes on the command line (exit code 2).
 #pragma once
 
 #include <string>
@@ -8,18 +10,23 @@
 
 namespace latent::tools {
 
-int cmd_train(const std::vector<std::string>& args);
-int cmd_eval(const std::vector<std::string>& args);
-int cmd_reconstruct(const std::vector<std::string>& args);
-int cmd_sample(const std::vector<std::string>& args);
-int cmd_interpolate(const std::vector<std::string>& args);
-int cmd_embed(const std::vector<std::string>& args);
-int cmd_anomaly(const std::vector<std::string>& args);
-int cmd_classify(const std::vector<std::string>& args);
-int cmd_export(const std::vector<std::string>& args);  // tools/cmd_export.cpp
-int cmd_score(const std::vector<std::string>& args);   // tools/cmd_score.cpp
+int cmd_train(const std::vector<std::string>& argv);        ///< tools/commands.cpp
+int cmd_eval(const std::vector<std::string>& argv);         ///< tools/commands.cpp
+int cmd_reconstruct(const std::vector<std::string>& argv);  ///< tools/commands.cpp
+int cmd_sample(const std::vector<std::string>& argv);       ///< tools/commands.cpp
+int cmd_interpolate(const std::vector<std::string>& argv);  ///< tools/commands.cpp
+int cmd_embed(const std::vector<std::string>& argv);        ///< tools/commands.cpp
+int cmd_anomaly(const std::vector<std::string>& argv);      ///< tools/commands.cpp
+int cmd_classify(const std::vector<std::string>& argv);     ///< tools/commands.cpp
+int cmd_export(const std::vector<std::string>& argv);       ///< tools/cmd_export.cpp
+int cmd_demo(const std::vector<std::string>& argv);         ///< tools/cmd_demo.cpp
+int cmd_version(const std::vector<std::string>& argv);      ///< tools/commands.cpp
+int cmd_score(const std::vector<std::string>& argv);        ///< tools/cmd_score.cpp
 
-/// Loads a run directory, or throws a UsageError naming what is missing (exit code 2).
+/// Throws a UsageError unless `dir` holds a trained run ("run directory 'x' does not exist",
+/// "'x' is not a run directory: x/config.json is missing", "'x' has no weights: ...").
+void check_run_dir(const std::string& dir);
+/// check_run_dir, then models::load.
 models::LoadedRun open_run(const std::string& dir);
 
 }  // namespace latent::tools

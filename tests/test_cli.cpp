@@ -1,0 +1,154 @@
+// The option table of the `latent` commands (tools/cli.h) and their result summaries
+// (tools/report.h): values land in their members, defaults and ranges reach --help, and every
+// mistake is one UsageError naming the flag and the value.
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "tools/cli.h"
+#include "tools/report.h"
+
+using latent::tools::Options;
+using latent::tools::Report;
+using latent::tools::UsageError;
+
+namespace {
+
+enum class Colour { Red, Green };
+
+/// A small command with one option of each kind, and the members they fill.
+struct Fixture {
+  std::string run, data = "/data", model = "deep";
+  int64_t epochs = 10, limit = 0;
+  uint64_t seed = 0;
+  double lr = 1e-3;
+  Colour colour = Colour::Red;
+  bool tied = false, progress = true;
+  Options opts{"tool", "Does a thing."};
+  Fixture() {
+    opts.positional("RUN", run, "a run directory");
+    opts.choice("model", "M", model, {"linear", "deep"}, "autoencoder");
+    opts.integer("epochs", "N", epochs, 1, 100, "epochs");
+    opts.integer("limit", "N", limit, 1, 1LL << 40, "at most N samples").shown_default("all");
+    opts.integer("seed", "S", seed, 0, 1LL << 62, "random seed");
+    opts.number("lr", "LR", lr, 1e-12, 10, "learning rate");
+    opts.text("data", "PATH", data, "data folder");
+    opts.choice("colour", "C", colour, {{"red", Colour::Red}, {"green", Colour::Green}}, "");
+    opts.flag("tied", tied, "tie weights");
+    opts.flag("quiet", progress, "no progress output", false);
+  }
+  /// The message of the UsageError that parsing `argv` throws ("" when none).
+  std::string error(const std::vector<std::string>& argv) {
+    try {
+      opts.parse(argv);
+    } catch (const UsageError& e) {
+      return e.message;
+    }
+    return "";
+  }
+};
+
+}  // namespace
+
+TEST_CASE("cli: values of every kind land in their members; defaults stay otherwise") {
+  Fixture f;
+  REQUIRE(f.opts.parse({"runs/a", "--epochs", "3", "--lr=0.5", "--model", "linear", "--colour", "green", "--tied",
+                        "--quiet", "--seed", "4611686018427387904"}));
+  CHECK(f.run == "runs/a");
+  CHECK(f.epochs == 3);
+  CHECK(f.lr == 0.5);
+  CHECK(f.model == "linear");
+  CHECK(f.colour == Colour::Green);
+  CHECK(f.tied);
+  CHECK_FALSE(f.progress);
+  CHECK(f.seed == (uint64_t{1} << 62));
+  CHECK(f.data == "/data");
+  CHECK(f.limit == 0);
+  CHECK(f.opts.given("epochs"));
+  CHECK_FALSE(f.opts.given("limit"));
+}
+
+TEST_CASE("cli: the last of a repeated option wins") {
+  Fixture f;
+  REQUIRE(f.opts.parse({"r", "--epochs", "3", "--epochs", "7"}));
+  CHECK(f.epochs == 7);
+}
+
+TEST_CASE("cli: mistakes are one line naming the flag and the value") {
+  Fixture f;
+  CHECK(f.error({"r", "--bogus"}) == "unknown option '--bogus' for tool (see latent tool --help)");
+  CHECK(f.error({"r", "--bogus=1"}) == "unknown option '--bogus' for tool (see latent tool --help)");
+  CHECK(f.error({"r", "--epochs"}) == "--epochs needs a value");
+  CHECK(f.error({"r", "--epochs", "ten"}) == "--epochs expects an integer in [1, 100]; got 'ten'");
+  CHECK(f.error({"r", "--epochs", "0"}) == "--epochs expects an integer in [1, 100]; got '0'");
+  CHECK(f.error({"r", "--epochs", "3x"}) == "--epochs expects an integer in [1, 100]; got '3x'");
+  CHECK(f.error({"r", "--seed", "99999999999999999999"}) ==
+        "--seed expects an integer in [0, 4611686018427387904]; got '99999999999999999999'");
+  CHECK(f.error({"r", "--lr", "nan"}) == "--lr expects a number in [1e-12, 10]; got 'nan'");
+  CHECK(f.error({"r", "--lr", "11"}) == "--lr expects a number in [1e-12, 10]; got '11'");
+  CHECK(f.error({"r", "--model", "foo"}) == "--model must be one of linear, deep; got 'foo'");
+  CHECK(f.error({"r", "--colour", "blue"}) == "--colour must be one of red, green; got 'blue'");
+  CHECK(f.error({"r", "--tied=yes"}) == "--tied takes no value; got '--tied=yes'");
+  CHECK(f.error({}) == "tool needs a run directory (see latent tool --help)");
+  CHECK(f.error({"r", "s"}) == "unexpected argument 's' for tool");
+}
+
+TEST_CASE("cli: a required option is named with its help when missing") {
+  std::string out;
+  Options opts("export", "Writes ONNX.");
+  opts.text("out", "FILE", out, "the .onnx file to write").required();
+  try {
+    opts.parse({});
+    FAIL("no error");
+  } catch (const UsageError& e) {
+    CHECK(e.message == "export: --out FILE is required (the .onnx file to write)");
+  }
+  CHECK(opts.parse({"--out", "m.onnx"}));
+  CHECK(out == "m.onnx");
+  CHECK(opts.help().find("usage: latent export --out FILE [options]") == 0);
+}
+
+TEST_CASE("cli: --help wins over mistakes and parses nothing") {
+  Fixture f;
+  CHECK_FALSE(f.opts.parse({"--epochs", "ten", "--help"}));
+  CHECK(f.epochs == 10);
+  CHECK_FALSE(f.opts.parse({"-h"}));
+}
+
+TEST_CASE("cli: --help shows each option once with its range, choices and default") {
+  Fixture f;
+  const std::string help = f.opts.help();
+  CHECK(help.find("usage: latent tool RUN [options]\n\nDoes a thing.\n\noptions:\n") == 0);
+  CHECK(help.find("  --model M    autoencoder: linear, deep (default deep)\n") != std::string::npos);
+  CHECK(help.find("  --epochs N   epochs, 1 to 100 (default 10)\n") != std::string::npos);
+  CHECK(help.find("  --limit N    at most N samples (default all)\n") != std::string::npos);
+  CHECK(help.find("  --lr LR      learning rate, 1e-12 to 10 (default 0.001)\n") != std::string::npos);
+  CHECK(help.find("  --colour C   red, green (default red)\n") != std::string::npos);
+  CHECK(help.find("  --quiet      no progress output\n") != std::string::npos);
+  CHECK(help.find("  -h, --help   show this help\n") != std::string::npos);
+}
+
+TEST_CASE("cli: declaring an option twice is a programming error") {
+  int64_t a = 0, b = 0;
+  Options opts("tool", "");
+  opts.integer("n", "N", a, 0, 9, "");
+  CHECK_THROWS_AS(opts.integer("n", "N", b, 0, 9, ""), std::logic_error);
+}
+
+TEST_CASE("report: aligned summary and the same values as one JSON line") {
+  Report r;
+  r.add("run", "runs/a", "run");
+  r.add("samples", int64_t{300}, "test samples");
+  r.add("test_loss", 0.03125, "test loss", "0.03125 MSE per element");
+  CHECK(r.json_line() == R"({"run":"runs/a","samples":300,"test_loss":0.03125})");
+  CHECK(r.summary() == "run           runs/a\ntest samples  300\ntest loss     0.03125 MSE per element\n");
+  Report titled("latent 0.1.0");
+  titled.add_json("version", "0.1.0");
+  titled.add("blas", "OpenBLAS", "BLAS");
+  CHECK(titled.summary() == "latent 0.1.0\n  BLAS  OpenBLAS\n");
+  CHECK(titled.json_line() == R"({"version":"0.1.0","blas":"OpenBLAS"})");
+  CHECK(latent::tools::percent(0.8127) == "81.3%");
+}
