@@ -58,8 +58,7 @@ struct LinearOp {
   static Tensor forward(Ctx* ctx, const Tensor& x, const Tensor& weight, const Tensor& bias) {
     Backend& be = backend(x.device(), name);
     Tensor out = empty({x.shape()[0], weight.shape()[0]}, x.dtype(), x.device());
-    if (bias.defined()) be.copy(bias, out);  // broadcast the bias into every row
-    be.gemm(x, mT(weight), out, bias.defined() ? 1.0 : 0.0);
+    be.linear_forward(x, weight, bias, Activation::None, out);  // the bias in the GEMM's store where it can
     if (ctx) ctx->save(x, weight);
     return out;
   }
