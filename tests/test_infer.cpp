@@ -154,6 +154,15 @@ TEST_CASE("the packed-weight cache: one packing per weight, repacked after an in
     Tensor wt = w.t().contiguous().t();
     check_close(linear(x, wt, b), linear(x, w, b), 1e-6, 1e-6);
   }
+  // A forward that records the tape (training: the weight changes every step) packs nothing.
+  {
+    EnableGradGuard grad_on;
+    Tensor w = det_randn({19, 33}, 5, true).to(kFloat32).detach().requires_grad_(true);
+    const size_t before = cpu::prepacked_weight_count();
+    Tensor y = linear(x, w, b, Activation::Relu);
+    CHECK(y.requires_grad());
+    CHECK(cpu::prepacked_weight_count() == before);
+  }
   // The weights above are freed: the next packing sweeps their entries.
   Tensor w2 = det_randn({19, 33}, 4, false).to(kFloat32);
   linear(x, w2, b);

@@ -9,7 +9,6 @@
 #include "cpu_backend.h"
 #include "cpu_blas.h"
 #include "sgemm_small.h"
-#include "../../autograd/grad_mode.h"
 
 namespace latent::cpu {
 namespace {
@@ -61,20 +60,20 @@ bool small_m_prepack_enabled() {
   }();
   return on;
 }
-}  // namespace
 
-void CpuBackend::linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation activation,
-                                const Tensor& out) {
+/// linear_forward and linear_inference: `prepack` lets float32 weights be packed once and cached.
+void linear_cpu(CpuBackend& be, const Tensor& x, const Tensor& weight, const Tensor& bias, Activation activation,
+                const Tensor& out, bool prepack) {
   const auto f32 = [](const Tensor& t) { return t.dtype() == kFloat32 && t.is_contiguous(); };
   const bool fused = sgemm_uses_latent_kernel() && x.dim() == 2 && f32(x) && f32(weight) && f32(out) &&
                      (!bias.defined() || f32(bias));
   const int64_t m = x.dim() == 2 ? x.shape()[0] : 0, k = weight.shape()[1], n = weight.shape()[0];
-  // Inference (grad mode off): W^T packed once per weight version and cached (sgemm_small.h), any
-  // weight strides (a tied decoder's W.t() too). Up to kSmallM rows the small-M kernel reads each
-  // weight once per call; more rows run the general kernel on its panels without packing.
-  const bool packed = sgemm_uses_latent_kernel() && small_m_prepack_enabled() && !is_grad_enabled() && m >= 1 &&
-                      f32(x) && f32(out) && weight.dtype() == kFloat32 && (!bias.defined() || f32(bias));
-  if (!fused && !packed) return Backend::linear_forward(x, weight, bias, activation, out);
+  // Inference: W^T packed once per weight version and cached (sgemm_small.h), any weight strides
+  // (a tied decoder's W.t() too). Up to kSmallM rows the small-M kernel reads each weight once
+  // per call; more rows run the general kernel on its panels without packing.
+  const bool packed = prepack && sgemm_uses_latent_kernel() && m >= 1 && f32(x) && f32(out) &&
+                      weight.dtype() == kFloat32 && (!bias.defined() || f32(bias));
+  if (!fused && !packed) return be.Backend::linear_forward(x, weight, bias, activation, out);
   GemmEpilogue epilogue;
   epilogue.bias = bias.defined() ? bias.data_ptr<float>() : nullptr;
   epilogue.relu = activation == Activation::Relu;
@@ -88,8 +87,20 @@ void CpuBackend::linear_forward(const Tensor& x, const Tensor& weight, const Ten
     sgemm_epilogue(false, true, m, n, k, x.data_ptr<float>(), k, weight.data_ptr<float>(), k, out.data_ptr<float>(),
                    n, epilogue);
   }
-  if (activation == Activation::Sigmoid) unary(UnaryOp::Sigmoid, out, out, 0, 0);
-  if (activation == Activation::Tanh) unary(UnaryOp::Tanh, out, out, 0, 0);
+  if (activation == Activation::Sigmoid) be.unary(UnaryOp::Sigmoid, out, out, 0, 0);
+  if (activation == Activation::Tanh) be.unary(UnaryOp::Tanh, out, out, 0, 0);
+}
+
+}  // namespace
+
+void CpuBackend::linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation activation,
+                                const Tensor& out) {
+  linear_cpu(*this, x, weight, bias, activation, out, false);
+}
+
+void CpuBackend::linear_inference(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation activation,
+                                  const Tensor& out) {
+  linear_cpu(*this, x, weight, bias, activation, out, small_m_prepack_enabled());
 }
 
 void CpuBackend::gemm(const Tensor& a, const Tensor& b, const Tensor& out, double beta) {
