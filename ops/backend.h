@@ -105,6 +105,12 @@ class Backend {
   /// activation in place.
   virtual void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation activation,
                               const Tensor& out);
+  /// linear_forward for a call that records no tape node (inference: grad mode off or nothing
+  /// requires grad), so the weight is not about to change with every call: a backend may keep
+  /// the weight in a layout of its own between calls (the CPU caches W^T packed for its GEMM,
+  /// ops/cpu/sgemm_small.h). The default is linear_forward.
+  virtual void linear_inference(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation activation,
+                                const Tensor& out);
   /// out (0-d, or all dims of size 1) = sum over all elements of term(a, b), a LATENT_BINARY_OPS
   /// entry of a and b of one shape, accumulated in float64: a pointwise loss and its reduction.
   virtual void binary_sum(BinaryOp term, const Tensor& a, const Tensor& b, const Tensor& out, double p0,

@@ -33,6 +33,11 @@ void Backend::linear_forward(const Tensor& x, const Tensor& weight, const Tensor
   }
 }
 
+void Backend::linear_inference(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation activation,
+                               const Tensor& out) {
+  linear_forward(x, weight, bias, activation, out);
+}
+
 void Backend::binary_sum(BinaryOp term, const Tensor& a, const Tensor& b, const Tensor& out, double p0, double p1) {
   Tensor terms = empty(a.shape(), a.dtype(), a.device());
   binary(term, a, b, terms, p0, p1);

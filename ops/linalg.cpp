@@ -58,8 +58,9 @@ struct LinearOp {
   static Tensor forward(Ctx* ctx, const Tensor& x, const Tensor& weight, const Tensor& bias) {
     Backend& be = backend(x.device(), name);
     Tensor out = empty({x.shape()[0], weight.shape()[0]}, x.dtype(), x.device());
-    if (bias.defined()) be.copy(bias, out);  // broadcast the bias into every row
-    be.gemm(x, mT(weight), out, bias.defined() ? 1.0 : 0.0);
+    // The bias in the GEMM's store where the backend can; without a tape node, the inference path.
+    if (ctx) be.linear_forward(x, weight, bias, Activation::None, out);
+    else be.linear_inference(x, weight, bias, Activation::None, out);
     if (ctx) ctx->save(x, weight);
     return out;
   }
@@ -90,7 +91,8 @@ struct FusedLinearOp {
   static Tensor forward(Ctx* ctx, const Tensor& x, const Tensor& weight, const Tensor& bias, Activation activation) {
     Backend& be = backend(x.device(), name);
     Tensor out = empty({x.shape()[0], weight.shape()[0]}, x.dtype(), x.device());
-    be.linear_forward(x, weight, bias, activation, out);
+    if (ctx) be.linear_forward(x, weight, bias, activation, out);
+    else be.linear_inference(x, weight, bias, activation, out);  // no tape node: weights may stay packed
     if (ctx) {
       ctx->activation = activation;
       ctx->save(x, weight, out);

@@ -49,6 +49,8 @@ class CpuBackend final : public Backend {
   // cpu_fused.cpp
   void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation activation,
                       const Tensor& out) override;
+  void linear_inference(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation activation,
+                        const Tensor& out) override;
   void activation_backward(Activation activation, const Tensor& grad_out, const Tensor& out, const Tensor& grad_pre,
                            const Tensor& grad_bias) override;
   void binary_sum(BinaryOp term, const Tensor& a, const Tensor& b, const Tensor& out, double p0, double p1) override;

@@ -34,4 +34,10 @@ bool sgemm_avx512_available();
 void sgemm_avx512(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
                   const float* b, int64_t ldb, float beta, float* c, int64_t ldc, const GemmEpilogue* epilogue = nullptr);
 
+/// sgemm_avx512 with B already packed (beta 0, A not transposed): columns [j_lo, j_hi) of C, j_lo
+/// a multiple of 32; `b` holds 32-wide panels (the last 16 wide when at most 16 columns are left),
+/// each all k rows deep, the panel of column j at b + j * k (sgemm_small.h's PackedB).
+void sgemm_avx512_packed(int64_t m, int64_t n, int64_t k, int64_t j_lo, int64_t j_hi, const float* a, int64_t lda,
+                         const float* b, float* c, int64_t ldc, const GemmEpilogue& epilogue);
+
 }  // namespace latent::cpu

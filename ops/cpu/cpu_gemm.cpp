@@ -2,10 +2,13 @@
 // read off their strides; only an operand with neither of its last two strides equal to 1 is
 // copied first.
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
 #include "../blas_layout.h"
 #include "cpu_backend.h"
 #include "cpu_blas.h"
+#include "sgemm_small.h"
 
 namespace latent::cpu {
 namespace {
@@ -48,21 +51,56 @@ void gemm_typed(CpuBackend& be, const Tensor& a_in, const Tensor& b_in, const Te
 
 }  // namespace
 
-void CpuBackend::linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation activation,
-                                const Tensor& out) {
+namespace {
+/// LATENT_NO_PREPACK=1 turns the small-M prepacked path off (A/B benchmarks, bisecting).
+bool small_m_prepack_enabled() {
+  static const bool on = [] {
+    const char* env = std::getenv("LATENT_NO_PREPACK");
+    return !(env && std::strcmp(env, "1") == 0);
+  }();
+  return on;
+}
+
+/// linear_forward and linear_inference: `prepack` lets float32 weights be packed once and cached.
+void linear_cpu(CpuBackend& be, const Tensor& x, const Tensor& weight, const Tensor& bias, Activation activation,
+                const Tensor& out, bool prepack) {
   const auto f32 = [](const Tensor& t) { return t.dtype() == kFloat32 && t.is_contiguous(); };
   const bool fused = sgemm_uses_latent_kernel() && x.dim() == 2 && f32(x) && f32(weight) && f32(out) &&
                      (!bias.defined() || f32(bias));
-  if (!fused) return Backend::linear_forward(x, weight, bias, activation, out);
-  // out = x W^T: A = x (m x k), B = W^T read transposed from W (n x k); bias and relu in the store.
-  const int64_t m = x.shape()[0], k = x.shape()[1], n = weight.shape()[0];
+  const int64_t m = x.dim() == 2 ? x.shape()[0] : 0, k = weight.shape()[1], n = weight.shape()[0];
+  // Inference: W^T packed once per weight version and cached (sgemm_small.h), any weight strides
+  // (a tied decoder's W.t() too). Up to kSmallM rows the small-M kernel reads each weight once
+  // per call; more rows run the general kernel on its panels without packing.
+  const bool packed = prepack && sgemm_uses_latent_kernel() && m >= 1 && f32(x) && f32(out) &&
+                      weight.dtype() == kFloat32 && (!bias.defined() || f32(bias));
+  if (!fused && !packed) return be.Backend::linear_forward(x, weight, bias, activation, out);
   GemmEpilogue epilogue;
   epilogue.bias = bias.defined() ? bias.data_ptr<float>() : nullptr;
   epilogue.relu = activation == Activation::Relu;
-  sgemm_epilogue(false, true, m, n, k, x.data_ptr<float>(), k, weight.data_ptr<float>(), k, out.data_ptr<float>(), n,
-                 epilogue);
-  if (activation == Activation::Sigmoid) unary(UnaryOp::Sigmoid, out, out, 0, 0);
-  if (activation == Activation::Tanh) unary(UnaryOp::Tanh, out, out, 0, 0);
+  if (packed && m <= kSmallM) {
+    sgemm_small(m, x.data_ptr<float>(), k, *prepacked_weight_t(weight), out.data_ptr<float>(), n, epilogue);
+  } else if (packed) {
+    sgemm_large_packed(m, x.data_ptr<float>(), k, *prepacked_weight_t(weight, PackedB::kPanelLarge),
+                       out.data_ptr<float>(), n, epilogue);
+  } else {
+    // out = x W^T: A = x (m x k), B = W^T read transposed from W (n x k); bias and relu in the store.
+    sgemm_epilogue(false, true, m, n, k, x.data_ptr<float>(), k, weight.data_ptr<float>(), k, out.data_ptr<float>(),
+                   n, epilogue);
+  }
+  if (activation == Activation::Sigmoid) be.unary(UnaryOp::Sigmoid, out, out, 0, 0);
+  if (activation == Activation::Tanh) be.unary(UnaryOp::Tanh, out, out, 0, 0);
+}
+
+}  // namespace
+
+void CpuBackend::linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation activation,
+                                const Tensor& out) {
+  linear_cpu(*this, x, weight, bias, activation, out, false);
+}
+
+void CpuBackend::linear_inference(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation activation,
+                                  const Tensor& out) {
+  linear_cpu(*this, x, weight, bias, activation, out, small_m_prepack_enabled());
 }
 
 void CpuBackend::gemm(const Tensor& a, const Tensor& b, const Tensor& out, double beta) {

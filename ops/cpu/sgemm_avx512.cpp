@@ -252,6 +252,33 @@ void sgemm_avx512(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, c
   }
 }
 
+void sgemm_avx512_packed(int64_t m, int64_t n, int64_t k, int64_t j_lo, int64_t j_hi, const float* a, int64_t lda,
+                         const float* b, float* c, int64_t ldc, const GemmEpilogue& epilogue) {
+  if (m <= 0 || j_hi <= j_lo) return;
+  if (k <= 0) {
+    GemmEpilogue shifted = epilogue;
+    if (shifted.bias) shifted.bias += j_lo;
+    for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc + j_lo, c + i * ldc + j_hi, 0.0f);
+    return apply_epilogue(m, j_hi - j_lo, shifted, c + j_lo, ldc);
+  }
+  const auto& kernels = kKernels[0];
+  for (int64_t pc = 0; pc < k; pc += kKC) {
+    const int64_t kc = std::min(kKC, k - pc);
+    const bool accumulate = pc > 0, last = pc + kc == k;
+    for (int64_t jr = j_lo; jr < j_hi; jr += 32) {
+      const int64_t cols = std::min<int64_t>(32, std::min(n, j_hi) - jr);
+      const int width = n - jr > 16 ? 32 : 16;  // the packing's panel width, from the full n
+      const auto& by_rows = kernels[width / 16 - 1];
+      const float* panel = b + jr * k + pc * width;
+      for (int64_t ir = 0; ir < m; ir += kMR) {
+        const int64_t rows = std::min<int64_t>(kMR, m - ir);
+        by_rows[rows](kc, a + ir * lda + pc, lda, panel, c + ir * ldc + jr, ldc, cols, accumulate,
+                      last && epilogue.bias ? epilogue.bias + jr : nullptr, last && epilogue.relu);
+      }
+    }
+  }
+}
+
 }  // namespace latent::cpu
 
 #else
@@ -260,6 +287,8 @@ namespace latent::cpu {
 bool sgemm_avx512_available() { return false; }
 void sgemm_avx512(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, float, float*,
                   int64_t, const GemmEpilogue*) {}
+void sgemm_avx512_packed(int64_t, int64_t, int64_t, int64_t, int64_t, const float*, int64_t, const float*, float*,
+                         int64_t, const GemmEpilogue&) {}
 }  // namespace latent::cpu
 
 #endif

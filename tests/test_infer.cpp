@@ -1,0 +1,201 @@
+// The inference fast path: the small-M GEMM with prepacked B (ops/cpu/sgemm_small.h) against a
+// float64 reference, the cache of packed weights (hits, invalidation by version, freed storages),
+// and linear / the autoencoders under NoGradGuard against the same computation with grad on.
+#include <cmath>
+#include <random>
+#include <tuple>
+
+#include "../models/autoencoder.h"
+#include "../ops/cpu/sgemm_small.h"
+#include "helpers.h"
+
+using namespace latent;
+using latent::testing::check_close;
+using latent::testing::det_randn;
+
+namespace {
+
+/// C = A W^T (+ bias, relu) through sgemm_small with W (n x k) stored row-major (w_t false) or
+/// as its transpose W^T (k x n, a tied decoder's layout); every element checked against float64
+/// within float32 rounding, and the row padding of C never written.
+void check_small(int64_t m, int64_t n, int64_t k, bool w_t, bool with_bias, bool relu, uint32_t seed,
+                 bool large = false) {
+  CAPTURE(m);
+  CAPTURE(n);
+  CAPTURE(k);
+  CAPTURE(w_t);
+  CAPTURE(with_bias);
+  CAPTURE(relu);
+  CAPTURE(large);
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  const int64_t lda = k + 3, ldc = n + 5;
+  std::vector<float> a(m * lda), w(n * k), bias(n), c(m * ldc, std::nanf(""));
+  for (float& v : a) v = dist(rng);
+  for (float& v : w) v = dist(rng);
+  for (float& v : bias) v = dist(rng);
+  // W[j][p] lives at w[j * k + p] (row-major) or w[p * n + j] (stored transposed).
+  auto w_at = [&](int64_t j, int64_t p) { return w_t ? w[p * n + j] : w[j * k + p]; };
+  const int64_t panel = large ? cpu::PackedB::kPanelLarge : cpu::PackedB::kPanel;
+  auto packed = w_t ? cpu::pack_b_small(k, n, w.data(), n, 1, panel) : cpu::pack_b_small(k, n, w.data(), 1, k, panel);
+  cpu::GemmEpilogue epilogue;
+  epilogue.bias = with_bias ? bias.data() : nullptr;
+  epilogue.relu = relu;
+  if (large) cpu::sgemm_large_packed(m, a.data(), lda, *packed, c.data(), ldc, epilogue);
+  else cpu::sgemm_small(m, a.data(), lda, *packed, c.data(), ldc, epilogue);
+  int64_t bad = 0;
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      double ref = with_bias ? bias[j] : 0.0, mag = std::fabs(ref);
+      for (int64_t p = 0; p < k; ++p) {
+        ref += double(a[i * lda + p]) * w_at(j, p);
+        mag += std::fabs(double(a[i * lda + p]) * w_at(j, p));
+      }
+      if (relu) ref = ref > 0 ? ref : 0.0;
+      const double got = c[i * ldc + j], tol = 2e-6 * std::sqrt(double(k + 1)) * mag + 1e-30;
+      if (!(std::fabs(got - ref) <= tol) && bad++ < 3)
+        FAIL_CHECK("at (" << i << ", " << j << "): got " << got << ", expected " << ref);
+    }
+    for (int64_t j = n; j < ldc; ++j) REQUIRE(std::isnan(c[i * ldc + j]));
+  }
+  CHECK(bad == 0);
+}
+
+}  // namespace
+
+TEST_CASE("sgemm_small matches a float64 reference for M = 1..16, odd N and K, both weight layouts, 1 and 2 threads") {
+  if (!cpu::sgemm_avx512_available()) {
+    MESSAGE("skipped: this CPU has no AVX-512 (or LATENT_CPU_ISA caps it); linear uses the general GEMM here");
+    return;
+  }
+  const int saved = get_num_threads();
+  uint32_t seed = 1;
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    CAPTURE(threads);
+    for (int64_t m = 1; m <= cpu::kSmallM; ++m)
+      for (auto [n, k] : {std::pair<int64_t, int64_t>{1, 1}, {15, 7}, {17, 33}, {63, 129}, {64, 64}, {65, 3},
+                          {129, 65}, {20, 400}})
+        for (int variant = 0; variant < 4; ++variant)
+          check_small(m, n, k, variant & 1, variant & 2, (m + variant) % 3 == 0, seed++);
+    // The autoencoders' shapes, large enough to split over the pool.
+    for (int64_t m : {1, 2, 5, 16}) {
+      check_small(m, 128, 784, false, true, true, seed++);
+      check_small(m, 784, 128, false, true, false, seed++);
+      check_small(m, 784, 128, true, false, true, seed++);
+    }
+    check_small(3, 40, 0, false, true, true, seed++);  // k = 0: relu(bias)
+  }
+  set_num_threads(saved);
+}
+
+TEST_CASE("sgemm_large_packed (the general kernel on prepacked panels) matches a float64 reference, 1 and 2 threads") {
+  if (!cpu::sgemm_avx512_available()) {
+    MESSAGE("skipped: this CPU has no AVX-512 (or LATENT_CPU_ISA caps it); linear uses the general GEMM here");
+    return;
+  }
+  const int saved = get_num_threads();
+  uint32_t seed = 5000;
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    CAPTURE(threads);
+    // Across the 12-row tiles, the 16/32-wide panels, the 256-deep k slices; split by columns
+    // (n >= 64) and by rows (n = 20, 17).
+    for (auto [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{17, 1, 1}, {20, 17, 33}, {33, 48, 257},
+                           {128, 20, 784}, {256, 128, 784}, {256, 784, 128}, {100, 65, 300}, {300, 17, 64},
+                           {25, 40, 0}})
+      for (int variant = 0; variant < 4; ++variant)
+        check_small(m, n, k, variant & 1, variant & 2, variant == 1 || variant == 2, seed++, true);
+  }
+  set_num_threads(saved);
+}
+
+TEST_CASE("linear under NoGradGuard equals linear with grad on, for 1..17 rows, every activation, tied layout") {
+  uint64_t seed = 50;
+  for (int64_t rows : {1, 2, 3, 7, 12, 16, 17, 40})
+    for (Activation act : {Activation::None, Activation::Relu, Activation::Sigmoid, Activation::Tanh})
+      for (bool transposed_weight : {false, true}) {
+        CAPTURE(rows);
+        CAPTURE(static_cast<int>(act));
+        CAPTURE(transposed_weight);
+        Tensor x = det_randn({rows, 70}, seed++, false).to(kFloat32);
+        Tensor w = det_randn(transposed_weight ? Shape{70, 45} : Shape{45, 70}, seed++, true).to(kFloat32).detach();
+        w.requires_grad_(true);
+        Tensor weight = transposed_weight ? w.t() : w;
+        Tensor b = det_randn({45}, seed++, false).to(kFloat32);
+        Tensor with_grad = linear(x, weight, b, act).detach();
+        NoGradGuard no_grad;
+        check_close(linear(x, weight, b, act), with_grad, 1e-5, 1e-5);
+      }
+}
+
+TEST_CASE("the packed-weight cache: one packing per weight, repacked after an in-place change, dropped when freed") {
+  if (!cpu::sgemm_uses_latent_kernel()) {
+    MESSAGE("skipped: float32 products use OpenBLAS here; nothing is packed");
+    return;
+  }
+  cpu::clear_prepacked_weights();
+  NoGradGuard no_grad;
+  Tensor x = det_randn({2, 33}, 1, false).to(kFloat32);
+  Tensor b = det_randn({19}, 3, false).to(kFloat32);
+  {
+    Tensor w = det_randn({19, 33}, 2, false).to(kFloat32);
+    Tensor first = linear(x, w, b, Activation::Relu);
+    CHECK(cpu::prepacked_weight_count() == 1);
+    auto packed = cpu::prepacked_weight_t(w);
+    CHECK(packed.get() == cpu::prepacked_weight_t(w).get());  // a hit, not a second packing
+    check_close(linear(x, w, b, Activation::Relu), first, 0, 0);
+    // An in-place change bumps the version: the next call packs the new values.
+    w.mul_(2.0);
+    CHECK(cpu::prepacked_weight_t(w).get() != packed.get());
+    CHECK(cpu::prepacked_weight_count() == 1);
+    check_close(linear(x, w, b), linear(x.to(kFloat64), w.to(kFloat64), b.to(kFloat64)).to(kFloat32), 1e-5, 1e-5);
+    // A view with other strides is a packing of its own.
+    Tensor wt = w.t().contiguous().t();
+    check_close(linear(x, wt, b), linear(x, w, b), 1e-6, 1e-6);
+  }
+  // A forward that records the tape (training: the weight changes every step) packs nothing.
+  {
+    EnableGradGuard grad_on;
+    Tensor w = det_randn({19, 33}, 5, true).to(kFloat32).detach().requires_grad_(true);
+    const size_t before = cpu::prepacked_weight_count();
+    Tensor y = linear(x, w, b, Activation::Relu);
+    CHECK(y.requires_grad());
+    CHECK(cpu::prepacked_weight_count() == before);
+  }
+  // The weights above are freed: the next packing sweeps their entries.
+  Tensor w2 = det_randn({19, 33}, 4, false).to(kFloat32);
+  linear(x, w2, b);
+  CHECK(cpu::prepacked_weight_count() == 1);
+  cpu::clear_prepacked_weights();
+  CHECK(cpu::prepacked_weight_count() == 0);
+}
+
+TEST_CASE("autoencoders in eval under NoGradGuard give the grad-mode forward's values at batch 1, 16 and 64, also after a step") {
+  for (const char* name : {"deep", "vae", "conv", "linear"}) {
+    CAPTURE(name);
+    manual_seed(7);
+    models::AEConfig config;
+    config.model = name;
+    config.tied = std::string(name) == "linear";
+    auto model = models::make_autoencoder(config);
+    model->eval();
+    for (int64_t rows : {1, 16, 64}) {
+      Tensor x = rand({rows, 784});
+      Tensor with_grad = model->forward(x).detach();
+      Tensor code_with_grad = model->encode(x).detach();
+      NoGradGuard no_grad;
+      check_close(model->forward(x), with_grad, 1e-5, 1e-5);
+      check_close(model->encode(x), code_with_grad, 1e-5, 1e-5);
+      // A parameter update (what an optimizer step does) is seen by the next no-grad forward.
+      for (Tensor& p : model->parameters()) p.add_(0.01);
+      NoGradGuard again;
+      Tensor fresh;
+      {
+        EnableGradGuard grad_on;
+        fresh = model->forward(x).detach();
+      }
+      check_close(model->forward(x), fresh, 1e-5, 1e-5);
+    }
+  }
+}
