@@ -18,6 +18,7 @@ int cmd_anomaly(const std::vector<std::string>& args);
 int cmd_classify(const std::vector<std::string>& args);
 int cmd_export(const std::vector<std::string>& args);  // tools/cmd_export.cpp
 int cmd_score(const std::vector<std::string>& args);   // tools/cmd_score.cpp
+int cmd_serve(const std::vector<std::string>& args);   // tools/cmd_serve.cpp
 
 /// Loads a run directory, or throws a UsageError naming what is missing (exit code 2).
 models::LoadedRun open_run(const std::string& dir);

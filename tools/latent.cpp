@@ -27,6 +27,7 @@ commands:
   anomaly      reconstruction-error anomaly scores, precision/recall/ROC AUC
   score        score every sample of a new file (CSV, PNG, IDX) with the stored preprocessing
   classify     semi-supervised accuracy from few labels: latent codes vs raw pixels
+  serve        HTTP inference service (KServe v2 / Triton JSON, v1) for trained runs
   export       write a run's model (or its encoder, decoder, anomaly scorer) as ONNX
   demo         fit a small autoencoder to synthetic data and print the loss falling
   version      print the version and the BLAS build
@@ -157,7 +158,8 @@ int main(int argc, char** argv) {
         {"interpolate", latent::tools::cmd_interpolate}, {"embed", latent::tools::cmd_embed},
         {"anomaly", latent::tools::cmd_anomaly},       {"classify", latent::tools::cmd_classify},
         {"export", latent::tools::cmd_export},
-        {"score", latent::tools::cmd_score}};
+        {"score", latent::tools::cmd_score},
+        {"serve", latent::tools::cmd_serve}};
     for (const auto& [name, fn] : commands)
       if (command == name) return fn(rest);
     if (command == "demo") {
