@@ -318,7 +318,10 @@ def back_pressure(work, rows):
     lock = threading.Lock()
 
     def client():
-        st, reply, headers = s.request("POST", "/v2/models/tab/infer", body)
+        try:
+            st, reply, headers = s.request("POST", "/v2/models/tab/infer", body)
+        except OSError as e:  # a reset or refused connection fails the check below
+            st, reply, headers = repr(e), {}, {}
         with lock:
             statuses.append(st)
             if st == 503:

@@ -2,7 +2,10 @@
 
 #include <fmt/format.h>
 #include <httplib.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -23,6 +26,25 @@ extern "C" void on_stop_signal(int) {
   const char byte = 1;
   [[maybe_unused]] ssize_t n = ::write(stop_pipe[1], &byte, 1);
   errno = saved;
+}
+
+// Debian's compiled cpp-httplib listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG), so a
+// burst of new connections overflows the accept queue and clients wait out SYN retransmits (1 s
+// each: 1000 connections took 26 s). Calling listen() again on a listening socket only raises
+// its backlog; the socket is found among our descriptors by its state and port.
+void raise_backlog(int port) {
+  for (int fd = 3; fd < 4096; ++fd) {
+    int listening = 0;
+    socklen_t size = sizeof listening;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &size) != 0 || !listening) continue;
+    sockaddr_storage address{};
+    socklen_t length = sizeof address;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) continue;
+    const int bound = address.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&address)->sin6_port)
+                      : address.ss_family == AF_INET ? ntohs(reinterpret_cast<sockaddr_in*>(&address)->sin_port)
+                                                     : -1;
+    if (bound == port) ::listen(fd, SOMAXCONN);
+  }
 }
 
 void reply_with(httplib::Response& res, HttpReply&& reply) {
@@ -84,6 +106,8 @@ int serve_http(Service& service, const TransportOptions& options) {
   if (port < 0)
     throw std::runtime_error(fmt::format("[serve] cannot listen on {}:{} (in use, or not an address of this machine)", options.host,
                                          options.port));
+
+  raise_backlog(port);
 
   if (::pipe(stop_pipe) != 0) throw std::runtime_error("[serve] cannot create the signal pipe");
   struct sigaction action {};
