@@ -3,13 +3,15 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <simdjson.h>
+
+#include <charconv>
 #include <cmath>
 #include <iterator>
-#include <nlohmann/json.hpp>
 
 namespace latent::serve {
 
-using nlohmann::json;
+namespace dom = simdjson::dom;
 
 namespace {
 
@@ -35,30 +37,57 @@ void check_depth(std::string_view body) {
   }
 }
 
-json parse_body(std::string_view body) {
+// Each HTTP thread keeps a parser (its buffers grow to the largest body seen); bodies over 1 MiB
+// get a parser of their own, so a few large requests do not pin memory in every thread.
+constexpr size_t kSharedParserBytes = 1 << 20;
+
+dom::element parse_body(dom::parser& parser, std::string_view body) {
   check_depth(body);
-  try {
-    return json::parse(body.begin(), body.end());
-  } catch (const json::parse_error& e) {
-    // "[json.exception.parse_error.101] parse error at line 1, ..." -> "malformed JSON: parse error at line 1, ..."
-    std::string what = e.what();
-    if (auto at = what.find("] "); at != std::string::npos) what = what.substr(at + 2);
-    bad_request("malformed JSON: " + what);
+  auto result = parser.parse(body.data(), body.size(), true);
+  if (result.error()) bad_request(fmt::format("malformed JSON: {}", simdjson::error_message(result.error())));
+  return result.value_unsafe();
+}
+
+const char* type_name(dom::element v) {
+  switch (v.type()) {
+    case dom::element_type::ARRAY: return "an array";
+    case dom::element_type::OBJECT: return "an object";
+    case dom::element_type::STRING: return "a string";
+    case dom::element_type::BOOL: return "a boolean";
+    case dom::element_type::NULL_VALUE: return "null";
+    default: return "a number";
   }
 }
 
-std::string type_name(const json& v) { return v.type_name(); }
+// The value as JSON text, cut at 40 characters, for messages.
+std::string snippet(dom::element v) {
+  std::string text = simdjson::minify(v);
+  if (text.size() > 40) text = text.substr(0, 37) + "...";
+  return text;
+}
+
+bool is_number(dom::element v) {
+  const auto t = v.type();
+  return t == dom::element_type::DOUBLE || t == dom::element_type::INT64 || t == dom::element_type::UINT64;
+}
+
+// A field of an object, or nullopt.
+std::optional<dom::element> member(dom::object o, std::string_view key) {
+  auto r = o[key];
+  if (r.error()) return std::nullopt;
+  return r.value_unsafe();
+}
 
 // Appends the numbers of `v` (a number or arrays of them, nested) to `out`, naming the first bad one.
-void flatten(const json& v, const std::string& what, std::vector<float>& out) {
-  if (v.is_array()) {
-    for (const json& e : v) flatten(e, what, out);
+void flatten(dom::element v, const std::string& what, std::vector<float>& out) {
+  if (v.type() == dom::element_type::ARRAY) {
+    const dom::array items = v.get_array().value_unsafe();  // a local: a range over a temporary result dangles
+    for (dom::element e : items) flatten(e, what, out);
     return;
   }
-  if (!v.is_number())
-    bad_request(fmt::format("{}: value {} at position {} is not a number ({})", what, v.dump(-1, ' ', false, json::error_handler_t::replace),
-                            out.size(), type_name(v)));
-  const double d = v.get<double>();
+  if (!is_number(v))
+    bad_request(fmt::format("{}: value {} at position {} is not a number ({})", what, snippet(v), out.size(), type_name(v)));
+  const double d = v.get_double().value_unsafe();
   const float f = static_cast<float>(d);
   if (!std::isfinite(f))
     bad_request(fmt::format("{}: value at position {} is not a finite float32 ({}): NaN and Inf are refused", what, out.size(), d));
@@ -73,7 +102,12 @@ std::string output_names(const ModelSignature& sig) {
   return names;
 }
 
-void append_float(std::string& out, float v) { fmt::format_to(std::back_inserter(out), "{}", v); }
+// The shortest text that reads back as the same float (std::to_chars), written in place.
+void append_float(std::string& out, float v) {
+  char text[32];
+  const auto end = std::to_chars(text, text + sizeof text, v).ptr;
+  out.append(text, end);
+}
 
 // One row of an output: `[v, ...]` for width > 0, the bare value for width 0.
 void append_row(std::string& out, const TensorSpec& spec, const OutputRows& rows, int64_t row) {
@@ -103,80 +137,102 @@ int ModelSignature::output_index(std::string_view name) const {
 }
 
 std::string json_quote(std::string_view text) {
-  return json(std::string(text)).dump(-1, ' ', false, json::error_handler_t::replace);
+  // Bodies were validated as UTF-8 by the parser, but a path or a file name may not be.
+  const bool utf8 = simdjson::validate_utf8(text.data(), text.size());
+  std::string out = "\"";
+  out.reserve(text.size() + 2);
+  for (char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') out += '\\', out += c;
+    else if (c == '\n') out += "\\n";
+    else if (u < 0x20) fmt::format_to(std::back_inserter(out), "\\u{:04x}", u);
+    else if (u >= 0x80 && !utf8) out += '?';
+    else out += c;
+  }
+  return out + "\"";
 }
 
 std::string encode_error(std::string_view message) { return "{\"error\":" + json_quote(message) + "}"; }
 
 InferRequest parse_v2_infer(std::string_view body, const ModelSignature& sig) {
-  const json doc = parse_body(body);
-  if (!doc.is_object()) bad_request(fmt::format("the request body must be a JSON object; got {}", type_name(doc)));
+  static thread_local dom::parser shared;
+  dom::parser own;
+  const dom::element doc = parse_body(body.size() > kSharedParserBytes ? own : shared, body);
+  if (doc.type() != dom::element_type::OBJECT) bad_request(fmt::format("the request body must be a JSON object; got {}", type_name(doc)));
+  const dom::object top = doc.get_object().value_unsafe();
   InferRequest r;
-  if (auto it = doc.find("id"); it != doc.end()) {
-    if (!it->is_string()) bad_request(fmt::format("'id' must be a string; got {}", type_name(*it)));
-    r.id = it->get<std::string>();
+  if (auto id = member(top, "id")) {
+    if (id->type() != dom::element_type::STRING) bad_request(fmt::format("'id' must be a string; got {}", type_name(*id)));
+    r.id = std::string(id->get_string().value_unsafe());
   }
-  if (auto it = doc.find("parameters"); it != doc.end()) {
-    if (!it->is_object()) bad_request(fmt::format("'parameters' must be an object; got {}", type_name(*it)));
-    if (auto p = it->find("preprocessed"); p != it->end()) {
-      if (!p->is_boolean()) bad_request(fmt::format("parameters.preprocessed must be true or false; got {}", type_name(*p)));
-      r.preprocessed = p->get<bool>();
+  if (auto params = member(top, "parameters")) {
+    if (params->type() != dom::element_type::OBJECT) bad_request(fmt::format("'parameters' must be an object; got {}", type_name(*params)));
+    const dom::object p = params->get_object().value_unsafe();
+    if (auto pre = member(p, "preprocessed")) {
+      if (pre->type() != dom::element_type::BOOL)
+        bad_request(fmt::format("parameters.preprocessed must be true or false; got {}", type_name(*pre)));
+      r.preprocessed = pre->get_bool().value_unsafe();
     }
-    if (it->contains("binary_data_output"))
+    if (member(p, "binary_data_output"))
       bad_request("the binary tensor extension (binary_data_output) is not supported yet; ask for JSON outputs");
   }
-  auto inputs = doc.find("inputs");
-  if (inputs == doc.end() || !inputs->is_array()) bad_request("'inputs' must be an array of tensors");
-  if (inputs->size() != 1)
-    bad_request(fmt::format("model '{}' takes 1 input ('{}'); got {}", sig.name, sig.input.name, inputs->size()));
-  const json& in = (*inputs)[0];
-  if (!in.is_object()) bad_request(fmt::format("inputs[0] must be an object; got {}", type_name(in)));
-  auto field = [&](const char* key) -> const json& {
-    auto f = in.find(key);
-    if (f == in.end()) bad_request(fmt::format("inputs[0] has no '{}'", key));
+  auto inputs = member(top, "inputs");
+  if (!inputs || inputs->type() != dom::element_type::ARRAY) bad_request("'inputs' must be an array of tensors");
+  const dom::array list = inputs->get_array().value_unsafe();
+  if (list.size() != 1) bad_request(fmt::format("model '{}' takes 1 input ('{}'); got {}", sig.name, sig.input.name, list.size()));
+  const dom::element in_element = list.at(0).value_unsafe();
+  if (in_element.type() != dom::element_type::OBJECT) bad_request(fmt::format("inputs[0] must be an object; got {}", type_name(in_element)));
+  const dom::object in = in_element.get_object().value_unsafe();
+  auto field = [&](const char* key) {
+    auto f = member(in, key);
+    if (!f) bad_request(fmt::format("inputs[0] has no '{}'", key));
     return *f;
   };
-  const json& name = field("name");
-  if (!name.is_string() || name.get<std::string>() != sig.input.name)
-    bad_request(fmt::format("unknown input {} for model '{}' (its input is '{}')",
-                            name.dump(-1, ' ', false, json::error_handler_t::replace), sig.name, sig.input.name));
+  const dom::element name = field("name");
+  if (name.type() != dom::element_type::STRING || name.get_string().value_unsafe() != sig.input.name)
+    bad_request(fmt::format("unknown input {} for model '{}' (its input is '{}')", snippet(name), sig.name, sig.input.name));
   const std::string what = fmt::format("input '{}'", sig.input.name);
-  const json& datatype = field("datatype");
-  if (!datatype.is_string() || datatype.get<std::string>() != datatype_name(sig.input.datatype))
-    bad_request(fmt::format("{}: datatype {} does not match the model's {}", what,
-                            datatype.dump(-1, ' ', false, json::error_handler_t::replace), datatype_name(sig.input.datatype)));
-  if (auto p = in.find("parameters"); p != in.end() && p->is_object() && p->contains("binary_data_size"))
+  const dom::element datatype = field("datatype");
+  if (datatype.type() != dom::element_type::STRING || datatype.get_string().value_unsafe() != datatype_name(sig.input.datatype))
+    bad_request(fmt::format("{}: datatype {} does not match the model's {}", what, snippet(datatype), datatype_name(sig.input.datatype)));
+  if (auto p = member(in, "parameters"); p && p->type() == dom::element_type::OBJECT && member(p->get_object().value_unsafe(), "binary_data_size"))
     bad_request("the binary tensor extension (binary_data_size) is not supported yet; send the data as JSON");
-  const json& shape_json = field("shape");
+  const dom::element shape_json = field("shape");
   std::vector<int64_t> shape;
-  if (!shape_json.is_array()) bad_request(fmt::format("{}: 'shape' must be an array of integers", what));
-  for (const json& d : shape_json) {
-    if (!d.is_number_integer()) bad_request(fmt::format("{}: 'shape' must be an array of integers; got {}", what, shape_json.dump()));
-    shape.push_back(d.get<int64_t>());
+  if (shape_json.type() != dom::element_type::ARRAY) bad_request(fmt::format("{}: 'shape' must be an array of integers", what));
+  const dom::array dims = shape_json.get_array().value_unsafe();
+  for (dom::element d : dims) {
+    if (d.type() != dom::element_type::INT64) bad_request(fmt::format("{}: 'shape' must be an array of integers; got {}", what, snippet(shape_json)));
+    shape.push_back(d.get_int64().value_unsafe());
   }
   const std::vector<int64_t> model_shape{-1, sig.input.width};
   if (shape.size() != 2 || shape[0] < 1 || shape[1] != sig.input.width)
     bad_request(fmt::format("{}: shape {} does not match the model's {}", what, shape_text(shape), shape_text(model_shape)));
   if (shape[0] > (int64_t{1} << 31) / std::max<int64_t>(sig.input.width, 1))
     bad_request(fmt::format("{}: shape {} is too large", what, shape_text(shape)));
-  const json& data = field("data");
-  if (!data.is_array()) bad_request(fmt::format("{}: 'data' must be an array; got {}", what, type_name(data)));
+  const dom::element data = field("data");
+  if (data.type() != dom::element_type::ARRAY) bad_request(fmt::format("{}: 'data' must be an array; got {}", what, type_name(data)));
   r.rows = shape[0];
   r.values.reserve(static_cast<size_t>(r.rows * sig.input.width));
   flatten(data, what, r.values);
   if (static_cast<int64_t>(r.values.size()) != r.rows * sig.input.width)
-    bad_request(fmt::format("{}: shape {} holds {} values but 'data' has {}", what, shape_text(shape),
-                            r.rows * sig.input.width, r.values.size()));
-  if (auto outs = doc.find("outputs"); outs != doc.end()) {
-    if (!outs->is_array()) bad_request("'outputs' must be an array of {\"name\": ...}");
-    for (const json& o : *outs) {
-      auto n = o.is_object() ? o.find("name") : o.end();
-      if (!o.is_object() || n == o.end() || !n->is_string()) bad_request("each of 'outputs' must be an object with a string 'name'");
-      if (auto p = o.find("parameters"); p != o.end() && p->is_object() && p->value("binary_data", false))
-        bad_request("the binary tensor extension (binary_data) is not supported yet; ask for JSON outputs");
-      const int index = sig.output_index(n->get<std::string>());
-      if (index < 0)
-        bad_request(fmt::format("unknown output '{}' for model '{}' (it has {})", n->get<std::string>(), sig.name, output_names(sig)));
+    bad_request(fmt::format("{}: shape {} holds {} values but 'data' has {}", what, shape_text(shape), r.rows * sig.input.width,
+                            r.values.size()));
+  if (auto outs = member(top, "outputs")) {
+    if (outs->type() != dom::element_type::ARRAY) bad_request("'outputs' must be an array of {\"name\": ...}");
+    const dom::array requested = outs->get_array().value_unsafe();
+    for (dom::element o : requested) {
+      std::optional<dom::element> n;
+      if (o.type() == dom::element_type::OBJECT) n = member(o.get_object().value_unsafe(), "name");
+      if (!n || n->type() != dom::element_type::STRING) bad_request("each of 'outputs' must be an object with a string 'name'");
+      if (auto p = member(o.get_object().value_unsafe(), "parameters"); p && p->type() == dom::element_type::OBJECT) {
+        auto binary = member(p->get_object().value_unsafe(), "binary_data");
+        if (binary && binary->type() == dom::element_type::BOOL && binary->get_bool().value_unsafe())
+          bad_request("the binary tensor extension (binary_data) is not supported yet; ask for JSON outputs");
+      }
+      const std::string_view output = n->get_string().value_unsafe();
+      const int index = sig.output_index(output);
+      if (index < 0) bad_request(fmt::format("unknown output '{}' for model '{}' (it has {})", output, sig.name, output_names(sig)));
       r.outputs.push_back(index);
     }
   }
@@ -212,22 +268,26 @@ std::string encode_v2_infer(const ModelSignature& sig, const InferRequest& reque
 }
 
 InferRequest parse_v1_predict(std::string_view body, const ModelSignature& sig) {
-  const json doc = parse_body(body);
-  if (!doc.is_object()) bad_request(fmt::format("the request body must be a JSON object; got {}", type_name(doc)));
-  auto instances = doc.find("instances");
-  if (instances == doc.end() || !instances->is_array() || instances->empty())
+  static thread_local dom::parser shared;
+  dom::parser own;
+  const dom::element doc = parse_body(body.size() > kSharedParserBytes ? own : shared, body);
+  if (doc.type() != dom::element_type::OBJECT) bad_request(fmt::format("the request body must be a JSON object; got {}", type_name(doc)));
+  auto instances = member(doc.get_object().value_unsafe(), "instances");
+  if (!instances || instances->type() != dom::element_type::ARRAY || instances->get_array().value_unsafe().size() == 0)
     bad_request("'instances' must be a non-empty array of instances");
+  const dom::array list = instances->get_array().value_unsafe();
   InferRequest r;
-  r.rows = static_cast<int64_t>(instances->size());
+  r.rows = static_cast<int64_t>(list.size());
   r.values.reserve(static_cast<size_t>(r.rows * sig.input.width));
-  for (size_t i = 0; i < instances->size(); ++i) {
+  size_t i = 0;
+  for (dom::element instance : list) {
     const size_t before = r.values.size();
-    const std::string what = fmt::format("instances[{}]", i);
-    flatten((*instances)[i], what, r.values);
+    const std::string what = fmt::format("instances[{}]", i++);
+    flatten(instance, what, r.values);
     if (static_cast<int64_t>(r.values.size() - before) != sig.input.width)
       bad_request(fmt::format("{}: has {} values; model '{}' expects {}", what, r.values.size() - before, sig.name, sig.input.width));
   }
-  for (size_t i = 0; i < sig.outputs.size(); ++i) r.outputs.push_back(static_cast<int>(i));
+  for (size_t k = 0; k < sig.outputs.size(); ++k) r.outputs.push_back(static_cast<int>(k));
   return r;
 }
 
@@ -253,14 +313,16 @@ std::string encode_v1_predict(const ModelSignature& sig, int64_t rows, const std
 
 std::string encode_model_metadata(const ModelSignature& sig) {
   auto tensor = [](const TensorSpec& t) {
-    json shape = t.width > 0 ? json::array({-1, t.width}) : json::array({-1});
-    return json{{"name", t.name}, {"datatype", datatype_name(t.datatype)}, {"shape", shape}};
+    return fmt::format(R"({{"name":{},"datatype":"{}","shape":[-1{}]}})", json_quote(t.name), datatype_name(t.datatype),
+                       t.width > 0 ? fmt::format(",{}", t.width) : "");
   };
-  json outputs = json::array();
-  for (const TensorSpec& o : sig.outputs) outputs.push_back(tensor(o));
-  json doc{{"name", sig.name}, {"versions", {"1"}}, {"platform", "latent"},
-           {"inputs", json::array({tensor(sig.input)})}, {"outputs", outputs}};
-  return doc.dump(-1, ' ', false, json::error_handler_t::replace);
+  std::string outputs;
+  for (const TensorSpec& o : sig.outputs) {
+    if (!outputs.empty()) outputs += ',';
+    outputs += tensor(o);
+  }
+  return fmt::format(R"({{"name":{},"versions":["1"],"platform":"latent","inputs":[{}],"outputs":[{}]}})", json_quote(sig.name),
+                     tensor(sig.input), outputs);
 }
 
 std::string encode_server_metadata() {
