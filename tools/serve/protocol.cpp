@@ -17,33 +17,22 @@ namespace {
 
 [[noreturn]] void bad_request(std::string message) { throw ProtocolError{400, std::move(message)}; }
 
-// Depth of arrays and objects, counted before parsing so that a body of 100,000 '[' costs one
-// linear scan and a 400 instead of a deep recursive structure.
-void check_depth(std::string_view body) {
-  int depth = 0;
-  bool in_string = false, escaped = false;
-  for (char c : body) {
-    if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > kMaxJsonDepth) bad_request(fmt::format("JSON nested deeper than {} levels", kMaxJsonDepth));
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-}
-
 // Each HTTP thread keeps a parser (its buffers grow to the largest body seen); bodies over 1 MiB
 // get a parser of their own, so a few large requests do not pin memory in every thread.
 constexpr size_t kSharedParserBytes = 1 << 20;
 
-dom::element parse_body(dom::parser& parser, std::string_view body) {
-  check_depth(body);
-  auto result = parser.parse(body.data(), body.size(), true);
+// A parser that refuses nesting deeper than kMaxJsonDepth (a body of 100,000 '[' costs one pass
+// and a 400, never a deep structure).
+struct Parser {
+  dom::parser parser;
+  Parser() {
+    if (parser.allocate(64 << 10, kMaxJsonDepth) != simdjson::SUCCESS) throw std::bad_alloc();
+  }
+};
+
+dom::element parse_body(Parser& p, std::string_view body) {
+  auto result = p.parser.parse(body.data(), body.size(), true);
+  if (result.error() == simdjson::DEPTH_ERROR) bad_request(fmt::format("JSON nested deeper than {} levels", kMaxJsonDepth));
   if (result.error()) bad_request(fmt::format("malformed JSON: {}", simdjson::error_message(result.error())));
   return result.value_unsafe();
 }
@@ -155,9 +144,9 @@ std::string json_quote(std::string_view text) {
 std::string encode_error(std::string_view message) { return "{\"error\":" + json_quote(message) + "}"; }
 
 InferRequest parse_v2_infer(std::string_view body, const ModelSignature& sig) {
-  static thread_local dom::parser shared;
-  dom::parser own;
-  const dom::element doc = parse_body(body.size() > kSharedParserBytes ? own : shared, body);
+  static thread_local Parser shared;
+  std::optional<Parser> own;
+  const dom::element doc = parse_body(body.size() > kSharedParserBytes ? own.emplace() : shared, body);
   if (doc.type() != dom::element_type::OBJECT) bad_request(fmt::format("the request body must be a JSON object; got {}", type_name(doc)));
   const dom::object top = doc.get_object().value_unsafe();
   InferRequest r;
@@ -268,9 +257,9 @@ std::string encode_v2_infer(const ModelSignature& sig, const InferRequest& reque
 }
 
 InferRequest parse_v1_predict(std::string_view body, const ModelSignature& sig) {
-  static thread_local dom::parser shared;
-  dom::parser own;
-  const dom::element doc = parse_body(body.size() > kSharedParserBytes ? own : shared, body);
+  static thread_local Parser shared;
+  std::optional<Parser> own;
+  const dom::element doc = parse_body(body.size() > kSharedParserBytes ? own.emplace() : shared, body);
   if (doc.type() != dom::element_type::OBJECT) bad_request(fmt::format("the request body must be a JSON object; got {}", type_name(doc)));
   auto instances = member(doc.get_object().value_unsafe(), "instances");
   if (!instances || instances->type() != dom::element_type::ARRAY || instances->get_array().value_unsafe().size() == 0)
