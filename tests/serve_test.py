@@ -14,6 +14,7 @@ import random
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -66,7 +67,7 @@ class Server:
             body = json.dumps(body)
         conn.request(method, path, body=body, headers=h)
         r = conn.getresponse()
-        data = r.read().decode()
+        data = r.read().decode("latin-1" if r.getheader("Inference-Header-Content-Length") else "utf-8")
         conn.close()
         try:
             parsed = json.loads(data)
@@ -185,6 +186,7 @@ def test_csv_run(work):
                             f"{s.url}/v1/models/tab:predict"], capture_output=True, text=True)
         check("curl-v1", close(json.loads(c.stdout)["predictions"][0]["score"], float(ref[5]["error"])), c.stdout)
 
+        binary_extension(s, rows, ref)
         malformed_battery(s)
         concurrent_clients(s, rows, ref)
         stalled_and_dropped_clients(s)
@@ -213,6 +215,30 @@ def test_csv_run(work):
 
     back_pressure(work, rows)
     api_key(work)
+
+
+def binary_extension(s, rows, ref):
+    """Triton's binary tensor extension: raw FP32 input after the JSON header, raw outputs back."""
+    header = json.dumps({"inputs": [{"name": "input", "shape": [3, 4], "datatype": "FP32", "parameters": {"binary_data_size": 48}}],
+                         "outputs": [{"name": "score", "parameters": {"binary_data": True}}, {"name": "is_anomaly"}]}).encode()
+    body = header + struct.pack("<12f", *[v for r in rows[:3] for v in r])
+    st, reply, headers = s.request("POST", "/v2/models/tab/infer", body, content_type="application/octet-stream",
+                                   headers={"Inference-Header-Content-Length": str(len(header))})
+    ok = st == 200 and "Inference-Header-Content-Length" in headers
+    if ok:
+        raw = reply.encode("latin-1") if isinstance(reply, str) else b""
+        n = int(headers["Inference-Header-Content-Length"])
+        meta = json.loads(raw[:n])
+        scores = struct.unpack("<3f", raw[n:n + 12])
+        ok = (meta["outputs"][0]["parameters"]["binary_data_size"] == 12 and meta["outputs"][1]["data"] == [r["is_anomaly"] == "1" for r in ref[:3]]
+              and all(close(scores[i], float(ref[i]["error"])) for i in range(3)))
+    check("binary-extension-matches-latent-score", ok, (st, headers, str(reply)[:200]))
+    st, reply, _ = s.request("POST", "/v2/models/tab/infer", body, content_type="application/octet-stream",
+                             headers={"Inference-Header-Content-Length": str(len(body) + 1)})
+    check("bad-binary-header-beyond-body", st == 400 and "is beyond the body's" in reply.get("error", ""), (st, reply))
+    st, reply, _ = s.request("POST", "/v2/models/tab/infer", body[:-4], content_type="application/octet-stream",
+                             headers={"Inference-Header-Content-Length": str(len(header))})
+    check("bad-binary-size", st == 400 and "binary_data_size 48 but 44 bytes follow" in reply.get("error", ""), (st, reply))
 
 
 def malformed_battery(s):
@@ -245,7 +271,9 @@ def malformed_battery(s):
         ("wrong-content-type", infer(content_type="text/plain"), 415, "unsupported content type 'text/plain'"),
         ("deep-nesting", infer(raw='{"inputs":' + "[" * 5000 + "]" * 5000 + "}"), 400, "JSON nested deeper than 32 levels"),
         ("id-not-string", infer(extra={"id": 7}), 400, "'id' must be a string"),
-        ("binary-extension", infer(extra={"parameters": {"binary_data_output": True}}), 400, "not supported yet"),
+        ("binary-output-flag", infer(extra={"parameters": {"binary_data_output": 1}}), 400, "binary_data_output must be true or false"),
+        ("binary-size-without-header", infer([dict(good, parameters={"binary_data_size": 16})]), 400,
+         "binary_data_size needs the Inference-Header-Content-Length header"),
         ("unknown-path", s.request("GET", "/v3/x"), 404, "no such endpoint: GET /v3/x"),
         ("v1-bad-instance", infer(raw='{"instances": [[1, 2, 3]]}', path="/v1/models/tab:predict"), 400,
          "instances[0]: has 3 values; model 'tab' expects 4"),

@@ -28,7 +28,7 @@ void check_accepted(const latent::serve::InferRequest& r, const latent::serve::M
   std::vector<latent::serve::OutputRows> outputs(sig.outputs.size());
   for (size_t k = 0; k < sig.outputs.size(); ++k)
     outputs[k].values.assign(static_cast<size_t>(r.rows * std::max<int64_t>(sig.outputs[k].width, 1)), 0.5f);
-  if (latent::serve::encode_v2_infer(sig, r, outputs).empty() || latent::serve::encode_v1_predict(sig, r.rows, outputs).empty())
+  if (latent::serve::encode_v2_infer(sig, r, outputs).body.empty() || latent::serve::encode_v1_predict(sig, r.rows, outputs).empty())
     finding("empty reply");
 }
 
@@ -47,6 +47,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     } catch (const ProtocolError& e) {
       if (e.status < 400 || e.status > 499 || e.message.empty()) finding("a rejection without a 4xx status and a message");
       if (encode_error(e.message).empty()) finding("empty error body");
+    }
+  }
+  // The binary extension: the first two bytes choose the JSON header's length in the rest.
+  if (size >= 2) {
+    const std::string_view rest = body.substr(2);
+    const size_t header = (static_cast<size_t>(data[0]) | static_cast<size_t>(data[1]) << 8) % (rest.size() + 2);
+    try {
+      check_accepted(parse_v2_infer(rest, sig, header), sig);
+    } catch (const ProtocolError& e) {
+      if (e.status < 400 || e.status > 499 || e.message.empty()) finding("a rejection without a 4xx status and a message");
     }
   }
   return 0;

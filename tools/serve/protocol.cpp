@@ -5,7 +5,9 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <cmath>
 #include <iterator>
 
@@ -143,13 +145,21 @@ std::string json_quote(std::string_view text) {
 
 std::string encode_error(std::string_view message) { return "{\"error\":" + json_quote(message) + "}"; }
 
-InferRequest parse_v2_infer(std::string_view body, const ModelSignature& sig) {
+InferRequest parse_v2_infer(std::string_view body, const ModelSignature& sig, std::optional<size_t> header_length) {
+  std::string_view binary;
+  if (header_length) {
+    if (*header_length > body.size())
+      bad_request(fmt::format("Inference-Header-Content-Length {} is beyond the body's {} bytes", *header_length, body.size()));
+    binary = body.substr(*header_length);
+    body = body.substr(0, *header_length);
+  }
   static thread_local Parser shared;
   std::optional<Parser> own;
   const dom::element doc = parse_body(body.size() > kSharedParserBytes ? own.emplace() : shared, body);
   if (doc.type() != dom::element_type::OBJECT) bad_request(fmt::format("the request body must be a JSON object; got {}", type_name(doc)));
   const dom::object top = doc.get_object().value_unsafe();
   InferRequest r;
+  bool binary_default = false;
   if (auto id = member(top, "id")) {
     if (id->type() != dom::element_type::STRING) bad_request(fmt::format("'id' must be a string; got {}", type_name(*id)));
     r.id = std::string(id->get_string().value_unsafe());
@@ -162,8 +172,11 @@ InferRequest parse_v2_infer(std::string_view body, const ModelSignature& sig) {
         bad_request(fmt::format("parameters.preprocessed must be true or false; got {}", type_name(*pre)));
       r.preprocessed = pre->get_bool().value_unsafe();
     }
-    if (member(p, "binary_data_output"))
-      bad_request("the binary tensor extension (binary_data_output) is not supported yet; ask for JSON outputs");
+    if (auto b = member(p, "binary_data_output")) {
+      if (b->type() != dom::element_type::BOOL)
+        bad_request(fmt::format("parameters.binary_data_output must be true or false; got {}", type_name(*b)));
+      binary_default = b->get_bool().value_unsafe();
+    }
   }
   auto inputs = member(top, "inputs");
   if (!inputs || inputs->type() != dom::element_type::ARRAY) bad_request("'inputs' must be an array of tensors");
@@ -184,8 +197,15 @@ InferRequest parse_v2_infer(std::string_view body, const ModelSignature& sig) {
   const dom::element datatype = field("datatype");
   if (datatype.type() != dom::element_type::STRING || datatype.get_string().value_unsafe() != datatype_name(sig.input.datatype))
     bad_request(fmt::format("{}: datatype {} does not match the model's {}", what, snippet(datatype), datatype_name(sig.input.datatype)));
-  if (auto p = member(in, "parameters"); p && p->type() == dom::element_type::OBJECT && member(p->get_object().value_unsafe(), "binary_data_size"))
-    bad_request("the binary tensor extension (binary_data_size) is not supported yet; send the data as JSON");
+  std::optional<int64_t> binary_size;
+  if (auto p = member(in, "parameters"); p && p->type() == dom::element_type::OBJECT) {
+    if (auto size = member(p->get_object().value_unsafe(), "binary_data_size")) {
+      if (size->type() != dom::element_type::INT64 || size->get_int64().value_unsafe() < 0)
+        bad_request(fmt::format("{}: binary_data_size must be a non-negative integer; got {}", what, snippet(*size)));
+      if (!header_length) bad_request(fmt::format("{}: binary_data_size needs the Inference-Header-Content-Length header", what));
+      binary_size = size->get_int64().value_unsafe();
+    }
+  }
   const dom::element shape_json = field("shape");
   std::vector<int64_t> shape;
   if (shape_json.type() != dom::element_type::ARRAY) bad_request(fmt::format("{}: 'shape' must be an array of integers", what));
@@ -199,11 +219,24 @@ InferRequest parse_v2_infer(std::string_view body, const ModelSignature& sig) {
     bad_request(fmt::format("{}: shape {} does not match the model's {}", what, shape_text(shape), shape_text(model_shape)));
   if (shape[0] > (int64_t{1} << 31) / std::max<int64_t>(sig.input.width, 1))
     bad_request(fmt::format("{}: shape {} is too large", what, shape_text(shape)));
-  const dom::element data = field("data");
-  if (data.type() != dom::element_type::ARRAY) bad_request(fmt::format("{}: 'data' must be an array; got {}", what, type_name(data)));
   r.rows = shape[0];
   r.values.reserve(static_cast<size_t>(r.rows * sig.input.width));
-  flatten(data, what, r.values);
+  if (binary_size) {
+    const int64_t expected = r.rows * sig.input.width * static_cast<int64_t>(sizeof(float));
+    if (*binary_size != expected)
+      bad_request(fmt::format("{}: binary_data_size {} does not match shape {} of FP32 ({} bytes)", what, *binary_size, shape_text(shape),
+                              expected));
+    if (static_cast<size_t>(*binary_size) != binary.size())
+      bad_request(fmt::format("{}: binary_data_size {} but {} bytes follow the JSON header", what, *binary_size, binary.size()));
+    r.values.resize(static_cast<size_t>(r.rows * sig.input.width));
+    std::memcpy(r.values.data(), binary.data(), binary.size());  // little-endian FP32, as x86 and ARM hold it
+    for (size_t i = 0; i < r.values.size(); ++i)
+      if (!std::isfinite(r.values[i]))
+        bad_request(fmt::format("{}: value at position {} is not finite: NaN and Inf are refused", what, i));
+  } else {
+    if (!binary.empty()) bad_request(fmt::format("{} bytes follow the JSON header but no input has binary_data_size", binary.size()));
+    flatten(field("data"), what, r.values);
+  }
   if (static_cast<int64_t>(r.values.size()) != r.rows * sig.input.width)
     bad_request(fmt::format("{}: shape {} holds {} values but 'data' has {}", what, shape_text(shape), r.rows * sig.input.width,
                             r.values.size()));
@@ -214,24 +247,32 @@ InferRequest parse_v2_infer(std::string_view body, const ModelSignature& sig) {
       std::optional<dom::element> n;
       if (o.type() == dom::element_type::OBJECT) n = member(o.get_object().value_unsafe(), "name");
       if (!n || n->type() != dom::element_type::STRING) bad_request("each of 'outputs' must be an object with a string 'name'");
+      bool as_binary = binary_default;
       if (auto p = member(o.get_object().value_unsafe(), "parameters"); p && p->type() == dom::element_type::OBJECT) {
-        auto binary = member(p->get_object().value_unsafe(), "binary_data");
-        if (binary && binary->type() == dom::element_type::BOOL && binary->get_bool().value_unsafe())
-          bad_request("the binary tensor extension (binary_data) is not supported yet; ask for JSON outputs");
+        if (auto b = member(p->get_object().value_unsafe(), "binary_data")) {
+          if (b->type() != dom::element_type::BOOL) bad_request(fmt::format("outputs: binary_data must be true or false; got {}", type_name(*b)));
+          as_binary = b->get_bool().value_unsafe();
+        }
       }
       const std::string_view output = n->get_string().value_unsafe();
       const int index = sig.output_index(output);
       if (index < 0) bad_request(fmt::format("unknown output '{}' for model '{}' (it has {})", output, sig.name, output_names(sig)));
       r.outputs.push_back(index);
+      r.binary.push_back(as_binary);
     }
   }
   if (r.outputs.empty())
-    for (size_t i = 0; i < sig.outputs.size(); ++i) r.outputs.push_back(static_cast<int>(i));
+    for (size_t i = 0; i < sig.outputs.size(); ++i) {
+      r.outputs.push_back(static_cast<int>(i));
+      r.binary.push_back(binary_default);
+    }
   return r;
 }
 
-std::string encode_v2_infer(const ModelSignature& sig, const InferRequest& request, const std::vector<OutputRows>& outputs) {
-  std::string out;
+InferReply encode_v2_infer(const ModelSignature& sig, const InferRequest& request, const std::vector<OutputRows>& outputs) {
+  InferReply reply;
+  std::string& out = reply.body;
+  std::string raw;  // binary outputs, in order, after the JSON
   out.reserve(64 + static_cast<size_t>(request.rows) * 16 * static_cast<size_t>(sig.input.width));
   out += "{\"model_name\":" + json_quote(sig.name) + ",\"model_version\":\"1\"";
   if (request.id) out += ",\"id\":" + json_quote(*request.id);
@@ -239,12 +280,24 @@ std::string encode_v2_infer(const ModelSignature& sig, const InferRequest& reque
   for (size_t k = 0; k < request.outputs.size(); ++k) {
     const TensorSpec& spec = sig.outputs[static_cast<size_t>(request.outputs[k])];
     const OutputRows& rows = outputs[static_cast<size_t>(request.outputs[k])];
+    const bool binary = k < request.binary.size() && request.binary[k];
     if (k) out += ',';
     fmt::format_to(std::back_inserter(out), "{{\"name\":\"{}\",\"datatype\":\"{}\",\"shape\":[{}", spec.name,
                    datatype_name(spec.datatype), request.rows);
     if (spec.width > 0) fmt::format_to(std::back_inserter(out), ",{}", spec.width);
-    out += "],\"data\":[";
     const size_t n = static_cast<size_t>(request.rows * std::max<int64_t>(spec.width, 1));
+    if (binary) {
+      // FP32 as little-endian 4-byte floats, BOOL as one byte each (Triton's layout).
+      const size_t before = raw.size();
+      if (spec.datatype == DataType::BOOL) {
+        for (size_t i = 0; i < n; ++i) raw += static_cast<char>(rows.values[i] != 0);
+      } else {
+        raw.append(reinterpret_cast<const char*>(rows.values.data()), n * sizeof(float));
+      }
+      fmt::format_to(std::back_inserter(out), "],\"parameters\":{{\"binary_data_size\":{}}}}}", raw.size() - before);
+      continue;
+    }
+    out += "],\"data\":[";
     for (size_t i = 0; i < n; ++i) {
       if (i) out += ',';
       if (spec.datatype == DataType::BOOL) out += rows.values[i] != 0 ? "true" : "false";
@@ -253,7 +306,11 @@ std::string encode_v2_infer(const ModelSignature& sig, const InferRequest& reque
     out += "]}";
   }
   out += "]}";
-  return out;
+  if (std::find(request.binary.begin(), request.binary.end(), true) != request.binary.end()) {
+    reply.header_length = out.size();
+    out += raw;
+  }
+  return reply;
 }
 
 InferRequest parse_v1_predict(std::string_view body, const ModelSignature& sig) {
@@ -277,6 +334,7 @@ InferRequest parse_v1_predict(std::string_view body, const ModelSignature& sig) 
       bad_request(fmt::format("{}: has {} values; model '{}' expects {}", what, r.values.size() - before, sig.name, sig.input.width));
   }
   for (size_t k = 0; k < sig.outputs.size(); ++k) r.outputs.push_back(static_cast<int>(k));
+  r.binary.assign(r.outputs.size(), false);
   return r;
 }
 

@@ -1,6 +1,7 @@
 // The wire formats of `latent serve`, with no knowledge of sockets: KServe v2 / Triton HTTP JSON
-// (infer requests and responses, model and server metadata) and KServe v1 (`instances` ->
-// `predictions`). A request body goes in as bytes and comes out as checked rows of float32, or as
+// (infer requests and responses, model and server metadata) with Triton's binary tensor
+// extension (a JSON header of Inference-Header-Content-Length bytes followed by raw tensors), and
+// KServe v1 (`instances` -> `predictions`). A request body goes in as bytes and comes out as checked rows of float32, or as
 // a ProtocolError carrying the HTTP status and a one-line message naming what was wrong.
 //
 //   ModelSignature sig = ...;                       // input `input` FP32 [-1, 784], outputs ...
@@ -57,19 +58,31 @@ struct InferRequest {
   std::vector<float> values;       ///< N x D input values, row-major, all finite
   bool preprocessed = false;       ///< parameters.preprocessed: skip the stored preprocessing
   std::vector<int> outputs;        ///< indices into the signature's outputs, in the order asked
+  std::vector<bool> binary;        ///< per entry of `outputs`: sent as raw bytes (binary extension)
+};
+
+/// An encoded infer reply: with binary outputs, the JSON header is the first `header_length`
+/// bytes of `body` (sent as Inference-Header-Content-Length) and the raw tensors follow.
+struct InferReply {
+  std::string body;
+  std::optional<size_t> header_length;
 };
 
 /// Largest nesting of arrays and objects accepted in a JSON body.
 constexpr int kMaxJsonDepth = 32;
 
 /// Parses a v2 infer body (`{"id", "inputs": [{name, shape, datatype, data}], "outputs": [{name}],
-/// "parameters": {"preprocessed": true}}`) against `sig`. Data may be flat or nested.
-InferRequest parse_v2_infer(std::string_view body, const ModelSignature& sig);
+/// "parameters": {"preprocessed": true}}`) against `sig`. Data may be flat or nested. With
+/// `header_length` (the Inference-Header-Content-Length header), the JSON is that many bytes and an
+/// input with `"parameters": {"binary_data_size": n}` takes its n bytes (little-endian FP32) from
+/// what follows; `binary_data_output` (request) and `binary_data` (per output) ask for raw outputs.
+InferRequest parse_v2_infer(std::string_view body, const ModelSignature& sig,
+                            std::optional<size_t> header_length = std::nullopt);
 
-/// The v2 reply: model name, version "1", the echoed id and the requested outputs.
+/// The v2 reply: model name, version "1", the echoed id and the requested outputs, each as JSON
+/// `data` or, when asked, as raw bytes after the JSON (`"parameters": {"binary_data_size": n}`).
 /// `outputs` is indexed like `sig.outputs` and holds `rows` rows of each.
-std::string encode_v2_infer(const ModelSignature& sig, const InferRequest& request,
-                            const std::vector<OutputRows>& outputs);
+InferReply encode_v2_infer(const ModelSignature& sig, const InferRequest& request, const std::vector<OutputRows>& outputs);
 
 /// Parses a v1 predict body `{"instances": [[...], ...]}` (each instance D numbers, flat or nested).
 InferRequest parse_v1_predict(std::string_view body, const ModelSignature& sig);

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
+#include <optional>
 #include <chrono>
 
 #include "protocol.h"
@@ -182,9 +184,20 @@ HttpReply Service::route(const HttpRequest& request, Context& ctx) {
 }
 
 HttpReply Service::infer(const HttpRequest& request, Entry& entry, bool v1, Context& ctx) {
+  // Triton's binary extension: the JSON header's length; its bodies may be application/octet-stream.
+  std::optional<size_t> header_length;
+  if (!v1 && !request.inference_header_length.empty()) {
+    size_t n = 0;
+    const std::string_view h = request.inference_header_length;
+    const auto [end, error] = std::from_chars(h.data(), h.data() + h.size(), n);
+    if (error != std::errc() || end != h.data() + h.size())
+      return error_reply(400, fmt::format("Inference-Header-Content-Length '{}' is not a byte count", h));
+    header_length = n;
+  }
   const std::string type = media_type(request.content_type);
-  if (!type.empty() && type != "application/json")
-    return error_reply(415, fmt::format("unsupported content type '{}': send application/json", request.content_type));
+  if (!type.empty() && type != "application/json" && !(header_length && type == "application/octet-stream"))
+    return error_reply(415, fmt::format("unsupported content type '{}': send application/json{}", request.content_type,
+                                        v1 ? "" : " (or application/octet-stream with Inference-Header-Content-Length)"));
   const ModelSignature& sig = entry.model->signature();
   Batcher& batcher = *entry.batcher;
   // Announced before parsing, so the batcher waits for this request's rows while it gathers.
@@ -192,7 +205,7 @@ HttpReply Service::infer(const HttpRequest& request, Entry& entry, bool v1, Cont
   InferRequest r;
   std::future<std::vector<OutputRows>> pending;
   try {
-    r = v1 ? parse_v1_predict(request.body, sig) : parse_v2_infer(request.body, sig);
+    r = v1 ? parse_v1_predict(request.body, sig) : parse_v2_infer(request.body, sig, header_length);
     if (r.id) ctx.id = *r.id;
     ctx.rows = r.rows;
     pending = batcher.submit(std::move(r.values), r.rows, r.preprocessed);
@@ -211,7 +224,16 @@ HttpReply Service::infer(const HttpRequest& request, Entry& entry, bool v1, Cont
     metrics_.observe_scores(sig.name, outputs[static_cast<size_t>(s)].values, std::count(flags.begin(), flags.end(), 1.0f));
   }
   HttpReply reply;
-  reply.body = v1 ? encode_v1_predict(sig, r.rows, outputs) : encode_v2_infer(sig, r, outputs);
+  if (v1) {
+    reply.body = encode_v1_predict(sig, r.rows, outputs);
+    return reply;
+  }
+  InferReply encoded = encode_v2_infer(sig, r, outputs);
+  reply.body = std::move(encoded.body);
+  if (encoded.header_length) {
+    reply.content_type = "application/octet-stream";
+    reply.headers.emplace_back("Inference-Header-Content-Length", std::to_string(*encoded.header_length));
+  }
   return reply;
 }
 

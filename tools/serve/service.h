@@ -22,6 +22,7 @@ struct HttpRequest {
   std::string_view method, path, body;
   std::string_view content_type;   ///< the Content-Type header, "" when absent
   std::string_view authorization;  ///< the Authorization header, "" when absent
+  std::string_view inference_header_length;  ///< Inference-Header-Content-Length (binary extension), "" when absent
 };
 
 /// A reply for the transport to send.
