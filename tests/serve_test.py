@@ -6,6 +6,7 @@ status and message, 64 concurrent clients against their own rows, and SIGTERM ag
 
 usage: serve_test.py PATH_TO_LATENT
 """
+import base64
 import gzip
 import http.client
 import json
@@ -21,6 +22,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+import zlib
 
 LATENT = sys.argv[1]
 FASHION = "/usr/share/datasets/fashion-mnist"
@@ -402,9 +404,41 @@ def test_image_run(work):
         got = reply["outputs"][0]["data"]
         check("image-pixels-match-latent-score", all(close(got[i], float(ref[i]["error"])) for i in range(8)),
               [(got[i], ref[i]["error"]) for i in range(3)])
+        st, meta, _ = s.request("GET", "/v2/models/img")
+        check("image-input-in-metadata", st == 200 and {"name": "image", "datatype": "BYTES", "shape": [-1]} in meta["inputs"], meta)
+        pngs = [png_bytes(img, 28, 28) for img in images[:3]]
+        req = {"inputs": [{"name": "image", "shape": [3], "datatype": "BYTES", "data": [base64.b64encode(p).decode() for p in pngs]}],
+               "outputs": [{"name": "score"}]}
+        st, reply, _ = s.request("POST", "/v2/models/img/infer", req)
+        check("png-base64-matches-latent-score", st == 200 and all(close(reply["outputs"][0]["data"][i], float(ref[i]["error"])) for i in range(3)),
+              (st, reply))
+        header = json.dumps({"inputs": [{"name": "image", "shape": [3], "datatype": "BYTES",
+                                         "parameters": {"binary_data_size": sum(4 + len(p) for p in pngs)}}],
+                             "outputs": [{"name": "score"}]}).encode()
+        body = header + b"".join(struct.pack("<I", len(p)) + p for p in pngs)
+        st, reply, _ = s.request("POST", "/v2/models/img/infer", body, content_type="application/octet-stream",
+                                 headers={"Inference-Header-Content-Length": str(len(header))})
+        check("png-binary-matches-latent-score", st == 200 and all(close(reply["outputs"][0]["data"][i], float(ref[i]["error"])) for i in range(3)),
+              (st, reply))
+        small = base64.b64encode(png_bytes([0] * 100, 10, 10)).decode()
+        for name, data, want in [("png-wrong-size", small, "the image is 10x10 (width x height), the model takes 28x28"),
+                                 ("png-corrupt", base64.b64encode(b"not a png at all").decode(), "[png] input 'image' [0]"),
+                                 ("png-bad-base64", "@@@@", "data[0] is not valid base64")]:
+            st, reply, _ = s.request("POST", "/v2/models/img/infer",
+                                     {"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES", "data": [data]}]})
+            check(f"bad-{name}", st == 400 and want in reply.get("error", ""), (st, reply))
     finally:
         rc = s.stop()
     check("image-sigterm-exit-0", rc == 0, rc)
+
+
+def png_bytes(pixels, width, height):
+    """An 8-bit grayscale PNG, written with zlib (no imaging library needed)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    rows = b"".join(b"\x00" + bytes(pixels[y * width:(y + 1) * width]) for y in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
 
 if __name__ == "__main__":

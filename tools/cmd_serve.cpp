@@ -34,6 +34,8 @@ endpoints:
   POST /v2/models/NAME/infer     {"id": "...", "inputs": [{"name": "input", "shape": [N, D],
                                   "datatype": "FP32", "data": [...]}], "outputs": [{"name": "score"}]}
   POST /v1/models/NAME:predict   {"instances": [[...], ...]} -> {"predictions": [...]}
+  Image runs also take PNG files as the BYTES input `image` (shape [N]; base64 strings in JSON, or
+  binary), decoded and checked against the training size.
   Triton's binary tensor extension (Inference-Header-Content-Length, binary_data_size,
   binary_data, binary_data_output) is accepted, so tritonclient works with its defaults.
 

@@ -32,7 +32,8 @@ for body in \
   '{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[1,2,3]}]}' \
   '{"inputs":[{"name":"x","shape":[1,5],"datatype":"INT64","data":[1,"a",null,true,{}]}],"outputs":[{"name":"nope"}]}' \
   '{"instances":[[1,2,3,4],[0.5,0.25,0.125,1e-3]]}' \
-  '{"instances":[[1,2,3]]}'; do
+  '{"instances":[[1,2,3]]}' \
+  '{"inputs":[{"name":"image","shape":[2],"datatype":"BYTES","data":["iVBORw0KGgo=","QUJD"]}]}'; do
   i=$((i + 1))
   printf '%s' "$body" > "$work/corpus/seed_$i.json"
 done

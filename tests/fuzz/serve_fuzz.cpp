@@ -1,6 +1,6 @@
 // libFuzzer target for the request parser of `latent serve` (tools/serve/protocol.cpp), the code
 // that faces the network: parses arbitrary bytes as a v2 infer body and as a v1 predict body for a
-// 4-feature model. Malformed input must end in a ProtocolError with a 4xx status and a message;
+// 4-feature model that also takes PNG files as a BYTES `image` input. Malformed input must end in a ProtocolError with a 4xx status and a message;
 // an accepted request must hold rows x 4 finite values and known outputs, and its reply must
 // encode. Anything else (a crash, a sanitizer report, a leak, another exception) is a finding.
 // Built by tests/fuzz/run_serve_fuzz.sh.
@@ -20,6 +20,10 @@ namespace {
 }
 
 void check_accepted(const latent::serve::InferRequest& r, const latent::serve::ModelSignature& sig) {
+  if (!r.images.empty()) {  // the `image` input: PNG files, decoded later by the served model
+    if (static_cast<int64_t>(r.images.size()) != r.rows) finding("accepted images do not fill the shape");
+    return;
+  }
   if (r.rows < 1 || static_cast<int64_t>(r.values.size()) != r.rows * sig.input.width) finding("accepted values do not fill the shape");
   for (float v : r.values)
     if (!std::isfinite(v)) finding("accepted a non-finite value");
@@ -36,7 +40,7 @@ void check_accepted(const latent::serve::InferRequest& r, const latent::serve::M
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace latent::serve;
-  static const ModelSignature sig{"m", {"input", DataType::FP32, 4},
+  static const ModelSignature sig{"m", {"input", DataType::FP32, 4}, TensorSpec{"image", DataType::BYTES, 0},
                                   {{"reconstruction", DataType::FP32, 4}, {"code", DataType::FP32, 2},
                                    {"score", DataType::FP32, 0}, {"is_anomaly", DataType::BOOL, 0}}};
   const std::string_view body(reinterpret_cast<const char*>(data), size);

@@ -119,7 +119,7 @@ void append_row(std::string& out, const TensorSpec& spec, const OutputRows& rows
 
 }  // namespace
 
-const char* datatype_name(DataType t) { return t == DataType::BOOL ? "BOOL" : "FP32"; }
+const char* datatype_name(DataType t) { return t == DataType::BOOL ? "BOOL" : t == DataType::BYTES ? "BYTES" : "FP32"; }
 
 int ModelSignature::output_index(std::string_view name) const {
   for (size_t i = 0; i < outputs.size(); ++i)
@@ -144,6 +144,91 @@ std::string json_quote(std::string_view text) {
 }
 
 std::string encode_error(std::string_view message) { return "{\"error\":" + json_quote(message) + "}"; }
+
+namespace {
+
+// Standard base64 (RFC 4648, '=' padding, no line breaks), as JSON carries BYTES tensors.
+std::optional<std::string> decode_base64(std::string_view text) {
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  if (text.size() % 4 != 0) return std::nullopt;
+  std::string out;
+  out.reserve(text.size() / 4 * 3);
+  for (size_t i = 0; i < text.size(); i += 4) {
+    int v[4];
+    int pad = 0;
+    for (int k = 0; k < 4; ++k) {
+      const char c = text[i + static_cast<size_t>(k)];
+      if (c == '=' && i + 4 == text.size() && k >= 2) {
+        v[k] = 0;
+        ++pad;
+      } else if (pad > 0 || (v[k] = value(c)) < 0) {
+        return std::nullopt;
+      }
+    }
+    const uint32_t n = static_cast<uint32_t>(v[0] << 18 | v[1] << 12 | v[2] << 6 | v[3]);
+    out += static_cast<char>(n >> 16);
+    if (pad < 2) out += static_cast<char>(n >> 8 & 0xff);
+    if (pad < 1) out += static_cast<char>(n & 0xff);
+  }
+  return out;
+}
+
+// The `image` input: N PNG files, as base64 strings in JSON or, with binary_data_size, as Triton
+// lays out BYTES (a 4-byte little-endian length before each element).
+void parse_images(dom::object in, const ModelSignature& sig, std::optional<int64_t> binary_size, std::string_view binary,
+                  InferRequest& r) {
+  const std::string what = "input 'image'";
+  auto datatype = member(in, "datatype");
+  if (!datatype || datatype->type() != dom::element_type::STRING || datatype->get_string().value_unsafe() != "BYTES")
+    bad_request(fmt::format("{}: datatype {} does not match the model's BYTES", what, datatype ? snippet(*datatype) : "(none)"));
+  auto shape = member(in, "shape");
+  std::vector<int64_t> dims;
+  if (shape && shape->type() == dom::element_type::ARRAY) {
+    const dom::array list = shape->get_array().value_unsafe();
+    for (dom::element d : list) dims.push_back(d.type() == dom::element_type::INT64 ? d.get_int64().value_unsafe() : -2);
+  }
+  if (dims.size() != 1 || dims[0] < 1 || dims[0] > 65536)
+    bad_request(fmt::format("{}: shape {} does not match the model's [-1] (one PNG file per row)", what, shape_text(dims)));
+  r.rows = dims[0];
+  if (binary_size) {
+    if (static_cast<size_t>(*binary_size) != binary.size())
+      bad_request(fmt::format("{}: binary_data_size {} but {} bytes follow the JSON header", what, *binary_size, binary.size()));
+    size_t at = 0;
+    for (int64_t i = 0; i < r.rows; ++i) {
+      uint32_t n = 0;
+      if (binary.size() - at < 4) bad_request(fmt::format("{}: element {} is cut short", what, i));
+      std::memcpy(&n, binary.data() + at, 4);
+      at += 4;
+      if (binary.size() - at < n) bad_request(fmt::format("{}: element {} claims {} bytes, {} remain", what, i, n, binary.size() - at));
+      r.images.emplace_back(binary.substr(at, n));
+      at += n;
+    }
+    if (at != binary.size()) bad_request(fmt::format("{}: {} bytes after the last element", what, binary.size() - at));
+  } else {
+    auto data = member(in, "data");
+    if (!data || data->type() != dom::element_type::ARRAY) bad_request(fmt::format("{}: 'data' must be an array of base64 strings", what));
+    const dom::array list = data->get_array().value_unsafe();
+    for (dom::element e : list) {
+      const size_t i = r.images.size();
+      if (e.type() != dom::element_type::STRING) bad_request(fmt::format("{}: data[{}] is {}, not a base64 string", what, i, type_name(e)));
+      auto bytes = decode_base64(e.get_string().value_unsafe());
+      if (!bytes) bad_request(fmt::format("{}: data[{}] is not valid base64", what, i));
+      r.images.push_back(std::move(*bytes));
+    }
+    if (static_cast<int64_t>(r.images.size()) != r.rows)
+      bad_request(fmt::format("{}: shape {} holds {} files but 'data' has {}", what, shape_text(dims), r.rows, r.images.size()));
+  }
+  (void)sig;
+}
+
+}  // namespace
 
 InferRequest parse_v2_infer(std::string_view body, const ModelSignature& sig, std::optional<size_t> header_length) {
   std::string_view binary;
@@ -191,12 +276,11 @@ InferRequest parse_v2_infer(std::string_view body, const ModelSignature& sig, st
     return *f;
   };
   const dom::element name = field("name");
-  if (name.type() != dom::element_type::STRING || name.get_string().value_unsafe() != sig.input.name)
-    bad_request(fmt::format("unknown input {} for model '{}' (its input is '{}')", snippet(name), sig.name, sig.input.name));
+  const bool image = sig.image_input && name.type() == dom::element_type::STRING && name.get_string().value_unsafe() == "image";
+  if (!image && (name.type() != dom::element_type::STRING || name.get_string().value_unsafe() != sig.input.name))
+    bad_request(fmt::format("unknown input {} for model '{}' (its input is '{}'{})", snippet(name), sig.name, sig.input.name,
+                            sig.image_input ? ", or 'image' for PNG files" : ""));
   const std::string what = fmt::format("input '{}'", sig.input.name);
-  const dom::element datatype = field("datatype");
-  if (datatype.type() != dom::element_type::STRING || datatype.get_string().value_unsafe() != datatype_name(sig.input.datatype))
-    bad_request(fmt::format("{}: datatype {} does not match the model's {}", what, snippet(datatype), datatype_name(sig.input.datatype)));
   std::optional<int64_t> binary_size;
   if (auto p = member(in, "parameters"); p && p->type() == dom::element_type::OBJECT) {
     if (auto size = member(p->get_object().value_unsafe(), "binary_data_size")) {
@@ -206,40 +290,47 @@ InferRequest parse_v2_infer(std::string_view body, const ModelSignature& sig, st
       binary_size = size->get_int64().value_unsafe();
     }
   }
-  const dom::element shape_json = field("shape");
-  std::vector<int64_t> shape;
-  if (shape_json.type() != dom::element_type::ARRAY) bad_request(fmt::format("{}: 'shape' must be an array of integers", what));
-  const dom::array dims = shape_json.get_array().value_unsafe();
-  for (dom::element d : dims) {
-    if (d.type() != dom::element_type::INT64) bad_request(fmt::format("{}: 'shape' must be an array of integers; got {}", what, snippet(shape_json)));
-    shape.push_back(d.get_int64().value_unsafe());
-  }
-  const std::vector<int64_t> model_shape{-1, sig.input.width};
-  if (shape.size() != 2 || shape[0] < 1 || shape[1] != sig.input.width)
-    bad_request(fmt::format("{}: shape {} does not match the model's {}", what, shape_text(shape), shape_text(model_shape)));
-  if (shape[0] > (int64_t{1} << 31) / std::max<int64_t>(sig.input.width, 1))
-    bad_request(fmt::format("{}: shape {} is too large", what, shape_text(shape)));
-  r.rows = shape[0];
-  r.values.reserve(static_cast<size_t>(r.rows * sig.input.width));
-  if (binary_size) {
-    const int64_t expected = r.rows * sig.input.width * static_cast<int64_t>(sizeof(float));
-    if (*binary_size != expected)
-      bad_request(fmt::format("{}: binary_data_size {} does not match shape {} of FP32 ({} bytes)", what, *binary_size, shape_text(shape),
-                              expected));
-    if (static_cast<size_t>(*binary_size) != binary.size())
-      bad_request(fmt::format("{}: binary_data_size {} but {} bytes follow the JSON header", what, *binary_size, binary.size()));
-    r.values.resize(static_cast<size_t>(r.rows * sig.input.width));
-    std::memcpy(r.values.data(), binary.data(), binary.size());  // little-endian FP32, as x86 and ARM hold it
-    for (size_t i = 0; i < r.values.size(); ++i)
-      if (!std::isfinite(r.values[i]))
-        bad_request(fmt::format("{}: value at position {} is not finite: NaN and Inf are refused", what, i));
+  if (image) {
+    parse_images(in, sig, binary_size, binary, r);
   } else {
-    if (!binary.empty()) bad_request(fmt::format("{} bytes follow the JSON header but no input has binary_data_size", binary.size()));
-    flatten(field("data"), what, r.values);
+    const dom::element datatype = field("datatype");
+    if (datatype.type() != dom::element_type::STRING || datatype.get_string().value_unsafe() != datatype_name(sig.input.datatype))
+      bad_request(fmt::format("{}: datatype {} does not match the model's {}", what, snippet(datatype), datatype_name(sig.input.datatype)));
+    const dom::element shape_json = field("shape");
+    std::vector<int64_t> shape;
+    if (shape_json.type() != dom::element_type::ARRAY) bad_request(fmt::format("{}: 'shape' must be an array of integers", what));
+    const dom::array dims = shape_json.get_array().value_unsafe();
+    for (dom::element d : dims) {
+      if (d.type() != dom::element_type::INT64) bad_request(fmt::format("{}: 'shape' must be an array of integers; got {}", what, snippet(shape_json)));
+      shape.push_back(d.get_int64().value_unsafe());
+    }
+    const std::vector<int64_t> model_shape{-1, sig.input.width};
+    if (shape.size() != 2 || shape[0] < 1 || shape[1] != sig.input.width)
+      bad_request(fmt::format("{}: shape {} does not match the model's {}", what, shape_text(shape), shape_text(model_shape)));
+    if (shape[0] > (int64_t{1} << 31) / std::max<int64_t>(sig.input.width, 1))
+      bad_request(fmt::format("{}: shape {} is too large", what, shape_text(shape)));
+    r.rows = shape[0];
+    r.values.reserve(static_cast<size_t>(r.rows * sig.input.width));
+    if (binary_size) {
+      const int64_t expected = r.rows * sig.input.width * static_cast<int64_t>(sizeof(float));
+      if (*binary_size != expected)
+        bad_request(fmt::format("{}: binary_data_size {} does not match shape {} of FP32 ({} bytes)", what, *binary_size, shape_text(shape),
+                                expected));
+      if (static_cast<size_t>(*binary_size) != binary.size())
+        bad_request(fmt::format("{}: binary_data_size {} but {} bytes follow the JSON header", what, *binary_size, binary.size()));
+      r.values.resize(static_cast<size_t>(r.rows * sig.input.width));
+      std::memcpy(r.values.data(), binary.data(), binary.size());  // little-endian FP32, as x86 and ARM hold it
+      for (size_t i = 0; i < r.values.size(); ++i)
+        if (!std::isfinite(r.values[i]))
+          bad_request(fmt::format("{}: value at position {} is not finite: NaN and Inf are refused", what, i));
+    } else {
+      if (!binary.empty()) bad_request(fmt::format("{} bytes follow the JSON header but no input has binary_data_size", binary.size()));
+      flatten(field("data"), what, r.values);
+    }
+    if (static_cast<int64_t>(r.values.size()) != r.rows * sig.input.width)
+      bad_request(fmt::format("{}: shape {} holds {} values but 'data' has {}", what, shape_text(shape), r.rows * sig.input.width,
+                              r.values.size()));
   }
-  if (static_cast<int64_t>(r.values.size()) != r.rows * sig.input.width)
-    bad_request(fmt::format("{}: shape {} holds {} values but 'data' has {}", what, shape_text(shape), r.rows * sig.input.width,
-                            r.values.size()));
   if (auto outs = member(top, "outputs")) {
     if (outs->type() != dom::element_type::ARRAY) bad_request("'outputs' must be an array of {\"name\": ...}");
     const dom::array requested = outs->get_array().value_unsafe();
@@ -368,8 +459,9 @@ std::string encode_model_metadata(const ModelSignature& sig) {
     if (!outputs.empty()) outputs += ',';
     outputs += tensor(o);
   }
+  const std::string inputs = tensor(sig.input) + (sig.image_input ? "," + tensor(*sig.image_input) : "");
   return fmt::format(R"({{"name":{},"versions":["1"],"platform":"latent","inputs":[{}],"outputs":[{}]}})", json_quote(sig.name),
-                     tensor(sig.input), outputs);
+                     inputs, outputs);
 }
 
 std::string encode_server_metadata() {

@@ -23,8 +23,8 @@ struct ProtocolError {
   std::string message;
 };
 
-/// Element types on the wire (the names of the v2 protocol: "FP32", "BOOL").
-enum class DataType { FP32, BOOL };
+/// Element types on the wire (the names of the v2 protocol: "FP32", "BOOL", "BYTES").
+enum class DataType { FP32, BOOL, BYTES };
 
 /// The v2 name of a data type ("FP32").
 const char* datatype_name(DataType t);
@@ -37,10 +37,12 @@ struct TensorSpec {
   int64_t width = 0;
 };
 
-/// What a served model takes and gives: one FP32 input of shape [-1, D] and named outputs.
+/// What a served model takes and gives: one FP32 input of shape [-1, D] and named outputs; image
+/// models also take PNG files as the BYTES input `image` (shape [-1]) in place of `input`.
 struct ModelSignature {
   std::string name;
   TensorSpec input;
+  std::optional<TensorSpec> image_input;
   std::vector<TensorSpec> outputs;
   /// The index of output `name` in `outputs`, or -1.
   int output_index(std::string_view name) const;
@@ -55,7 +57,8 @@ struct OutputRows {
 struct InferRequest {
   std::optional<std::string> id;   ///< the request `id`, echoed in the reply
   int64_t rows = 0;                ///< batch size N
-  std::vector<float> values;       ///< N x D input values, row-major, all finite
+  std::vector<float> values;       ///< N x D input values, row-major, all finite (empty when `images`)
+  std::vector<std::string> images; ///< the N PNG files of the `image` input, when it was sent
   bool preprocessed = false;       ///< parameters.preprocessed: skip the stored preprocessing
   std::vector<int> outputs;        ///< indices into the signature's outputs, in the order asked
   std::vector<bool> binary;        ///< per entry of `outputs`: sent as raw bytes (binary extension)

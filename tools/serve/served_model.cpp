@@ -1,5 +1,9 @@
 #include "served_model.h"
 
+#include <fmt/format.h>
+
+#include "models/png_io.h"
+
 namespace latent::serve {
 
 ServedModel::ServedModel(std::string name, std::shared_ptr<const models::InferenceSession> session,
@@ -15,7 +19,29 @@ ServedModel::ServedModel(std::string name, std::shared_ptr<const models::Inferen
     signature_.outputs = {{"reconstruction", DataType::FP32, d}, {"code", DataType::FP32, c},
                           {"score", DataType::FP32, 0}, {"is_anomaly", DataType::BOOL, 0}};
     if (session_->variational()) signature_.outputs.push_back({"neg_elbo", DataType::FP32, 0});
+    const models::Preprocessing& p = session_->run().preprocessing;
+    if (p.kind == models::Preprocessing::Kind::Image && p.channels == 1) signature_.image_input = TensorSpec{"image", DataType::BYTES, 0};
   }
+}
+
+std::vector<float> ServedModel::pixels_from_png(const std::vector<std::string>& files) const {
+  const models::Preprocessing& p = session_->run().preprocessing;
+  std::vector<float> values;
+  values.reserve(files.size() * static_cast<size_t>(p.height * p.width));
+  for (size_t i = 0; i < files.size(); ++i) {
+    const std::string name = fmt::format("input 'image' [{}]", i);
+    GrayImage image;
+    try {
+      image = decode_png(files[i], name);
+    } catch (const std::exception& e) {
+      throw ProtocolError{400, e.what()};
+    }
+    if (image.height != p.height || image.width != p.width)
+      throw ProtocolError{400, fmt::format("{}: the image is {}x{} (width x height), the model takes {}x{}; latent does not resize",
+                                           name, image.width, image.height, p.width, p.height)};
+    values.insert(values.end(), image.pixels.begin(), image.pixels.end());
+  }
+  return values;
 }
 
 Tensor ServedModel::prepare(const Tensor& raw) const {

@@ -26,6 +26,10 @@ class ServedModel {
   /// with the training statistics; images: pixel values 0..255 times the stored scale). The
   /// decoder's codes are used as they are.
   Tensor prepare(const Tensor& raw) const;
+  /// PNG files (the `image` input) -> raw pixel rows (N x D values 0..255), decoded with
+  /// models/png_io.h; throws ProtocolError 400 naming the file's index for a corrupt PNG or a size
+  /// other than the training size.
+  std::vector<float> pixels_from_png(const std::vector<std::string>& files) const;
   /// Runs prepared inputs (N, D) under no-grad: one OutputRows per signature output.
   std::vector<OutputRows> run(const Tensor& x) const;
   /// Index of the `score` and `is_anomaly` outputs (-1 for the decoder), for the metrics.

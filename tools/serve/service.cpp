@@ -208,6 +208,10 @@ HttpReply Service::infer(const HttpRequest& request, Entry& entry, bool v1, Cont
     r = v1 ? parse_v1_predict(request.body, sig) : parse_v2_infer(request.body, sig, header_length);
     if (r.id) ctx.id = *r.id;
     ctx.rows = r.rows;
+    if (!r.images.empty()) {  // PNG files become raw pixel rows here (decoding, not a kernel)
+      r.values = entry.model->pixels_from_png(r.images);
+      r.preprocessed = false;
+    }
     pending = batcher.submit(std::move(r.values), r.rows, r.preprocessed);
   } catch (const Overloaded& o) {  // submit has taken the announce back
     HttpReply reply = error_reply(503, fmt::format("model '{}' is overloaded: {} rows are waiting (--max-queue {}); retry later",
