@@ -25,6 +25,8 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print
 
 echo "== ONNX reader fuzzing (libFuzzer, fixed seed, 60 s)"
 tests/fuzz/run_fuzz.sh 60
+echo "== latent serve request parser fuzzing (libFuzzer, fixed seed, 60 s)"
+tests/fuzz/run_serve_fuzz.sh 60
 
 echo "== all tests passed (release and sanitizer builds, ONNX Runtime check, fuzzing)"
 passed=$(cat build/run_all_tests.log build-asan/run_all_tests.log | awk '/^Ok:/ {n += $2} END {print n + 0}')

@@ -63,6 +63,13 @@ Options& Options::flag(std::string name, bool& into, std::string help, bool valu
   return add(std::move(s));
 }
 
+Options& Options::repeated(std::string metavar, std::vector<std::string>& into, std::string what) {
+  repeated_ = &into;
+  repeated_metavar_ = std::move(metavar);
+  repeated_what_ = std::move(what);
+  return *this;
+}
+
 Options& Options::shown_default(std::string text) {
   specs_.back().default_text = std::move(text);
   return *this;
@@ -103,6 +110,10 @@ bool Options::parse(const std::vector<std::string>& argv) {
   for (size_t i = 0; i < argv.size(); ++i) {
     const std::string& arg = argv[i];
     if (arg.rfind("--", 0) != 0) {
+      if (bare >= positionals_.size() && repeated_) {
+        repeated_->push_back(arg);
+        continue;
+      }
       if (bare >= positionals_.size())
         throw UsageError{fmt::format("unexpected argument '{}' for {}", arg, command_)};
       *positionals_[bare++].into = arg;
@@ -125,6 +136,8 @@ bool Options::parse(const std::vector<std::string>& argv) {
   }
   if (bare < positionals_.size())
     throw UsageError{fmt::format("{} needs {} (see latent {} --help)", command_, positionals_[bare].what, command_)};
+  if (repeated_ && repeated_->empty())
+    throw UsageError{fmt::format("{} needs at least {} (see latent {} --help)", command_, repeated_what_, command_)};
   for (const Spec& s : specs_)
     if (s.required && !s.given)
       throw UsageError{fmt::format("{}: --{} {} is required ({})", command_, s.name, s.metavar, s.help)};
@@ -140,6 +153,7 @@ bool Options::given(std::string_view name) const {
 std::string Options::help() const {
   std::string usage = "usage: latent " + command_;
   for (const Positional& p : positionals_) usage += " " + p.metavar;
+  if (repeated_) usage += fmt::format(" {} [{}...]", repeated_metavar_, repeated_metavar_);
   for (const Spec& s : specs_)
     if (s.required) usage += fmt::format(" --{} {}", s.name, s.metavar);
   usage += " [options]\n\n" + about_ + "\n\noptions:\n";

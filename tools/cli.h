@@ -34,6 +34,9 @@ class Options {
   /// A required bare argument, shown as `metavar` ("RUN"); `what` names it in the error
   /// "eval needs a run directory".
   Options& positional(std::string metavar, std::string& into, std::string what);
+  /// One or more bare arguments after the positionals, shown as "METAVAR [METAVAR...]"; `what`
+  /// names them in the error "serve needs at least one run directory".
+  Options& repeated(std::string metavar, std::vector<std::string>& into, std::string what);
   /// --NAME METAVAR: an integer in [lo, hi] ("--epochs expects an integer in [1, 100000]; got 'x'").
   template <std::integral T>
   Options& integer(std::string name, std::string metavar, T& into, long long lo, long long hi, std::string help);
@@ -95,6 +98,8 @@ class Options {
   std::string command_, about_;
   std::vector<Spec> specs_;
   std::vector<Positional> positionals_;
+  std::vector<std::string>* repeated_ = nullptr;
+  std::string repeated_metavar_, repeated_what_;
 };
 
 template <std::integral T>

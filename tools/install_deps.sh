@@ -2,9 +2,11 @@
 # Installs the Debian 12 packages latent builds and tests with (uses sudo when not root):
 # the toolchain and libraries, Fashion-MNIST (the default data set), ONNX's conformance data
 # (tests/test_onnx_proto.cpp), clang's libFuzzer runtime (tests/fuzz/run_fuzz.sh) and python3-venv
-# (tools/setup_onnx_venv.sh makes the venv with onnx and onnxruntime for the ONNX Runtime check).
+# (tools/setup_onnx_venv.sh makes the venv with onnx and onnxruntime for the ONNX Runtime check),
+# cpp-httplib and simdjson (`latent serve`), curl, wrk and promtool (its test and benchmark).
 set -euo pipefail
 packages=(meson ninja-build g++ pkg-config libopenblas-dev libfmt-dev doctest-dev zlib1g-dev libpng-dev
+          libcpp-httplib-dev libsimdjson-dev curl wrk prometheus
           dataset-fashion-mnist libonnx-testdata clang libclang-rt-14-dev python3-venv)
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"

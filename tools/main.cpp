@@ -33,6 +33,7 @@ const std::vector<Command>& commands() {
       {"embed", "latent codes with labels as CSV, and a 2-D scatter plot", cmd_embed},
       {"anomaly", "reconstruction-error anomaly scores, precision/recall/ROC AUC", cmd_anomaly},
       {"score", "score every sample of a new file (CSV, PNG, IDX) with the stored preprocessing", cmd_score},
+      {"serve", "HTTP inference service (KServe v2 / Triton, v1) for trained runs", cmd_serve},
       {"classify", "semi-supervised accuracy from few labels: latent codes vs raw pixels", cmd_classify},
       {"export", "write a run's model (or its encoder, decoder, anomaly scorer) as ONNX", cmd_export},
       {"demo", "fit a small autoencoder to synthetic data and print the loss falling", cmd_demo},

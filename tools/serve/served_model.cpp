@@ -1,0 +1,80 @@
+#include "served_model.h"
+
+#include <fmt/format.h>
+
+#include "models/png_io.h"
+
+namespace latent::serve {
+
+ServedModel::ServedModel(std::string name, std::shared_ptr<const models::InferenceSession> session,
+                         std::shared_ptr<std::mutex> lock, bool decoder)
+    : session_(std::move(session)), lock_(std::move(lock)), decoder_(decoder) {
+  signature_.name = std::move(name);
+  const int64_t d = session_->input_dim(), c = session_->code_dim();
+  if (decoder_) {
+    signature_.input = {"code", DataType::FP32, c};
+    signature_.outputs = {{"reconstruction", DataType::FP32, d}};
+  } else {
+    signature_.input = {"input", DataType::FP32, d};
+    signature_.outputs = {{"reconstruction", DataType::FP32, d}, {"code", DataType::FP32, c},
+                          {"score", DataType::FP32, 0}, {"is_anomaly", DataType::BOOL, 0}};
+    if (session_->variational()) signature_.outputs.push_back({"neg_elbo", DataType::FP32, 0});
+    const models::Preprocessing& p = session_->run().preprocessing;
+    if (p.kind == models::Preprocessing::Kind::Image && p.channels == 1) signature_.image_input = TensorSpec{"image", DataType::BYTES, 0};
+  }
+}
+
+std::vector<float> ServedModel::pixels_from_png(const std::vector<std::string>& files) const {
+  const models::Preprocessing& p = session_->run().preprocessing;
+  std::vector<float> values;
+  values.reserve(files.size() * static_cast<size_t>(p.height * p.width));
+  for (size_t i = 0; i < files.size(); ++i) {
+    const std::string name = fmt::format("input 'image' [{}]", i);
+    GrayImage image;
+    try {
+      image = decode_png(files[i], name);
+    } catch (const std::exception& e) {
+      throw ProtocolError{400, e.what()};
+    }
+    if (image.height != p.height || image.width != p.width)
+      throw ProtocolError{400, fmt::format("{}: the image is {}x{} (width x height), the model takes {}x{}; latent does not resize",
+                                           name, image.width, image.height, p.width, p.height)};
+    values.insert(values.end(), image.pixels.begin(), image.pixels.end());
+  }
+  return values;
+}
+
+Tensor ServedModel::prepare(const Tensor& raw) const {
+  if (decoder_) return raw;
+  const models::Preprocessing& p = session_->run().preprocessing;
+  if (p.kind == models::Preprocessing::Kind::Table) return p.apply(raw);
+  // Images: the sources divide bytes by 1/scale in float32 (samples.cpp), so a pixel row sent
+  // here scores bit for bit as the same image read from a file.
+  return raw / static_cast<double>(static_cast<float>(1.0 / p.scale));
+}
+
+std::vector<OutputRows> ServedModel::run(const Tensor& x) const {
+  std::lock_guard<std::mutex> guard(*lock_);
+  std::vector<OutputRows> out(signature_.outputs.size());
+  if (decoder_) {
+    out[0].values = session_->decode(x).contiguous().to_vector<float>();
+    return out;
+  }
+  const models::Scores s = session_->score(x);
+  out[0].values = s.reconstruction.contiguous().to_vector<float>();
+  out[1].values = s.code.contiguous().to_vector<float>();
+  // error is a float32 mean widened to double (inference.cpp), so float keeps it exactly.
+  out[2].values.assign(s.error.begin(), s.error.end());
+  out[3].values.assign(s.is_anomaly.begin(), s.is_anomaly.end());
+  if (session_->variational()) out[4].values.assign(s.neg_elbo.begin(), s.neg_elbo.end());
+  return out;
+}
+
+std::vector<std::shared_ptr<ServedModel>> serve_run(const std::string& name, models::LoadedRun run) {
+  auto session = std::make_shared<const models::InferenceSession>(std::move(run));
+  auto lock = std::make_shared<std::mutex>();
+  return {std::make_shared<ServedModel>(name, session, lock, false),
+          std::make_shared<ServedModel>(name + "-decoder", session, lock, true)};
+}
+
+}  // namespace latent::serve

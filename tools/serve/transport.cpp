@@ -1,0 +1,142 @@
+#include "transport.h"
+
+#include <fmt/format.h>
+#include <httplib.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <stdexcept>
+#include <thread>
+
+namespace latent::serve {
+
+namespace {
+
+// The signal handler only writes a byte to this pipe; a watcher thread reads it and stops the
+// server, because httplib's stop() is not async-signal-safe.
+int stop_pipe[2] = {-1, -1};
+
+extern "C" void on_stop_signal(int) {
+  const int saved = errno;
+  const char byte = 1;
+  [[maybe_unused]] ssize_t n = ::write(stop_pipe[1], &byte, 1);
+  errno = saved;
+}
+
+// Debian's compiled cpp-httplib listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG), so a
+// burst of new connections overflows the accept queue and clients wait out SYN retransmits (1 s
+// each: 1000 connections took 26 s). Calling listen() again on a listening socket only raises
+// its backlog; the socket is found among our descriptors by its state and port.
+void raise_backlog(int port) {
+  for (int fd = 3; fd < 4096; ++fd) {
+    int listening = 0;
+    socklen_t size = sizeof listening;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &size) != 0 || !listening) continue;
+    sockaddr_storage address{};
+    socklen_t length = sizeof address;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) continue;
+    const int bound = address.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&address)->sin6_port)
+                      : address.ss_family == AF_INET ? ntohs(reinterpret_cast<sockaddr_in*>(&address)->sin_port)
+                                                     : -1;
+    if (bound == port) ::listen(fd, SOMAXCONN);
+  }
+}
+
+void reply_with(httplib::Response& res, HttpReply&& reply) {
+  res.status = reply.status;
+  for (auto& [key, value] : reply.headers) res.set_header(key, value);
+  res.set_content(std::move(reply.body), reply.content_type.c_str());
+}
+
+}  // namespace
+
+int serve_http(Service& service, const TransportOptions& options) {
+  httplib::Server server;
+  const size_t threads = static_cast<size_t>(options.http_threads);
+  server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  server.set_keep_alive_max_count(1u << 30);
+  server.set_keep_alive_timeout(options.keep_alive_timeout_s);
+  server.set_read_timeout(options.read_timeout_s, 0);
+  server.set_write_timeout(options.write_timeout_s, 0);
+  server.set_payload_max_length(static_cast<size_t>(options.max_body_bytes));
+  server.set_tcp_nodelay(true);
+
+  auto handler = [&service](const httplib::Request& req, httplib::Response& res) {
+    HttpRequest request;
+    request.method = req.method;
+    request.path = req.path;
+    request.body = req.body;
+    auto header = [&req](const char* key) -> std::string_view {
+      auto it = req.headers.find(key);
+      return it == req.headers.end() ? std::string_view() : std::string_view(it->second);
+    };
+    request.content_type = header("Content-Type");
+    request.authorization = header("Authorization");
+    request.inference_header_length = header("Inference-Header-Content-Length");
+    reply_with(res, service.handle(request));
+  };
+  // Every method and path reaches the service, which answers 404 and 405 itself.
+  server.Get(".*", handler);
+  server.Post(".*", handler);
+  server.Put(".*", handler);
+  server.Delete(".*", handler);
+  server.Patch(".*", handler);
+  server.Options(".*", handler);
+  // Replies httplib makes before routing (413 payload too large, 400 unparsable request) get a JSON body.
+  server.set_error_handler(httplib::Server::HandlerWithResponse([&service](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;  // the service's own reply
+    HttpReply reply;
+    reply.status = res.status;
+    service.transport_reply(req.method, req.path, reply);
+    reply_with(res, std::move(reply));
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+  server.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+    res.status = 500;
+    res.set_content(R"({"error":"internal error"})", "application/json");
+  });
+
+  int port = options.port;
+  if (port == 0) port = server.bind_to_any_port(options.host);
+  else if (!server.bind_to_port(options.host, port)) port = -1;
+  if (port < 0)
+    throw std::runtime_error(fmt::format("[serve] cannot listen on {}:{} (in use, or not an address of this machine)", options.host,
+                                         options.port));
+
+  raise_backlog(port);
+
+  if (::pipe(stop_pipe) != 0) throw std::runtime_error("[serve] cannot create the signal pipe");
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  action.sa_flags = SA_RESTART;  // accept() and reads resume; the pipe is what stops the server
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+  std::thread watcher([&server] {
+    char byte = 0;
+    while (::read(stop_pipe[0], &byte, 1) < 0 && errno == EINTR) {
+    }
+    server.stop();
+  });
+
+  fmt::print("listening on http://{}:{}\n", options.host, port);
+  std::fflush(stdout);
+  // Returns once stop() closed the socket and the pool finished the requests it held.
+  server.listen_after_bind();
+  // Wake the watcher if listening ended for another reason.
+  on_stop_signal(0);
+  watcher.join();
+  service.stop();
+  ::close(stop_pipe[0]);
+  ::close(stop_pipe[1]);
+  fmt::print(stderr, "latent serve: stopped\n");
+  return 0;
+}
+
+}  // namespace latent::serve
