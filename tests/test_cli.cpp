@@ -111,6 +111,27 @@ TEST_CASE("cli: a required option is named with its help when missing") {
   CHECK(opts.help().find("usage: latent export --out FILE [options]") == 0);
 }
 
+TEST_CASE("cli: repeated bare arguments after the positionals, at least one") {
+  std::vector<std::string> models;
+  int64_t port = 8000;
+  Options opts("serve", "Serves runs.");
+  opts.repeated("MODEL", models, "one MODEL (a run directory)");
+  opts.integer("port", "P", port, 0, 65535, "port");
+  REQUIRE(opts.parse({"runs/a", "--port", "0", "b=runs/b"}));
+  CHECK(models == std::vector<std::string>{"runs/a", "b=runs/b"});
+  CHECK(port == 0);
+  CHECK(opts.help().find("usage: latent serve MODEL [MODEL...] [options]") == 0);
+  std::vector<std::string> none;
+  Options empty("serve", "Serves runs.");
+  empty.repeated("MODEL", none, "one MODEL (a run directory)");
+  try {
+    empty.parse({});
+    FAIL("no error");
+  } catch (const UsageError& e) {
+    CHECK(e.message == "serve needs at least one MODEL (a run directory) (see latent serve --help)");
+  }
+}
+
 TEST_CASE("cli: --help wins over mistakes and parses nothing") {
   Fixture f;
   CHECK_FALSE(f.opts.parse({"--epochs", "ten", "--help"}));
