@@ -11,8 +11,10 @@ jobs=${LATENT_BUILD_JOBS:-2}
 echo "== release build (build/)"
 [ -d build ] || meson setup build --buildtype=release
 ninja -C build -j"$jobs"
-# Triton's own client for the serve-triton test (a venv from PyPI); without network it is skipped.
+# Triton's own client for the serve-triton test and ONNX Runtime for the serve test's .onnx
+# comparison (venvs from PyPI); without network those checks are skipped and say so.
 tools/setup_serve_venv.sh || echo "serve venv could not be made: the serve-triton test will be SKIPPED"
+tools/setup_onnx_venv.sh || echo "onnx venv could not be made: ONNX Runtime comparisons will be SKIPPED"
 meson test -C build --print-errorlogs --num-processes "$jobs" | tee build/run_all_tests.log
 
 echo "== ONNX export proof: onnx.checker and ONNX Runtime on latent's exports (tests/onnx_runtime_check.sh)"

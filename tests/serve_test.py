@@ -217,6 +217,7 @@ def test_csv_run(work):
 
     back_pressure(work, rows)
     api_key(work)
+    onnx_models(work, rows, ref, pre)
 
 
 def binary_extension(s, rows, ref):
@@ -385,6 +386,66 @@ def api_key(work):
         check("api-key-right-200", st == 200, (st, body))
     finally:
         s.stop()
+
+
+def onnx_models(work, rows, ref, pre):
+    """The run exported to ONNX (full model and anomaly scorer) served beside the run itself: the
+    graph's own names, the same numbers as the run's outputs, and ONNX Runtime's when it is at hand."""
+    run("export", f"{work}/tab", "--out", f"{work}/full.onnx")
+    run("export", f"{work}/tab", "--part", "anomaly", "--out", f"{work}/anomaly.onnx")
+    # The exported graphs take preprocessed rows: min-max with the stored training statistics.
+    lo, hi = pre["minimum"], pre["maximum"]
+    x = [[(v - a) / (b - a) if b > a else 0.0 for v, a, b in zip(r, lo, hi)] for r in rows[:5]]
+    s = Server(f"{work}/tab", f"{work}/full.onnx", f"scorer={work}/anomaly.onnx")
+    try:
+        st, meta, _ = s.request("GET", "/v2/models/full")
+        check("onnx-metadata", st == 200 and meta["inputs"] == [{"name": "input", "datatype": "FP32", "shape": [-1, 4]}]
+              and [o["name"] for o in meta["outputs"]] == ["reconstruction"], (st, meta))
+        req = {"inputs": [{"name": "input", "shape": [5, 4], "datatype": "FP32", "data": [v for r in x for v in r]}]}
+        st, full, _ = s.request("POST", "/v2/models/full/infer", req)
+        st2, own, _ = s.request("POST", "/v2/models/tab/infer", dict(req, parameters={"preprocessed": True},
+                                                                     outputs=[{"name": "reconstruction"}, {"name": "score"}]))
+        check("onnx-infer", st == 200 and st2 == 200, (st, full, st2, own))
+        if st == 200 and st2 == 200:
+            a, b = full["outputs"][0]["data"], outputs_by_name(own)["reconstruction"]["data"]
+            check("onnx-equals-run", len(a) == 20 and all(close(u, v) for u, v in zip(a, b)), (a[:4], b[:4]))
+        st, scored, _ = s.request("POST", "/v2/models/scorer/infer", req)
+        if st == 200 and st2 == 200:
+            e, want = scored["outputs"][0]["data"], outputs_by_name(own)["score"]["data"]
+            check("onnx-scorer-equals-score", scored["outputs"][0]["name"] == "error" and all(close(u, v) for u, v in zip(e, want)),
+                  (e, want))
+            check("onnx-scorer-equals-latent-score", all(close(u, float(r["error"]), 1e-5) for u, r in zip(e, ref)), (e, ref[:5]))
+        else:
+            check("onnx-scorer", False, (st, scored))
+        st, body, _ = s.request("POST", "/v2/models/full/infer",
+                                {"inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP32", "data": [0, 0, 0]}]})
+        check("onnx-bad-shape", st == 400 and "[-1, 4]" in body.get("error", ""), (st, body))
+        st, body, _ = s.request("POST", "/v1/models/full:predict", {"instances": x})
+        check("onnx-v1", st == 200 and all(close(u, v) for u, v in zip(body["predictions"][0], full["outputs"][0]["data"][:4])),
+              (st, body))
+        ort_python = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".venv-onnx", "bin", "python")
+        if os.path.exists(ort_python) and st == 200:
+            p = subprocess.run([ort_python, "-c", "import sys, json, numpy as np, onnxruntime as ort; "
+                                "s = ort.InferenceSession(sys.argv[1], providers=['CPUExecutionProvider']); "
+                                "print(json.dumps(s.run(None, {'input': np.array(json.loads(sys.argv[2]), dtype=np.float32)})[0].ravel().tolist()))",
+                                f"{work}/full.onnx", json.dumps(x)], capture_output=True, text=True)
+            if p.returncode == 0:
+                o = json.loads(p.stdout)
+                check("onnx-equals-onnxruntime", all(close(u, v, 1e-5) for u, v in zip(full["outputs"][0]["data"], o)),
+                      (full["outputs"][0]["data"][:4], o[:4]))
+            else:
+                print("SKIP onnx-equals-onnxruntime: onnxruntime failed in .venv-onnx: " + p.stderr[-300:])
+        else:
+            print("SKIP onnx-equals-onnxruntime: no .venv-onnx (tools/setup_onnx_venv.sh makes it)")
+    finally:
+        rc = s.stop()
+    check("onnx-sigterm-exit-0", rc == 0, rc)
+    p = subprocess.run([LATENT, "serve", f"{work}/table.csv"], capture_output=True, text=True)
+    check("serve-csv-file-refused", p.returncode == 2 and "not an .onnx model" in p.stderr, (p.returncode, p.stderr))
+    with open(f"{work}/bad.onnx", "wb") as f:
+        f.write(b"not a model")
+    p = subprocess.run([LATENT, "serve", f"{work}/bad.onnx"], capture_output=True, text=True)
+    check("serve-bad-onnx", p.returncode == 1 and "bad.onnx" in p.stderr, (p.returncode, p.stderr))
 
 
 def test_image_run(work):

@@ -20,11 +20,13 @@ namespace latent::tools {
 namespace {
 
 constexpr const char* kServeAbout =
-    R"(Serves trained runs over HTTP. MODEL is a run directory, served under its directory name, or
-NAME=DIR. Each run is two models: NAME (input `input` FP32 [-1, D]; outputs reconstruction, code,
+    R"(Serves trained runs and ONNX models over HTTP. MODEL is a run directory, served under its
+directory name, an .onnx file, served under its file name without .onnx, or NAME=PATH. Each run is two models: NAME (input `input` FP32 [-1, D]; outputs reconstruction, code,
 score, is_anomaly, and neg_elbo for VAEs) and NAME-decoder (input `code`; output reconstruction).
 Raw rows go through the run's stored preprocessing unless the request sets
-"parameters": {"preprocessed": true}. The first stdout line is `listening on http://HOST:PORT`.
+"parameters": {"preprocessed": true}. An .onnx model (through latent's ONNX import) takes and
+gives its graph's own inputs and outputs, as rows (dimensions after the batch flattened), with no
+preprocessing and no score. The first stdout line is `listening on http://HOST:PORT`.
 SIGTERM or SIGINT stops accepting, finishes in-flight requests and exits 0.
 
 endpoints:
@@ -37,13 +39,13 @@ endpoints:
   Triton's binary tensor extension (Inference-Header-Content-Length, binary_data_size,
   binary_data, binary_data_output) is accepted, so tritonclient works with its defaults.)";
 
-// NAME=DIR, or DIR served as its directory's name.
+// NAME=PATH, or PATH served as its directory name (a run) or file name without .onnx.
 std::pair<std::string, std::string> model_spec(const std::string& arg) {
   const size_t eq = arg.find('=');
   if (eq != std::string::npos && eq > 0 && arg.find('/') > eq) return {arg.substr(0, eq), arg.substr(eq + 1)};
   std::filesystem::path p = std::filesystem::path(arg).lexically_normal();
   if (p.filename().empty()) p = p.parent_path();
-  std::string name = p.filename().string();
+  std::string name = p.extension() == ".onnx" ? p.stem().string() : p.filename().string();
   if (name.empty() || name == "." || name == "..") name = std::filesystem::absolute(p).lexically_normal().filename().string();
   return {name, arg};
 }
@@ -67,7 +69,7 @@ int cmd_serve(const std::vector<std::string>& argv) {
   int64_t max_body_mb = 16, threads = 0;
   std::string api_key_file;
   Options opts("serve", kServeAbout);
-  opts.repeated("MODEL", specs, "one MODEL (a run directory)");
+  opts.repeated("MODEL", specs, "one MODEL (a run directory or an .onnx file)");
   opts.text("host", "ADDR", transport.host, "address to bind (127.0.0.1: this machine only)");
   opts.integer("port", "P", transport.port, 0, 65535, "port (0 picks a free one)");
   opts.integer("threads", "N", threads, 1, 256, "compute threads").shown_default("latent's own choice");
@@ -87,11 +89,17 @@ int cmd_serve(const std::vector<std::string>& argv) {
   std::set<std::string> names;
   for (const std::string& spec : specs) {
     auto [name, path] = model_spec(spec);
-    if (std::filesystem::is_regular_file(path))
-      throw UsageError{fmt::format("serve: '{}' is a file; serving .onnx files is not supported yet, give a run directory", path)};
-    for (auto& m : serve::serve_run(name, open_run(path))) {
+    std::vector<std::shared_ptr<serve::ServedModel>> served;
+    if (std::filesystem::is_regular_file(path)) {
+      if (std::filesystem::path(path).extension() != ".onnx")
+        throw UsageError{fmt::format("serve: '{}' is a file but not an .onnx model; give a run directory or an .onnx file", path)};
+      served.push_back(serve::serve_onnx(name, path));
+    } else {
+      served = serve::serve_run(name, open_run(path));
+    }
+    for (auto& m : served) {
       if (!names.insert(m->signature().name).second)
-        throw UsageError{fmt::format("serve: two models are named '{}' (use NAME=DIR to choose)", m->signature().name)};
+        throw UsageError{fmt::format("serve: two models are named '{}' (use NAME=PATH to choose)", m->signature().name)};
       models.push_back(std::move(m));
     }
   }

@@ -1,6 +1,9 @@
 #include "served_model.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <stdexcept>
 
 #include "models/png_io.h"
 
@@ -24,6 +27,46 @@ ServedModel::ServedModel(std::string name, std::shared_ptr<const models::Inferen
   }
 }
 
+namespace {
+
+/// The width of one row of `spec` (the product of its dimensions after the batch), or a
+/// std::runtime_error naming what cannot be served.
+int64_t onnx_row_width(const onnx::ValueSpec& spec, const char* role, const std::string& path) {
+  if (spec.elem_type != static_cast<int32_t>(onnx::DataType::Float))
+    throw std::runtime_error(fmt::format("serve: '{}': {} '{}' has data type {}; only FLOAT is served", path, role,
+                                         spec.name, onnx::data_type_name(spec.elem_type)));
+  if (!spec.has_shape || spec.dims.empty())
+    throw std::runtime_error(fmt::format("serve: '{}': {} '{}' has no declared shape; a batch dimension first is needed",
+                                         path, role, spec.name));
+  int64_t width = 1;
+  for (size_t i = 1; i < spec.dims.size(); ++i) {
+    if (spec.dims[i] <= 0)
+      throw std::runtime_error(fmt::format("serve: '{}': {} '{}' has a dynamic dimension {} (shape [{}]); only the first "
+                                           "(batch) dimension may be dynamic", path, role, spec.name, i,
+                                           fmt::join(spec.dims, ", ")));
+    width *= spec.dims[i];
+  }
+  return spec.dims.size() == 1 ? 0 : width;  // [N]: one value per row
+}
+
+}  // namespace
+
+ServedModel::ServedModel(std::string name, std::shared_ptr<onnx::OnnxModule> module, const std::string& path)
+    : lock_(std::make_shared<std::mutex>()), onnx_(std::move(module)) {
+  signature_.name = std::move(name);
+  const auto& inputs = onnx_->inputs();
+  if (inputs.size() != 1)
+    throw std::runtime_error(fmt::format("serve: '{}' has {} inputs; models with one input are served", path, inputs.size()));
+  signature_.input = {inputs[0].name, DataType::FP32, onnx_row_width(inputs[0], "input", path)};
+  if (signature_.input.width == 0)
+    throw std::runtime_error(fmt::format("serve: '{}': input '{}' is one-dimensional; rows of at least one value are needed",
+                                         path, inputs[0].name));
+  onnx_input_shape_ = inputs[0].dims;
+  onnx_input_shape_[0] = -1;
+  for (const onnx::ValueSpec& o : onnx_->outputs())
+    signature_.outputs.push_back({o.name, DataType::FP32, onnx_row_width(o, "output", path)});
+}
+
 std::vector<float> ServedModel::pixels_from_png(const std::vector<std::string>& files) const {
   const models::Preprocessing& p = session_->run().preprocessing;
   std::vector<float> values;
@@ -45,7 +88,7 @@ std::vector<float> ServedModel::pixels_from_png(const std::vector<std::string>& 
 }
 
 Tensor ServedModel::prepare(const Tensor& raw) const {
-  if (decoder_) return raw;
+  if (decoder_ || onnx_) return raw;
   const models::Preprocessing& p = session_->run().preprocessing;
   if (p.kind == models::Preprocessing::Kind::Table) return p.apply(raw);
   // Images: the sources divide bytes by 1/scale in float32 (samples.cpp), so a pixel row sent
@@ -56,6 +99,19 @@ Tensor ServedModel::prepare(const Tensor& raw) const {
 std::vector<OutputRows> ServedModel::run(const Tensor& x) const {
   std::lock_guard<std::mutex> guard(*lock_);
   std::vector<OutputRows> out(signature_.outputs.size());
+  if (onnx_) {
+    NoGradGuard no_grad;
+    std::vector<int64_t> shape = onnx_input_shape_;
+    shape[0] = x.size(0);
+    const std::vector<Tensor> results = onnx_->run({x.contiguous().view(shape)});
+    for (size_t i = 0; i < results.size(); ++i) {
+      if (results[i].dim() == 0 || results[i].size(0) != x.size(0))
+        throw std::runtime_error(fmt::format("output '{}' has shape [{}], not {} rows", signature_.outputs[i].name,
+                                             fmt::join(results[i].shape(), ", "), x.size(0)));
+      out[i].values = results[i].to(kFloat32).contiguous().to_vector<float>();
+    }
+    return out;
+  }
   if (decoder_) {
     out[0].values = session_->decode(x).contiguous().to_vector<float>();
     return out;
@@ -75,6 +131,10 @@ std::vector<std::shared_ptr<ServedModel>> serve_run(const std::string& name, mod
   auto lock = std::make_shared<std::mutex>();
   return {std::make_shared<ServedModel>(name, session, lock, false),
           std::make_shared<ServedModel>(name + "-decoder", session, lock, true)};
+}
+
+std::shared_ptr<ServedModel> serve_onnx(const std::string& name, const std::string& path) {
+  return std::make_shared<ServedModel>(name, onnx::import_model(path), path);
 }
 
 }  // namespace latent::serve
