@@ -138,16 +138,8 @@ void evaluate(Autoencoder& model, const Dataset& test, int64_t limit, EpochMetri
 
 json::Value training_json(const TrainOptions& o) {
   json::Value t = json::Value::object();
-  t["epochs"] = o.epochs;
-  t["batch_size"] = o.batch_size;
-  t["lr"] = o.lr;
-  t["optimizer"] = o.optimizer;
-  t["seed"] = static_cast<int64_t>(o.seed);
-  t["threads"] = o.threads;
-  t["data"] = o.data;
-  t["label_column"] = o.label_column;
-  t["exclude_class"] = o.exclude_class;
-  t["device"] = std::string(device_name(o.device));
+  FieldWriter writer(t);
+  TrainOptions::fields(o, writer);
   return t;
 }
 
@@ -258,18 +250,13 @@ struct TrainingState {
   int64_t start_epoch = 0, step = 0;
 };
 
-/// The options a resumed run stored (model, batch size, lr, optimizer, seed, data), or the given ones.
+/// The given options with those a resumed run stored (the model's, and the training fields marked
+/// Field::Resumed: batch size, lr, optimizer, seed, data, label column, excluded class).
 TrainOptions resumed_options(const TrainOptions& given, const json::Value& resumed_config) {
   TrainOptions o = given;
   o.model = AEConfig::from_json(resumed_config.at("model"));
-  const json::Value& t = resumed_config.at("training");
-  o.batch_size = t.at("batch_size").as_int64();
-  o.lr = t.at("lr").as_double();
-  o.optimizer = t.at("optimizer").as_string();
-  o.seed = t.at("seed").as_uint64();
-  o.data = t.at("data").as_string();
-  o.label_column = t.at("label_column").as_string();
-  o.exclude_class = t.at("exclude_class").as_int64();
+  FieldReader reader(resumed_config.at("training"), Field::Resumed);
+  TrainOptions::fields(o, reader);
   if (o.out.empty()) o.out = o.resume;
   return o;
 }

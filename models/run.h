@@ -35,7 +35,38 @@ struct TrainOptions {
   /// the CPU, then copied per batch). Checkpoints are written from CPU copies, so a CUDA run
   /// loads and resumes on either device.
   Device device = kCPU;
+
+  /// Every training field of `o` (a TrainOptions, const or not) once: config.json's "training"
+  /// object, what --resume takes from it, and `latent train`'s options with AEConfig::fields for
+  /// the model's (models/fields.h).
+  template <class Self, class V>
+  static void fields(Self& o, V& v);
 };
+
+template <class Self, class V>
+void TrainOptions::fields(Self& o, V& v) {
+  using F = Field;
+  v.integer(F{"epochs", "N", "epochs", F::Cli | F::Stored}, o.epochs, 1, 100000);
+  v.integer(F{"batch_size", "B", "batch size"}, o.batch_size, 1, 1 << 20);
+  v.number(F{"lr", "LR", "learning rate"}, o.lr, 1e-12, 10);
+  v.choice(F{"optimizer", "O", ""}, o.optimizer, {"adam", "adamw", "sgd"});
+  v.integer(F{"seed", "S", "random seed"}, o.seed, 0, 1LL << 62);
+  v.integer(F{"threads", "T", "threads for latent and OpenBLAS together", F::Cli | F::Stored, "OpenBLAS's own choice"},
+            o.threads, 0, 256);
+  v.choice(F{"device", "D", "", F::Cli | F::Stored}, o.device,
+           std::vector<std::pair<std::string, Device>>{{"cpu", kCPU}, {"cuda", kCUDA}});
+  v.text(F{"data", "PATH", "Fashion-MNIST folder or a CSV file"}, o.data);
+  v.text(F{"label_column", "NAME", "CSV: the column holding class labels"}, o.label_column);
+  v.text(F{"out", "DIR", "run directory", F::Cli, "runs/<model>-<timestamp>"}, o.out);
+  v.text(F{"metrics_file", "FILE", "also append the metrics lines to FILE", F::Cli, "", "metrics"}, o.metrics_file);
+  v.text(F{"resume", "DIR", "continue the run in DIR (from its last checkpoint)", F::Cli}, o.resume);
+  v.integer(F{"exclude_class", "K", "leave class K out of training (anomaly detection)", F::All, "none"}, o.exclude_class, -1,
+            1 << 20);
+  v.integer(F{"limit_batches", "N", "train on at most N batches per epoch (quick runs)", F::Cli}, o.limit_batches, 1,
+            1LL << 40);
+  v.integer(F{"limit_test", "N", "evaluate on at most N test samples", F::Cli}, o.limit_test, 1, 1LL << 40);
+  v.flag(F{"progress", "", "no progress output", F::Cli, "", "quiet"}, o.progress, false);
+}
 
 /// One line of metrics.jsonl.
 struct EpochMetrics {

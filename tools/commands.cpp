@@ -58,40 +58,12 @@ void check_device(Device device) {
 
 constexpr const char* kJsonHelp = "print the result as one JSON line (for scripts)";
 
-/// Declares every `latent train` option into `o` (whose starting values are the defaults).
+/// Declares every `latent train` option into `o` (whose starting values are the defaults): the
+/// training fields, then the model's, from the lists config.json is written and read with.
 void declare_train_options(Options& opts, models::TrainOptions& o) {
-  models::AEConfig& m = o.model;
-  opts.choice("model", "M", m.model, models::autoencoder_names(), "");
-  opts.integer("epochs", "N", o.epochs, 1, 100000, "epochs");
-  opts.integer("batch-size", "B", o.batch_size, 1, 1 << 20, "batch size");
-  opts.number("lr", "LR", o.lr, 1e-12, 10, "learning rate");
-  opts.choice("optimizer", "O", o.optimizer, {"adam", "adamw", "sgd"}, "");
-  opts.integer("latent-dim", "D", m.latent_dim, 1, 1 << 20, "code size of dense models and conv-vae")
-      .shown_default("deep 64, linear 32, vae 20, conv-vae 16");
-  opts.integer("seed", "S", o.seed, 0, 1LL << 62, "random seed");
-  opts.integer("threads", "T", o.threads, 1, 256, "threads for latent and OpenBLAS together")
-      .shown_default("OpenBLAS's own choice");
-  opts.choice("device", "D", o.device, {{"cpu", kCPU}, {"cuda", kCUDA}}, "");
-  opts.text("data", "PATH", o.data, "Fashion-MNIST folder or a CSV file");
-  opts.text("label-column", "NAME", o.label_column, "CSV: the column holding class labels");
-  opts.text("out", "DIR", o.out, "run directory").shown_default("runs/<model>-<timestamp>");
-  opts.text("metrics", "FILE", o.metrics_file, "also append the metrics lines to FILE");
-  opts.text("resume", "DIR", o.resume, "continue the run in DIR (from its last checkpoint)");
-  opts.integer("exclude-class", "K", o.exclude_class, 0, 1 << 20, "leave class K out of training (anomaly detection)");
-  opts.choice("noise", "N", m.noise, {"gaussian", "mask", "salt-pepper"}, "denoising");
-  opts.number("noise-level", "F", m.noise_level, 0, 10, "denoising: noise standard deviation or fraction");
-  opts.choice("sparsity", "S", m.sparsity, {"l1", "kl"}, "sparse");
-  opts.number("sparsity-weight", "F", m.sparsity_weight, 0, 1e6, "sparse: weight of the penalty");
-  opts.number("rho", "F", m.rho, 1e-6, 1 - 1e-6, "sparse kl: target mean activation");
-  opts.number("beta", "F", m.beta, 0, 1e6, "VAE: weight of the KL term");
-  opts.number("kl-warmup", "E", m.kl_warmup, 0, 1e6, "VAE: epochs over which the KL weight rises from 0");
-  opts.choice("likelihood", "L", m.likelihood,
-              {{"bernoulli", models::Likelihood::Bernoulli}, {"gaussian", models::Likelihood::Gaussian}}, "VAE");
-  opts.flag("batch-norm", m.batch_norm, "conv models: batch norm after hidden convolutions");
-  opts.flag("tied", m.tied, "dense models: decoder reuses the encoder weights");
-  opts.integer("limit-batches", "N", o.limit_batches, 1, 1LL << 40, "train on at most N batches per epoch (quick runs)");
-  opts.integer("limit-test", "N", o.limit_test, 1, 1LL << 40, "evaluate on at most N test samples");
-  opts.flag("quiet", o.progress, "no progress output", false);
+  FieldOptions declare(opts);
+  models::AEConfig::fields(o.model, declare);  // the model's options first, as --help lists them
+  models::TrainOptions::fields(o, declare);
 }
 
 }  // namespace
