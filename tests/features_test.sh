@@ -80,19 +80,22 @@ assert math.isfinite(iw) and math.isfinite(elbo), v
 assert 0 < iw <= elbo, f"-log p(x) estimate {iw} is not in (0, -ELBO {elbo}]"
 ' "$work/eval.json"
 
-# embed: 20-dimensional codes, one CSV row and one SVG point per sample, coloured by label.
+# embed: 20-dimensional codes, one CSV row and one SVG point per sample, coloured by label (the
+# legend's markers have radius 5; the points are smaller).
 expect embed 0 '"samples":250,"dims":20' -- embed "$work/vae" --limit 250 --out "$work/codes.csv" --json
 check embed-csv-and-svg "$py" -c '
-import csv, math, re, sys
+import collections, csv, math, re, sys
 rows = list(csv.reader(open(sys.argv[1])))
 assert rows[0] == [f"z{j}" for j in range(20)] + ["label"], rows[0]
 assert len(rows) == 251, len(rows)
 for r in rows[1:]:
     assert len(r) == 21 and all(math.isfinite(float(x)) for x in r[:20]) and 0 <= int(r[20]) <= 9, r
 palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
-points = re.findall(r"<circle cx=\"([-0-9.]+)\" cy=\"([-0-9.]+)\" r=\"1.6\" fill=\"(#[0-9a-f]{6})\"", open(sys.argv[2]).read())
+circles = re.findall(r"<circle cx=\"([-0-9.]+)\" cy=\"([-0-9.]+)\" r=\"([0-9.]+)\" fill=\"(#[0-9a-f]{6})\"", open(sys.argv[2]).read())
+points = [c for c in circles if c[2] != "5"]
 assert len(points) == 250, f"{len(points)} points for 250 rows"
-assert [p[2] for p in points] == [palette[int(r[20])] for r in rows[1:]], "point colours do not follow the labels"
+assert collections.Counter(p[3] for p in points) == collections.Counter(palette[int(r[20])] for r in rows[1:]), \
+    "point colours do not follow the labels"
 assert len({(p[0], p[1]) for p in points}) > 200, "the points collapse"
 ' "$work/codes.csv" "$work/codes.svg"
 
