@@ -3,21 +3,7 @@
 # usage: cli_test.sh PATH_TO_LATENT
 set -u
 latent=$1
-failures=0
-expect() {  # expect NAME EXPECTED_RC EXPECTED_SUBSTRING -- ARGS...
-  local name=$1 rc_expected=$2 text=$3
-  shift 4
-  local out rc
-  out=$("$latent" "$@" 2>&1)
-  rc=$?
-  if [ "$rc" -ne "$rc_expected" ] || [[ "$out" != *"$text"* ]]; then
-    echo "FAIL $name: exit $rc (expected $rc_expected), output:"
-    echo "$out" | head -5
-    failures=$((failures + 1))
-  else
-    echo "ok   $name"
-  fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/expect.sh"
 expect help 0 "usage: latent <command>" -- --help
 expect no-args 2 "usage: latent <command>" --
 expect demo-help 0 "usage: latent demo" -- demo --help
@@ -87,4 +73,4 @@ if [ -d /usr/share/datasets/fashion-mnist ]; then
 else
   echo "skip short training run: /usr/share/datasets/fashion-mnist is missing (apt-get install dataset-fashion-mnist)"
 fi
-[ "$failures" -eq 0 ] || { echo "$failures CLI checks failed"; exit 1; }
+finish CLI
