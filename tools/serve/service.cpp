@@ -56,7 +56,7 @@ struct Service::Context {
 };
 
 Service::Service(const std::vector<std::shared_ptr<ServedModel>>& models, ServiceOptions options)
-    : options_(std::move(options)), ui_(models) {
+    : options_(std::move(options)), ui_(models, !options_.api_key.empty()) {
   if (!options_.access_log.empty()) log_.open(options_.access_log);
   entries_.reserve(models.size());
   for (const auto& m : models) {

@@ -113,7 +113,8 @@ std::pair<Tensor, std::vector<int64_t>> test_rows(const models::LoadedRun& run, 
 
 }  // namespace
 
-WebUi::WebUi(std::vector<std::shared_ptr<ServedModel>> models) : models_(std::move(models)) {
+WebUi::WebUi(std::vector<std::shared_ptr<ServedModel>> models, bool key_required)
+    : models_(std::move(models)), key_required_(key_required) {
   for (const auto& m : models_) caches_[m->signature().name] = std::make_unique<Cache>();
 }
 
@@ -132,6 +133,7 @@ const ServedModel* WebUi::page_model(std::string_view name) const {
 HttpReply WebUi::page(std::string_view method, std::string_view path, std::string_view if_none_match) const {
   if (method != "GET" && method != "HEAD") return not_allowed(method, path);
   if (path == "/" || path == "/ui" || path == "/ui/") return asset_reply(*find_asset("index.html"), if_none_match);
+  if (path == "/ui/auth.json") return json_reply(key_required_ ? R"({"key_required":true})" : R"({"key_required":false})");
   if (path.substr(0, kStatic.size()) == kStatic) {
     const std::string_view file = path.substr(kStatic.size());
     const UiAsset* a = file.find('/') == std::string_view::npos ? find_asset(file) : nullptr;

@@ -21,12 +21,14 @@ struct HttpReply;
 /// Pages, assets and helper data for a set of served models (thread-safe).
 class WebUi {
  public:
-  explicit WebUi(std::vector<std::shared_ptr<ServedModel>> models);
+  /// `key_required`: the server has --api-key-file (GET /ui/auth.json tells the page, so that it asks for
+  /// the key before its first request instead of meeting a 401).
+  WebUi(std::vector<std::shared_ptr<ServedModel>> models, bool key_required);
   /// True for the page and asset paths (/, /ui, /ui/...) except /ui/api/...; these need no API key.
   static bool is_page_path(std::string_view path);
   /// True for /ui/api/... (behind the API key like the KServe endpoints).
   static bool is_api_path(std::string_view path);
-  /// A page or asset: 200 with an ETag and `Cache-Control: no-cache`, 304 when `if_none_match`
+  /// A page or asset (or GET /ui/auth.json: {"key_required": BOOL}): 200 with an ETag and `Cache-Control: no-cache`, 304 when `if_none_match`
   /// names the current ETag, 404 for unknown paths, 405 for methods other than GET and HEAD.
   HttpReply page(std::string_view method, std::string_view path, std::string_view if_none_match) const;
   /// Helper data as JSON (`Cache-Control: no-store`): /ui/api/models, /ui/api/NAME/info,
@@ -43,6 +45,7 @@ class WebUi {
   std::string examples(const ServedModel& m);
   std::string scatter(const ServedModel& m);
   std::vector<std::shared_ptr<ServedModel>> models_;
+  bool key_required_ = false;
   std::map<std::string, std::unique_ptr<Cache>, std::less<>> caches_;
 };
 

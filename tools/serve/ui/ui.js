@@ -27,6 +27,13 @@ function askKey() {
   return keyPrompt;
 }
 
+// Asks for the key up front when the server needs one and this tab has none (no 401 on the way).
+async function checkKey() {
+  const r = await fetch("/ui/auth.json");
+  const { key_required } = await r.json();
+  if (key_required && !sessionStorage.getItem(KEY)) await askKey();
+}
+
 async function http(path, options = {}) {
   for (let attempt = 0; attempt < 5; attempt++) {
     const headers = Object.assign({}, options.headers || {});
@@ -99,7 +106,8 @@ function paintHeat(canvas, values, top) {
 
 const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 
-function fmt(v) { return v === null || v === undefined ? "–" : Number(v).toPrecision(6); }
+// Six significant digits without trailing zeros (0.28, not 0.280000).
+function fmt(v) { return v === null || v === undefined ? "–" : String(Number(Number(v).toPrecision(6))); }
 
 function verdict(prefix, score, anomaly, threshold) {
   const s = $(prefix + "score");
@@ -459,6 +467,10 @@ async function vaePanel(info, examples) {
     grid.append(c);
   }
   const newSamples = async () => {
+    ui.pending++;
+    try { await drawSamples(); } finally { ui.pending--; }
+  };
+  const drawSamples = async () => {
     const codes = [];
     for (let i = 0; i < count * info.code_dim; i++) codes.push(gaussian());
     const out = await infer(info.decoder, [{ name: "code", shape: [count, info.code_dim], datatype: "FP32", data: codes }]);
@@ -478,20 +490,26 @@ async function vaePanel(info, examples) {
     sel.value = String(k);
     sel.addEventListener("change", () => interpolate().catch(fail));
   }
-  let ends = null, endsKey = "";
+  let ends = null, endsKey = "", latest = 0;
+  // Only the newest position is shown when slider moves overtake each other's replies.
   const interpolate = async () => {
+    const seq = ++latest;
     const a = Number($("interp-from").value), b = Number($("interp-to").value), t = Number($("interp").value) / 10;
     $("interp-value").textContent = t.toFixed(1);
-    if (endsKey !== a + "," + b) {
-      const d = info.width * info.height;
-      const out = await infer(info.name, [{ name: "input", shape: [2, d], datatype: "FP32", data: examples[a].row.concat(examples[b].row) }], ["code"]);
-      ends = [out.code.data.slice(0, info.code_dim), out.code.data.slice(info.code_dim)];
-      endsKey = a + "," + b;
-    }
-    const code = ends[0].map((v, j) => (1 - t) * v + t * ends[1][j]);
-    const out = await infer(info.decoder, [{ name: "code", shape: [1, info.code_dim], datatype: "FP32", data: code }]);
-    ui.interp = { from: a, to: b, t, code, image: out.reconstruction.data };
-    paintGray($("interp-view"), out.reconstruction.data, 1 / 255);
+    ui.pending++;
+    try {
+      if (endsKey !== a + "," + b) {
+        const d = info.width * info.height;
+        const out = await infer(info.name, [{ name: "input", shape: [2, d], datatype: "FP32", data: examples[a].row.concat(examples[b].row) }], ["code"]);
+        ends = [out.code.data.slice(0, info.code_dim), out.code.data.slice(info.code_dim)];
+        endsKey = a + "," + b;
+      }
+      const code = ends[0].map((v, j) => (1 - t) * v + t * ends[1][j]);
+      const out = await infer(info.decoder, [{ name: "code", shape: [1, info.code_dim], datatype: "FP32", data: code }]);
+      if (seq !== latest) return;
+      ui.interp = { from: a, to: b, t, code, image: out.reconstruction.data };
+      paintGray($("interp-view"), out.reconstruction.data, 1 / 255);
+    } finally { ui.pending--; }
   };
   $("interp").addEventListener("input", () => interpolate().catch(fail));
   await newSamples();
@@ -551,7 +569,8 @@ async function tablePanel(info) {
   });
 }
 
-document.addEventListener("DOMContentLoaded", () => {
+document.addEventListener("DOMContentLoaded", async () => {
+  try { await checkKey(); } catch (e) { fail(e); }
   if (document.body.dataset.page === "index") indexPage();
   else modelPage();
 });
