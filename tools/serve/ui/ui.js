@@ -270,7 +270,7 @@ async function imagePanel(info) {
       b.setAttribute("aria-pressed", "true");
       pixels = e.row.slice();
       paintGray(draw, pixels, 1);
-      scoreDrawing();
+      scoreDrawing(true);
     });
     strip.append(b);
   });
@@ -331,7 +331,8 @@ function setupDrawing(info) {
 }
 
 // Scores the drawing; while a request is in flight, later changes wait and the newest is sent next.
-function scoreDrawing() {
+function scoreDrawing(fromExample) {
+  if (!fromExample) for (const o of $("examples").children) o.setAttribute("aria-pressed", "false");
   if (ui.pending) { ui.dirty = true; return; }
   const row = pixels.slice();
   send(() => infer(ui.info.name, [{ name: "input", shape: [1, row.length], datatype: "FP32", data: row }]), row, null);
@@ -347,7 +348,7 @@ async function send(call, row, png) {
     hideMessage();
   } catch (e) { fail(e); } finally {
     ui.pending--;
-    if (ui.dirty) scoreDrawing();
+    if (ui.dirty) scoreDrawing(true);
   }
 }
 
@@ -388,6 +389,7 @@ async function loadPng(file) {
   await send(async () => {
     const out = await infer(info.name, [{ name: "image", shape: [1], datatype: "BYTES", data: [b64] }]);
     if (row) { pixels = row.slice(); paintGray($("draw"), pixels, 1); }
+    for (const o of $("examples").children) o.setAttribute("aria-pressed", "false");
     return out;
   }, row || new Array(info.width * info.height).fill(0), b64);
 }
