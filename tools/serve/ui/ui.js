@@ -68,6 +68,7 @@ async function infer(model, inputs, outputs) {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
   });
   const reply = await r.json();
+  liveSoon();
   if (!r.ok) throw new Error(reply.error || "infer: HTTP " + r.status);
   const out = {};
   for (const o of reply.outputs) out[o.name] = o;
@@ -200,9 +201,16 @@ async function loadConfig(name) {
   $("config-panel").hidden = false;
 }
 
-// Live request and latency figures of this model from the Prometheus text of /metrics.
+// Live request and latency figures of this model from the Prometheus text of /metrics: every
+// 3 s, and shortly after the page's own requests.
+let liveTick = null, liveTimer = null;
+function liveSoon() {
+  if (!liveTick || liveTimer) return;
+  liveTimer = setTimeout(() => { liveTimer = null; liveTick(); }, 300);
+}
+
 function startLive(name) {
-  const tick = async () => {
+  const tick = liveTick = async () => {
     try {
       const r = await http("/metrics");
       if (!r.ok) return;
@@ -274,6 +282,7 @@ async function imagePanel(info) {
     });
     strip.append(b);
   });
+  if (strip.firstChild && !ui.lastInput) strip.firstChild.click();  // something to look at from the start
   await Promise.all([loadScatter(info).catch(fail), info.variational ? vaePanel(info, examples).catch(fail) : null]);
 }
 
@@ -525,7 +534,7 @@ async function tablePanel(info) {
   info.columns.forEach((c, j) => {
     const div = document.createElement("div"), label = document.createElement("label"), input = document.createElement("input");
     input.type = "number"; input.step = "any"; input.required = true; input.id = "col-" + j; input.name = c.name;
-    input.value = String((c.min + c.max) / 2);
+    input.value = fmt((c.min + c.max) / 2);
     label.htmlFor = input.id;
     label.textContent = c.name + " (training range " + fmt(c.min) + " to " + fmt(c.max) + ")";
     div.append(label, input);
@@ -544,7 +553,8 @@ async function tablePanel(info) {
   });
   sel.addEventListener("change", () => {
     if (sel.value === "") return;
-    examples[Number(sel.value)].row.forEach((v, j) => { $("col-" + j).value = String(v); });
+    // Seven significant digits: the float32 value the model was trained on, without binary noise.
+    examples[Number(sel.value)].row.forEach((v, j) => { $("col-" + j).value = String(Number(v.toPrecision(7))); });
   });
   $("table-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
