@@ -346,6 +346,38 @@ def image_page(b, s, work):
     check("png: shown on the drawing canvas", b.canvas("draw") == images[5])
     b.shot("image-png")
 
+    # A touch stroke (pointer type touch): a vertical line down column 14.
+    from selenium.webdriver.common.actions import interaction
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+    from selenium.webdriver.common.actions.pointer_input import PointerInput
+    b.d.find_element(By.ID, "clear").click()
+    b.idle()
+    touch = ActionBuilder(b.d, mouse=PointerInput(interaction.POINTER_TOUCH, "finger"))
+    touch.pointer_action.move_to(canvas, 5, -85).pointer_down()
+    for _ in range(4):
+        touch.pointer_action.move_by(0, 40)
+    touch.pointer_action.pointer_up()
+    touch.perform()
+    b.wait("return latentUi.lastInput && latentUi.lastInput.some(v => v > 0)", "the touch stroke's score")
+    b.idle()
+    drawn = b.js("return latentUi.lastInput")
+    check("touch: painted along its column", all(drawn[y * 28 + 14] == 255 for y in range(7, 21))
+          and all(drawn[y * 28 + x] == 0 for x in list(range(0, 11)) + list(range(18, 28)) for y in range(28)))
+    ref = s.infer("img", [{"name": "input", "shape": [1, 784], "datatype": "FP32", "data": drawn}])
+    check_shown("touch", ref["score"][0], ref["is_anomaly"][0])
+
+    # A PNG dropped on the canvas (a DataTransfer with the file, as a drag from the desktop gives).
+    png9 = png_bytes(images[9], 28, 28)
+    b.js("""const bytes = Uint8Array.from(atob(arguments[0]), c => c.charCodeAt(0));
+            const dt = new DataTransfer();
+            dt.items.add(new File([bytes], 'dropped.png', {type: 'image/png'}));
+            document.getElementById('draw').dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));""",
+         base64.b64encode(png9).decode())
+    b.wait("return latentUi.lastPng === arguments[0]".replace("arguments[0]", json.dumps(base64.b64encode(png9).decode())), "the dropped PNG's score")
+    b.idle()
+    ref = s.infer("img", [{"name": "input", "shape": [1, 784], "datatype": "FP32", "data": images[9]}])
+    check_shown("dropped png", ref["score"][0], ref["is_anomaly"][0])
+
     # Live figures from /metrics.
     b.wait("const d = [...document.querySelectorAll('#live dd')]; return d.length && Number(d[0].textContent) >= 5", "live request count", 10)
     b.console_errors("image page (png, live figures)")
