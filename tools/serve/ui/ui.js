@@ -258,7 +258,11 @@ async function imagePanel(info) {
     ev.preventDefault(); draw.classList.remove("drop");
     if (ev.dataTransfer.files[0]) loadPng(ev.dataTransfer.files[0]);
   });
-  const { examples } = await getJson("/ui/api/" + encodeURIComponent(info.name) + "/examples");
+  const scatterLoaded = loadScatter(info).catch(fail);  // independent of the examples
+  let examples = [];
+  try {
+    examples = (await getJson("/ui/api/" + encodeURIComponent(info.name) + "/examples")).examples;
+  } catch (e) { fail(e); }
   ui.examples = examples;
   const strip = $("examples");
   examples.forEach((e, k) => {
@@ -283,7 +287,7 @@ async function imagePanel(info) {
     strip.append(b);
   });
   if (strip.firstChild && !ui.lastInput) strip.firstChild.click();  // something to look at from the start
-  await Promise.all([loadScatter(info).catch(fail), info.variational ? vaePanel(info, examples).catch(fail) : null]);
+  await Promise.all([scatterLoaded, info.variational && examples.length ? vaePanel(info, examples).catch(fail) : null]);
 }
 
 function setupDrawing(info) {
