@@ -24,7 +24,8 @@ def main():
             sys.exit(f"embed_assets.py: '{path}' has no known content type (known: {', '.join(TYPES)})")
         data = open(path, "rb").read()
         etag = '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
-        rows = [", ".join(str(b) for b in data[k:k + 24]) for k in range(0, len(data), 24)]
+        padded = data + b"\0"  # never an empty array; the length below leaves the zero out
+        rows = [", ".join(str(b) for b in padded[k:k + 24]) for k in range(0, len(padded), 24)]
         parts.append(f"const unsigned char asset{i}[] = {{\n  " + ",\n  ".join(rows) + "\n};")
         table.append(f'  {{"{name}", "{TYPES[ext]}", R"({etag})", std::string_view(reinterpret_cast<const char*>(asset{i}), {len(data)})}},')
     parts += ["", "}  // namespace", "", "const std::vector<UiAsset>& ui_assets() {",
