@@ -118,7 +118,7 @@ def main():
         train(work)
         s = Server(f"{work}/img", f"{work}/vae", f"{work}/tab", f"img-onnx={work}/img.onnx")
         try:
-            http_checks(s)
+            http_checks(s, work)
             with Browser(chromium, driver_path) as b:
                 index_page(b, s)
                 image_page(b, s, work)
@@ -156,7 +156,7 @@ def test_images(n):
 
 
 # ---- HTTP: content types, caching headers, 404s ----
-def http_checks(s):
+def http_checks(s, work):
     want = {"/": "text/html; charset=utf-8", "/ui/img": "text/html; charset=utf-8", "/ui/static/ui.js": "text/javascript; charset=utf-8",
             "/ui/static/ui.css": "text/css; charset=utf-8"}
     for path, ctype in want.items():
@@ -188,6 +188,19 @@ def http_checks(s):
     st, _, body = s.get("/ui/api/img/examples")
     ex = json.loads(body)["examples"]
     check("api examples = the first test images", [e["row"] for e in ex] == test_images(16), [e["index"] for e in ex])
+    with open(f"{work}/table.csv") as f:
+        csv_rows = [[float(v) for v in l.split(",")] for l in f.readlines()[1:]]
+    st, _, body = s.get("/ui/api/tab/examples")
+    tab = [e["row"] for e in json.loads(body)["examples"]]
+    check("api table examples are rows of the file, in its units", len(tab) == 16 and all(
+        any(all(close(a, b, 1e-5) for a, b in zip(r, c)) for c in csv_rows) for r in tab), tab[:2])
+    st, _, body = s.get("/ui/api/img/curve")
+    with open(f"{work}/img/metrics.jsonl") as f:
+        lines = [json.loads(l) for l in f if l.strip()]
+    check("api curve = metrics.jsonl", json.loads(body)["epochs"] == lines and len(lines) == 2, body[:200])
+    st, _, body = s.get("/ui/api/img/config")
+    with open(f"{work}/img/config.json") as f:
+        check("api config = config.json", json.loads(body) == json.load(f))
 
 
 class Browser:
