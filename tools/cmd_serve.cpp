@@ -37,7 +37,9 @@ endpoints:
   Image runs also take PNG files as the BYTES input `image` (shape [N]; base64 strings in JSON, or
   binary), decoded and checked against the training size.
   Triton's binary tensor extension (Inference-Header-Content-Length, binary_data_size,
-  binary_data, binary_data_output) is accepted, so tritonclient works with its defaults.)";
+  binary_data, binary_data_output) is accepted, so tritonclient works with its defaults.
+  GET  /, /ui/NAME               a web page per model (built in; it calls the infer endpoint),
+                                 with helper data under /ui/api/ (examples, scatter, curve, config))";
 
 // NAME=PATH, or PATH served as its directory name (a run) or file name without .onnx.
 std::pair<std::string, std::string> model_spec(const std::string& arg) {
@@ -78,7 +80,7 @@ int cmd_serve(const std::vector<std::string>& argv) {
   opts.integer("max-wait-us", "U", service_options.batch.max_wait_us, 0, 10'000'000, "longest wait in microseconds for more rows before a forward pass");
   opts.integer("max-queue", "R", service_options.batch.max_queue, 1, 1 << 24, "rows waiting per model beyond which requests get 503");
   opts.integer("max-body-mb", "MB", max_body_mb, 1, 4096, "largest request body in MiB (larger gets 413)");
-  opts.text("api-key-file", "FILE", api_key_file, "require `Authorization: Bearer KEY` (KEY: the file's first line) except on the health endpoints");
+  opts.text("api-key-file", "FILE", api_key_file, "require `Authorization: Bearer KEY` (KEY: the file's first line) except on the health endpoints and the web page's files (its data needs it)");
   opts.text("access-log", "FILE", service_options.access_log, "append one JSON line per request");
   if (!opts.parse(argv)) return 0;
   transport.max_body_bytes = max_body_mb << 20;

@@ -4,11 +4,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <tuple>
 
 #include "cli.h"
 #include "image.h"
 #include "plot.h"
 #include "latent.h"
+#include "projection.h"
 #include "report.h"
 
 namespace latent::tools {
@@ -264,21 +266,12 @@ int cmd_embed(const std::vector<std::string>& argv) {
     csv += fmt::format("{}\n", labels[static_cast<size_t>(i)]);
   }
   write_file_atomic(out, csv);
-  // 2-D view: the top two principal directions of the centred codes (power iteration).
-  Tensor centred = codes.to(kFloat64) - mean(codes.to(kFloat64), {0}, true);
-  Tensor cov = matmul(centred.t(), centred);
-  std::vector<Tensor> dirs;
-  for (int k = 0; k < std::min<int64_t>(2, codes.size(1)); ++k) {
-    Tensor v = ones({codes.size(1), 1}, kFloat64) + arange(0.0, static_cast<double>(codes.size(1)), 1.0, kFloat64).view({-1, 1}) * 0.01;
-    for (int it = 0; it < 200; ++it) {
-      for (const Tensor& d : dirs) v = v - d * matmul(d.t(), v);
-      v = matmul(cov, v);
-      v = v / sqrt(sum(v * v));
-    }
-    dirs.push_back(v);
-  }
-  std::vector<double> px = matmul(centred, dirs[0]).to_vector<double>();
-  std::vector<double> py = dirs.size() > 1 ? matmul(centred, dirs[1]).to_vector<double>() : std::vector<double>(n, 0.0);
+  // 2-D view: the top two principal directions of the centred codes (tools/projection.h, which
+  // the web page of `latent serve` shares).
+  const CodePlane plane = principal_plane(codes);
+  std::vector<double> px(static_cast<size_t>(n)), py(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i)
+    std::tie(px[static_cast<size_t>(i)], py[static_cast<size_t>(i)]) = plane.project(values.data() + i * codes.size(1));
   if (plot.empty()) plot = fs::path(out).replace_extension(".svg").string();
   write_scatter_svg(plot, px, py, labels, class_names(run), "latent codes (first two principal components)");
   Report report;

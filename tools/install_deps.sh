@@ -3,7 +3,8 @@
 # the toolchain and libraries, Fashion-MNIST (the default data set), ONNX's conformance data
 # (tests/test_onnx_proto.cpp), clang's libFuzzer runtime (tests/fuzz/run_fuzz.sh) and python3-venv
 # (tools/setup_onnx_venv.sh makes the venv with onnx and onnxruntime for the ONNX Runtime check),
-# cpp-httplib and simdjson (`latent serve`), curl, wrk and promtool (its test and benchmark).
+# cpp-httplib and simdjson (`latent serve`), curl, wrk and promtool (its test and benchmark),
+# chromium, chromium-driver and python3-selenium (tests/ui_test.py drives the service's web page).
 # With --bench, also the benchmarks' peers: PyTorch (python3-torch) and LibTorch's C++ headers
 # (libtorch-dev, for ../shared/peers/libtorch_bench.cpp); about 2.5 minutes and 1 GB, not needed by
 # the tests.
@@ -11,7 +12,8 @@
 set -euo pipefail
 packages=(meson ninja-build g++ pkg-config libopenblas-dev libfmt-dev doctest-dev zlib1g-dev libpng-dev
           libcpp-httplib-dev libsimdjson-dev curl wrk prometheus
-          dataset-fashion-mnist libonnx-testdata clang libclang-rt-14-dev python3-venv)
+          dataset-fashion-mnist libonnx-testdata clang libclang-rt-14-dev python3-venv
+          chromium chromium-driver python3-selenium)
 packages+=(doxygen)  # the API reference and its api-docs test (tools/api_docs.sh)
 if [ "${1:-}" = --bench ]; then
   packages+=(python3-torch libtorch-dev)

@@ -126,6 +126,11 @@ std::vector<OutputRows> ServedModel::run(const Tensor& x) const {
   return out;
 }
 
+Tensor ServedModel::encode(const Tensor& x) const {
+  std::lock_guard<std::mutex> guard(*lock_);
+  return session_->encode(x);
+}
+
 std::vector<std::shared_ptr<ServedModel>> serve_run(const std::string& name, models::LoadedRun run) {
   auto session = std::make_shared<const models::InferenceSession>(std::move(run));
   auto lock = std::make_shared<std::mutex>();

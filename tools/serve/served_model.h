@@ -43,6 +43,12 @@ class ServedModel {
   /// Index of the `score` and `is_anomaly` outputs (-1 for the decoder), for the metrics.
   int score_output() const { return signature_.output_index("score"); }
   int anomaly_output() const { return signature_.output_index("is_anomaly"); }
+  /// The run's session (shared by NAME and NAME-decoder); null for an .onnx model.
+  const models::InferenceSession* session() const { return session_.get(); }
+  /// True for NAME-decoder.
+  bool is_decoder() const { return decoder_; }
+  /// The codes of prepared inputs (N, D) under the model's lock (the web page's scatter).
+  Tensor encode(const Tensor& x) const;
 
  private:
   ModelSignature signature_;

@@ -55,7 +55,8 @@ struct Service::Context {
   int64_t rows = 0;
 };
 
-Service::Service(const std::vector<std::shared_ptr<ServedModel>>& models, ServiceOptions options) : options_(std::move(options)) {
+Service::Service(const std::vector<std::shared_ptr<ServedModel>>& models, ServiceOptions options)
+    : options_(std::move(options)), ui_(models, !options_.api_key.empty()) {
   if (!options_.access_log.empty()) log_.open(options_.access_log);
   entries_.reserve(models.size());
   for (const auto& m : models) {
@@ -126,11 +127,20 @@ HttpReply Service::route(const HttpRequest& request, Context& ctx) {
     r.body = path == "/v2/health/live" ? R"({"live":true})" : R"({"ready":true})";
     return r;
   }
+  // The web page and its files need no key (the page asks for it); its data under /ui/api/ does.
+  if (WebUi::is_page_path(path)) {
+    ctx.endpoint = "ui";
+    return ui_.page(method, path, request.if_none_match);
+  }
   if (!options_.api_key.empty() && !same_secret(request.authorization, "Bearer " + options_.api_key)) {
     HttpReply r = error_reply(401, request.authorization.empty() ? "missing 'Authorization: Bearer KEY' header"
                                                                  : "the API key in the Authorization header is wrong");
     r.headers.emplace_back("WWW-Authenticate", "Bearer");
     return r;
+  }
+  if (WebUi::is_api_path(path)) {
+    ctx.endpoint = "ui_api";
+    return ui_.api(method, path);
   }
   if (path == "/metrics") {
     ctx.endpoint = "metrics";

@@ -14,6 +14,7 @@
 #include "batcher.h"
 #include "metrics.h"
 #include "served_model.h"
+#include "ui.h"
 
 namespace latent::serve {
 
@@ -23,6 +24,7 @@ struct HttpRequest {
   std::string_view content_type;   ///< the Content-Type header, "" when absent
   std::string_view authorization;  ///< the Authorization header, "" when absent
   std::string_view inference_header_length;  ///< Inference-Header-Content-Length (binary extension), "" when absent
+  std::string_view if_none_match;  ///< If-None-Match (the web page's assets), "" when absent
 };
 
 /// A reply for the transport to send.
@@ -73,6 +75,7 @@ class Service {
   ServiceOptions options_;
   Metrics metrics_;
   AccessLog log_;
+  WebUi ui_;
 };
 
 }  // namespace latent::serve

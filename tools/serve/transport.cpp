@@ -78,6 +78,7 @@ int serve_http(Service& service, const TransportOptions& options) {
     request.content_type = header("Content-Type");
     request.authorization = header("Authorization");
     request.inference_header_length = header("Inference-Header-Content-Length");
+    request.if_none_match = header("If-None-Match");
     reply_with(res, service.handle(request));
   };
   // Every method and path reaches the service, which answers 404 and 405 itself.
