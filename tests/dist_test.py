@@ -93,11 +93,22 @@ def equivalence(work, model):
     p2, t2 = run(mpirun(2, *train_args(model, double, *steps, "--distributed")))
     if p1.returncode != 0 or p2.returncode != 0:
         return check(f"{model}: 10 SGD steps ran on 1 and 2 ranks", False, p1.stderr + p2.stdout + p2.stderr)
+    # The starting weights: the same run with a learning rate of 1e-12.
+    start = os.path.join(work, model + "-0")
+    p0, _ = run(train_args(model, start, *steps[:2], "--lr", "1e-12", *steps[4:]))
     a = read_safetensors(os.path.join(single, "model.safetensors"))
     b = read_safetensors(os.path.join(double, "model.safetensors"))
     worst = max(rel_diff(b[k], a[k]) for k in a)
     check(f"{model}: 2 ranks x 64 == 1 x 128 after 10 SGD steps: worst tensor rel diff {worst:.2e} <= 1e-5 "
-          f"({t1:.1f} s vs {t2:.1f} s)", set(a) == set(b) and worst <= 1e-5, worst)
+          f"({t1:.1f} s vs {t2:.1f} s)", set(a) == set(b) and worst <= 1e-5 and "2 ranks x 64" in p2.stderr,
+          (worst, p2.stderr))
+    if p0.returncode == 0:  # the steps themselves agree, not only the weights they moved a little
+        w0 = read_safetensors(os.path.join(start, "model.safetensors"))
+        moved = {k: [x - y for x, y in zip(a[k], w0[k])] for k in a}
+        worst_step = max(rel_diff([x - y for x, y in zip(b[k], w0[k])], moved[k]) for k in a
+                         if any(v != 0 for v in moved[k]))
+        check(f"{model}: the 10 steps' updates agree: worst rel diff {worst_step:.2e} <= 1e-4", worst_step <= 1e-4,
+              worst_step)
     check(f"{model}: only rank 0 wrote the run (one metrics line)", len(metrics(double)) == 1, metrics(double))
 
     adam = ["--optimizer", "adam", "--epochs", "1", "--limit-batches", "60"]
@@ -176,13 +187,14 @@ def failure(work, sig):
     except ProcessLookupError:
         pass
     limit = 30 if sig == signal.SIGKILL else timeout_s + 15
+    print("   ", [l for l in output.splitlines() if "[dist]" in l or "noticed" in l][:2])
     check(f"{name} on rank 1: the job exited with {proc.returncode} after {secs:.1f} s (limit {limit} s)",
           proc.returncode not in (0, None) and secs <= limit, output)
     if sig == signal.SIGKILL:
         check("sigkill: mpirun names the dead rank", "rank 1" in output, output)
     else:
         check("sigstop: rank 0 names the rank that stopped answering",
-              "rank(s) 1 have not reached it" in output and "--dist-timeout-s" in output, output)
+              "rank(s) 1 stopped answering" in output and "--dist-timeout-s" in output, output)
     try:
         tensors = read_safetensors(ck)
         check(f"{name}: the last checkpoint is intact ({len(tensors)} tensors)", len(tensors) > 0)

@@ -4,10 +4,11 @@
 //
 // Waiting: MPI_Test in a loop that spins for 1 ms, then yields, then sleeps 50 us between tests,
 // so a rank that waits long (for rank 0's evaluation, say) leaves the cores to the others.
-// Liveness: each collective is numbered; when a rank issues collective k it sends k (8 bytes,
-// eager) to every other rank on a private communicator, and keeps a receive posted from each. A
-// wait that passes the timeout names the ranks whose last number is below k, then MPI_Abort ends
-// every process of the job (a stopped process too: mpirun kills it).
+// Liveness: each collective is numbered; when a rank issues collective k, and every second it
+// waits, it sends k (8 bytes, eager) to every other rank on a private communicator, and keeps a
+// receive posted from each. A wait that passes the timeout names the ranks that have not reached
+// k or have been silent for 3 heartbeats (a stopped rank that had issued k: it cannot progress
+// it), then MPI_Abort ends every process of the job (a stopped process too: mpirun kills it).
 #include <mpi.h>
 #include <sched.h>
 
@@ -80,6 +81,7 @@ class MpiGroup final : public ProcessGroup {
     MPI_Comm_free(&local);
     const size_t n = static_cast<size_t>(size_);
     last_seen_.assign(n, 0);
+    last_heard_.assign(n, Clock::now());
     recv_buf_.assign(n, 0);
     send_buf_.assign(n, 0);
     recv_req_.assign(n, MPI_REQUEST_NULL);
@@ -134,12 +136,18 @@ class MpiGroup final : public ProcessGroup {
   /// Blocks until `req` completes; returns the seconds spent. Ends the job after the timeout.
   double wait_request(MPI_Request& req, const char* what, uint64_t seq) {
     const auto start = Clock::now();
+    auto next_beat = start + heartbeat_interval();
     for (;;) {
       int flag = 0;
       check_mpi(MPI_Test(&req, &flag, MPI_STATUS_IGNORE), what);
       if (flag) break;
       poll_heartbeats();
-      const std::chrono::duration<double> waited = Clock::now() - start;
+      const auto now = Clock::now();
+      if (now >= next_beat) {  // still here, still waiting for `seq`
+        send_heartbeats();
+        next_beat = now + heartbeat_interval();
+      }
+      const std::chrono::duration<double> waited = now - start;
       if (waited > timeout_) abort(missing_message(what, seq, waited.count()), 3);
       if (waited.count() > 0.010) {
         std::this_thread::sleep_for(std::chrono::microseconds(50));
@@ -172,6 +180,15 @@ class MpiGroup final : public ProcessGroup {
   /// Numbers the next collective and tells the other ranks this rank has reached it.
   uint64_t announce() {
     ++seq_;
+    send_heartbeats();
+    return seq_;
+  }
+
+  Clock::duration heartbeat_interval() const {
+    return std::chrono::duration_cast<Clock::duration>(std::min(std::chrono::duration<double>(1.0), timeout_ / 4));
+  }
+
+  void send_heartbeats() {
     for (int p = 0; p < size_; ++p) {
       if (p == rank_) continue;
       MPI_Request& r = send_req_[static_cast<size_t>(p)];
@@ -181,7 +198,6 @@ class MpiGroup final : public ProcessGroup {
       send_buf_[static_cast<size_t>(p)] = seq_;
       MPI_Isend(&send_buf_[static_cast<size_t>(p)], 1, MPI_UINT64_T, p, 0, heartbeat_, &r);
     }
-    return seq_;
   }
 
   void poll_heartbeats() {
@@ -192,6 +208,7 @@ class MpiGroup final : public ProcessGroup {
         MPI_Test(&recv_req_[static_cast<size_t>(p)], &flag, MPI_STATUS_IGNORE);
         if (!flag) break;
         last_seen_[static_cast<size_t>(p)] = std::max(last_seen_[static_cast<size_t>(p)], recv_buf_[static_cast<size_t>(p)]);
+        last_heard_[static_cast<size_t>(p)] = Clock::now();
         post_receive(p);
       }
     }
@@ -199,17 +216,21 @@ class MpiGroup final : public ProcessGroup {
 
   std::string missing_message(const char* what, uint64_t seq, double waited) {
     poll_heartbeats();
-    std::string missing, seen;
+    const auto now = Clock::now();
+    std::string missing, detail;
     for (int p = 0; p < size_; ++p) {
-      if (p == rank_ || last_seen_[static_cast<size_t>(p)] >= seq) continue;
+      const size_t i = static_cast<size_t>(p);
+      const double silent = std::chrono::duration<double>(now - last_heard_[i]).count();
+      const bool behind = last_seen_[i] < seq;
+      if (p == rank_ || (!behind && silent < 3 * std::chrono::duration<double>(heartbeat_interval()).count())) continue;
       missing += (missing.empty() ? "" : ", ") + std::to_string(p);
-      seen += (seen.empty() ? "" : ", ") + std::to_string(last_seen_[static_cast<size_t>(p)]);
+      detail += fmt::format("{}rank {} at #{}, silent for {:.0f} s", detail.empty() ? "" : "; ", p, last_seen_[i], silent);
     }
     if (missing.empty())
-      return fmt::format("[dist] rank {}: {} #{} waited {:.0f} s (--dist-timeout-s) although every rank reached it; "
+      return fmt::format("[dist] rank {}: {} #{} waited {:.0f} s (--dist-timeout-s) while every rank answered; "
                          "ending the job", rank_, what, seq, waited);
-    return fmt::format("[dist] rank {}: {} #{} waited {:.0f} s (--dist-timeout-s); rank(s) {} have not reached it "
-                       "(last seen at #{}); ending the job", rank_, what, seq, waited, missing, seen);
+    return fmt::format("[dist] rank {}: {} #{} waited {:.0f} s (--dist-timeout-s); rank(s) {} stopped answering "
+                       "({}); ending the job", rank_, what, seq, waited, missing, detail);
   }
 
   friend class MpiWork;
@@ -217,6 +238,7 @@ class MpiGroup final : public ProcessGroup {
   int rank_ = 0, size_ = 1, local_size_ = 1;
   uint64_t seq_ = 0;
   std::vector<uint64_t> last_seen_, recv_buf_, send_buf_;
+  std::vector<Clock::time_point> last_heard_;
   std::vector<MPI_Request> recv_req_, send_req_;
 };
 

@@ -13,7 +13,8 @@
 // later call into the group (progress(), test(), wait()), on the calling thread: no communication
 // thread competes with the compute threads for cores. wait() gives up after the group's timeout,
 // naming the ranks that never reached the collective, and ends the whole job (MPI_Abort):
-// "[dist] rank 0: allreduce #812 waited 300 s; rank(s) 1 have not reached it (last seen at #811)".
+// "[dist] rank 0: allreduce #812 waited 300 s (--dist-timeout-s); rank(s) 1 stopped answering
+// (rank 1 at #811, silent for 300 s); ending the job".
 #pragma once
 
 #include <chrono>
