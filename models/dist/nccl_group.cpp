@@ -95,6 +95,7 @@ class NcclGroup final : public ProcessGroup {
   [[noreturn]] void abort(const std::string& message, int code) override {
     ncclCommAbort(comm_);
     mpi_->abort(message, code);
+    std::_Exit(code);  // not reached: MPI_Abort ends the process
   }
 
   void wait_event(cudaEvent_t e, const char* what) {
