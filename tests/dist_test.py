@@ -86,6 +86,14 @@ def worker(work):
               p.stdout + p.stderr)
 
 
+def errors(work):
+    out = os.path.join(work, "bad")
+    p, secs = run(mpirun(2, LATENT, "train", "--batch-size", "127", "--distributed", "--quiet", "--out", out), timeout=60)
+    check(f"--batch-size 127 on 2 ranks: the job exits non-zero naming it ({secs:.1f} s)",
+          p.returncode != 0 and "--batch-size 127 is the global batch and must split evenly over the 2 ranks" in p.stderr + p.stdout,
+          p.stdout + p.stderr)
+
+
 def equivalence(work, model):
     single, double = os.path.join(work, model + "-1"), os.path.join(work, model + "-2")
     steps = ["--optimizer", "sgd", "--lr", "0.05", "--epochs", "1", "--limit-batches", "10"]
@@ -214,6 +222,7 @@ def main():
         for part in parts:
             if part == "worker":
                 worker(work)
+                errors(work)
             elif part in ("deep", "conv"):
                 equivalence(work, part)
             elif part == "resume":
