@@ -359,7 +359,10 @@ TrainingState resume_or_initialize(const TrainOptions& options, std::shared_ptr<
   }
   if (s.group) {
     // Rank 0's weights everywhere; each other rank its own random stream (dropout, VAE samples).
-    s.ddp = std::make_unique<dist::DistributedDataParallel>(s.model, s.group, dist::DDPOptions{o.bucket_mb, true});
+    // Losses that are batch means average the ranks' gradients; the VAEs' (an ELBO summed over
+    // the batch) add them: either way the gradient of the whole global batch, as on one process.
+    const dist::ReduceOp reduce = s.model->variational() ? dist::ReduceOp::Sum : dist::ReduceOp::Avg;
+    s.ddp = std::make_unique<dist::DistributedDataParallel>(s.model, s.group, dist::DDPOptions{o.bucket_mb, true, reduce});
     if (s.rank > 0) manual_seed(o.seed ^ (0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(s.rank + s.start_epoch * 7919)));
   }
   s.config = run_config(s);

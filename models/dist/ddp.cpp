@@ -96,7 +96,7 @@ void DistributedDataParallel::launch_ready_buckets(bool all) {
         slot.zero_();  // no gradient this pass: a zero one, so every rank reduces the same buffers
       }
     }
-    b.work = group_->allreduce_async(b.flat, ReduceOp::Avg);
+    b.work = group_->allreduce_async(b.flat, options_.reduce);
     if (!all) ++stats_.started_in_backward;
     ++next_launch_;
   }

@@ -26,6 +26,9 @@ namespace latent::dist {
 struct DDPOptions {
   double bucket_mb = 1;            ///< bucket size in MB (2^20 bytes); our autoencoders' gradients are 0.9-3 MB
   bool broadcast_buffers = true;   ///< also copy rank 0's buffers (batch-norm statistics) at the start
+  /// Avg for a loss that is a mean over the batch (the gradient of the global batch's mean); Sum
+  /// for one summed over the batch (a VAE's ELBO), so N ranks give the single process's gradient.
+  ReduceOp reduce = ReduceOp::Avg;
 };
 
 /// Communication figures since construction (or reset_stats()).
