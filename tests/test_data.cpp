@@ -472,7 +472,7 @@ TEST_CASE("loader: transforms per batch, clean targets for denoising, reproducib
   CHECK(p.clean.is_same(p.inputs));
 }
 
-TEST_CASE("loader: loading Fashion-MNIST and batching an epoch is fast") {
+TEST_CASE("loader: Fashion-MNIST's 60000 training images batch into 469 batches of 128, with and without noise (times printed)") {
   if (!fs::exists(std::string(kFashionMnistDir) + "/train-images-idx3-ubyte.gz")) {
     MESSAGE("skipped: " << kFashionMnistDir << " is missing");
     return;
