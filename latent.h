@@ -30,6 +30,8 @@
 #include "models/autoencoder.h"
 #include "models/checkpoint.h"
 #include "models/data.h"
+#include "models/dist/ddp.h"
+#include "models/dist/process_group.h"
 #include "models/inference.h"
 #include "models/init.h"
 #include "models/json.h"

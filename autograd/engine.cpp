@@ -1,10 +1,13 @@
 // The backward engine: dependency counting, then a ready queue ordered newest-first by sequence
 // number, all iterative so that graphs of any depth run (and are destroyed) without recursion.
 #include <atomic>
+#include <functional>
 #include <queue>
+#include <unordered_map>
 #include <vector>
 
 #include "grad_mode.h"
+#include "hooks.h"
 #include "node.h"
 
 namespace latent {
@@ -18,6 +21,21 @@ std::atomic<bool> anomaly_enabled{false};
 LATENT_TLS uint64_t next_sequence_nr = 0;
 std::atomic<uint64_t> next_mark{0};
 AutogradHooks hooks;
+// Post-accumulate hooks by leaf (few: a data-parallel model's parameters), with engine scratch:
+// the pass they were counted in and the gradients still to come.
+struct LeafHook {
+  std::function<void(const Tensor& leaf)> fn;
+  uint64_t mark = 0;
+  int pending = 0;
+};
+std::unordered_map<const TensorImpl*, LeafHook> leaf_hooks;
+LeafHook* hook_of(const TensorImpl* leaf) {
+  if (leaf_hooks.empty()) return nullptr;
+  auto it = leaf_hooks.find(leaf);
+  return it == leaf_hooks.end() ? nullptr : &it->second;
+}
+// The callbacks queued by the backward pass running on this thread (null outside backward).
+LATENT_TLS std::vector<std::function<void()>>* queued_callbacks = nullptr;
 
 const AutogradHooks& checked_hooks() {
   if (!hooks.add) fail("backward", "latent ops are not initialised (link the full latent library)");
@@ -31,6 +49,21 @@ void set_grad_enabled(bool enabled) { grad_enabled = enabled; }
 bool is_anomaly_enabled() { return anomaly_enabled.load(std::memory_order_relaxed); }
 void set_anomaly_enabled(bool enabled) { anomaly_enabled.store(enabled); }
 void set_autograd_hooks(const AutogradHooks& h) { hooks = h; }
+
+void set_post_accumulate_grad_hook(const Tensor& leaf, std::function<void(const Tensor&)> fn) {
+  if (!leaf.defined() || !leaf.is_leaf() || !leaf.requires_grad())
+    fail("set_post_accumulate_grad_hook", "the tensor must be a leaf that requires grad");
+  if (!fn) {
+    leaf_hooks.erase(leaf.impl());
+    return;
+  }
+  leaf_hooks[leaf.impl()] = LeafHook{std::move(fn), 0, 0};
+}
+
+void queue_backward_callback(std::function<void()> fn) {
+  if (!queued_callbacks) fail("queue_backward_callback", "called outside a backward pass (call it from a hook)");
+  queued_callbacks->push_back(std::move(fn));
+}
 
 // ---- SavedTensor ----
 
@@ -103,7 +136,28 @@ class Engine {
     }
   }
 
+  /// run_graph, then the callbacks its hooks queued.
   static void run(const Tensor& root, const Tensor& gradient, bool retain_graph) {
+    std::vector<std::function<void()>> callbacks;
+    std::vector<std::function<void()>>* outer = queued_callbacks;
+    queued_callbacks = &callbacks;
+    try {
+      run_graph(root, gradient, retain_graph);
+    } catch (...) {
+      queued_callbacks = outer;
+      throw;
+    }
+    queued_callbacks = outer;
+    for (auto& fn : callbacks) fn();
+  }
+
+  /// A leaf's hook runs once its last gradient of this pass has arrived.
+  static void leaf_done(const std::shared_ptr<TensorImpl>& leaf) {
+    LeafHook* hook = hook_of(leaf.get());
+    if (hook && --hook->pending == 0) hook->fn(Tensor(leaf));
+  }
+
+  static void run_graph(const Tensor& root, const Tensor& gradient, bool retain_graph) {
     if (!root.defined()) fail("backward", "tensor is undefined");
     if (!root.requires_grad())
       fail("backward", "tensor of shape {} does not require grad and has no grad_fn; call requires_grad_() on "
@@ -120,7 +174,11 @@ class Engine {
            g.shape(), g.dtype(), root.shape(), root.dtype());
     }
     NoGradGuard no_grad;
-    if (root.is_leaf()) return accumulate(root.impl_ptr(), g, "backward");
+    if (root.is_leaf()) {
+      accumulate(root.impl_ptr(), g, "backward");
+      if (LeafHook* hook = hook_of(root.impl())) hook->fn(root);
+      return;
+    }
 
     Node* start = root.grad_fn().get();
     const uint64_t mark = ++next_mark;
@@ -131,6 +189,13 @@ class Engine {
       Node* n = stack.back();
       stack.pop_back();
       for (Edge& e : n->edges()) {
+        if (LeafHook* hook = e.leaf ? hook_of(e.leaf.get()) : nullptr) {  // count the gradients each hooked leaf gets
+          if (hook->mark != mark) {
+            hook->mark = mark;
+            hook->pending = 0;
+          }
+          ++hook->pending;
+        }
         Node* child = e.fn.get();
         if (!child) continue;
         if (child->mark_ != mark) {
@@ -167,6 +232,7 @@ class Engine {
                "(shape {})", n->name(), i, gi.shape());
         if (e.leaf) {
           if (gi.defined()) accumulate(e.leaf, gi, n->name());
+          leaf_done(e.leaf);
         } else if (e.fn) {
           Node* child = e.fn.get();
           if (gi.defined()) child->buffer_ = child->buffer_.defined() ? h.add(child->buffer_, gi) : std::move(gi);

@@ -623,10 +623,30 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions
   if (options_.batch_size < 1) fail("data_loader", "batch_size must be at least 1; got {}", options_.batch_size);
   for (const Transform& t : transforms_)
     if (!t.fn) fail("data_loader", "transform '{}' has no function", t.name);
+  if (options_.num_replicas < 1 || options_.rank < 0 || options_.rank >= options_.num_replicas)
+    fail("data_loader", "rank {} of {} replicas does not exist", options_.rank, options_.num_replicas);
+  if (options_.num_replicas > 1 && options_.shard_drop_last && dataset_->size() < options_.num_replicas)
+    fail("data_loader", "{} samples cannot give each of {} replicas one with drop_last", dataset_->size(),
+         options_.num_replicas);
+}
+
+std::vector<int64_t> distributed_shard(const std::vector<int64_t>& order, int64_t num_replicas, int64_t rank,
+                                       bool drop_last) {
+  if (num_replicas < 1 || rank < 0 || rank >= num_replicas)
+    fail("distributed_shard", "rank {} of {} replicas does not exist", rank, num_replicas);
+  const int64_t n = static_cast<int64_t>(order.size());
+  if (n == 0) return {};
+  const int64_t per_rank = drop_last ? n / num_replicas : (n + num_replicas - 1) / num_replicas;
+  std::vector<int64_t> shard;
+  shard.reserve(static_cast<size_t>(per_rank));
+  for (int64_t j = 0; j < per_rank; ++j) shard.push_back(order[static_cast<size_t>((j * num_replicas + rank) % n)]);
+  return shard;
 }
 
 int64_t DataLoader::num_batches() const {
-  const int64_t n = dataset_->size(), b = options_.batch_size;
+  const int64_t r = options_.num_replicas, all = dataset_->size();
+  const int64_t n = r == 1 ? all : options_.shard_drop_last ? all / r : (all + r - 1) / r;  // the shard's length
+  const int64_t b = options_.batch_size;
   return options_.drop_last ? n / b : (n + b - 1) / b;
 }
 
@@ -637,18 +657,21 @@ void DataLoader::set_epoch(int64_t epoch) {
 
 std::vector<int64_t> DataLoader::order(int64_t epoch) const {
   const int64_t n = dataset_->size();
+  std::vector<int64_t> seq;
   if (!options_.shuffle) {
-    std::vector<int64_t> seq(static_cast<size_t>(n));
+    seq.resize(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) seq[static_cast<size_t>(i)] = i;
-    return seq;
+  } else {
+    Generator gen(derive_seed(options_.seed, epoch, -1));
+    seq = randperm(n, &gen).to_vector<int64_t>();
   }
-  Generator gen(derive_seed(options_.seed, epoch, -1));
-  return randperm(n, &gen).to_vector<int64_t>();
+  if (options_.num_replicas == 1) return seq;
+  return distributed_shard(seq, options_.num_replicas, options_.rank, options_.shard_drop_last);
 }
 
 Batch DataLoader::make_batch(std::span<const int64_t> indices, int64_t epoch, int64_t i) const {
   Batch b = dataset_->get_batch(indices);
-  Generator gen(derive_seed(options_.seed, epoch, i));
+  Generator gen(derive_seed(options_.seed, epoch, i * options_.num_replicas + options_.rank));
   Tensor x = b.inputs, clean;
   bool corrupted = false;
   for (const Transform& t : transforms_) {

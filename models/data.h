@@ -219,7 +219,21 @@ struct DataLoaderOptions {
   bool shuffle = true;      ///< a new seeded permutation each epoch; false: 0..N-1
   bool drop_last = false;  ///< drop the last batch when it is smaller than batch_size
   uint64_t seed = 0;       ///< shuffling and transforms of epoch e depend only on (seed, e)
+  /// Data-parallel training: this loader yields rank `rank`'s shard of each epoch's order (see
+  /// distributed_shard; the shards' drop_last is `shard_drop_last`), and batch i draws its
+  /// transforms' random numbers as batch i * num_replicas + rank.
+  int64_t num_replicas = 1;
+  int64_t rank = 0;
+  bool shard_drop_last = false;
 };
+
+/// Rank `rank`'s part of `order` among `num_replicas` ranks, as PyTorch's DistributedSampler: the
+/// order is cut to a multiple of num_replicas (drop_last) or padded to one by repeating it from its
+/// start, and rank r takes positions r, r + num_replicas, ... So every shard has the same length,
+/// shards are disjoint (but for the padding), and batch i of each rank's shard, with local batch
+/// B / num_replicas, together are batch i of `order` in batches of B.
+std::vector<int64_t> distributed_shard(const std::vector<int64_t>& order, int64_t num_replicas, int64_t rank,
+                                       bool drop_last);
 
 /// Batches of a dataset in shuffled or sequential order, with transforms applied per batch.
 /// Each range-for (each begin()) runs epoch() and advances it by one; set_epoch() picks one.

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <thread>
 
 #include "../ops/creation.h"
 #include "../ops/elementwise.h"
@@ -16,6 +17,7 @@
 #include "../ops/shape_ops.h"
 #include "../ops/threads.h"
 #include "checkpoint.h"
+#include "dist/ddp.h"
 #include "optim.h"
 #include "progress.h"
 #include "safetensors.h"
@@ -253,6 +255,11 @@ struct TrainingState {
   std::unique_ptr<optim::Optimizer> optimizer;
   json::Value config;         ///< what config.json holds
   int64_t start_epoch = 0, step = 0;
+  // --distributed: the MPI group (null otherwise) and the gradient averaging attached to the model.
+  std::shared_ptr<dist::ProcessGroup> group;
+  std::unique_ptr<dist::DistributedDataParallel> ddp;
+  int rank = 0, ranks = 1;
+  bool writes() const { return rank == 0; }  ///< rank 0 alone writes the run directory and logs
 };
 
 /// The given options with those a resumed run stored (the model's, and the training fields marked
@@ -286,8 +293,13 @@ json::Value run_config(const TrainingState& s) {
 
 /// Step 1: a fresh model and optimizer, or (--resume) the run's options, weights, optimizer state and
 /// random state from its checkpoint. Loads the data with the preprocessing fitted (or stored) for it.
-TrainingState resume_or_initialize(const TrainOptions& options) {
+TrainingState resume_or_initialize(const TrainOptions& options, std::shared_ptr<dist::ProcessGroup> group) {
   TrainingState s;
+  if (group) {
+    s.group = std::move(group);
+    s.rank = s.group->rank();
+    s.ranks = s.group->size();
+  }
   json::Value resumed_config;
   Checkpoint resumed;
   s.o = options;
@@ -301,7 +313,13 @@ TrainingState resume_or_initialize(const TrainOptions& options) {
   if (o.epochs <= 0) fail("train", "--epochs must be positive; got {}", o.epochs);
   if (o.batch_size <= 0) fail("train", "--batch-size must be positive; got {}", o.batch_size);
   if (!(o.lr > 0)) fail("train", "--lr must be positive; got {}", o.lr);
-  if (o.threads > 0) set_num_threads(o.threads);
+  if (s.group && o.batch_size % s.ranks != 0)
+    fail("train", "--batch-size {} is the global batch and must split evenly over the {} ranks", o.batch_size, s.ranks);
+  if (o.threads > 0) {
+    set_num_threads(o.threads);
+  } else if (s.group) {  // the node's cores shared by its ranks, never oversubscribed
+    set_num_threads(std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / s.group->local_size()));
+  }
   manual_seed(o.seed);
 
   // A resumed run keeps the preprocessing it stored (so --resume never refits); runs from before
@@ -325,11 +343,13 @@ TrainingState resume_or_initialize(const TrainOptions& options) {
   s.optimizer = make_optimizer(o.optimizer, s.model->parameters(), o.lr);  // state on the parameters' device
 
   if (o.out.empty()) o.out = "runs/" + o.model.model + "-" + timestamp();
-  if (o.resume.empty() && fs::exists(o.out + "/model.safetensors"))
-    fail("train", "'{}' already holds a run; pass --resume {} to continue it or choose another --out", o.out, o.out);
-  std::error_code ec;
-  fs::create_directories(o.out, ec);
-  if (ec) fail("train", "cannot create run directory '{}': {}", o.out, ec.message());
+  if (s.writes()) {
+    if (o.resume.empty() && fs::exists(o.out + "/model.safetensors"))
+      fail("train", "'{}' already holds a run; pass --resume {} to continue it or choose another --out", o.out, o.out);
+    std::error_code ec;
+    fs::create_directories(o.out, ec);
+    if (ec) fail("train", "cannot create run directory '{}': {}", o.out, ec.message());
+  }
 
   if (!o.resume.empty()) {
     NamedTensors model_tensors = strip_prefix("model.", resumed.tensors);
@@ -342,6 +362,14 @@ TrainingState resume_or_initialize(const TrainOptions& options) {
     if (s.start_epoch >= o.epochs)
       fail("train", "the run in '{}' already has {} epochs; pass a larger --epochs to continue", o.resume, s.start_epoch);
   }
+  if (s.group) {
+    // Rank 0's weights everywhere; each other rank its own random stream (dropout, VAE samples).
+    // Losses that are batch means average the ranks' gradients; the VAEs' (an ELBO summed over
+    // the batch) add them: either way the gradient of the whole global batch, as on one process.
+    const dist::ReduceOp reduce = s.model->variational() ? dist::ReduceOp::Sum : dist::ReduceOp::Avg;
+    s.ddp = std::make_unique<dist::DistributedDataParallel>(s.model, s.group, dist::DDPOptions{o.bucket_mb, true, reduce});
+    if (s.rank > 0) manual_seed(o.seed ^ (0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(s.rank + s.start_epoch * 7919)));
+  }
   s.config = run_config(s);
   if (o.resume.empty() || stored) s.config["preprocessing"] = s.split.preprocessing.to_json();
   return s;
@@ -351,7 +379,8 @@ TrainingState resume_or_initialize(const TrainOptions& options) {
 EpochMetrics run_epoch(TrainingState& s, DataLoader& loader, int64_t epoch, int64_t batches, ProgressBar& bar) {
   s.model->train();
   loader.set_epoch(epoch);
-  if (s.o.progress) bar.start_epoch(epoch);
+  const bool show = s.o.progress && s.writes();
+  if (show) bar.start_epoch(epoch);
   EpochMetrics m;
   m.epoch = epoch + 1;
   double loss_sum = 0, activation_sum = 0;
@@ -379,7 +408,20 @@ EpochMetrics run_epoch(TrainingState& s, DataLoader& loader, int64_t epoch, int6
     seen += bs;
     ++b;
     ++s.step;
-    if (s.o.progress) bar.update(value, bs);
+    if (show) bar.update(value, bs * s.ranks);
+  }
+  if (s.group) {  // the epoch's loss and curve over every rank's samples
+    std::vector<double> v{loss_sum, activation_sum, static_cast<double>(seen)};
+    v.insert(v.end(), stretch_sum.begin(), stretch_sum.end());
+    v.insert(v.end(), stretch_n.begin(), stretch_n.end());
+    Tensor sums = from_vector(v, {static_cast<int64_t>(v.size())});
+    s.group->allreduce(sums, dist::ReduceOp::Sum);
+    v = sums.to_vector<double>();
+    loss_sum = v[0];
+    activation_sum = v[1];
+    seen = static_cast<int64_t>(v[2]);
+    std::copy(v.begin() + 3, v.begin() + 3 + stretches, stretch_sum.begin());
+    std::copy(v.begin() + 3 + stretches, v.end(), stretch_n.begin());
   }
   m.epoch_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   m.train_loss = seen ? loss_sum / static_cast<double>(seen) : 0;
@@ -421,29 +463,53 @@ void save_anomaly_threshold(TrainingState& s) {
   write_file_atomic(s.o.out + "/config.json", s.config.dump(2) + "\n");
 }
 
-}  // namespace
-
-std::string train(const TrainOptions& options, FILE* log) {
-  TrainingState s = resume_or_initialize(options);
+/// The training run on one process (group null) or on the ranks of `group`.
+std::string train_with(const TrainOptions& options, std::shared_ptr<dist::ProcessGroup> group, FILE* log) {
+  TrainingState s = resume_or_initialize(options, std::move(group));
   DataLoaderOptions loader_options;
-  loader_options.batch_size = s.o.batch_size;
+  loader_options.batch_size = s.o.batch_size / s.ranks;  // each rank's share of the global batch
   loader_options.seed = s.o.seed;
+  loader_options.num_replicas = s.ranks;
+  loader_options.rank = s.rank;
   DataLoader loader(s.split.train, loader_options, noise_transforms(s.o.model));
   int64_t batches = loader.num_batches();
   if (s.o.limit_batches > 0) batches = std::min(batches, s.o.limit_batches);
-  fmt::print(log, "training {} ({} parameters) on {} samples, {} batches of {} per epoch, {}, {}\n",
-             s.model->type_name(), s.model->parameter_count(), s.split.train->size(), batches, s.o.batch_size,
-             s.o.optimizer, blas_info());
+  if (s.writes())
+    fmt::print(log, "training {} ({} parameters) on {} samples, {} batches of {} per epoch, {}, {}{}\n",
+               s.model->type_name(), s.model->parameter_count(), s.split.train->size(), batches, s.o.batch_size,
+               s.o.optimizer, blas_info(),
+               s.group ? fmt::format(", {} ranks x {} (mpi, {} gradient buckets)", s.ranks, loader_options.batch_size,
+                                     s.ddp->buckets().size())
+                       : "");
   ProgressBar bar(s.o.epochs, batches, log, ProgressOptions{});
   for (int64_t epoch = s.start_epoch; epoch < s.o.epochs; ++epoch) {
     EpochMetrics m = run_epoch(s, loader, epoch, batches, bar);
-    evaluate(*s.model, *s.split.test, s.o.limit_test, m);
-    if (s.o.progress) bar.end_epoch(fmt::format("test_loss {:.6g}", m.test_loss));
-    save_epoch(s, m);
+    if (s.writes()) {  // the other ranks wait at the barrier (sleeping, not spinning)
+      evaluate(*s.model, *s.split.test, s.o.limit_test, m);
+      if (s.o.progress) bar.end_epoch(fmt::format("test_loss {:.6g}", m.test_loss));
+      save_epoch(s, m);
+    }
+    if (s.group) s.group->barrier();
   }
-  save_anomaly_threshold(s);
-  fmt::print(log, "run saved in {}\n", s.o.out);
-  return s.o.out;
+  if (s.writes()) {
+    save_anomaly_threshold(s);
+    fmt::print(log, "run saved in {}\n", s.o.out);
+  }
+  if (s.group) s.group->barrier();
+  return s.writes() ? s.o.out : std::string();
+}
+
+}  // namespace
+
+std::string train(const TrainOptions& options, FILE* log) {
+  if (!options.distributed) return train_with(options, nullptr, log);
+  std::shared_ptr<dist::ProcessGroup> group = dist::init_process_group("mpi");
+  group->set_timeout(std::chrono::duration<double>(static_cast<double>(options.dist_timeout_s)));
+  try {
+    return train_with(options, group, log);
+  } catch (const std::exception& e) {  // the other ranks would wait for this one: end them all
+    group->abort(fmt::format("latent: rank {}: {}", group->rank(), e.what()), 1);
+  }
 }
 
 LoadedRun load(const std::string& dir) {

@@ -32,6 +32,11 @@ struct TrainOptions {
   int64_t limit_batches = 0;       ///< > 0: train on at most this many batches per epoch
   int64_t limit_test = 0;          ///< > 0: evaluate on at most this many test samples
   bool progress = true;            ///< show the progress bar / periodic lines
+  /// Data-parallel over the ranks of mpirun (models/dist/): batch_size is the global batch,
+  /// split evenly; rank 0 alone writes the run directory.
+  bool distributed = false;
+  int64_t dist_timeout_s = 300;    ///< a collective waiting this long ends the job, naming the missing ranks
+  double bucket_mb = 1;            ///< gradient bucket size of the allreduce
   /// Where the model, its optimizer state and each batch live (data is loaded and corrupted on
   /// the CPU, then copied per batch). Checkpoints are written from CPU copies, so a CUDA run
   /// loads and resumes on either device.
@@ -48,11 +53,13 @@ template <class Self, class V>
 void TrainOptions::fields(Self& o, V& v) {
   using F = Field;
   v.integer(F{"epochs", "N", "epochs", F::Cli | F::Stored}, o.epochs, 1, 100000);
-  v.integer(F{"batch_size", "B", "batch size"}, o.batch_size, 1, 1 << 20);
+  v.integer(F{"batch_size", "B", "batch size (--distributed: the global batch, split evenly over the ranks)"},
+            o.batch_size, 1, 1 << 20);
   v.number(F{"lr", "LR", "learning rate"}, o.lr, 1e-12, 10);
   v.choice(F{"optimizer", "O", ""}, o.optimizer, {"adam", "adamw", "sgd"});
   v.integer(F{"seed", "S", "random seed"}, o.seed, 0, 1LL << 62);
-  v.integer(F{"threads", "T", "threads for latent and OpenBLAS together", F::Cli | F::Stored, "OpenBLAS's own choice"},
+  v.integer(F{"threads", "T", "threads for latent and OpenBLAS together (--distributed: per rank)", F::Cli | F::Stored,
+              "OpenBLAS's own choice; --distributed: cores / ranks on the node"},
             o.threads, 0, 256);
   v.choice(F{"device", "D", "", F::Cli | F::Stored}, o.device,
            std::vector<std::pair<std::string, Device>>{{"cpu", kCPU}, {"cuda", kCUDA}});
@@ -67,6 +74,12 @@ void TrainOptions::fields(Self& o, V& v) {
             1LL << 40);
   v.integer(F{"limit_test", "N", "evaluate on at most N test samples", F::Cli}, o.limit_test, 1, 1LL << 40);
   v.flag(F{"progress", "", "no progress output", F::Cli, "", "quiet"}, o.progress, false);
+  v.flag(F{"distributed", "", "data-parallel over the processes of mpirun -np N (MPI; see docs/distributed.md)",
+           F::Cli | F::Stored}, o.distributed);
+  v.integer(F{"dist_timeout_s", "S", "--distributed: end the job when a rank has not answered for S seconds", F::Cli},
+            o.dist_timeout_s, 1, 1 << 20);
+  v.number(F{"bucket_mb", "MB", "--distributed: gradient bucket size for the overlapped allreduce", F::Cli | F::Stored},
+           o.bucket_mb, 1e-3, 1024);
 }
 
 /// One line of metrics.jsonl.
@@ -110,6 +123,8 @@ inline DataSplit load_data(const std::string& path, const std::string& label_col
 }
 
 /// Trains as `options` say and returns the run directory. Progress and summaries go to `log`.
+/// With options.distributed, every rank of the MPI job calls this; rank 0 writes the run and
+/// returns its directory, the other ranks return "". An error on any rank ends the whole job.
 std::string train(const TrainOptions& options, FILE* log = stderr);
 
 /// A run directory loaded back: the model with its trained weights (eval mode) and config.json.

@@ -6,6 +6,8 @@
 #   <!-- expect-approx: NAME VALUE TOL --> an output line holds the word NAME followed by a number
 #                                        x (the last such line; a trailing , ; : or ) is
 #                                        dropped), and |x - VALUE| <= TOL
+#   <!-- mpirun: N -->                  run under `mpirun -np N` where mpirun is installed (as one
+#                                        process where it is not)
 # With LATENT_TUTORIAL_PICTURES=1 the PNG and SVG files the program writes are copied next to the
 # page (docs/tutorials/pictures/; files named after the page, such as 10-reconstructions.png), which is how the committed pictures are made.
 # usage: tutorial_test.sh BUILD_DIR PAGE.md
@@ -25,8 +27,13 @@ mkdir -p "$work"
 awk '/^```cpp$/{on=1; next} /^```$/{on=0} on' "$page" > "$work/$name.cpp"
 [ -s "$work/$name.cpp" ] || { echo "tutorial $name: no C++ blocks"; exit 1; }
 c++ -std=c++20 -O1 "$work/$name.cpp" -o "$work/$name" $(pkg-config --cflags --libs latent)
+launch=()
+ranks=$(sed -n 's/^<!-- mpirun: \([0-9]*\) -->$/\1/p' "$page")
+if [ -n "$ranks" ] && command -v mpirun >/dev/null; then
+  launch=(mpirun --allow-run-as-root --oversubscribe --mca btl self,vader -x LD_LIBRARY_PATH -x LATENT_NUM_THREADS -np "$ranks")
+fi
 start=$(date +%s%N)
-(cd "$work" && LD_LIBRARY_PATH=$libdir LATENT_NUM_THREADS=1 PATH=$(dirname "$build/tools/latent"):$PATH "./$name") \
+(cd "$work" && LD_LIBRARY_PATH=$libdir LATENT_NUM_THREADS=1 PATH=$(dirname "$build/tools/latent"):$PATH "${launch[@]}" "./$name") \
   > "$work/$name.out" 2>&1 || { cat "$work/$name.out"; echo "tutorial $name: the program failed"; exit 1; }
 cat "$work/$name.out"
 awk -v a="$start" -v b="$(date +%s%N)" -v n="$name" 'BEGIN { printf "tutorial %s ran in %.1f s\n", n, (b - a) / 1e9 }'

@@ -86,6 +86,7 @@ int cmd_train(const std::vector<std::string>& argv) {
     throw UsageError{fmt::format("--data: file '{}' does not exist", o.data)};
   }
   const std::string dir = models::train(o, stderr);
+  if (dir.empty()) return 0;  // a rank other than 0 of a --distributed run: rank 0 wrote the run
   // Loss curve from metrics.jsonl.
   std::vector<double> train_loss, test_loss;
   std::vector<std::vector<double>> train_curve;

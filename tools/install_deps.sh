@@ -3,7 +3,8 @@
 # the toolchain and libraries, Fashion-MNIST (the default data set), ONNX's conformance data
 # (tests/test_onnx_proto.cpp), clang's libFuzzer runtime (tests/fuzz/run_fuzz.sh) and python3-venv
 # (tools/setup_onnx_venv.sh makes the venv with onnx and onnxruntime for the ONNX Runtime check),
-# cpp-httplib and simdjson (`latent serve`), curl, wrk and promtool (its test and benchmark),
+# cpp-httplib and simdjson (`latent serve`), curl, wrk and promtool (its test and benchmark), Open MPI
+# (`latent train --distributed`, models/dist/),
 # chromium, chromium-driver and python3-selenium (tests/ui_test.py drives the service's web page).
 # With --bench, also the benchmarks' peers: PyTorch (python3-torch) and LibTorch's C++ headers
 # (libtorch-dev, for ../shared/peers/libtorch_bench.cpp); about 2.5 minutes and 1 GB, not needed by
@@ -11,6 +12,7 @@
 # usage: tools/install_deps.sh [--bench]
 set -euo pipefail
 packages=(meson ninja-build g++ pkg-config libopenblas-dev libfmt-dev doctest-dev zlib1g-dev libpng-dev
+          libopenmpi-dev openmpi-bin
           libcpp-httplib-dev libsimdjson-dev curl wrk prometheus
           dataset-fashion-mnist libonnx-testdata clang libclang-rt-14-dev python3-venv
           chromium chromium-driver python3-selenium)

@@ -1,0 +1,240 @@
+#!/usr/bin/env python3
+"""Data-parallel training under mpirun (Open MPI; CI runs as root, hence --allow-run-as-root
+--oversubscribe). Exits 77 with the reason when mpirun or Fashion-MNIST is missing.
+
+- dist_worker on 2 and 3 ranks: broadcast, allreduce, barrier, and DistributedDataParallel's
+  bucketed gradients against the full-batch gradient every rank computes alone.
+- Equivalence: 2 ranks x global batch 128 and 1 process x batch 128 give the same parameters after
+  10 SGD steps (1e-5 relative), and the same test loss after 60 Adam steps (1e-3 relative), for the
+  deep and the conv autoencoder.
+- A checkpoint written by a 2-rank run resumes in 1 process; its next epoch matches the
+  uninterrupted 2-rank run (1e-4 relative).
+- Failures: a rank killed (SIGKILL) ends the job non-zero within 30 s; a rank stopped (SIGSTOP)
+  makes the others exit within --dist-timeout-s naming it; the last checkpoint stays readable.
+
+usage: dist_test.py PATH_TO_LATENT PATH_TO_DIST_WORKER
+"""
+import json
+import math
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+LATENT, WORKER = sys.argv[1], sys.argv[2]
+FASHION = "/usr/share/datasets/fashion-mnist"
+MPIRUN = shutil.which("mpirun")
+failures = []
+
+
+def check(name, ok, detail=""):
+    print(("ok   " if ok else "FAIL ") + name + ("" if ok else ": " + str(detail)[-1500:]), flush=True)
+    if not ok:
+        failures.append(name)
+
+
+def mpirun(n, *args):
+    return [MPIRUN, "--allow-run-as-root", "--oversubscribe", "-np", str(n), "--mca", "btl", "self,vader", *args]
+
+
+def run(cmd, timeout=300):
+    t0 = time.monotonic()
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=ENV)
+    return p, time.monotonic() - t0
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        blob = f.read()
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8:8 + n])
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        a, b = info["data_offsets"]
+        raw = blob[8 + n + a:8 + n + b]
+        fmt = {"F32": "f", "F64": "d", "I64": "q"}[info["dtype"]]
+        out[name] = struct.unpack("<%d%s" % (len(raw) // struct.calcsize(fmt), fmt), raw)
+    return out
+
+
+def rel_diff(a, b):
+    num = math.sqrt(sum((x - y) ** 2 for x, y in zip(a, b)))
+    den = math.sqrt(sum(y * y for y in b))
+    return num / max(den, 1e-30)
+
+
+def metrics(run_dir):
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def train_args(model, out, *extra):
+    return [LATENT, "train", "--model", model, "--quiet", "--seed", "3", "--batch-size", "128", "--threads", "1",
+            "--limit-test", "2000", "--out", out, *extra]
+
+
+def worker(work):
+    for n in (2, 3):
+        p, secs = run(mpirun(n, WORKER), timeout=120)
+        check(f"dist_worker on {n} ranks ({secs:.1f} s)", p.returncode == 0 and p.stdout.count("ok ") == 5,
+              p.stdout + p.stderr)
+
+
+def errors(work):
+    out = os.path.join(work, "bad")
+    p, secs = run(mpirun(2, LATENT, "train", "--batch-size", "127", "--distributed", "--quiet", "--out", out), timeout=60)
+    check(f"--batch-size 127 on 2 ranks: the job exits non-zero naming it ({secs:.1f} s)",
+          p.returncode != 0 and "--batch-size 127 is the global batch and must split evenly over the 2 ranks" in p.stderr + p.stdout,
+          p.stdout + p.stderr)
+
+
+def equivalence(work, model):
+    single, double = os.path.join(work, model + "-1"), os.path.join(work, model + "-2")
+    steps = ["--optimizer", "sgd", "--lr", "0.05", "--epochs", "1", "--limit-batches", "10"]
+    p1, t1 = run(train_args(model, single, *steps))
+    p2, t2 = run(mpirun(2, *train_args(model, double, *steps, "--distributed")))
+    if p1.returncode != 0 or p2.returncode != 0:
+        return check(f"{model}: 10 SGD steps ran on 1 and 2 ranks", False, p1.stderr + p2.stdout + p2.stderr)
+    # The starting weights: the same run with a learning rate of 1e-12.
+    start = os.path.join(work, model + "-0")
+    p0, _ = run(train_args(model, start, *steps[:2], "--lr", "1e-12", *steps[4:]))
+    a = read_safetensors(os.path.join(single, "model.safetensors"))
+    b = read_safetensors(os.path.join(double, "model.safetensors"))
+    worst = max(rel_diff(b[k], a[k]) for k in a)
+    check(f"{model}: 2 ranks x 64 == 1 x 128 after 10 SGD steps: worst tensor rel diff {worst:.2e} <= 1e-5 "
+          f"({t1:.1f} s vs {t2:.1f} s)", set(a) == set(b) and worst <= 1e-5 and "2 ranks x 64" in p2.stderr,
+          (worst, p2.stderr))
+    if p0.returncode == 0:  # the steps themselves agree, not only the weights they moved a little
+        w0 = read_safetensors(os.path.join(start, "model.safetensors"))
+        moved = {k: [x - y for x, y in zip(a[k], w0[k])] for k in a}
+        worst_step = max(rel_diff([x - y for x, y in zip(b[k], w0[k])], moved[k]) for k in a
+                         if any(v != 0 for v in moved[k]))
+        check(f"{model}: the 10 steps' updates agree: worst rel diff {worst_step:.2e} <= 1e-4", worst_step <= 1e-4,
+              worst_step)
+    check(f"{model}: only rank 0 wrote the run (one metrics line)", len(metrics(double)) == 1, metrics(double))
+
+    adam = ["--optimizer", "adam", "--epochs", "1", "--limit-batches", "60"]
+    single, double = single + "-adam", double + "-adam"
+    p1, _ = run(train_args(model, single, *adam))
+    p2, _ = run(mpirun(2, *train_args(model, double, *adam, "--distributed")))
+    if p1.returncode != 0 or p2.returncode != 0:
+        return check(f"{model}: 60 Adam steps ran", False, p1.stderr + p2.stderr)
+    l1, l2 = metrics(single)[0]["test_loss"], metrics(double)[0]["test_loss"]
+    r1, r2 = metrics(single)[0]["train_loss"], metrics(double)[0]["train_loss"]
+    check(f"{model}: test loss after 60 Adam steps {l1:.6g} (1 rank) vs {l2:.6g} (2 ranks) within 1e-3",
+          abs(l1 - l2) <= 1e-3 * abs(l1), (l1, l2))
+    check(f"{model}: train loss over every rank's samples {r1:.6g} vs {r2:.6g} within 1e-3",
+          abs(r1 - r2) <= 1e-3 * abs(r1), (r1, r2))
+
+
+def resume(work):
+    base = ["--optimizer", "adam", "--limit-batches", "20"]
+    whole, part = os.path.join(work, "resume-whole"), os.path.join(work, "resume-part")
+    p1, _ = run(mpirun(2, *train_args("deep", whole, *base, "--epochs", "2", "--distributed")))
+    p2, _ = run(mpirun(2, *train_args("deep", part, *base, "--epochs", "1", "--distributed")))
+    p3, _ = run([LATENT, "train", "--resume", part, "--epochs", "2", "--quiet", "--threads", "1", "--limit-batches",
+                 "20", "--limit-test", "2000"])
+    if p1.returncode or p2.returncode or p3.returncode:
+        return check("resume: the runs ran", False, p1.stderr + p2.stderr + p3.stderr)
+    a, b = metrics(whole), metrics(part)
+    check(f"resume: a 2-rank checkpoint resumed on 1 rank: epoch 2 test loss {b[1]['test_loss']:.7g} vs "
+          f"{a[1]['test_loss']:.7g} uninterrupted (1e-4)",
+          len(b) == 2 and abs(a[1]["test_loss"] - b[1]["test_loss"]) <= 1e-4 * a[1]["test_loss"], (a, b))
+
+
+def rank_pid(mpirun_pid, rank, deadline):
+    while time.monotonic() < deadline:
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                if ppid != mpirun_pid:
+                    continue
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    if f"OMPI_COMM_WORLD_RANK={rank}".encode() in f.read().split(b"\0"):
+                        return int(pid)
+            except (OSError, IndexError, ValueError):
+                continue
+        time.sleep(0.2)
+    return None
+
+
+def failure(work, sig):
+    name = "sigkill" if sig == signal.SIGKILL else "sigstop"
+    out = os.path.join(work, name)
+    timeout_s = 8
+    cmd = mpirun(2, *train_args("deep", out, "--epochs", "1000", "--limit-batches", "30", "--distributed",
+                                "--dist-timeout-s", str(timeout_s)))
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV)
+    deadline = time.monotonic() + 120
+    ck = os.path.join(out, "checkpoint.safetensors")
+    while time.monotonic() < deadline and not os.path.exists(ck):  # one epoch done and saved
+        time.sleep(0.2)
+    pid = rank_pid(proc.pid, 1, deadline)
+    if pid is None or not os.path.exists(ck):
+        proc.kill()
+        return check(f"{name}: the job started and saved a checkpoint", False, proc.communicate()[0])
+    t0 = time.monotonic()
+    os.kill(pid, sig)
+    try:
+        output, _ = proc.communicate(timeout=60 + timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        output = proc.communicate()[0]
+    secs = time.monotonic() - t0
+    try:
+        os.kill(pid, signal.SIGKILL)  # never leave a stopped rank behind
+    except ProcessLookupError:
+        pass
+    limit = 30 if sig == signal.SIGKILL else timeout_s + 15
+    print("   ", [l for l in output.splitlines() if "[dist]" in l or "noticed" in l][:2])
+    check(f"{name} on rank 1: the job exited with {proc.returncode} after {secs:.1f} s (limit {limit} s)",
+          proc.returncode not in (0, None) and secs <= limit, output)
+    if sig == signal.SIGKILL:
+        check("sigkill: mpirun names the dead rank", "rank 1" in output, output)
+    else:
+        check("sigstop: rank 0 names the rank that stopped answering",
+              "rank(s) 1 stopped answering" in output and "--dist-timeout-s" in output, output)
+    try:
+        tensors = read_safetensors(ck)
+        check(f"{name}: the last checkpoint is intact ({len(tensors)} tensors)", len(tensors) > 0)
+    except Exception as e:  # noqa: BLE001
+        check(f"{name}: the last checkpoint is intact", False, e)
+
+
+def main():
+    if not MPIRUN:
+        print("SKIP: mpirun not found (apt-get install openmpi-bin libopenmpi-dev)")
+        return 77
+    if not os.path.isdir(FASHION):
+        print(f"SKIP: Fashion-MNIST not found in {FASHION} (apt-get install dataset-fashion-mnist)")
+        return 77
+    parts = sys.argv[3:] or ["worker", "deep", "conv", "resume", "sigkill", "sigstop"]
+    with tempfile.TemporaryDirectory() as work:
+        for part in parts:
+            if part == "worker":
+                worker(work)
+                errors(work)
+            elif part in ("deep", "conv"):
+                equivalence(work, part)
+            elif part == "resume":
+                resume(work)
+            elif part == "sigkill":
+                failure(work, signal.SIGKILL)
+            elif part == "sigstop":
+                failure(work, signal.SIGSTOP)
+    print(f"{len(failures)} failed" if failures else "all passed")
+    return 1 if failures else 0
+
+
+ENV = dict(os.environ, OMPI_MCA_rmaps_base_oversubscribe="1", LATENT_NUM_THREADS="1")
+if __name__ == "__main__":
+    sys.exit(main())
