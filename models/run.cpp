@@ -176,6 +176,24 @@ json::Value EpochMetrics::to_json() const {
   return v;
 }
 
+/// The positions of `labels` that --exclude-class / --normal-class keep for training; an error when
+/// the class is absent or (excluded) every sample has it.
+std::vector<int64_t> class_filter(const std::vector<int64_t>& labels, const DataOptions& o) {
+  if (o.exclude_class >= 0 && o.normal_class >= 0)
+    fail("train", "--exclude-class {} and --normal-class {}: choose one", o.exclude_class, o.normal_class);
+  std::vector<int64_t> keep;
+  for (size_t i = 0; i < labels.size(); ++i)
+    if (o.normal_class >= 0 ? labels[i] == o.normal_class : labels[i] != o.exclude_class)
+      keep.push_back(static_cast<int64_t>(i));
+  if (o.normal_class >= 0 && keep.empty())
+    fail("train", "--normal-class {}: no training sample has that label", o.normal_class);
+  if (o.exclude_class >= 0 && keep.size() == labels.size())
+    fail("train", "--exclude-class {}: no training sample has that label", o.exclude_class);
+  if (o.exclude_class >= 0 && keep.empty())
+    fail("train", "--exclude-class {}: every training sample has that label", o.exclude_class);
+  return keep;
+}
+
 DataSplit load_data(const std::string& path, const DataOptions& o) {
   DataSplit split;
   std::shared_ptr<const Dataset> train_all;
@@ -190,15 +208,15 @@ DataSplit load_data(const std::string& path, const DataOptions& o) {
     const int64_t n_train = std::max<int64_t>(1, rows * 4 / 5);
     std::vector<int64_t> train_rows(perm.begin(), perm.begin() + n_train);
     std::vector<int64_t> test_rows(perm.begin() + (n_train == rows ? 0 : n_train), perm.end());
-    if (o.exclude_class >= 0) {
-      if (!table.labels.defined()) fail("train", "--exclude-class needs labelled data; {} has no label column", path);
+    if (o.exclude_class >= 0 || o.normal_class >= 0) {
+      if (!table.labels.defined())
+        fail("train", "--{} needs labelled data; {} has no label column",
+             o.exclude_class >= 0 ? "exclude-class" : "normal-class", path);
       const std::vector<int64_t> labels = table.labels.to_vector<int64_t>();
+      std::vector<int64_t> row_labels;
+      for (int64_t r : train_rows) row_labels.push_back(labels[static_cast<size_t>(r)]);
       std::vector<int64_t> keep;
-      for (int64_t r : train_rows)
-        if (labels[static_cast<size_t>(r)] != o.exclude_class) keep.push_back(r);
-      if (keep.size() == train_rows.size())
-        fail("train", "--exclude-class {}: no training sample has that label", o.exclude_class);
-      if (keep.empty()) fail("train", "--exclude-class {}: every training sample has that label", o.exclude_class);
+      for (int64_t i : class_filter(row_labels, o)) keep.push_back(train_rows[static_cast<size_t>(i)]);
       train_rows = std::move(keep);
     }
     auto rows_tensor = [](const std::vector<int64_t>& r) { return from_vector(r, {static_cast<int64_t>(r.size())}); };
@@ -233,14 +251,8 @@ DataSplit load_data(const std::string& path, const DataOptions& o) {
   split.height = split.width = 28;
   split.class_names = fashion_mnist_classes();
   split.preprocessing = Preprocessing::image(28, 28);
-  if (o.exclude_class >= 0) {
-    std::vector<int64_t> keep, labels = labels_of(*train_all);
-    for (size_t i = 0; i < labels.size(); ++i)
-      if (labels[i] != o.exclude_class) keep.push_back(static_cast<int64_t>(i));
-    if (keep.size() == labels.size())
-      fail("train", "--exclude-class {}: no training sample has that label", o.exclude_class);
-    train_all = std::make_shared<SubsetDataset>(train_all, std::move(keep));
-  }
+  if (o.exclude_class >= 0 || o.normal_class >= 0)
+    train_all = std::make_shared<SubsetDataset>(train_all, class_filter(labels_of(*train_all), o));
   split.train = train_all;
   return split;
 }
@@ -328,7 +340,7 @@ TrainingState resume_or_initialize(const TrainOptions& options, std::shared_ptr<
   if (const json::Value* p = resumed_config.is_object() ? resumed_config.find("preprocessing") : nullptr)
     stored = Preprocessing::from_json(*p);
   s.split = load_data(o.data, DataOptions{o.label_column, o.seed, o.exclude_class, stored ? &*stored : nullptr,
-                                          !o.resume.empty() && !stored});
+                                          !o.resume.empty() && !stored, o.normal_class});
   o.model.input_dim = s.split.input_dim;
   if (s.split.height > 0) {
     o.model.image_height = s.split.height;

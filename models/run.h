@@ -29,6 +29,7 @@ struct TrainOptions {
   std::string metrics_file;        ///< also append metrics lines here
   std::string resume;              ///< run directory to resume from
   int64_t exclude_class = -1;      ///< drop this class from training (anomaly detection)
+  int64_t normal_class = -1;       ///< train on this class only (one-class anomaly detection)
   int64_t limit_batches = 0;       ///< > 0: train on at most this many batches per epoch
   int64_t limit_test = 0;          ///< > 0: evaluate on at most this many test samples
   bool progress = true;            ///< show the progress bar / periodic lines
@@ -70,6 +71,8 @@ void TrainOptions::fields(Self& o, V& v) {
   v.text(F{"resume", "DIR", "continue the run in DIR (from its last checkpoint)", F::Cli}, o.resume);
   v.integer(F{"exclude_class", "K", "leave class K out of training (anomaly detection)", F::All, "none"}, o.exclude_class, -1,
             1 << 20);
+  v.integer(F{"normal_class", "K", "train on class K only (one-class anomaly detection)", F::All, "all classes"},
+            o.normal_class, -1, 1 << 20);
   v.integer(F{"limit_batches", "N", "train on at most N batches per epoch (quick runs)", F::Cli}, o.limit_batches, 1,
             1LL << 40);
   v.integer(F{"limit_test", "N", "evaluate on at most N test samples", F::Cli}, o.limit_test, 1, 1LL << 40);
@@ -111,6 +114,7 @@ struct DataOptions {
   const Preprocessing* preprocessing = nullptr;
   /// CSV runs from before stored preprocessing: min-max over the whole file, as they were trained.
   bool fit_on_all_rows = false;
+  int64_t normal_class = -1;    ///< >= 0: keep only this class in the training part (the test part keeps all)
 };
 
 /// Loads Fashion-MNIST from a folder, or a CSV file split 80/20 (seeded), flattened, optionally

@@ -58,6 +58,16 @@ if [ -d /usr/share/datasets/fashion-mnist ]; then
   expect anomaly-summary 0 "ROC AUC" -- anomaly "$work/run" --limit 300 --anomaly-class 1
   expect anomaly-roc 0 "ROC AUC" -- anomaly "$work/run" --limit 300 --anomaly-class 1 --roc "$work/roc.svg"
   expect anomaly-roc-no-class 2 "--roc needs --anomaly-class K" -- anomaly "$work/run" --roc "$work/roc.svg"
+  # The one-class protocol on two classes: a run per class, AUCs in [0, 1], their mean, the tables.
+  expect anomaly-bench-short 0 "mean ROC AUC" -- anomaly-bench --classes 0,1 --epochs 1 --limit-batches 3 \
+    --limit-test 400 --quiet --threads 1 --out "$work/ab"
+  check anomaly-bench-csv awk -F, 'NR > 1 { n++; if ($3 < 0 || $3 > 1 || $5 != 400) bad = 1; s += $3 }
+    END { exit !(n == 2 && !bad) }' "$work/ab/auc.csv"
+  check anomaly-bench-files test -s "$work/ab/roc-class-1.svg" -a -s "$work/ab/auc.md" -a -s "$work/ab/class-0/config.json"
+  check anomaly-bench-one-class grep -q '"normal_class": 1' "$work/ab/class-1/config.json"
+  expect anomaly-bench-bad-class 2 "--classes: '12' is not a class label in [0, 9]" -- anomaly-bench --classes 12 --out "$work/ab2"
+  expect anomaly-bench-again 2 "already holds a benchmark" -- anomaly-bench --classes 0 --out "$work/ab"
+  expect train-normal-and-exclude 1 "choose one" -- train --normal-class 1 --exclude-class 2 --epochs 1 --limit-batches 1 --out "$work/ne"
   grep -q "ROC" "$work/roc.svg" && grep -q "<polyline" "$work/roc.svg" || { echo "FAIL roc.svg has no ROC curve"; failures=$((failures + 1)); }
   grep -q "train loss (per step, smoothed)" "$work/run/loss.svg" && grep -q "train_curve" "$work/run/metrics.jsonl" ||
     { echo "FAIL loss.svg or metrics.jsonl lacks the per-step training loss"; failures=$((failures + 1)); }

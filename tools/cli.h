@@ -138,34 +138,42 @@ Options& Options::choice(std::string name, std::string metavar, T& into, std::ve
 /// lines that write and read config.json.
 class FieldOptions {
  public:
-  explicit FieldOptions(Options& opts) : opts_(opts) {}
+  /// `skip`: keys of Cli fields this command does not take (anomaly-bench chooses --out and the class itself).
+  explicit FieldOptions(Options& opts, std::vector<std::string> skip = {}) : opts_(opts), skip_(std::move(skip)) {}
   template <std::integral T>
   void integer(const models::Field& f, T& v, long long lo, long long hi) {
-    if (f.has(models::Field::Cli)) shown(f, opts_.integer(f.option_name(), f.metavar, v, lo, hi, f.help));
+    if (wanted(f)) shown(f, opts_.integer(f.option_name(), f.metavar, v, lo, hi, f.help));
   }
   void number(const models::Field& f, double& v, double lo, double hi) {
-    if (f.has(models::Field::Cli)) shown(f, opts_.number(f.option_name(), f.metavar, v, lo, hi, f.help));
+    if (wanted(f)) shown(f, opts_.number(f.option_name(), f.metavar, v, lo, hi, f.help));
   }
   void text(const models::Field& f, std::string& v) {
-    if (f.has(models::Field::Cli)) shown(f, opts_.text(f.option_name(), f.metavar, v, f.help));
+    if (wanted(f)) shown(f, opts_.text(f.option_name(), f.metavar, v, f.help));
   }
   void choice(const models::Field& f, std::string& v, const std::vector<std::string>& choices) {
-    if (f.has(models::Field::Cli)) shown(f, opts_.choice(f.option_name(), f.metavar, v, choices, f.help));
+    if (wanted(f)) shown(f, opts_.choice(f.option_name(), f.metavar, v, choices, f.help));
   }
   template <class T>
   void choice(const models::Field& f, T& v, const std::vector<std::pair<std::string, T>>& named) {
-    if (f.has(models::Field::Cli)) shown(f, opts_.choice(f.option_name(), f.metavar, v, named, f.help));
+    if (wanted(f)) shown(f, opts_.choice(f.option_name(), f.metavar, v, named, f.help));
   }
   void flag(const models::Field& f, bool& v, bool value = true) {
-    if (f.has(models::Field::Cli)) shown(f, opts_.flag(f.option_name(), v, f.help, value));
+    if (wanted(f)) shown(f, opts_.flag(f.option_name(), v, f.help, value));
   }
   void integers(const models::Field&, std::vector<int64_t>&) {}  ///< lists are config.json only
 
  private:
+  bool wanted(const models::Field& f) const {
+    if (!f.has(models::Field::Cli)) return false;
+    for (const std::string& k : skip_)
+      if (k == f.key) return false;
+    return true;
+  }
   static void shown(const models::Field& f, Options& declared) {
     if (*f.shown_default) declared.shown_default(f.shown_default);
   }
   Options& opts_;
+  std::vector<std::string> skip_;
 };
 
 }  // namespace latent::tools

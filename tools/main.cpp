@@ -32,6 +32,7 @@ const std::vector<Command>& commands() {
       {"interpolate", "PNG of decodings along a line between two codes", cmd_interpolate},
       {"embed", "latent codes with labels as CSV, and a 2-D scatter plot", cmd_embed},
       {"anomaly", "reconstruction-error anomaly scores, precision/recall/ROC AUC", cmd_anomaly},
+      {"anomaly-bench", "one-class anomaly detection: a run per normal class, ROC AUC per class and mean", cmd_anomaly_bench},
       {"score", "score every sample of a new file (CSV, PNG, IDX) with the stored preprocessing", cmd_score},
       {"serve", "HTTP inference service (KServe v2 / Triton, v1) for trained runs", cmd_serve},
       {"classify", "semi-supervised accuracy from few labels: latent codes vs raw pixels", cmd_classify},
