@@ -29,85 +29,17 @@ int64_t AEConfig::code_dim() const {
 
 json::Value AEConfig::to_json() const {
   json::Value v = json::Value::object();
-  v["model"] = model;
-  v["input_dim"] = input_dim;
-  v["image_height"] = image_height;
-  v["image_width"] = image_width;
-  v["latent_dim"] = code_dim();
-  json::Value h = json::Value::array();
-  for (int64_t w : hidden) h.push_back(w);
-  v["hidden"] = h;
-  v["activation"] = activation;
-  v["tied"] = tied;
-  v["batch_norm"] = batch_norm;
-  v["conv_variant"] = conv_variant;
-  v["sparsity"] = sparsity;
-  v["sparsity_weight"] = sparsity_weight;
-  v["rho"] = rho;
-  v["noise"] = noise;
-  v["noise_level"] = noise_level;
-  v["beta"] = beta;
-  v["kl_warmup"] = kl_warmup;
-  v["likelihood"] = likelihood == Likelihood::Bernoulli ? "bernoulli" : "gaussian";
+  FieldWriter writer(v);
+  fields(*this, writer);
+  v["latent_dim"] = code_dim();                 // the model's default made explicit
   return v;
 }
 
 AEConfig AEConfig::from_json(const json::Value& v) {
   if (!v.is_object()) fail("config", "expected a JSON object for the model config");
   AEConfig c;
-  auto get = [&](const char* key) -> const json::Value* { return v.find(key); };
-  auto integer = [&](const char* key, int64_t& out) {
-    if (const json::Value* x = get(key)) {
-      if (!x->is_integer()) fail("config", "field '{}': expected an integer", key);
-      out = x->as_int64();
-    }
-  };
-  auto number = [&](const char* key, double& out) {
-    if (const json::Value* x = get(key)) {
-      if (!x->is_number()) fail("config", "field '{}': expected a number", key);
-      out = x->as_double();
-    }
-  };
-  auto string = [&](const char* key, std::string& out) {
-    if (const json::Value* x = get(key)) {
-      if (!x->is_string()) fail("config", "field '{}': expected a string", key);
-      out = x->as_string();
-    }
-  };
-  auto boolean = [&](const char* key, bool& out) {
-    if (const json::Value* x = get(key)) {
-      if (!x->is_bool()) fail("config", "field '{}': expected true or false", key);
-      out = x->as_bool();
-    }
-  };
-  string("model", c.model);
-  integer("input_dim", c.input_dim);
-  integer("image_height", c.image_height);
-  integer("image_width", c.image_width);
-  integer("latent_dim", c.latent_dim);
-  if (const json::Value* h = get("hidden")) {
-    if (!h->is_array()) fail("config", "field 'hidden': expected an array of integers");
-    for (const json::Value& w : h->as_array()) {
-      if (!w.is_integer()) fail("config", "field 'hidden': expected an array of integers");
-      c.hidden.push_back(w.as_int64());
-    }
-  }
-  string("activation", c.activation);
-  boolean("tied", c.tied);
-  boolean("batch_norm", c.batch_norm);
-  string("conv_variant", c.conv_variant);
-  string("sparsity", c.sparsity);
-  number("sparsity_weight", c.sparsity_weight);
-  number("rho", c.rho);
-  string("noise", c.noise);
-  number("noise_level", c.noise_level);
-  number("beta", c.beta);
-  number("kl_warmup", c.kl_warmup);
-  std::string likelihood = "bernoulli";
-  string("likelihood", likelihood);
-  if (likelihood != "bernoulli" && likelihood != "gaussian")
-    fail("config", "field 'likelihood': expected \"bernoulli\" or \"gaussian\"; got \"{}\"", likelihood);
-  c.likelihood = likelihood == "bernoulli" ? Likelihood::Bernoulli : Likelihood::Gaussian;
+  FieldReader reader(v, Field::Stored);
+  fields(c, reader);
   return c;
 }
 
@@ -137,7 +69,7 @@ std::shared_ptr<Module> make_activation(const std::string& name) {
   if (name == "elu") return std::make_shared<nn::ELU>();
   if (name == "gelu") return std::make_shared<nn::GELU>();
   if (name == "softplus") return std::make_shared<nn::Softplus>();
-  fail("autoencoder", "unknown activation '{}' (relu, leaky_relu, sigmoid, tanh, elu, gelu, softplus)", name);
+  fail("autoencoder", "unknown activation '{}' ({})", name, fmt::join(activation_names(), ", "));
 }
 
 /// A decoder layer that reuses an encoder Linear's weight transposed, with a bias of its own.
@@ -394,6 +326,11 @@ double VariationalAutoencoder::importance_weighted_nll_sum(const Tensor& x, int6
 }
 
 // ---- factory ----
+
+const std::vector<std::string>& activation_names() {
+  static const std::vector<std::string> names{"relu", "leaky_relu", "sigmoid", "tanh", "elu", "gelu", "softplus"};
+  return names;
+}
 
 const std::vector<std::string>& autoencoder_names() {
   static const std::vector<std::string> names{"linear", "deep", "conv", "sparse", "denoising", "vae", "conv-vae"};

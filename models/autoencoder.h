@@ -9,6 +9,7 @@
 
 #include "../autograd/grad_mode.h"
 #include "../ops/random.h"
+#include "fields.h"
 #include "json.h"
 #include "module.h"
 
@@ -37,10 +38,48 @@ struct AEConfig {
 
   /// latent_dim with the model's default applied.
   int64_t code_dim() const;
+  /// The fields visited in models/fields.h order (config.json's "model" object, train's options).
   json::Value to_json() const;
-  /// Parses what to_json wrote ("[config] field 'latent_dim': expected an integer").
+  /// Parses what to_json wrote ("[config] field 'latent_dim': expected an integer in [1, 1048576]; got -3").
   static AEConfig from_json(const json::Value& v);
+
+  /// Every field of `c` (an AEConfig, const or not) once, for config.json and the command line:
+  /// calls `v`'s member for each field's kind (models/fields.h).
+  template <class Self, class V>
+  static void fields(Self& c, V& v);
 };
+
+/// "linear", "deep", ...: the models make_autoencoder builds.
+const std::vector<std::string>& autoencoder_names();
+/// "relu", "leaky_relu", ...: the hidden activations of dense models.
+const std::vector<std::string>& activation_names();
+
+template <class Self, class V>
+void AEConfig::fields(Self& c, V& v) {
+  constexpr unsigned stored = Field::Stored | Field::Resumed;  // not a command-line option
+  v.choice(Field{"model", "M", ""}, c.model, autoencoder_names());
+  v.integer(Field{"input_dim", "", "", stored}, c.input_dim, 1, 1LL << 40);
+  v.integer(Field{"image_height", "", "", stored}, c.image_height, 0, 1 << 20);
+  v.integer(Field{"image_width", "", "", stored}, c.image_width, 0, 1 << 20);
+  v.integer(Field{"latent_dim", "D", "code size of dense models and conv-vae", Field::All,
+                  "deep 64, linear 32, vae 20, conv-vae 16"},
+            c.latent_dim, 1, 1 << 20);
+  v.integers(Field{"hidden", "", "", stored}, c.hidden);
+  v.choice(Field{"activation", "", "", stored}, c.activation, activation_names());
+  v.flag(Field{"tied", "", "dense models: decoder reuses the encoder weights"}, c.tied);
+  v.flag(Field{"batch_norm", "", "conv models: batch norm after hidden convolutions"}, c.batch_norm);
+  v.choice(Field{"conv_variant", "", "", stored}, c.conv_variant, {"strided", "pool"});
+  v.choice(Field{"sparsity", "S", "sparse"}, c.sparsity, {"l1", "kl"});
+  v.number(Field{"sparsity_weight", "F", "sparse: weight of the penalty"}, c.sparsity_weight, 0, 1e6);
+  v.number(Field{"rho", "F", "sparse kl: target mean activation"}, c.rho, 1e-6, 1 - 1e-6);
+  v.choice(Field{"noise", "N", "denoising"}, c.noise, {"gaussian", "mask", "salt-pepper"});
+  v.number(Field{"noise_level", "F", "denoising: noise standard deviation or fraction"}, c.noise_level, 0, 10);
+  v.number(Field{"beta", "F", "VAE: weight of the KL term"}, c.beta, 0, 1e6);
+  v.number(Field{"kl_warmup", "E", "VAE: epochs over which the KL weight rises from 0"}, c.kl_warmup, 0, 1e6);
+  v.choice(Field{"likelihood", "L", "VAE"}, c.likelihood,
+           std::vector<std::pair<std::string, Likelihood>>{{"bernoulli", Likelihood::Bernoulli},
+                                                           {"gaussian", Likelihood::Gaussian}});
+}
 
 /// One batch's loss and what training reports about it.
 struct AELoss {
@@ -95,7 +134,5 @@ class VariationalAutoencoder : public Autoencoder {
 
 /// Builds the model a config describes ("[autoencoder] unknown model 'foo' (...)" otherwise).
 std::shared_ptr<Autoencoder> make_autoencoder(const AEConfig& config);
-/// The model names make_autoencoder accepts.
-const std::vector<std::string>& autoencoder_names();
 
 }  // namespace latent::models

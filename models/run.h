@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "autoencoder.h"
@@ -35,7 +36,38 @@ struct TrainOptions {
   /// the CPU, then copied per batch). Checkpoints are written from CPU copies, so a CUDA run
   /// loads and resumes on either device.
   Device device = kCPU;
+
+  /// Every training field of `o` (a TrainOptions, const or not) once: config.json's "training"
+  /// object, what --resume takes from it, and `latent train`'s options with AEConfig::fields for
+  /// the model's (models/fields.h).
+  template <class Self, class V>
+  static void fields(Self& o, V& v);
 };
+
+template <class Self, class V>
+void TrainOptions::fields(Self& o, V& v) {
+  using F = Field;
+  v.integer(F{"epochs", "N", "epochs", F::Cli | F::Stored}, o.epochs, 1, 100000);
+  v.integer(F{"batch_size", "B", "batch size"}, o.batch_size, 1, 1 << 20);
+  v.number(F{"lr", "LR", "learning rate"}, o.lr, 1e-12, 10);
+  v.choice(F{"optimizer", "O", ""}, o.optimizer, {"adam", "adamw", "sgd"});
+  v.integer(F{"seed", "S", "random seed"}, o.seed, 0, 1LL << 62);
+  v.integer(F{"threads", "T", "threads for latent and OpenBLAS together", F::Cli | F::Stored, "OpenBLAS's own choice"},
+            o.threads, 0, 256);
+  v.choice(F{"device", "D", "", F::Cli | F::Stored}, o.device,
+           std::vector<std::pair<std::string, Device>>{{"cpu", kCPU}, {"cuda", kCUDA}});
+  v.text(F{"data", "PATH", "Fashion-MNIST folder or a CSV file"}, o.data);
+  v.text(F{"label_column", "NAME", "CSV: the column holding class labels"}, o.label_column);
+  v.text(F{"out", "DIR", "run directory", F::Cli, "runs/<model>-<timestamp>"}, o.out);
+  v.text(F{"metrics_file", "FILE", "also append the metrics lines to FILE", F::Cli, "", "metrics"}, o.metrics_file);
+  v.text(F{"resume", "DIR", "continue the run in DIR (from its last checkpoint)", F::Cli}, o.resume);
+  v.integer(F{"exclude_class", "K", "leave class K out of training (anomaly detection)", F::All, "none"}, o.exclude_class, -1,
+            1 << 20);
+  v.integer(F{"limit_batches", "N", "train on at most N batches per epoch (quick runs)", F::Cli}, o.limit_batches, 1,
+            1LL << 40);
+  v.integer(F{"limit_test", "N", "evaluate on at most N test samples", F::Cli}, o.limit_test, 1, 1LL << 40);
+  v.flag(F{"progress", "", "no progress output", F::Cli, "", "quiet"}, o.progress, false);
+}
 
 /// One line of metrics.jsonl.
 struct EpochMetrics {
@@ -43,6 +75,9 @@ struct EpochMetrics {
   double train_loss = 0, test_loss = 0, epoch_seconds = 0, samples_per_second = 0;
   double mean_activation = -1;        ///< sparse models
   double noisy_mse = -1, denoised_mse = -1;  ///< denoising models: MSE to the clean test images
+  /// The training loss smoothed along the epoch: the mean over each of up to 20 equal stretches of
+  /// its batches, in order ("train_curve" in metrics.jsonl; loss.svg draws it).
+  std::vector<double> train_curve;
   json::Value to_json() const;
 };
 
@@ -118,5 +153,10 @@ std::vector<double> reconstruction_errors(Autoencoder& model, const Dataset& dat
 
 /// Area under the ROC curve of scores for positives vs negatives (ties count half).
 double roc_auc(const std::vector<double>& scores, const std::vector<bool>& positive);
+/// The ROC curve of the same scores: (false positive rate, true positive rate) after each distinct
+/// threshold, from (0, 0) to (1, 1), at most `max_points` points (evenly thinned; the ends kept).
+std::pair<std::vector<double>, std::vector<double>> roc_curve(const std::vector<double>& scores,
+                                                              const std::vector<bool>& positive,
+                                                              size_t max_points = 400);
 
 }  // namespace latent::models

@@ -8,9 +8,16 @@
 #include <string>
 #include <vector>
 
+#include "models/run.h"
 #include "tools/cli.h"
 #include "tools/report.h"
 
+using latent::models::AEConfig;
+using latent::models::Field;
+using latent::models::FieldReader;
+using latent::models::FieldWriter;
+using latent::models::TrainOptions;
+using latent::tools::FieldOptions;
 using latent::tools::Options;
 using latent::tools::Report;
 using latent::tools::UsageError;
@@ -172,4 +179,137 @@ TEST_CASE("report: aligned summary and the same values as one JSON line") {
   CHECK(titled.summary() == "latent 0.1.0\n  BLAS  OpenBLAS\n");
   CHECK(titled.json_line() == R"({"version":"0.1.0","blas":"OpenBLAS"})");
   CHECK(latent::tools::percent(0.8127) == "81.3%");
+}
+
+// ---- the field lists of models/fields.h: one line per field drives the flags and config.json ----
+
+namespace {
+
+/// `latent train`'s table as tools/commands.cpp declares it.
+Options train_options(TrainOptions& o) {
+  Options opts("train", "Trains an autoencoder.");
+  FieldOptions declare(opts);
+  TrainOptions::fields(o, declare);
+  AEConfig::fields(o.model, declare);
+  return opts;
+}
+
+std::string train_error(const std::vector<std::string>& argv) {
+  TrainOptions o;
+  Options opts = train_options(o);
+  try {
+    opts.parse(argv);
+  } catch (const UsageError& e) {
+    return e.message;
+  }
+  return "";
+}
+
+std::string config_error(const latent::json::Value& v, unsigned use) {
+  TrainOptions o;
+  FieldReader reader(v, use);
+  try {
+    TrainOptions::fields(o, reader);
+    AEConfig::fields(o.model, reader);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("fields: train's options come from the field lists, with their names, ranges and flags") {
+  TrainOptions o;
+  Options opts = train_options(o);
+  REQUIRE(opts.parse({"--model", "vae", "--epochs", "3", "--latent-dim", "8", "--batch-size=16", "--lr", "0.01",
+                      "--optimizer", "sgd", "--quiet", "--metrics", "m.jsonl", "--tied", "--likelihood", "gaussian",
+                      "--exclude-class", "2", "--device", "cpu", "--seed", "7"}));
+  CHECK(o.model.model == "vae");
+  CHECK(o.epochs == 3);
+  CHECK(o.model.latent_dim == 8);
+  CHECK(o.batch_size == 16);
+  CHECK(o.lr == 0.01);
+  CHECK(o.optimizer == "sgd");
+  CHECK_FALSE(o.progress);
+  CHECK(o.metrics_file == "m.jsonl");
+  CHECK(o.model.tied);
+  CHECK(o.model.likelihood == latent::models::Likelihood::Gaussian);
+  CHECK(o.exclude_class == 2);
+  CHECK(o.seed == 7);
+  const std::string help = opts.help();
+  CHECK(help.find("--latent-dim D") != std::string::npos);
+  CHECK(help.find("(default deep 64, linear 32, vae 20, conv-vae 16)") != std::string::npos);
+  CHECK(help.find("--input-dim") == std::string::npos);  // stored only: the data decides it
+  CHECK(help.find("--resume DIR") != std::string::npos);
+  CHECK(train_error({"--epochs", "0"}) == "--epochs expects an integer in [1, 100000]; got '0'");
+  CHECK(train_error({"--lr", "fast"}) == "--lr expects a number in [1e-12, 10]; got 'fast'");
+  CHECK(train_error({"--input-dim", "5"}).find("--input-dim") != std::string::npos);
+  CHECK(train_error({"--model", "big"}).find("linear, deep, conv, sparse, denoising, vae, conv-vae") !=
+        std::string::npos);
+}
+
+TEST_CASE("fields: config.json round trip keeps every stored field; command-line-only fields stay out") {
+  TrainOptions o;
+  o.model.model = "sparse";
+  o.model.input_dim = 12;
+  o.model.hidden = {32, 16};
+  o.model.activation = "gelu";
+  o.model.sparsity = "kl";
+  o.model.rho = 0.1;
+  o.model.likelihood = latent::models::Likelihood::Gaussian;
+  o.epochs = 4;
+  o.batch_size = 32;
+  o.lr = 0.25;
+  o.seed = 99;
+  o.threads = 2;
+  o.label_column = "y";
+  o.out = "runs/x";
+  o.limit_batches = 5;
+  o.progress = false;
+  auto v = latent::json::Value::object();
+  FieldWriter writer(v);
+  TrainOptions::fields(o, writer);
+  CHECK(v.find("out") == nullptr);
+  CHECK(v.find("limit_batches") == nullptr);
+  CHECK(v.find("progress") == nullptr);
+  CHECK(v.at("device").as_string() == "cpu");
+  const AEConfig back = AEConfig::from_json(o.model.to_json());
+  CHECK(back.model == "sparse");
+  CHECK(back.input_dim == 12);
+  CHECK(back.hidden == std::vector<int64_t>{32, 16});
+  CHECK(back.activation == "gelu");
+  CHECK(back.sparsity == "kl");
+  CHECK(back.rho == 0.1);
+  CHECK(back.latent_dim == o.model.code_dim());
+  CHECK(back.likelihood == latent::models::Likelihood::Gaussian);
+
+  // --resume takes the Resumed fields only: epochs and threads stay as given on the command line.
+  TrainOptions resumed;
+  resumed.epochs = 20;
+  FieldReader reader(v, Field::Resumed);
+  TrainOptions::fields(resumed, reader);
+  CHECK(resumed.epochs == 20);
+  CHECK(resumed.threads == 0);
+  CHECK(resumed.batch_size == 32);
+  CHECK(resumed.lr == 0.25);
+  CHECK(resumed.seed == 99);
+  CHECK(resumed.label_column == "y");
+}
+
+TEST_CASE("fields: a config.json field of the wrong type, range or choice is one error naming it") {
+  using latent::json::parse;
+  CHECK(config_error(parse(R"({"latent_dim": -3})"), Field::Stored) ==
+        "[config] field 'latent_dim': expected an integer in [1, 1048576]; got -3");
+  CHECK(config_error(parse(R"({"lr": "fast"})"), Field::Stored) == "[config] field 'lr': expected a number; got \"fast\"");
+  CHECK(config_error(parse(R"({"optimizer": "rmsprop"})"), Field::Stored) ==
+        "[config] field 'optimizer': expected one of adam, adamw, sgd; got \"rmsprop\"");
+  CHECK(config_error(parse(R"({"likelihood": "poisson"})"), Field::Stored) ==
+        "[config] field 'likelihood': expected one of bernoulli, gaussian; got \"poisson\"");
+  CHECK(config_error(parse(R"({"tied": 1})"), Field::Stored) == "[config] field 'tied': expected true or false; got 1");
+  CHECK(config_error(parse(R"({"hidden": [8, "x"]})"), Field::Stored).find("field 'hidden'") != std::string::npos);
+  // A field --resume does not take is not read, whatever it holds.
+  CHECK(config_error(parse(R"({"epochs": "many"})"), Field::Resumed) == "");
+  CHECK(config_error(parse(R"({"epochs": "many"})"), Field::Stored) ==
+        "[config] field 'epochs': expected an integer; got \"many\"");
 }

@@ -18,6 +18,8 @@
 #include <utility>
 #include <vector>
 
+#include "models/fields.h"
+
 namespace latent::tools {
 
 /// A user error on the command line (exit code 2).
@@ -130,5 +132,40 @@ Options& Options::choice(std::string name, std::string metavar, T& into, std::ve
   };
   return add(std::move(s));
 }
+
+/// Declares the Field::Cli fields a settings struct lists (models/fields.h) as options of `opts`:
+/// `models::TrainOptions::fields(o, declarer)` gives `latent train` its options from the same
+/// lines that write and read config.json.
+class FieldOptions {
+ public:
+  explicit FieldOptions(Options& opts) : opts_(opts) {}
+  template <std::integral T>
+  void integer(const models::Field& f, T& v, long long lo, long long hi) {
+    if (f.has(models::Field::Cli)) shown(f, opts_.integer(f.option_name(), f.metavar, v, lo, hi, f.help));
+  }
+  void number(const models::Field& f, double& v, double lo, double hi) {
+    if (f.has(models::Field::Cli)) shown(f, opts_.number(f.option_name(), f.metavar, v, lo, hi, f.help));
+  }
+  void text(const models::Field& f, std::string& v) {
+    if (f.has(models::Field::Cli)) shown(f, opts_.text(f.option_name(), f.metavar, v, f.help));
+  }
+  void choice(const models::Field& f, std::string& v, const std::vector<std::string>& choices) {
+    if (f.has(models::Field::Cli)) shown(f, opts_.choice(f.option_name(), f.metavar, v, choices, f.help));
+  }
+  template <class T>
+  void choice(const models::Field& f, T& v, const std::vector<std::pair<std::string, T>>& named) {
+    if (f.has(models::Field::Cli)) shown(f, opts_.choice(f.option_name(), f.metavar, v, named, f.help));
+  }
+  void flag(const models::Field& f, bool& v, bool value = true) {
+    if (f.has(models::Field::Cli)) shown(f, opts_.flag(f.option_name(), v, f.help, value));
+  }
+  void integers(const models::Field&, std::vector<int64_t>&) {}  ///< lists are config.json only
+
+ private:
+  static void shown(const models::Field& f, Options& declared) {
+    if (*f.shown_default) declared.shown_default(f.shown_default);
+  }
+  Options& opts_;
+};
 
 }  // namespace latent::tools

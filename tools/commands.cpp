@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "image.h"
+#include "plot.h"
 #include "latent.h"
 #include "report.h"
 
@@ -58,40 +59,12 @@ void check_device(Device device) {
 
 constexpr const char* kJsonHelp = "print the result as one JSON line (for scripts)";
 
-/// Declares every `latent train` option into `o` (whose starting values are the defaults).
+/// Declares every `latent train` option into `o` (whose starting values are the defaults): the
+/// training fields, then the model's, from the lists config.json is written and read with.
 void declare_train_options(Options& opts, models::TrainOptions& o) {
-  models::AEConfig& m = o.model;
-  opts.choice("model", "M", m.model, models::autoencoder_names(), "");
-  opts.integer("epochs", "N", o.epochs, 1, 100000, "epochs");
-  opts.integer("batch-size", "B", o.batch_size, 1, 1 << 20, "batch size");
-  opts.number("lr", "LR", o.lr, 1e-12, 10, "learning rate");
-  opts.choice("optimizer", "O", o.optimizer, {"adam", "adamw", "sgd"}, "");
-  opts.integer("latent-dim", "D", m.latent_dim, 1, 1 << 20, "code size of dense models and conv-vae")
-      .shown_default("deep 64, linear 32, vae 20, conv-vae 16");
-  opts.integer("seed", "S", o.seed, 0, 1LL << 62, "random seed");
-  opts.integer("threads", "T", o.threads, 1, 256, "threads for latent and OpenBLAS together")
-      .shown_default("OpenBLAS's own choice");
-  opts.choice("device", "D", o.device, {{"cpu", kCPU}, {"cuda", kCUDA}}, "");
-  opts.text("data", "PATH", o.data, "Fashion-MNIST folder or a CSV file");
-  opts.text("label-column", "NAME", o.label_column, "CSV: the column holding class labels");
-  opts.text("out", "DIR", o.out, "run directory").shown_default("runs/<model>-<timestamp>");
-  opts.text("metrics", "FILE", o.metrics_file, "also append the metrics lines to FILE");
-  opts.text("resume", "DIR", o.resume, "continue the run in DIR (from its last checkpoint)");
-  opts.integer("exclude-class", "K", o.exclude_class, 0, 1 << 20, "leave class K out of training (anomaly detection)");
-  opts.choice("noise", "N", m.noise, {"gaussian", "mask", "salt-pepper"}, "denoising");
-  opts.number("noise-level", "F", m.noise_level, 0, 10, "denoising: noise standard deviation or fraction");
-  opts.choice("sparsity", "S", m.sparsity, {"l1", "kl"}, "sparse");
-  opts.number("sparsity-weight", "F", m.sparsity_weight, 0, 1e6, "sparse: weight of the penalty");
-  opts.number("rho", "F", m.rho, 1e-6, 1 - 1e-6, "sparse kl: target mean activation");
-  opts.number("beta", "F", m.beta, 0, 1e6, "VAE: weight of the KL term");
-  opts.number("kl-warmup", "E", m.kl_warmup, 0, 1e6, "VAE: epochs over which the KL weight rises from 0");
-  opts.choice("likelihood", "L", m.likelihood,
-              {{"bernoulli", models::Likelihood::Bernoulli}, {"gaussian", models::Likelihood::Gaussian}}, "VAE");
-  opts.flag("batch-norm", m.batch_norm, "conv models: batch norm after hidden convolutions");
-  opts.flag("tied", m.tied, "dense models: decoder reuses the encoder weights");
-  opts.integer("limit-batches", "N", o.limit_batches, 1, 1LL << 40, "train on at most N batches per epoch (quick runs)");
-  opts.integer("limit-test", "N", o.limit_test, 1, 1LL << 40, "evaluate on at most N test samples");
-  opts.flag("quiet", o.progress, "no progress output", false);
+  FieldOptions declare(opts);
+  models::AEConfig::fields(o.model, declare);  // the model's options first, as --help lists them
+  models::TrainOptions::fields(o, declare);
 }
 
 }  // namespace
@@ -113,13 +86,17 @@ int cmd_train(const std::vector<std::string>& argv) {
   const std::string dir = models::train(o, stderr);
   // Loss curve from metrics.jsonl.
   std::vector<double> train_loss, test_loss;
+  std::vector<std::vector<double>> train_curve;
   std::ifstream metrics(dir + "/metrics.jsonl");
   for (std::string line; std::getline(metrics, line);) {
     json::Value v = json::parse(line);
     train_loss.push_back(v.at("train_loss").as_double());
     test_loss.push_back(v.at("test_loss").as_double());
+    train_curve.emplace_back();
+    if (const json::Value* c = v.find("train_curve"))
+      for (const json::Value& x : c->as_array()) train_curve.back().push_back(x.as_double());
   }
-  write_loss_svg(dir + "/loss.svg", train_loss, test_loss, "latent " + o.model.model + ": loss per epoch");
+  write_loss_svg(dir + "/loss.svg", train_curve, train_loss, test_loss, "latent " + o.model.model + ": loss");
   fmt::print("{}\n", dir);
   return 0;
 }
@@ -314,7 +291,7 @@ int cmd_embed(const std::vector<std::string>& argv) {
 }
 
 int cmd_anomaly(const std::vector<std::string>& argv) {
-  std::string dir, data, out;
+  std::string dir, data, out, roc;
   bool ignore_extra = false;
   int64_t limit = 0, k = -1;
   bool as_json = false;
@@ -326,10 +303,12 @@ int cmd_anomaly(const std::vector<std::string>& argv) {
   opts.integer("anomaly-class", "K", k, 0, 1 << 20, "the label of the anomalies (precision, recall, ROC AUC)");
   opts.integer("limit", "N", limit, 1, 1LL << 40, "score at most N test samples").shown_default("all");
   opts.text("out", "FILE", out, "also write each sample's error, flag and label as CSV");
+  opts.text("roc", "FILE", roc, "with --anomaly-class: draw the ROC curve as SVG");
   opts.text("data", "PATH", data, fmt::format("file to score, read with the run's preprocessing: {}", kNewDataKinds)).shown_default("the run's test data");
   opts.flag("ignore-extra-columns", ignore_extra, kIgnoreExtraHelp);
   opts.flag("json", as_json, kJsonHelp);
   if (!opts.parse(argv)) return 0;
+  if (!roc.empty() && k < 0) throw UsageError{"--roc needs --anomaly-class K (the label of the anomalies)"};
   LoadedRun run = open_run(dir);
   const json::Value* anomaly = run.config_json.find("anomaly");
   if (!anomaly) throw UsageError{fmt::format("{}/config.json has no anomaly threshold (training did not finish)", run.dir)};
@@ -371,6 +350,10 @@ int cmd_anomaly(const std::vector<std::string>& argv) {
     report.add("precision", precision, "precision", fmt::format("{:.4f} (flagged samples of class {})", precision, k));
     report.add("recall", recall, "recall", fmt::format("{:.4f} (class {} samples flagged)", recall, k));
     report.add("roc_auc", auc, "ROC AUC", fmt::format("{:.4f} (over all thresholds)", auc));
+    if (!roc.empty()) {
+      const auto [fpr, tpr] = models::roc_curve(errors, positive);
+      write_roc_svg(roc, fpr, tpr, auc, fmt::format("{}: class {} as anomalies", run.dir, k));
+    }
   }
   if (!out.empty() && !as_json) fmt::print("wrote {} (error, flag and label per sample)\n", out);
   report.print(as_json);

@@ -12,6 +12,7 @@ set -euo pipefail
 packages=(meson ninja-build g++ pkg-config libopenblas-dev libfmt-dev doctest-dev zlib1g-dev libpng-dev
           libcpp-httplib-dev libsimdjson-dev curl wrk prometheus
           dataset-fashion-mnist libonnx-testdata clang libclang-rt-14-dev python3-venv)
+packages+=(doxygen)  # the API reference and its api-docs test (tools/api_docs.sh)
 if [ "${1:-}" = --bench ]; then
   packages+=(python3-torch libtorch-dev)
 elif [ $# -gt 0 ]; then
