@@ -4,7 +4,9 @@ workloads, in the same run: epoch time of the training pass, test metric after t
 peak RSS. Each side runs at 1 and 2 threads on the first seed and keeps its faster setting for
 the other seeds; medians over seeds are compared (seed-to-seed spread is several percent).
 
-usage: bench/compare_autoencoders.py [--epochs 2] [--seeds 0 1 2] [--workloads dense conv vae] [--latent PATH]
+usage: bench/compare_autoencoders.py [--epochs 2] [--seeds 0 1 2] [--workloads dense conv vae] [--threads 1 2]
+                                    [--latent PATH]
+--threads: the thread settings each side tries on the first seed (default 1 and 2; both sides get the same list).
 needs: build/tools/latent (release build; --latent picks another), /usr/bin/python3 with Debian's python3-torch.
 """
 import argparse, json, os, statistics, subprocess, sys, tempfile, time
@@ -63,8 +65,12 @@ def main():
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--workloads", nargs="+", default=["dense", "conv", "vae"])
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2],
+                    help="thread settings each side tries on the first seed, keeping its fastest")
     ap.add_argument("--latent", default=LATENT, help="the latent binary (default: build/tools/latent)")
     a = ap.parse_args()
+    if min(a.threads) < 1 or a.epochs < 1:
+        sys.exit(f"compare: --threads must be at least 1 and --epochs at least 1; got {a.threads}, {a.epochs}")
     globals()["LATENT"] = os.path.abspath(a.latent)
     if not os.path.exists(LATENT):
         sys.exit(f"compare: {LATENT} is missing: meson setup build --buildtype=release && ninja -C build")
@@ -76,7 +82,7 @@ def main():
     for w in a.workloads:
         sides = {}
         for name, fn in (("torch", torch_run), ("latent", latent_run)):
-            first = {t: fn(w, t, a.epochs, a.seeds[0]) for t in (1, 2)}
+            first = {t: fn(w, t, a.epochs, a.seeds[0]) for t in a.threads}
             best_t = min(first, key=lambda t: first[t][0])
             results = [first[best_t]] + [fn(w, best_t, a.epochs, s) for s in a.seeds[1:]]
             sides[name] = dict(threads=best_t, epoch=statistics.median(r[0] for r in results),

@@ -12,6 +12,7 @@ session.run time minus the session.run time of a model of the same input and out
 only copies (Identity, Slice for a narrower output): Python's call overhead. Both are printed.
 Medians of --reps repetitions of --calls calls, interleaved: each repetition runs latent, ONNX
 Runtime and PyTorch one after the other, each engine in its own process (sleeping between turns).
+The peers run without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (bench/peer_env.py).
 
 usage: bench/infer_compare.py [--threads 1 2] [--models deep conv vae-encoder] [--batches 1 256]
                               [--calls 1000] [--reps 7] [--ort-python .venv-bench/bin/python]
@@ -19,6 +20,9 @@ needs: build/bench/infer (release build); a Python with onnxruntime and onnx (a 
 /usr/bin/python3 with --system-site-packages, numpy<2); /usr/bin/python3 with python3-torch.
 """
 import argparse, os, statistics, subprocess, sys, tempfile, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from peer_env import fair_env  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INFER = os.path.join(ROOT, "build", "bench", "infer")
@@ -185,7 +189,8 @@ def main():
     with tempfile.TemporaryDirectory() as onnx_dir:
         subprocess.run([a.infer, "--export", onnx_dir], check=True, capture_output=True)
         for threads in a.threads:
-            env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
+            # The peers without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (bench/peer_env.py).
+            env = fair_env(dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads)))
             latent = Worker([a.infer, "--serve", "--threads", str(threads)])
             ort = Worker([a.ort_python, me, "--worker", "ort", "--threads", str(threads), "--onnx-dir", onnx_dir], env)
             torch = None if a.no_torch else Worker([a.torch_python, me, "--worker", "torch", "--threads", str(threads)], env)
