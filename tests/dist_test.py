@@ -86,6 +86,15 @@ def worker(work):
               p.stdout + p.stderr)
 
 
+def nccl(work):
+    p, secs = run(mpirun(1, WORKER, "--nccl"), timeout=120)
+    if "SKIP nccl" in p.stdout:
+        print(p.stdout.strip(), flush=True)  # no NCCL build or no GPU here: said, not failed
+        return
+    check(f"nccl: 1 rank on the GPU matches the mpi group ({secs:.1f} s)", p.returncode == 0 and "ok nccl" in p.stdout,
+          p.stdout + p.stderr)
+
+
 def errors(work):
     out = os.path.join(work, "bad")
     p, secs = run(mpirun(2, LATENT, "train", "--batch-size", "127", "--distributed", "--quiet", "--out", out), timeout=60)
@@ -225,6 +234,7 @@ def main():
             if part == "worker":
                 worker(work)
                 errors(work)
+                nccl(work)
             elif part in ("deep", "conv"):
                 equivalence(work, part)
             elif part == "resume":
