@@ -521,6 +521,7 @@ std::string train(const TrainOptions& options, FILE* log) {
     return train_with(options, group, log);
   } catch (const std::exception& e) {  // the other ranks would wait for this one: end them all
     group->abort(fmt::format("latent: rank {}: {}", group->rank(), e.what()), 1);
+    throw;  // not reached: abort ends the process
   }
 }
 

@@ -9,6 +9,8 @@
 // receive posted from each. A wait that passes the timeout names the ranks that have not reached
 // k or have been silent for 3 heartbeats (a stopped rank that had issued k: it cannot progress
 // it), then MPI_Abort ends every process of the job (a stopped process too: mpirun kills it).
+#define OMPI_SKIP_MPICXX 1  // the C API only: no deprecated C++ bindings (and their warnings)
+#define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
 #include <sched.h>
 

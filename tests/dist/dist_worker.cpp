@@ -67,9 +67,50 @@ std::vector<Tensor> grads_of(TiedNet& net, const Tensor& x) {
 /// Rows r, r + N, ... of x (this rank's shard, as DistributedSampler deals them).
 Tensor shard(const Tensor& x, int rank, int size) { return x.slice(0, rank, x.size(0), size).contiguous(); }
 
+/// `dist_worker --nccl` (1 rank): the NCCL group on CUDA tensors against the MPI group on the same
+/// values on the CPU, and DDP on a CUDA model. Prints "SKIP nccl: <reason>" where it cannot run.
+int nccl_check() {
+  if (!dist::backend_available("nccl")) {
+    std::printf("SKIP nccl: this build has no NCCL group (%s)\n", dist::available_backends().c_str());
+    return 0;
+  }
+  if (!device_available(kCUDA)) {
+    std::printf("SKIP nccl: no usable GPU: %s\n", device_unavailable_reason(kCUDA).c_str());
+    return 0;
+  }
+  auto mpi = dist::init_process_group("mpi");
+  auto nccl = dist::init_process_group("nccl");
+  G = nccl.get();
+  Generator gen(5);
+  const Tensor values = rand({4099}, kFloat32, &gen);
+  for (dist::ReduceOp op : {dist::ReduceOp::Sum, dist::ReduceOp::Avg}) {
+    Tensor on_cpu = values.clone(), on_gpu = values.to(kCUDA);
+    mpi->allreduce(on_cpu, op);
+    nccl->allreduce(on_gpu, op);
+    expect_close(on_gpu.to(kCPU), on_cpu, 1e-7, "nccl allreduce vs mpi");
+  }
+  Tensor b = values.to(kCUDA);
+  nccl->broadcast(b, 0);
+  expect_close(b.to(kCPU), values, 0, "nccl broadcast");
+  auto net = make_net();
+  auto ref = make_net();
+  net->to(kCUDA);
+  const Tensor x = rand({16, 12}, kFloat32, &gen);
+  const std::vector<Tensor> want = grads_of(*ref, x);
+  dist::DistributedDataParallel ddp(net, nccl, dist::DDPOptions{0.004, true});
+  Tensor d = net->forward(x.to(kCUDA)) - x.to(kCUDA);
+  mean(d * d).backward();
+  const auto params = net->parameters();
+  for (size_t i = 0; i < params.size(); ++i)
+    expect_close(params[i].grad().to(kCPU), want[i], 1e-5, fmt::format("nccl ddp grad {}", i));
+  std::printf("ok nccl: 1-rank allreduce and broadcast on CUDA match the mpi group; ddp gradients on the GPU\n");
+  return 0;
+}
+
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "--nccl") return nccl_check();
   auto group = dist::init_process_group("mpi");
   G = group.get();
   const int r = group->rank(), n = group->size();
