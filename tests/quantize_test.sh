@@ -38,7 +38,7 @@ ratio_at_most() {
 expect help 0 "--calibration N" -- quantize --help
 expect bad-method 2 "--method" -- quantize "$work/none" --method median
 expect bad-calibration 2 "--calibration" -- quantize "$work/none" --calibration 0
-expect no-run 1 "does not exist" -- quantize "$work/none"
+expect no-run 2 "does not exist" -- quantize "$work/none"
 
 if [ ! -d /usr/share/datasets/fashion-mnist ]; then
   echo "skip: /usr/share/datasets/fashion-mnist is missing (apt-get install dataset-fashion-mnist)"

@@ -13,6 +13,7 @@
 using namespace latent;
 using latent::cpu::QIsa;
 using latent::testing::check_values;
+using latent::testing::check_close;
 
 TEST_CASE("dtype list: names, sizes, codes and promotion come from one table") {
   CHECK(dtype_name(kInt8) == "int8");
@@ -267,4 +268,94 @@ TEST_CASE("qgemm: bad arguments are one-line errors") {
   ep.a_zero = 300;
   CHECK_THROWS_WITH_SUBSTR(cpu::qgemm_u8s8(1, a.data(), 4, packed, ep), "zero point 300");
   CHECK_THROWS_WITH_SUBSTR(cpu::pack_qweight(0, 4, w.data(), 4), "[qgemm] weight shape [0, 4]");
+}
+
+TEST_CASE("quantize_weight_symmetric and uint8_params: values against hand-computed ones") {
+  Tensor w = tensor({1.27f, -0.6f, 0.0f, 0.3f, -0.4f, 0.1f}).view({2, 3});
+  auto [q, s] = quantize_weight_symmetric(w);
+  CHECK(q.dtype() == kInt8);
+  check_values(s, {0.01, 0.4 / 127}, 1e-9, 1e-6);
+  check_values(q, {127, -60, 0, 95, -127, 32}, 0, 0);  // 0.3 / (0.4 / 127) = 95.25, 0.1 / (0.4 / 127) = 31.75
+  auto [qt, st] = quantize_weight_symmetric(w, false);
+  check_values(st, {0.01, 0.01}, 1e-9, 1e-6);
+  check_values(qt, {127, -60, 0, 30, -40, 10}, 0, 0);
+  auto [scale, zero] = uint8_params(-1.0, 3.0);
+  CHECK(scale == doctest::Approx(4.0 / 255));
+  CHECK(zero == 64);  // round(1 / (4/255)) = round(63.75)
+  auto [s2, z2] = uint8_params(0.5, 2.0);  // widened to [0, 2]
+  CHECK(s2 == doctest::Approx(2.0 / 255));
+  CHECK(z2 == 0);
+  CHECK_THROWS_WITH_SUBSTR(uint8_params(1.0, NAN), "[quantize] activation range");
+}
+
+TEST_CASE("a weight's int8 form runs inference-path linear calls int8; training and changed weights run float32") {
+  Generator gen(7);
+  Tensor w = randn({40, 70}, kFloat32, &gen), b = randn({40}, kFloat32, &gen);
+  Tensor x = rand({9, 70}, kFloat32, &gen);
+  auto [q, s] = quantize_weight_symmetric(w);
+  const float in_scale = 1.0f / 255;
+  const int32_t in_zero = 0;
+  set_quantized_linear(w, make_quantized_linear(q, s, in_scale, in_zero));
+  // Reference: x quantized to uint8 levels, dequantized weights, float64 sums.
+  const std::vector<float> xv = x.to_vector<float>(), sv = s.to_vector<float>(), bv = b.to_vector<float>();
+  const std::vector<int8_t> qv = q.to_vector<int8_t>();
+  std::vector<double> want(9 * 40), want_relu(9 * 40);
+  for (int i = 0; i < 9; ++i)
+    for (int j = 0; j < 40; ++j) {
+      double acc = 0;
+      for (int p = 0; p < 70; ++p)
+        acc += double(std::clamp(std::nearbyint(xv[size_t(i * 70 + p)] / in_scale), 0.0f, 255.0f)) * qv[size_t(j * 70 + p)];
+      want[size_t(i * 40 + j)] = acc * in_scale * sv[size_t(j)] + bv[size_t(j)];
+      want_relu[size_t(i * 40 + j)] = std::max(want[size_t(i * 40 + j)], 0.0);
+    }
+  {
+    NoGradGuard no_grad;
+    check_values(linear(x, w, b), want, 1e-4, 1e-5);
+    check_values(linear(x, w, b, Activation::Relu), want_relu, 1e-4, 1e-5);
+    Tensor row = x.slice(0, 3, 4).contiguous();  // M = 1
+    check_values(linear(row, w, b), std::vector<double>(want.begin() + 3 * 40, want.begin() + 4 * 40), 1e-4, 1e-5);
+    // the float32 result differs from the int8 one (the int8 path really ran)
+    Tensor f32 = add(matmul(x, w.t()), b);
+    CHECK(max(abs(sub(f32, linear(x, w, b)))).item<float>() > 1e-4f);
+  }
+  // a recorded forward (training) runs float32
+  Tensor wg = w.detach().requires_grad_(true);
+  set_quantized_linear(wg, make_quantized_linear(q, s, in_scale, in_zero));
+  Tensor y = linear(x, wg, b);
+  {
+    NoGradGuard no_grad;
+    check_close(y.detach(), add(matmul(x, w.t()), b), 1e-4, 1e-5);
+  }
+  // an in-place change of the weight drops the int8 form
+  {
+    NoGradGuard no_grad;
+    w.mul_(1.0);
+    CHECK(find_quantized_linear(w) == nullptr);
+    check_close(linear(x, w, b), add(matmul(x, w.t()), b), 1e-4, 1e-5);
+  }
+  clear_quantized_linears();
+  CHECK_THROWS_WITH_SUBSTR(set_quantized_linear(w, make_quantized_linear(q.slice(0, 0, 3), s.slice(0, 0, 3), 0.1f, 0)),
+                           "int8 weights [3, 70] do not match the weight's shape [40, 70]");
+  CHECK_THROWS_WITH_SUBSTR(make_quantized_linear(q, s.slice(0, 0, 3), 0.1f, 0), "expected 40 values");
+  CHECK_THROWS_WITH_SUBSTR(make_quantized_linear(q, s, 0.1f, 256), "zero point 256");
+}
+
+TEST_CASE("CalibrationGuard records the inputs of inference-path linear calls per weight") {
+  Tensor w1 = ones({4, 3}), w2 = ones({2, 4});
+  CalibrationGuard guard;
+  CHECK_THROWS_WITH_SUBSTR(CalibrationGuard(), "a calibration is already running");
+  {
+    NoGradGuard no_grad;
+    Tensor h = linear(tensor({-2.0f, 0.5f, 1.0f, 3.0f, 0.0f, 0.25f}).view({2, 3}), w1, Tensor());
+    (void)linear(h, w2, Tensor());
+  }
+  const CalibrationStats s1 = guard.stats(w1), s2 = guard.stats(w2);
+  CHECK(s1.count == 6);
+  CHECK(s1.min == -2.0);
+  CHECK(s1.max == 3.0);
+  CHECK(s1.sample.size() == 6);
+  CHECK(s2.count == 8);
+  CHECK(s2.min == doctest::Approx(-0.5));
+  CHECK(s2.max == doctest::Approx(3.25));
+  CHECK(guard.stats(ones({2, 2})).count == 0);
 }
