@@ -48,12 +48,22 @@ int main(int argc, char** argv) {
   NoGradGuard no_grad;
   f.model->eval();
   q.model->eval();
-  std::vector<double> f256, q256, f1, q1;
-  for (int r = 0; r < reps; ++r) {  // interleaved: both engines see the same machine state
-    f256.push_back(bench::us_per_call(40, [&] { (void)f.model->forward(x256); }));
-    q256.push_back(bench::us_per_call(40, [&] { (void)q.model->forward(x256); }));
-    f1.push_back(bench::us_per_call(2000, [&] { (void)f.model->forward(x1); }));
-    q1.push_back(bench::us_per_call(2000, [&] { (void)q.model->forward(x1); }));
+  // Thread-CPU time per call (with one thread, what the call cost its core; on a shared machine the
+  // wall time also counts waiting for a core) and wall time, interleaved: both engines see the
+  // same machine state.
+  std::vector<double> f256, q256, f1, q1, wf256, wq256, wf1, wq1;
+  auto add = [](std::vector<double>& cpu, std::vector<double>& wall, bench::WallCpu t) {
+    cpu.push_back(t.cpu_us);
+    wall.push_back(t.wall_us);
+  };
+  for (int r = 0; r < reps; ++r) {
+    add(f256, wf256, bench::wall_cpu_per_call(40, [&] { (void)f.model->forward(x256); }));
+    add(q256, wq256, bench::wall_cpu_per_call(40, [&] { (void)q.model->forward(x256); }));
+    add(f1, wf1, bench::wall_cpu_per_call(2000, [&] { (void)f.model->forward(x1); }));
+    add(q1, wq1, bench::wall_cpu_per_call(2000, [&] { (void)q.model->forward(x1); }));
+  }
+  if (threads > 1) {  // thread-CPU time misses the workers: use wall time
+    f256 = wf256, q256 = wq256, f1 = wf1, q1 = wq1;
   }
   const double tf = 256e6 / bench::median(f256), tq = 256e6 / bench::median(q256);
   const double lf = bench::median(f1), lq = bench::median(q1);
@@ -67,7 +77,9 @@ int main(int argc, char** argv) {
         f.config.model.c_str(), threads, tf, tq, lf, lq, ef, eq, sf, sq);
     return 0;
   }
-  std::printf("%s, %d thread(s), medians of %d repetitions\n", f.config.model.c_str(), threads, reps);
+  std::printf("%s, %d thread(s), medians of %d repetitions (%s time; wall: batch-256 %.0f / %.0f us, batch-1 %.2f / %.2f us)\n",
+              f.config.model.c_str(), threads, reps, threads > 1 ? "wall" : "thread-CPU", bench::median(wf256),
+              bench::median(wq256), bench::median(wf1), bench::median(wq1));
   std::printf("  batch-256 throughput: float32 %.0f samples/s, int8 %.0f samples/s: int8/float32 %.2fx\n", tf, tq, tq / tf);
   std::printf("  batch-1 latency:      float32 %.2f us, int8 %.2f us: int8/float32 %.2fx\n", lf, lq, lq / lf);
   std::printf("  test error (mean per-sample MSE): float32 %.6g, int8 %.6g: ratio %.4f\n", ef, eq, eq / ef);
