@@ -76,6 +76,19 @@ ev2=$("$latent" eval "$work/deep-pt" --limit 2000 --json 2>&1)
 ratio_at_most loss-deep-per-tensor "$(json_field test_loss "$ev2")" "$f" 1.05
 expect twice 1 "already a quantized run" -- quantize "$work/deep/int8"
 
+# latent serve runs the int8 run (the same InferenceSession as score)
+if command -v curl > /dev/null; then
+  "$latent" serve "$work/deep/int8" --port 0 --threads 1 > "$work/serve.log" 2>&1 &
+  serve_pid=$!
+  for _ in $(seq 50); do grep -q "listening on" "$work/serve.log" && break; sleep 0.1; done
+  url=$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$work/serve.log" | head -1)
+  zeros=$(awk 'BEGIN { for (i = 0; i < 784; i++) printf "%s0", (i ? "," : "") }')
+  reply=$(curl -s "$url/v2/models/int8/infer" -H 'Content-Type: application/json' \
+    -d "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,784],\"datatype\":\"FP32\",\"data\":[$zeros]}]}")
+  kill "$serve_pid" 2> /dev/null; wait "$serve_pid" 2> /dev/null
+  check serve-int8 test -n "$(echo "$reply" | grep '"name":"score"')"
+fi
+
 # QDQ ONNX export of the int8 run, checked by onnx.checker and ONNX Runtime (needs .venv-onnx)
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if "$root/.venv-onnx/bin/python" -c 'import onnx, onnxruntime' 2>/dev/null; then
