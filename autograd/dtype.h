@@ -28,7 +28,12 @@ namespace latent {
   X(Int8, int8_t, "int8", "I8", 3, 1, ::latent::kStorageKind)         \
   X(UInt8, uint8_t, "uint8", "U8", 2, 0, ::latent::kStorageKind)
 
-enum DTypeKind : uint8_t { kStorageKind = 0, kComputeKind = 1, kFloatingKind = 2 };
+/// Which kernels a dtype reaches (the last column of LATENT_DTYPES).
+enum DTypeKind : uint8_t {
+  kStorageKind = 0,   ///< stored, converted, copied, indexed; computed on only by kernels made for it
+  kComputeKind = 1,   ///< also the elementwise, reduction and index kernels (visit_dtype)
+  kFloatingKind = 2,  ///< also float math and autograd (visit_floating)
+};
 
 /// Element type of a tensor. float64 exists for gradcheck; int64 for labels and indices;
 /// int8/uint8/int32 for quantized weights, activations and accumulators.
@@ -41,31 +46,35 @@ enum class DType : uint8_t {
 inline constexpr DType kFloat32 = DType::Float32;
 inline constexpr DType kFloat64 = DType::Float64;
 inline constexpr DType kInt64 = DType::Int64;
-inline constexpr DType kInt32 = DType::Int32;
-inline constexpr DType kInt8 = DType::Int8;
-inline constexpr DType kUInt8 = DType::UInt8;
+inline constexpr DType kInt32 = DType::Int32;  ///< int32 (int8 GEMM accumulators, ONNX int32 tensors)
+inline constexpr DType kInt8 = DType::Int8;    ///< int8 (quantized weights)
+inline constexpr DType kUInt8 = DType::UInt8;  ///< uint8 (quantized activations)
 inline constexpr DType kFloat = DType::Float32;
 inline constexpr DType kDouble = DType::Float64;
 inline constexpr DType kLong = DType::Int64;
-inline constexpr DType kInt = DType::Int32;
-inline constexpr DType kChar = DType::Int8;
-inline constexpr DType kByte = DType::UInt8;
+inline constexpr DType kInt = DType::Int32;    ///< LibTorch's name for int32
+inline constexpr DType kChar = DType::Int8;    ///< LibTorch's name for int8
+inline constexpr DType kByte = DType::UInt8;   ///< LibTorch's name for uint8
 
 namespace detail {
+/// One row of LATENT_DTYPES.
 struct DTypeInfo {
-  std::string_view name;
-  const char* safetensors;
-  int32_t onnx;
-  size_t size;
-  int rank;
-  DTypeKind kind;
+  std::string_view name;    ///< "float32"
+  const char* safetensors;  ///< "F32"
+  int32_t onnx;             ///< TensorProto data type
+  size_t size;              ///< bytes per element
+  int rank;                 ///< promotion rank
+  DTypeKind kind;           ///< which kernels reach it
 };
+/// The rows of LATENT_DTYPES, indexed by DType.
 inline constexpr DTypeInfo kDTypeInfo[] = {
 #define LATENT_DTYPE_INFO(E, T, N, S, O, R, K) {N, S, O, sizeof(T), R, K},
     LATENT_DTYPES(LATENT_DTYPE_INFO)
 #undef LATENT_DTYPE_INFO
 };
+/// Number of dtypes.
 inline constexpr int kNumDTypes = int(sizeof(kDTypeInfo) / sizeof(kDTypeInfo[0]));
+/// The row of `d`, or null for a code outside the list.
 constexpr const DTypeInfo* dtype_info(DType d) {
   return static_cast<int>(d) < kNumDTypes ? &kDTypeInfo[static_cast<int>(d)] : nullptr;
 }
@@ -159,6 +168,7 @@ decltype(auto) visit_dtype(const char* op, DType dtype, Fn&& fn) {
   }
   fail(op, "dtype {} is not supported on CPU: convert with .to(kFloat32) first", dtype_name(dtype));
 }
+/// visit_dtype with "dtype" as the op in its error.
 template <class Fn>
 decltype(auto) visit_dtype(DType dtype, Fn&& fn) { return visit_dtype("dtype", dtype, std::forward<Fn>(fn)); }
 

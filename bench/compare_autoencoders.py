@@ -7,7 +7,10 @@ the other seeds; medians over seeds are compared (seed-to-seed spread is several
 usage: bench/compare_autoencoders.py [--epochs 2] [--seeds 0 1 2] [--workloads dense conv vae] [--latent PATH]
 needs: build/tools/latent (release build; --latent picks another), /usr/bin/python3 with Debian's python3-torch.
 """
-import argparse, json, os, resource, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, statistics, subprocess, sys, tempfile, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from peer_env import fair_env, removed_pins  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEERS = os.path.join(os.path.dirname(ROOT), "shared", "peers", "torch_bench.py")
@@ -31,10 +34,18 @@ def peak_rss(cmd, env=None):
     return p.stdout, float("nan")
 
 
+def torch_baseline(threads):
+    """Peak RSS (MB) of torch_bench.py up to its data load: a workload name it does not know."""
+    out, rss = peak_rss(["/usr/bin/python3", PEERS, "load-only", str(threads)], env=fair_env())
+    if out.strip().splitlines()[-1].strip() != "{}":
+        sys.exit(f"compare: torch_bench.py load-only printed {out!r}, expected {{}}: the baseline needs updating")
+    return rss
+
+
 def torch_run(workload, threads, epochs, seed):
-    out, rss = peak_rss(["/usr/bin/python3", PEERS, workload, str(threads), str(epochs), str(seed)])
+    out, rss = peak_rss(["/usr/bin/python3", PEERS, workload, str(threads), str(epochs), str(seed)], env=fair_env())
     res = json.loads(out.strip().splitlines()[-1])
-    return statistics.mean(res["epoch_s"]), res["test_metric"], rss
+    return statistics.mean(res["epoch_s"]), res["test_metric"], rss, torch_baseline(threads)
 
 
 def latent_run(workload, threads, epochs, seed):
@@ -43,7 +54,8 @@ def latent_run(workload, threads, epochs, seed):
         _, rss = peak_rss([LATENT, "train", "--model", MODEL[workload], "--epochs", str(epochs), "--seed", str(seed),
                            "--threads", str(threads), "--out", out_dir, "--quiet"])
         lines = [json.loads(l) for l in open(os.path.join(out_dir, "metrics.jsonl"))]
-    return statistics.mean(l["epoch_seconds"] for l in lines), lines[-1]["test_loss"], rss
+        _, base = peak_rss([LATENT, "eval", out_dir, "--limit", "1"])
+    return statistics.mean(l["epoch_seconds"] for l in lines), lines[-1]["test_loss"], rss, base
 
 
 def main():
@@ -58,6 +70,8 @@ def main():
         sys.exit(f"compare: {LATENT} is missing: meson setup build --buildtype=release && ninja -C build")
     blas = json.loads(subprocess.run([LATENT, "version", "--json"], capture_output=True, text=True).stdout)["blas"]
     print(f"# {time.strftime('%Y-%m-%d %H:%M')}  {blas}  load {os.getloadavg()[0]:.1f}")
+    pins = removed_pins()
+    print(f"# PyTorch runs without {' '.join(pins)}" if pins else "# OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are not set")
     rows = []
     for w in a.workloads:
         sides = {}
@@ -67,21 +81,25 @@ def main():
             results = [first[best_t]] + [fn(w, best_t, a.epochs, s) for s in a.seeds[1:]]
             sides[name] = dict(threads=best_t, epoch=statistics.median(r[0] for r in results),
                                metric=statistics.median(r[1] for r in results),
-                               metrics=[r[1] for r in results], rss=max(r[2] for r in results))
+                               metrics=[r[1] for r in results], rss=max(r[2] for r in results),
+                               above=max(r[2] - r[3] for r in results), base=min(r[3] for r in results))
             print(f"{w:6s} {name:6s} threads {best_t}: epoch {sides[name]['epoch']:.2f} s, "
-                  f"test {', '.join(f'{m:.5g}' for m in sides[name]['metrics'])}, peak RSS {sides[name]['rss']:.0f} MB",
-                  flush=True)
+                  f"test {', '.join(f'{m:.5g}' for m in sides[name]['metrics'])}, peak RSS {sides[name]['rss']:.0f} MB "
+                  f"({sides[name]['above']:.0f} MB above its {sides[name]['base']:.0f} MB baseline)", flush=True)
         rows.append((w, sides))
     print()
     print("| workload | PyTorch s/epoch | latent s/epoch | time ratio | PyTorch test (median) | latent test (median) | "
-          "quality ratio | PyTorch peak RSS MB | latent peak RSS MB |")
+          "quality ratio | peak RSS MB, whole process (PyTorch / latent) | peak RSS MB above baseline (PyTorch / latent) |")
     print("|---|---|---|---|---|---|---|---|---|")
     for w, s in rows:
         t, l = s["torch"], s["latent"]
         print(f"| {w} | {t['epoch']:.2f} ({t['threads']}t) | {l['epoch']:.2f} ({l['threads']}t) | "
               f"**{l['epoch'] / t['epoch']:.2f}** | {t['metric']:.5g} | {l['metric']:.5g} | "
-              f"**{l['metric'] / t['metric']:.3f}** | {t['rss']:.0f} | {l['rss']:.0f} |")
-    print("\ntargets: time ratio <= 0.5 (dense, vae), <= 0.67 (conv); quality ratio <= 1.03; RSS latent <= PyTorch")
+              f"**{l['metric'] / t['metric']:.3f}** | {t['rss']:.0f} / {l['rss']:.0f} | "
+              f"{t['above']:.0f} / {l['above']:.0f} |")
+    print("\nbaselines (process after import and data load): "
+          + ", ".join(f"{w} PyTorch {s['torch']['base']:.0f} MB, latent {s['latent']['base']:.0f} MB" for w, s in rows))
+    print("targets: time ratio <= 0.5 (dense, vae), <= 0.67 (conv); quality ratio <= 1.03; RSS latent <= PyTorch")
 
 
 if __name__ == "__main__":

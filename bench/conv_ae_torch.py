@@ -6,19 +6,30 @@
 Conv2d(1,16,3,s2,p1)-ReLU-Conv2d(16,32,3,s2,p1)-ReLU-ConvTranspose2d(32,16,3,s2,p1,op1)-ReLU-
 ConvTranspose2d(16,1,3,s2,p1,op1)-Sigmoid on random (128, 1, 28, 28) images in [0, 1], MSE against
 the input, loss.backward(), gradients set to None before each step (no optimizer, no data loading).
-Times the step at torch.set_num_threads(1) and (2), alternating, and prints one JSON line with the
-median seconds per step of each and the best as seconds per 60k-image epoch.
+Times the step at torch.set_num_threads(1), then at (2), each thread setting as its own series
+(warm-up, then all repetitions; torch's thread count is never switched between repetitions,
+which a training run never does either), and prints one JSON line
+with the median seconds per step of each and the best as seconds per 60k-image epoch. Runs
+without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (bench/peer_env.py): the transposed convolutions go
+through OpenBLAS, which those would pin to AVX2 kernels.
 --clock cpu times one thread only, by this thread's CPU time (time.thread_time), which the load of
 other processes does not inflate; run it with OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 so that no
 other thread works for it.
 """
 import argparse
 import json
+import os
 import statistics
+import sys
 import time
 
-import torch
-from torch import nn
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from peer_env import reexec_without_pins  # noqa: E402
+
+reexec_without_pins()
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
 
 
 def main():
@@ -46,13 +57,11 @@ def main():
         loss.backward()
 
     times = {t: [] for t in thread_counts}
-    for threads in thread_counts:
+    for threads in thread_counts:  # one series per thread setting
         torch.set_num_threads(threads)
         for _ in range(args.warmup):
             step()
-    for _ in range(args.reps):
-        for threads in thread_counts:
-            torch.set_num_threads(threads)
+        for _ in range(args.reps):
             t0 = clock()
             for _ in range(args.steps):
                 step()

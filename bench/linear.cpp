@@ -9,13 +9,20 @@
 // Two cases: x without grad (the first layer of a model: dx is not computed) and x with grad (a
 // hidden layer). The issue's target is latent/bare within 1.2x.
 //
-// usage: linear [--steps 100] [--reps 7] [--warmup 10] [--threads N]
-// Threads default to LATENT_NUM_THREADS (else OpenBLAS's own default); both sides share the pool.
+// Same threads on both sides: latent holds OpenBLAS at one thread and splits products over its own
+// pool of N threads, so the bare calls run with openblas_set_num_threads(N) around them (restored to
+// 1 after), as bench/gemm does. The overhead figure (what latent adds around the same GEMMs) comes
+// from LATENT_SGEMM=openblas, where latent's float32 products are OpenBLAS's too; without it, on an
+// AVX-512 CPU latent's products are its own kernel and the ratio compares kernels as well.
+//
+// usage: [LATENT_SGEMM=openblas] linear [--steps 100] [--reps 7] [--warmup 10] [--threads N]
+// Threads default to LATENT_NUM_THREADS (else latent's default).
 #include <cblas.h>
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -84,24 +91,38 @@ struct Pair {
   double latent_us, bare_us;
 };
 
+/// OpenBLAS at `threads` for the bare side's calls while it lives; back to latent's 1 after.
+struct BareThreads {
+  explicit BareThreads(int threads) { openblas_set_num_threads(threads); }
+  ~BareThreads() { openblas_set_num_threads(1); }
+  BareThreads(const BareThreads&) = delete;
+  BareThreads& operator=(const BareThreads&) = delete;
+};
+
 /// Median us per step of both sides; repetitions alternate latent and bare so drift in the
 /// machine's load hits both alike.
 template <class L, class B>
 Pair measure_pair(int64_t warmup, int64_t steps, int reps, L&& latent_step, B&& bare_step) {
+  const int threads = latent::get_num_threads();
   for (int64_t i = 0; i < warmup; ++i) {
     latent_step();
+    BareThreads bt(threads);
     bare_step();
   }
   std::vector<double> lat, bare;
   for (int r = 0; r < reps; ++r) {
     lat.push_back(bench::us_per_call(steps, latent_step));
+    BareThreads bt(threads);
     bare.push_back(bench::us_per_call(steps, bare_step));
   }
   return {bench::median(lat), bench::median(bare)};
 }
 
+/// Median us per call of fn; with `bare`, OpenBLAS runs at latent's thread count meanwhile.
 template <class F>
-double measure_one(int64_t warmup, int64_t steps, int reps, F&& fn) {
+double measure_one(int64_t warmup, int64_t steps, int reps, F&& fn, bool bare = true) {
+  const int threads = bare ? latent::get_num_threads() : 1;
+  BareThreads bt(threads);
   for (int64_t i = 0; i < warmup; ++i) fn();
   std::vector<double> us;
   for (int r = 0; r < reps; ++r) us.push_back(bench::us_per_call(steps, fn));
@@ -121,8 +142,15 @@ int main(int argc, char** argv) {
   }
   if (threads > 0) latent::set_num_threads(static_cast<int>(threads));
 
+  const char* sgemm_env = std::getenv("LATENT_SGEMM");
+  const bool via_openblas = sgemm_env && std::string(sgemm_env) == "openblas";
   fmt::print("BLAS: {}\n", latent::blas_info());
-  fmt::print("threads: {}\n", latent::get_num_threads());
+  fmt::print("threads: {} (latent's pool; the bare OpenBLAS calls get openblas_set_num_threads({}))\n",
+             latent::get_num_threads(), latent::get_num_threads());
+  fmt::print("latent's float32 products: {}\n",
+             via_openblas ? "OpenBLAS (LATENT_SGEMM=openblas): the ratio is latent's overhead around the same GEMMs"
+                          : "latent's default (its own AVX-512 kernel where the CPU has it; see BLAS above): the "
+                            "ratio compares kernels too; LATENT_SGEMM=openblas gives the overhead figure");
   fmt::print("Linear {} -> {}, batch {}, float32; median of {} reps x {} steps\n", kIn, kOut, kBatch, reps, steps);
 
   latent::Tensor x = latent::rand({kBatch, kIn});
@@ -134,7 +162,8 @@ int main(int argc, char** argv) {
   Bare bare{x.data_ptr<float>(), w.data_ptr<float>(), b.data_ptr<float>(), g.data_ptr<float>()};
 
   std::string json = R"({"workload": "linear784x128_b128")";
-  json += fmt::format(R"(, "threads": {})", latent::get_num_threads());
+  json += fmt::format(R"(, "threads": {}, "latent_sgemm": "{}")", latent::get_num_threads(),
+                      via_openblas ? "openblas" : "default");
   for (const bool input_grad : {false, true}) {
     latent::Tensor& in = input_grad ? xg : x;
     latent::Tensor y;
@@ -172,7 +201,7 @@ int main(int argc, char** argv) {
   const double t_dx = measure_one(warmup, steps, reps, [&] { bare.grad_input(); });
   const double t_db = measure_one(warmup, steps, reps, [&] { bare.grad_bias(); });
   latent::Tensor y;
-  const double t_lat_fwd = measure_one(warmup, steps, reps, [&] { y = latent::linear(x, w, b); });
+  const double t_lat_fwd = measure_one(warmup, steps, reps, [&] { y = latent::linear(x, w, b); }, false);
   fmt::print("bare pieces: bias rows {:.1f}, forward sgemm {:.1f}, dW sgemm {:.1f}, dx sgemm {:.1f}, db {:.1f} us\n",
              t_bias, t_fwd, t_dw, t_dx, t_db);
   fmt::print("latent forward alone (linear, node recorded): {:.1f} us; bare forward (bias rows + sgemm): {:.1f} us\n",

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <unordered_map>
 
 #include "../ops/creation.h"
 #include "checkpoint.h"
@@ -133,8 +134,17 @@ IdxArray read_idx(const std::string& path, int expected_ndim) {
       fail("idx", "{}: dims {} ask for more than {} bytes: corrupt header", path,
            dims_text(array.dims), kMaxIdxBytes);
   }
-  array.data.resize(total);
-  const size_t got = in.read(array.data.data(), total);
+  // Grow the buffer as data arrives (64 MiB at a time) rather than trusting the header: a header
+  // claiming a million images in a file that holds one allocates at most one chunk before failing.
+  constexpr uint64_t kChunk = uint64_t{64} << 20;
+  uint64_t got = 0;
+  while (got < total) {
+    const uint64_t want = std::min(kChunk, total - got);
+    array.data.resize(got + want);
+    const size_t n = in.read(array.data.data() + got, want);
+    got += n;
+    if (n < want) break;
+  }
   if (got < total)
     fail("idx", "{}: truncated: the header says {} = {} bytes of data, found {}{}", path, dims_text(array.dims),
          total, got, in.error());
@@ -176,8 +186,18 @@ std::string_view trim(std::string_view s) {
 }  // namespace
 
 std::vector<std::string> split_csv_line(std::string_view line, char delimiter, const std::string& path,
-                                        size_t line_no) {
+                                        size_t line_no, size_t expected) {
+  const size_t limit = expected > 0 ? expected : kMaxCsvColumns;
   std::vector<std::string> fields;
+  size_t count = 0;  // fields seen; only the first `limit` are stored
+  auto finish = [&]() -> std::vector<std::string> {
+    if (expected > 0 && count != expected)
+      fail("csv", "{}: line {} has {} fields, expected {} (as in the header)", path, line_no, count, expected);
+    if (count > limit)
+      fail("csv", "{}: line {} has {} columns, more than the limit of {} (is the delimiter right?)", path, line_no,
+           count, limit);
+    return std::move(fields);
+  };
   size_t i = 0;
   while (true) {
     std::string field;
@@ -199,7 +219,7 @@ std::vector<std::string> split_csv_line(std::string_view line, char delimiter, c
       }
       while (i < line.size() && line[i] != delimiter) {
         if (line[i] != ' ' && line[i] != '\t' && line[i] != '\r')
-          fail("csv", "{}: line {}: text after a closing quote in field {}", path, line_no, fields.size() + 1);
+          fail("csv", "{}: line {}: text after a closing quote in field {}", path, line_no, count + 1);
         ++i;
       }
     } else {
@@ -207,8 +227,8 @@ std::vector<std::string> split_csv_line(std::string_view line, char delimiter, c
       field = std::string(trim(line.substr(i, end - i)));
       i = end;
     }
-    fields.push_back(std::move(field));
-    if (i >= line.size()) return fields;
+    if (++count <= limit) fields.push_back(std::move(field));
+    if (i >= line.size()) return finish();
     ++i;  // delimiter
   }
 }
@@ -246,12 +266,12 @@ CsvTable read_csv(const std::string& path, const CsvOptions& options) {
   const std::vector<std::string> header = split_csv_line(lines[0].second, options.delimiter, path, lines[0].first);
   int label_index = -1;
   CsvTable table;
+  std::unordered_map<std::string_view, size_t> seen;  // name -> first column, so wide headers stay linear
   for (size_t c = 0; c < header.size(); ++c) {
     if (header[c].empty()) fail("csv", "{}: line {}: column {} of the header has no name", path, lines[0].first, c + 1);
-    for (size_t k = 0; k < c; ++k)
-      if (header[k] == header[c])
-        fail("csv", "{}: line {}: duplicate column name '{}' (columns {} and {})", path, lines[0].first, header[c],
-             k + 1, c + 1);
+    if (const auto [it, fresh] = seen.emplace(header[c], c); !fresh)
+      fail("csv", "{}: line {}: duplicate column name '{}' (columns {} and {})", path, lines[0].first, header[c],
+           it->second + 1, c + 1);
     if (!options.label_column.empty() && header[c] == options.label_column)
       label_index = static_cast<int>(c);
     else
@@ -263,13 +283,12 @@ CsvTable read_csv(const std::string& path, const CsvOptions& options) {
 
   const size_t rows = lines.size() - 1, cols = table.columns.size();
   std::vector<float> values;
-  values.reserve(rows * cols);
+  // Every value takes at least one byte of the file, so this never reserves beyond its size.
+  values.reserve(std::min(rows * cols, text.size()));
   std::vector<std::string> label_text;
   for (size_t r = 1; r < lines.size(); ++r) {
     const auto [no, line] = lines[r];
-    const std::vector<std::string> fields = split_csv_line(line, options.delimiter, path, no);
-    if (fields.size() != header.size())
-      fail("csv", "{}: line {} has {} fields, expected {} (as in the header)", path, no, fields.size(), header.size());
+    const std::vector<std::string> fields = split_csv_line(line, options.delimiter, path, no, header.size());
     for (size_t c = 0; c < fields.size(); ++c) {
       if (static_cast<int>(c) == label_index) {
         if (fields[c].empty()) fail("csv", "{}: line {}, column {} ('{}'): empty label", path, no, c + 1, header[c]);

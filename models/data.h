@@ -63,9 +63,16 @@ struct CsvTable {
 /// "[csv] iris.csv: line 7, column 3 ('petal_length'): 'abc' is not a number".
 CsvTable read_csv(const std::string& path, const CsvOptions& options = {});
 
+/// Most columns a CSV header may have, so a corrupt or hostile line (say 10 million delimiters)
+/// fails with one line instead of allocating a string per field and matching names pairwise.
+inline constexpr size_t kMaxCsvColumns = 1'000'000;
+
 /// Splits one CSV line into fields; a field may be double-quoted ("" is a quote inside). Errors
-/// name `path` and `line_no` ("[csv] a.csv: line 4: unterminated quoted field").
-std::vector<std::string> split_csv_line(std::string_view line, char delimiter, const std::string& path, size_t line_no);
+/// name `path` and `line_no` ("[csv] a.csv: line 4: unterminated quoted field"). With `expected`
+/// > 0 the line must have exactly that many fields ("line 3 has 2 fields, expected 3 (as in the
+/// header)"); otherwise (a header) at most kMaxCsvColumns. Fields past the limit are counted, not stored.
+std::vector<std::string> split_csv_line(std::string_view line, char delimiter, const std::string& path, size_t line_no,
+                                        size_t expected = 0);
 /// Parses a whole field as a number (a leading '+' allowed; "nan" and "inf" parse: check isfinite).
 bool parse_csv_number(std::string_view s, double& out);
 

@@ -27,6 +27,14 @@ GrayImage decode_png(std::string_view bytes, const std::string& name) {
     png_image_free(&image);
     fail("png", "{}: image size {}x{} is out of range", name, out.width, out.height);
   }
+  // Deflate expands at most about 1032:1, and a 1-bit image gives 8 gray pixels per byte, so a
+  // header claiming more pixels than that of the file's size is corrupt: fail before allocating.
+  const double most = (static_cast<double>(bytes.size()) + 1024.0) * 1032.0 * 8.0;
+  if (static_cast<double>(out.height) * static_cast<double>(out.width) > most) {
+    png_image_free(&image);
+    fail("png", "{}: the header claims {}x{} pixels, more than its {} bytes can hold (a truncated or corrupt file?)",
+         name, out.width, out.height, bytes.size());
+  }
   out.pixels.resize(static_cast<size_t>(PNG_IMAGE_SIZE(image)));
   png_color black{0, 0, 0};
   if (!png_image_finish_read(&image, &black, out.pixels.data(), 0, nullptr))

@@ -31,7 +31,7 @@ struct QuantizeOptions {
 
 /// What quantize_run did.
 struct QuantizeSummary {
-  std::string dir;
+  std::string dir;                  ///< the quantized run's folder
   std::vector<std::string> layers;  ///< the quantized weights' names
   int64_t samples = 0;              ///< calibration samples used
   uint64_t float_bytes = 0;         ///< the source run's model.safetensors

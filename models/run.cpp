@@ -163,6 +163,11 @@ json::Value EpochMetrics::to_json() const {
   v["epoch_seconds"] = epoch_seconds;
   v["samples_per_second"] = samples_per_second;
   if (mean_activation >= 0) v["mean_activation"] = mean_activation;
+  if (!train_curve.empty()) {
+    json::Value c = json::Value::array();
+    for (double x : train_curve) c.push_back(x);
+    v["train_curve"] = c;
+  }
   if (noisy_mse >= 0) {
     v["noisy_mse"] = noisy_mse;
     v["denoised_mse"] = denoised_mse;
@@ -352,6 +357,8 @@ EpochMetrics run_epoch(TrainingState& s, DataLoader& loader, int64_t epoch, int6
   m.epoch = epoch + 1;
   double loss_sum = 0, activation_sum = 0;
   int64_t seen = 0, b = 0;
+  const int64_t stretches = std::min<int64_t>(20, batches);  // train_curve's points
+  std::vector<double> stretch_sum(static_cast<size_t>(stretches), 0.0), stretch_n(stretch_sum);
   const auto t0 = std::chrono::steady_clock::now();
   for (const Batch& batch : loader) {
     if (b >= batches) break;
@@ -366,6 +373,9 @@ EpochMetrics run_epoch(TrainingState& s, DataLoader& loader, int64_t epoch, int6
     const double value = s.model->variational() ? loss.total.item<double>() / static_cast<double>(bs)
                                                 : loss.total.item<double>();
     loss_sum += value * static_cast<double>(bs);
+    const auto stretch = static_cast<size_t>(b * stretches / batches);
+    stretch_sum[stretch] += value * static_cast<double>(bs);
+    stretch_n[stretch] += static_cast<double>(bs);
     if (loss.mean_activation >= 0) activation_sum += loss.mean_activation * static_cast<double>(bs);
     seen += bs;
     ++b;
@@ -374,6 +384,8 @@ EpochMetrics run_epoch(TrainingState& s, DataLoader& loader, int64_t epoch, int6
   }
   m.epoch_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   m.train_loss = seen ? loss_sum / static_cast<double>(seen) : 0;
+  for (size_t i = 0; i < stretch_sum.size(); ++i)
+    if (stretch_n[i] > 0) m.train_curve.push_back(stretch_sum[i] / stretch_n[i]);
   m.samples_per_second = m.epoch_seconds > 0 ? static_cast<double>(seen) / m.epoch_seconds : 0;
   if (s.o.model.model == "sparse") m.mean_activation = activation_sum / static_cast<double>(std::max<int64_t>(seen, 1));
   return m;
@@ -551,6 +563,37 @@ double roc_auc(const std::vector<double>& scores, const std::vector<bool>& posit
   if (n_pos == 0 || n_neg == 0) fail("roc_auc", "needs both positives and negatives; got {} and {}", n_pos, n_neg);
   return (rank_sum - static_cast<double>(n_pos) * static_cast<double>(n_pos + 1) / 2.0) /
          (static_cast<double>(n_pos) * static_cast<double>(n_neg));
+}
+
+std::pair<std::vector<double>, std::vector<double>> roc_curve(const std::vector<double>& scores,
+                                                              const std::vector<bool>& positive, size_t max_points) {
+  if (scores.size() != positive.size()) fail("roc_curve", "{} scores for {} labels", scores.size(), positive.size());
+  size_t n_pos = 0;
+  for (bool p : positive) n_pos += p;
+  const size_t n_neg = scores.size() - n_pos;
+  if (n_pos == 0 || n_neg == 0) fail("roc_curve", "needs both positives and negatives; got {} and {}", n_pos, n_neg);
+  std::vector<size_t> order(scores.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return scores[a] > scores[b]; });
+  std::vector<double> fpr{0}, tpr{0};
+  size_t tp = 0, fp = 0;
+  for (size_t i = 0; i < order.size();) {  // flag every sample scoring at least scores[order[i]]
+    const double s = scores[order[i]];
+    for (; i < order.size() && scores[order[i]] == s; ++i) (positive[order[i]] ? tp : fp) += 1;
+    fpr.push_back(static_cast<double>(fp) / static_cast<double>(n_neg));
+    tpr.push_back(static_cast<double>(tp) / static_cast<double>(n_pos));
+  }
+  if (max_points >= 2 && fpr.size() > max_points) {
+    std::vector<double> f, t;
+    for (size_t k = 0; k < max_points; ++k) {
+      const size_t i = k * (fpr.size() - 1) / (max_points - 1);
+      f.push_back(fpr[i]);
+      t.push_back(tpr[i]);
+    }
+    fpr = std::move(f);
+    tpr = std::move(t);
+  }
+  return {fpr, tpr};
 }
 
 }  // namespace latent::models

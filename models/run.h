@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "autoencoder.h"
@@ -74,6 +75,9 @@ struct EpochMetrics {
   double train_loss = 0, test_loss = 0, epoch_seconds = 0, samples_per_second = 0;
   double mean_activation = -1;        ///< sparse models
   double noisy_mse = -1, denoised_mse = -1;  ///< denoising models: MSE to the clean test images
+  /// The training loss smoothed along the epoch: the mean over each of up to 20 equal stretches of
+  /// its batches, in order ("train_curve" in metrics.jsonl; loss.svg draws it).
+  std::vector<double> train_curve;
   json::Value to_json() const;
 };
 
@@ -149,5 +153,10 @@ std::vector<double> reconstruction_errors(Autoencoder& model, const Dataset& dat
 
 /// Area under the ROC curve of scores for positives vs negatives (ties count half).
 double roc_auc(const std::vector<double>& scores, const std::vector<bool>& positive);
+/// The ROC curve of the same scores: (false positive rate, true positive rate) after each distinct
+/// threshold, from (0, 0) to (1, 1), at most `max_points` points (evenly thinned; the ends kept).
+std::pair<std::vector<double>, std::vector<double>> roc_curve(const std::vector<double>& scores,
+                                                              const std::vector<bool>& positive,
+                                                              size_t max_points = 400);
 
 }  // namespace latent::models

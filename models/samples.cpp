@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <unordered_map>
 
 #include "../ops/creation.h"
 #include "../ops/elementwise.h"
@@ -140,10 +141,11 @@ class CsvSource : public SampleSource {
     std::map<std::string, size_t> training_index;
     for (size_t i = 0; i < d; ++i) training_index[p.columns[i]] = i;
     std::vector<std::string> extra;
+    std::unordered_map<std::string_view, size_t> seen;  // name -> first column, so wide headers stay linear
     for (size_t c = 0; c < header_.size(); ++c) {
-      for (size_t k = 0; k < c; ++k)
-        if (header_[k] == header_[c])
-          fail("csv", "{}: line {}: duplicate column name '{}' (columns {} and {})", path, line_no_, header_[c], k + 1, c + 1);
+      if (const auto [it, fresh] = seen.emplace(header_[c], c); !fresh)
+        fail("csv", "{}: line {}: duplicate column name '{}' (columns {} and {})", path, line_no_, header_[c],
+             it->second + 1, c + 1);
       if (!o.label_column.empty() && header_[c] == o.label_column) {
         label_ = static_cast<int>(c);
         continue;
@@ -160,10 +162,14 @@ class CsvSource : public SampleSource {
       if (!found[i])
         fail("csv", "{}: column '{}' of the training data is missing (the run was trained on: {})", path, p.columns[i],
              fmt::join(p.columns, ", "));
-    if (!extra.empty() && !o.ignore_extra_columns)
-      fail("csv", "{}: column{} '{}' {} not in the training data (trained on: {}); pass --ignore-extra-columns to skip {}",
-           path, extra.size() > 1 ? "s" : "", fmt::join(extra, "', '"), extra.size() > 1 ? "were" : "was",
-           fmt::join(p.columns, ", "), extra.size() > 1 ? "them" : "it");
+    if (!extra.empty() && !o.ignore_extra_columns) {
+      // At most 10 names, so a header of a million unknown columns still gives a readable line.
+      const size_t shown = std::min<size_t>(extra.size(), 10);
+      const std::string more = extra.size() > shown ? fmt::format(" and {} more", extra.size() - shown) : "";
+      fail("csv", "{}: column{} '{}'{} {} not in the training data (trained on: {}); pass --ignore-extra-columns to skip {}",
+           path, extra.size() > 1 ? "s" : "", fmt::join(extra.begin(), extra.begin() + static_cast<std::ptrdiff_t>(shown), "', '"),
+           more, extra.size() > 1 ? "were" : "was", fmt::join(p.columns, ", "), extra.size() > 1 ? "them" : "it");
+    }
     class_names_ = o.class_names;
   }
 
@@ -176,10 +182,7 @@ class CsvSource : public SampleSource {
     while (rows < max_rows && std::getline(in_, line)) {
       ++line_no_;
       if (trim_view(line).empty()) continue;
-      const std::vector<std::string> fields = split_csv_line(line, ',', path_, line_no_);
-      if (fields.size() != header_.size())
-        fail("csv", "{}: line {} has {} fields, expected {} (as in the header)", path_, line_no_, fields.size(),
-             header_.size());
+      const std::vector<std::string> fields = split_csv_line(line, ',', path_, line_no_, header_.size());
       values.resize(values.size() + d);
       float* row = values.data() + values.size() - d;
       for (size_t c = 0; c < fields.size(); ++c) {

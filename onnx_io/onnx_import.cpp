@@ -45,6 +45,11 @@ DType dtype_of_data_type(int32_t t) {
 
 }  // namespace
 
+int64_t& max_created_elements() {
+  static int64_t limit = int64_t{1} << 30;
+  return limit;
+}
+
 bool is_supported_data_type(int32_t t) {
   return t == int32_t(DataType::Float) || t == int32_t(DataType::Double) || t == int32_t(DataType::Int64);
 }
@@ -367,7 +372,16 @@ int64_t OnnxModule::opset_version() const { return impl_->opset; }
 
 std::shared_ptr<OnnxModule> import_model(const std::filesystem::path& path) {
   const ModelProto model = load_model(path);
-  return std::make_shared<OnnxModule>(model, path.parent_path());
+  try {
+    return std::make_shared<OnnxModule>(model, path.parent_path());
+  } catch (const Error& e) {
+    // Name the file in node and initializer errors: "[onnx] hub/ae.onnx: tensor 'W': raw_data has ...".
+    const std::string file = path.string();
+    std::string_view message = e.what();
+    message.remove_prefix(std::min(message.size(), e.op().size() + 3));  // "[op] "
+    if (message.find(file) != std::string_view::npos) throw;
+    throw Error(e.op(), fmt::format("{}: {}", file, message));
+  }
 }
 
 }  // namespace latent::onnx

@@ -76,6 +76,12 @@ class OnnxModule : public nn::Module {
 /// Loads `path` (an .onnx file) and builds its module.
 std::shared_ptr<OnnxModule> import_model(const std::filesystem::path& path);
 
+/// The most elements a tensor may have when its size comes from values inside the model rather
+/// than from the inputs (ConstantOfShape's shape, Expand's shape, Tile's repeats, Range's bounds),
+/// so a shape claiming 10^12 elements fails with one line naming the node before anything is
+/// allocated. 2^30 by default (4 GiB of float32); fuzzers and tests may lower it.
+int64_t& max_created_elements();
+
 /// True for the data types tensors can have in an imported graph: FLOAT, DOUBLE and INT64.
 bool is_supported_data_type(int32_t data_type);
 

@@ -10,6 +10,7 @@
 #include "../ops/index.h"
 #include "../ops/reduce.h"
 #include "../ops/shape_ops.h"
+#include "onnx_import.h"
 #include "onnx_import_ops.h"
 
 namespace latent::onnx::detail {
@@ -113,6 +114,7 @@ Kernel compile_expand(const NodeView& n) {
         fail("onnx import", "cannot expand shape {} to {}", x.shape(), Shape(s));
       out[i] = a == 1 ? b : a;
     }
+    check_created(std::vector<int64_t>(out.begin(), out.end()), "Expand's output shape");
     return {expand(x, out)};
   };
 }
@@ -134,6 +136,7 @@ Kernel compile_tile(const NodeView& n) {
       expanded.push_back(reps[size_t(d)]), expanded.push_back(x.size(d));
       out.push_back(reps[size_t(d)] * x.size(d));
     }
+    check_created(std::vector<int64_t>(expanded.begin(), expanded.end()), "Tile's repeats times the input shape");
     return {reshape(expand(reshape(x, lifted), expanded), out)};
   };
 }
@@ -222,14 +225,20 @@ Kernel compile_range(const NodeView& n) {
     if (dtype == kInt64) {
       const int64_t start = in[0].item<int64_t>(), limit = in[1].item<int64_t>(), delta = in[2].item<int64_t>();
       if (delta == 0) fail("onnx import", "Range delta must not be 0");
+      // The count in 128 bits: limit - start and the steps can overflow int64.
+      const __int128 span = static_cast<__int128>(limit) - start;
+      const __int128 steps = (span == 0 || (span > 0) != (delta > 0)) ? 0 : (span + delta - (delta > 0 ? 1 : -1)) / delta;
+      check_created({static_cast<int64_t>(std::min<__int128>(steps, INT64_MAX))}, "Range's element count");
       std::vector<int64_t> v;
-      for (int64_t x = start; delta > 0 ? x < limit : x > limit; x += delta) v.push_back(x);
+      v.reserve(static_cast<size_t>(steps));
+      for (__int128 i = 0; i < steps; ++i) v.push_back(static_cast<int64_t>(start + i * delta));
       return {from_vector(v, Shape{int64_t(v.size())})};
     }
     const double start = in[0].item<double>(), limit = in[1].item<double>(), delta = in[2].item<double>();
     if (delta == 0 || !std::isfinite(delta)) fail("onnx import", "Range delta must be finite and non-zero; got {}", delta);
     const double count = std::max(std::ceil((limit - start) / delta), 0.0);
-    if (!(count < 1e9)) fail("onnx import", "Range would produce {} elements", count);
+    if (!(count <= static_cast<double>(latent::onnx::max_created_elements())))
+      fail("onnx import", "Range's element count [{:g}] is more than the limit of {}", count, latent::onnx::max_created_elements());
     std::vector<double> v;
     for (int64_t i = 0; i < int64_t(count); ++i) v.push_back(start + double(i) * delta);
     return {to_dtype(from_vector(v, Shape{int64_t(v.size())}), dtype)};

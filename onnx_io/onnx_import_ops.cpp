@@ -111,6 +111,14 @@ std::vector<int64_t> int_values(const Tensor& t, const char* what) {
 
 std::vector<double> double_values(const Tensor& t) { return t.to_vector<double>(); }
 
+void check_created(const std::vector<int64_t>& shape, const char* what) {
+  double count = 1;  // a double cannot overflow here, and is exact up to 2^53
+  for (int64_t d : shape) count *= static_cast<double>(std::max<int64_t>(d, 0));
+  if (count > static_cast<double>(max_created_elements()))
+    fail("onnx import", "{} [{}] asks for {:g} elements, more than the limit of {}", what, fmt::join(shape, ", "), count,
+         max_created_elements());
+}
+
 int64_t normalize_axis(int64_t axis, int64_t rank, const char* what) {
   if (axis < -rank || axis >= std::max<int64_t>(rank, 1)) {
     if (!(rank == 0 && axis == 0))
@@ -713,6 +721,7 @@ Kernel compile_constant_of_shape(const NodeView& n) {
     for (int64_t d : s) {
       if (d < 0) fail("onnx import", "ConstantOfShape's shape {} has a negative size", Shape(s));
     }
+    check_created(s, "ConstantOfShape's shape");
     return {full(Shape(s), fill, dtype)};
   };
 }

@@ -190,6 +190,9 @@ Shape reduce_axes(const std::vector<int64_t>& axes, int rank);
 
 /// The int64 values of a 0-d or 1-d tensor (shapes, axes); `what` names it in errors.
 std::vector<int64_t> int_values(const Tensor& t, const char* what);
+/// Fails unless `shape` has at most max_created_elements() elements: "[onnx import]
+/// ConstantOfShape's shape [1000000, 1000000] asks for 1e+12 elements, more than the limit of ...".
+void check_created(const std::vector<int64_t>& shape, const char* what);
 /// The values of a tensor as doubles.
 std::vector<double> double_values(const Tensor& t);
 

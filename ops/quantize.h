@@ -23,7 +23,7 @@
 namespace latent {
 
 namespace cpu {
-struct PackedQWeight;
+struct PackedQWeight;  // ops/cpu/qgemm.h (not installed)
 }
 
 /// The int8 form of one linear layer's weight (out, in).
@@ -32,7 +32,7 @@ struct QuantizedLinear {
   Tensor int8_weight;                                ///< the same int8 weights (out, in), unpacked (export)
   std::vector<float> weight_scale;                   ///< out values (per channel; all equal when per tensor)
   float input_scale = 1.0f;                          ///< uint8 input: x ~ (q - zero) * scale
-  int32_t input_zero = 0;
+  int32_t input_zero = 0;                            ///< the input's zero point (0..255)
 };
 
 /// Symmetric int8 quantization of a float32 weight (out, in): per output channel (or one scale for
@@ -58,7 +58,8 @@ void clear_quantized_linears();
 
 /// Input statistics of one weight's linear calls while calibrating.
 struct CalibrationStats {
-  double min = 0, max = 0;
+  double min = 0;             ///< smallest value seen
+  double max = 0;             ///< largest value seen
   int64_t count = 0;          ///< values seen
   std::vector<float> sample;  ///< every value up to a cap, then a strided subsample (percentiles)
 };
@@ -66,7 +67,9 @@ struct CalibrationStats {
 /// While alive (one at a time, process-wide), inference-path linear calls record their inputs.
 class CalibrationGuard {
  public:
+  /// Starts recording ("[quantize] a calibration is already running" when another guard lives).
   CalibrationGuard();
+  /// Stops recording and drops the statistics.
   ~CalibrationGuard();
   CalibrationGuard(const CalibrationGuard&) = delete;
   CalibrationGuard& operator=(const CalibrationGuard&) = delete;

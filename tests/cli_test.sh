@@ -3,21 +3,7 @@
 # usage: cli_test.sh PATH_TO_LATENT
 set -u
 latent=$1
-failures=0
-expect() {  # expect NAME EXPECTED_RC EXPECTED_SUBSTRING -- ARGS...
-  local name=$1 rc_expected=$2 text=$3
-  shift 4
-  local out rc
-  out=$("$latent" "$@" 2>&1)
-  rc=$?
-  if [ "$rc" -ne "$rc_expected" ] || [[ "$out" != *"$text"* ]]; then
-    echo "FAIL $name: exit $rc (expected $rc_expected), output:"
-    echo "$out" | head -5
-    failures=$((failures + 1))
-  else
-    echo "ok   $name"
-  fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/expect.sh"
 expect help 0 "usage: latent <command>" -- --help
 expect no-args 2 "usage: latent <command>" --
 expect demo-help 0 "usage: latent demo" -- demo --help
@@ -70,6 +56,11 @@ if [ -d /usr/share/datasets/fashion-mnist ]; then
   expect sample-not-vae 2 "sample needs a VAE run" -- sample "$work/run"
   expect anomaly-short 0 '"roc_auc"' -- anomaly "$work/run" --limit 300 --anomaly-class 1 --json
   expect anomaly-summary 0 "ROC AUC" -- anomaly "$work/run" --limit 300 --anomaly-class 1
+  expect anomaly-roc 0 "ROC AUC" -- anomaly "$work/run" --limit 300 --anomaly-class 1 --roc "$work/roc.svg"
+  expect anomaly-roc-no-class 2 "--roc needs --anomaly-class K" -- anomaly "$work/run" --roc "$work/roc.svg"
+  grep -q "ROC" "$work/roc.svg" && grep -q "<polyline" "$work/roc.svg" || { echo "FAIL roc.svg has no ROC curve"; failures=$((failures + 1)); }
+  grep -q "train loss (per step, smoothed)" "$work/run/loss.svg" && grep -q "train_curve" "$work/run/metrics.jsonl" ||
+    { echo "FAIL loss.svg or metrics.jsonl lacks the per-step training loss"; failures=$((failures + 1)); }
   expect embed-short 0 '"samples":300,"dims":64' -- embed "$work/run" --limit 300 --out "$work/codes.csv" --json
   expect embed-summary 0 "code dims" -- embed "$work/run" --limit 300 --out "$work/codes.csv"
   expect classify-short 0 '"accuracy_latent"' -- classify "$work/run" --labels 5 --steps 20 --json
@@ -82,4 +73,4 @@ if [ -d /usr/share/datasets/fashion-mnist ]; then
 else
   echo "skip short training run: /usr/share/datasets/fashion-mnist is missing (apt-get install dataset-fashion-mnist)"
 fi
-[ "$failures" -eq 0 ] || { echo "$failures CLI checks failed"; exit 1; }
+finish CLI

@@ -5,28 +5,9 @@
 # usage: score_test.sh PATH_TO_LATENT
 set -u
 latent=$1
-failures=0
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-expect() {  # expect NAME EXPECTED_RC EXPECTED_SUBSTRING -- ARGS...
-  local name=$1 rc_expected=$2 text=$3
-  shift 4
-  local out rc
-  out=$("$latent" "$@" 2>&1)
-  rc=$?
-  if [ "$rc" -ne "$rc_expected" ] || [[ "$out" != *"$text"* ]]; then
-    echo "FAIL $name: exit $rc (expected $rc_expected, text '$text'), output:"
-    echo "$out" | head -5
-    failures=$((failures + 1))
-  else
-    echo "ok   $name"
-  fi
-}
-check() {  # check NAME CONDITION...
-  local name=$1
-  shift
-  if "$@"; then echo "ok   $name"; else echo "FAIL $name: $*"; failures=$((failures + 1)); fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/expect.sh"
 
 # ---------------------------------------------------------------- a CSV run
 awk 'BEGIN { srand(4); print "f1,f2,f3,f4,label";
@@ -107,8 +88,4 @@ else
   echo "SKIP image-run checks: Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)"
 fi
 
-if [ "$failures" -ne 0 ]; then
-  echo "$failures check(s) failed"
-  exit 1
-fi
-echo "all score checks passed"
+finish score

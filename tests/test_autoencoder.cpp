@@ -329,3 +329,184 @@ TEST_CASE("a run trains on CSV data, loads back, and resumes bit for bit") {
   CHECK_THROWS_WITH_SUBSTR(models::load(dir + "/missing"), "[load] run directory");
   CHECK_THROWS_WITH_SUBSTR(models::train(o, nullptr), "already holds a run");
 }
+
+namespace {
+
+/// Float64 references for the loss test below: row-major matrices as nested vectors, every layer
+/// computed here from the model's parameters read by name.
+using Rows = std::vector<std::vector<double>>;
+
+Rows rows_of(const Tensor& t) {
+  const std::vector<double> v = t.to_vector<double>();
+  const auto n = static_cast<size_t>(t.size(0)), d = static_cast<size_t>(t.numel() / t.size(0));
+  Rows out(n, std::vector<double>(d));
+  for (size_t i = 0; i < n; ++i)
+    for (size_t j = 0; j < d; ++j) out[i][j] = v[i * d + j];
+  return out;
+}
+
+Tensor param(const nn::Module& m, const std::string& name) {
+  for (const auto& [n, t] : m.named_parameters())
+    if (n == name) return t;
+  FAIL("no parameter " << name);
+  return {};
+}
+
+/// x W^T + b for the Linear layer `prefix` (prefix.weight (out, in), prefix.bias (out)).
+Rows dense(const nn::Module& m, const std::string& prefix, const Rows& x) {
+  const Rows w = rows_of(param(m, prefix + ".weight"));
+  const std::vector<double> b = param(m, prefix + ".bias").to_vector<double>();
+  Rows out(x.size(), std::vector<double>(w.size()));
+  for (size_t i = 0; i < x.size(); ++i)
+    for (size_t o = 0; o < w.size(); ++o) {
+      double acc = b[o];
+      for (size_t k = 0; k < x[i].size(); ++k) acc += w[o][k] * x[i][k];
+      out[i][o] = acc;
+    }
+  return out;
+}
+
+Rows map(Rows x, double (*f)(double)) {
+  for (auto& r : x)
+    for (double& v : r) v = f(v);
+  return x;
+}
+double relu_d(double v) { return v > 0 ? v : 0; }
+double sigmoid_d(double v) { return 1 / (1 + std::exp(-v)); }
+
+/// The dense models' forward (hidden {5}: Linear-ReLU-Linear-code activation, Linear-ReLU-Linear-Sigmoid).
+Rows dense_code(const nn::Module& m, const Rows& x, bool sigmoid_code) {
+  return map(dense(m, "encoder.2", map(dense(m, "encoder.0", x), relu_d)), sigmoid_code ? sigmoid_d : relu_d);
+}
+Rows dense_decode(const nn::Module& m, const Rows& z) {
+  return map(dense(m, "decoder.2", map(dense(m, "decoder.0", z), relu_d)), sigmoid_d);
+}
+
+double mse(const Rows& a, const Rows& b) {
+  double s = 0;
+  size_t n = 0;
+  for (size_t i = 0; i < a.size(); ++i)
+    for (size_t j = 0; j < a[i].size(); ++j, ++n) s += (a[i][j] - b[i][j]) * (a[i][j] - b[i][j]);
+  return s / static_cast<double>(n);
+}
+
+void check_near(double got, double expected, const std::string& what) {
+  INFO(what << ": latent " << got << ", float64 reference " << expected);
+  CHECK(std::abs(got - expected) <= 1e-6 + 2e-5 * std::abs(expected));
+}
+
+models::AEConfig tiny_config(const std::string& model) {
+  models::AEConfig c;
+  c.model = model;
+  c.input_dim = 6;
+  c.hidden = {5};
+  c.latent_dim = 3;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("each model's loss.total equals its formula, computed in float64 from the parameters") {
+  // A fixed batch of 4 samples of 6 values in (0.05, 0.95).
+  Generator data_gen(17);
+  const Tensor x = rand({4, 6}, kFloat32, &data_gen) * 0.9 + 0.05;
+  const Rows xr = rows_of(x);
+
+  SUBCASE("deep: mean squared error over all elements") {
+    manual_seed(1);
+    auto m = models::make_autoencoder(tiny_config("deep"));
+    models::AELoss l = m->loss(x, x, 0);
+    const double expected = mse(dense_decode(*m, dense_code(*m, xr, false)), xr);
+    check_near(l.total.item<double>(), expected, "total");
+    check_near(l.reconstruction, expected, "reconstruction");
+  }
+  SUBCASE("denoising: the reconstruction of the corrupted input against the clean target") {
+    manual_seed(2);
+    auto m = models::make_autoencoder(tiny_config("denoising"));
+    Generator noise_gen(5);
+    const Tensor noisy = clamp(x + randn({4, 6}, kFloat32, &noise_gen) * 0.3, 0.0, 1.0);
+    const Rows nr = rows_of(noisy);
+    const Rows recon = dense_decode(*m, dense_code(*m, nr, false));
+    const double expected = mse(recon, xr);
+    check_near(m->loss(noisy, x, 0).total.item<double>(), expected, "total");
+    // The target is what the loss compares with: against the noisy input the value differs.
+    CHECK(std::abs(mse(recon, nr) - expected) > 1e-3 * expected);
+  }
+  SUBCASE("sparse, L1: MSE + weight * (batch mean of each code's L1 norm)") {
+    models::AEConfig c = tiny_config("sparse");
+    c.sparsity_weight = 0.3;
+    manual_seed(3);
+    auto m = models::make_autoencoder(c);
+    models::AELoss l = m->loss(x, x, 0);
+    const Rows code = dense_code(*m, xr, false);
+    const double recon = mse(dense_decode(*m, code), xr);
+    double l1 = 0, activation = 0;
+    for (const auto& r : code)
+      for (double v : r) {
+        l1 += std::abs(v) / 4.0;
+        activation += v / 12.0;
+      }
+    REQUIRE(l1 > 0.05);  // the penalty carries weight in this check
+    check_near(l.total.item<double>(), recon + 0.3 * l1, "total");
+    check_near(l.reconstruction, recon, "reconstruction");
+    check_near(l.penalty, 0.3 * l1, "penalty");
+    check_near(l.mean_activation, activation, "mean activation");
+  }
+  SUBCASE("sparse, KL: MSE + weight * sum_j KL(rho || mean activation of unit j), sigmoid codes") {
+    models::AEConfig c = tiny_config("sparse");
+    c.sparsity = "kl";
+    c.sparsity_weight = 0.5;
+    c.rho = 0.1;
+    manual_seed(4);
+    auto m = models::make_autoencoder(c);
+    models::AELoss l = m->loss(x, x, 0);
+    const Rows code = dense_code(*m, xr, true);
+    const double recon = mse(dense_decode(*m, code), xr);
+    double kl = 0;
+    for (size_t j = 0; j < 3; ++j) {
+      double rho_hat = 0;
+      for (const auto& r : code) rho_hat += r[j] / 4.0;
+      kl += 0.1 * std::log(0.1 / rho_hat) + 0.9 * std::log(0.9 / (1 - rho_hat));
+    }
+    REQUIRE(kl > 0.05);
+    check_near(l.total.item<double>(), recon + 0.5 * kl, "total");
+    check_near(l.penalty, 0.5 * kl, "penalty");
+  }
+  for (const bool bernoulli : {true, false}) {
+    CAPTURE(bernoulli);
+    // VAE: sum over the batch of the reconstruction NLL at z = mu + eps * exp(logvar / 2), plus
+    // beta * min(1, progress / kl_warmup) times KL(q(z|x) || N(0, I)) = -1/2 sum(1 + logvar - mu^2 - exp(logvar)).
+    models::AEConfig c = tiny_config("vae");
+    c.latent_dim = 2;
+    c.beta = 0.7;
+    c.kl_warmup = 2;
+    c.likelihood = bernoulli ? models::Likelihood::Bernoulli : models::Likelihood::Gaussian;
+    manual_seed(6);
+    auto m = models::make_autoencoder(c);
+    manual_seed(99);
+    models::AELoss l = m->loss(x, x, 0.5);  // KL weight 0.7 * 0.25
+    manual_seed(99);
+    const Rows eps = rows_of(randn({4, 2}, kFloat32));  // the loss's one draw, repeated
+    const Rows h = map(dense(*m, "fc1", xr), relu_d);
+    const Rows mu = dense(*m, "fc21", h), logvar = dense(*m, "fc22", h);
+    Rows z = mu;
+    double kl = 0;
+    for (size_t i = 0; i < 4; ++i)
+      for (size_t j = 0; j < 2; ++j) {
+        z[i][j] = mu[i][j] + eps[i][j] * std::exp(0.5 * logvar[i][j]);
+        kl += -0.5 * (1 + logvar[i][j] - mu[i][j] * mu[i][j] - std::exp(logvar[i][j]));
+      }
+    const Rows r = map(dense(*m, "fc4", map(dense(*m, "fc3", z), relu_d)), sigmoid_d);
+    double nll = 0;
+    for (size_t i = 0; i < 4; ++i)
+      for (size_t j = 0; j < 6; ++j)
+        nll += bernoulli ? -(xr[i][j] * std::log(r[i][j]) + (1 - xr[i][j]) * std::log(1 - r[i][j]))
+                         : 0.5 * (xr[i][j] - r[i][j]) * (xr[i][j] - r[i][j]) + 0.5 * std::log(2 * M_PI);
+    check_near(l.total.item<double>(), nll + 0.7 * 0.25 * kl, "total");
+    check_near(l.reconstruction, nll / 4, "reconstruction per image");
+    check_near(l.penalty, kl / 4, "KL per image");
+    // At full weight (progress past the warm-up): BCE sum + beta * KL.
+    manual_seed(99);
+    check_near(m->loss(x, x, 3.0).total.item<double>(), nll + 0.7 * kl, "total after warm-up");
+  }
+}

@@ -213,6 +213,42 @@ TEST_CASE("safetensors: every malformed file fails with one line naming the file
   CHECK_THROWS_WITH_SUBSTR(safetensors::serialize({{"u", Tensor()}}), "tensor 'u' is undefined");
 }
 
+TEST_CASE("resource limits: safetensors headers claiming 100 GB, offsets past the end or overlaps fail before allocating") {
+  const std::string f = "hub/model.safetensors";
+  auto load = [&](const std::string& header, const std::string& data) {
+    return safetensors::deserialize(st_bytes(header, data), f);
+  };
+  const std::string eight(8, '\0');
+  // A 100 GB tensor (25 billion float32) in a file of 8 data bytes: checked against the data section first.
+  CHECK_THROWS_WITH_SUBSTR(
+      load(R"({"w":{"dtype":"F32","shape":[25000000000],"data_offsets":[0,100000000000]}})", eight),
+      "[safetensors] hub/model.safetensors: tensor 'w': data_offsets [0, 100000000000] reach past the end of the data "
+      "section (8 bytes): the file is truncated");
+  // The same claim with offsets that fit the file: the shape and the offsets disagree.
+  CHECK_THROWS_WITH_SUBSTR(load(R"({"w":{"dtype":"F32","shape":[25000000000],"data_offsets":[0,8]}})", eight),
+                           "tensor 'w': data_offsets [0, 8] hold 8 bytes, but float32 [25000000000] needs 100000000000");
+  // Offsets past the end, with the begin itself past the end.
+  CHECK_THROWS_WITH_SUBSTR(load(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[1000000,1000004]}})", eight),
+                           "tensor 'w': data_offsets [1000000, 1000004] reach past the end of the data section (8 bytes)");
+  // Offsets near 2^64, where begin + size would wrap around.
+  CHECK_THROWS_WITH_SUBSTR(
+      load(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[18446744073709551612,18446744073709551616]}})", eight),
+      "hub/model.safetensors: tensor 'w'");
+  // Two tensors sharing bytes: each fits alone, together they overlap.
+  CHECK_THROWS_WITH_SUBSTR(load(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                                R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                                eight),
+                           "hub/model.safetensors: tensors 'a' [0, 8] and 'b' [4, 8] overlap");
+  // The same tensor twice at the same offsets (an alias) overlaps too.
+  CHECK_THROWS_WITH_SUBSTR(load(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                                R"("b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})",
+                                eight),
+                           "tensors 'a' [0, 8] and 'b' [0, 8] overlap");
+  // A header of a million zero-size tensors is bounded by the header limit (100 MB), not the data.
+  CHECK_THROWS_WITH_SUBSTR(safetensors::deserialize(le_bytes<uint64_t>({100'000'001}) + "{}", f),
+                           "header length 100000001 exceeds the limit of 100000000 bytes");
+}
+
 TEST_CASE("safetensors: random corruptions either load consistently or fail with latent::Error") {
   const std::string good = safetensors::serialize(sample_tensors(), {{"k", "v"}});
   Generator gen(31);

@@ -1,7 +1,8 @@
 // The CUDA backend against the CPU backend on the same inputs: every kernel family (elementwise
 // lists, where, copy, fill, reductions, GEMM, index ops, random fills, all_finite, Adam,
 // convolutions, pooling, resampling), autograd through a conv autoencoder, training steps, and
-// device errors. Without a GPU (or without a CUDA build) every case prints one skip line and passes.
+// device errors. Without a GPU (or without a CUDA build) every GPU case prints one skip line and the suite exits 77
+// (skipped, tests/skip.h) once the device-error case has passed.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "helpers.h"
+#include "skip.h"
 #include "latent.h"
 #include "models/autoencoder.h"
 #include "models/optim.h"
@@ -26,6 +28,7 @@ bool cuda_ready() {
   const std::string line = "cuda: skipped: " + device_unavailable_reason(kCUDA);
   std::puts(line.c_str());
   MESSAGE(line);
+  latent::testing::skip_suite("no usable CUDA GPU: " + device_unavailable_reason(kCUDA));
   return false;
 }
 

@@ -467,6 +467,48 @@ TEST_CASE("every autoencoder family model exports whole and as parts, at opsets 
   }
 }
 
+TEST_CASE("every autoencoder family export re-imports to the module's outputs (every part, opsets 13 and 17)") {
+  // The values check of the ordinary suite (ONNX Runtime's is tests/onnx_runtime_check.sh): each
+  // export saved, loaded with import_model and run at batch 5 (traced at 2) against the module.
+  latent::testing::TempDir dir;
+  int compared = 0;
+  for (const FamilyCase& fc : family_cases()) {
+    CAPTURE(fc.name);
+    auto model = make_model(fc.config, 41);
+    model->eval();
+    for (AutoencoderPart part : {AutoencoderPart::Full, AutoencoderPart::Encoder, AutoencoderPart::Decoder,
+                                 AutoencoderPart::Anomaly})
+      for (int64_t opset : {13, 17}) {
+        CAPTURE(part_name(part));
+        CAPTURE(opset);
+        ExportOptions o;
+        o.opset = opset;
+        const ModelProto m = export_autoencoder(*model, part, o, 0.25);
+        const fs::path path = dir / fmt::format("{}-{}-{}.onnx", fc.name, part_name(part), opset);
+        save_model(m, path);
+        auto imported = import_model(path);
+        CHECK(imported->opset_version() == opset);
+        const std::vector<Tensor> inputs = autoencoder_example_inputs(*model, part, 5, 78);
+        std::vector<Tensor> expected, got;
+        {
+          NoGradGuard no_grad;
+          expected = autoencoder_part_function(*model, part)(inputs);
+          got = imported->run(inputs);
+        }
+        REQUIRE(got.size() == expected.size());
+        REQUIRE(got.size() == m.graph.output.size());
+        for (size_t i = 0; i < got.size(); ++i) {
+          CAPTURE(m.graph.output[i].name);
+          CHECK(got[i].shape() == expected[i].shape());
+          CHECK(got[i].size(0) == 5);
+          check_values(got[i], expected[i].to_vector<double>(), 1e-5, 1e-4);
+        }
+        ++compared;
+      }
+  }
+  CHECK(compared == static_cast<int>(family_cases().size()) * 8);
+}
+
 TEST_CASE("a float64 model exports DOUBLE initializers, constants and value infos") {
   models::AEConfig c = small_config("deep");
   c.activation = "gelu";  // scalar constants in the graph

@@ -267,6 +267,61 @@ TEST_CASE("a small model built from the onnx_io structs runs: MatMul, Add, Relu,
   check_values(y, ref.to_vector<double>(), 1e-6, 1e-6);
 }
 
+TEST_CASE("resource limits: initializers and shapes claiming 10^12 elements fail with one line before allocating") {
+  latent::testing::TempDir dir;
+  const std::vector<onnx::ValueInfoProto> in = {value("x", kFloat, {-1, 2})};
+  const std::vector<onnx::ValueInfoProto> out = {value("y", kFloat, {-1, 2})};
+  // An initializer whose dims claim 10^12 floats but whose raw_data holds one.
+  onnx::TensorProto huge = init_f("W", {1}, {1.0f});
+  huge.dims = {1000000, 1000000};
+  const std::string path = (dir / "huge.onnx");
+  onnx::save_model(model(13, {node("Add", {"x", "W"}, {"y"}, "add")}, in, out, {huge}), path);
+  CHECK_THROWS_WITH_SUBSTR(onnx::import_model(path), "[onnx import] " + path + ": initializer 'W': [onnx] tensor 'W': raw_data has 4 bytes, expected "
+                                                     "4000000000000 for dims [1000000, 1000000] of FLOAT");
+  // The same claim through the typed field.
+  huge.raw_data.clear();
+  huge.float_data = {1.0f};
+  onnx::save_model(model(13, {node("Add", {"x", "W"}, {"y"}, "add")}, in, out, {huge}), path);
+  CHECK_THROWS_WITH_SUBSTR(onnx::import_model(path),
+                           path + ": initializer 'W': [onnx] tensor 'W': float_data has 1 values, expected 1000000000000 for dims [1000000, 1000000]");
+  // Dims whose product overflows int64.
+  huge.dims = {INT64_MAX, 3};
+  onnx::save_model(model(13, {node("Add", {"x", "W"}, {"y"}, "add")}, in, out, {huge}), path);
+  CHECK_THROWS_WITH_SUBSTR(onnx::import_model(path), "tensor 'W': dims [9223372036854775807, 3] has more elements than fit in int64");
+
+  // Shapes in the graph: ConstantOfShape, Expand, Tile and Range sized by values in the model.
+  auto run_one = [&](onnx::NodeProto n, std::vector<onnx::TensorProto> inits) {
+    auto m = std::make_shared<onnx::OnnxModule>(model(13, {std::move(n)}, {value("x", kFloat, {-1, 2})},
+                                                      {value("y", 0, {})}, std::move(inits)));
+    return m->run({latent::tensor({{1, 2}})});
+  };
+  CHECK_THROWS_WITH_SUBSTR(run_one(node("ConstantOfShape", {"s"}, {"y"}, "cos"), {init_i("s", {2}, {1000000, 1000000})}),
+                           "ConstantOfShape's shape [1000000, 1000000] asks for 1e+12 elements, more than the limit of 1073741824");
+  CHECK_THROWS_WITH_SUBSTR(run_one(node("Expand", {"x", "s"}, {"y"}, "ex"), {init_i("s", {3}, {1000000, 1000000, 2})}),
+                           "Expand's output shape [1000000, 1000000, 2] asks for 2e+12 elements");
+  CHECK_THROWS_WITH_SUBSTR(run_one(node("Tile", {"x", "r"}, {"y"}, "tile"), {init_i("r", {2}, {1000000, 500000})}),
+                           "Tile's repeats times the input shape [1000000, 1, 500000, 2] asks for 1e+12 elements");
+  CHECK_THROWS_WITH_SUBSTR(run_one(node("Range", {"a", "b", "c"}, {"y"}, "range"),
+                                   {init_i("a", {}, {0}), init_i("b", {}, {INT64_MAX}), init_i("c", {}, {1})}),
+                           "Range's element count [9223372036854775807] asks for 9.22337e+18 elements");
+  CHECK_THROWS_WITH_SUBSTR(run_one(node("Range", {"a", "b", "c"}, {"y"}, "range"),
+                                   {init_f("a", {}, {0}), init_f("b", {}, {1e12f}), init_f("c", {}, {1})}),
+                           "Range's element count [1e+12] is more than the limit of 1073741824");
+  // Under the limit the same ops run and give the values an independent count expects.
+  std::vector<Tensor> r = run_one(node("Range", {"a", "b", "c"}, {"y"}, "range"),
+                                  {init_i("a", {}, {INT64_MAX - 7}), init_i("b", {}, {INT64_MAX}), init_i("c", {}, {3})});
+  CHECK(r[0].to_vector<int64_t>() == std::vector<int64_t>{INT64_MAX - 7, INT64_MAX - 4, INT64_MAX - 1});
+  r = run_one(node("Range", {"a", "b", "c"}, {"y"}, "range"), {init_i("a", {}, {5}), init_i("b", {}, {-2}), init_i("c", {}, {-3})});
+  CHECK(r[0].to_vector<int64_t>() == std::vector<int64_t>{5, 2, -1});
+  // The limit is adjustable (fuzzers lower it).
+  const int64_t saved = onnx::max_created_elements();
+  onnx::max_created_elements() = 10;
+  CHECK_THROWS_WITH_SUBSTR(run_one(node("ConstantOfShape", {"s"}, {"y"}, "cos"), {init_i("s", {2}, {3, 4})}),
+                           "ConstantOfShape's shape [3, 4] asks for 12 elements, more than the limit of 10");
+  onnx::max_created_elements() = saved;
+  CHECK(run_one(node("ConstantOfShape", {"s"}, {"y"}, "cos"), {init_i("s", {2}, {3, 4})})[0].shape() == Shape{3, 4});
+}
+
 TEST_CASE("Erf, Cast to BOOL and Where: what latent's exporter writes for gelu and where") {
   // y = where(x > 0 as BOOL, erf(x), -x): Cast to BOOL gives an int64 0/1 tensor inside latent.
   auto m = std::make_shared<onnx::OnnxModule>(

@@ -1,5 +1,7 @@
 // New data scored the way the run was trained: stored preprocessing, CSV columns matched by name,
 // PNG files against the same images from IDX, the inference session and its errors.
+#include <zlib.h>
+
 #include <fstream>
 
 #include "helpers.h"
@@ -152,6 +154,32 @@ TEST_CASE("png: encode and decode round trip; corrupt and truncated files are na
   std::string flipped = bytes;
   flipped[20] ^= 0x55;  // inside IHDR: its CRC no longer matches
   CHECK_THROWS_WITH_SUBSTR(decode_png(flipped, "crc.png"), "[png] crc.png: ");
+}
+
+TEST_CASE("resource limits: a PNG header claiming more pixels than its bytes can hold fails before allocating") {
+  GrayImage img;
+  img.height = img.width = 1;
+  img.pixels = {7};
+  std::string bytes = encode_png(img, "x");
+  // IHDR's width and height (big-endian at bytes 16 and 20), with its CRC (over type + data) fixed
+  // so libpng accepts the header: 16384 x 16384 (2^28 pixels, 256 MB) from a file of ~70 bytes.
+  auto set_size = [&](uint32_t w, uint32_t h) {
+    for (int i = 0; i < 4; ++i) {
+      bytes[16 + i] = static_cast<char>(w >> (24 - 8 * i));
+      bytes[20 + i] = static_cast<char>(h >> (24 - 8 * i));
+    }
+    const uint32_t crc = static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(bytes.data() + 12), 17));
+    for (int i = 0; i < 4; ++i) bytes[29 + i] = static_cast<char>(crc >> (24 - 8 * i));
+  };
+  set_size(16384, 16384);
+  CHECK_THROWS_WITH_SUBSTR(decode_png(bytes, "upload.png"),
+                           "[png] upload.png: the header claims 16384x16384 pixels, more than its " +
+                               std::to_string(bytes.size()) + " bytes can hold (a truncated or corrupt file?)");
+  // A claim the bytes could hold gets past the check and fails on the missing data instead.
+  set_size(64, 64);
+  CHECK_THROWS_WITH_SUBSTR(decode_png(bytes, "upload.png"), "[png] upload.png: cannot decode the image data");
+  set_size(1, 1);
+  CHECK(decode_png(bytes, "upload.png").pixels == std::vector<uint8_t>{7});
 }
 
 TEST_CASE("score: PNG files score exactly as the same images read from IDX") {

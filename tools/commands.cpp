@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "image.h"
+#include "plot.h"
 #include "latent.h"
 #include "report.h"
 
@@ -85,13 +86,17 @@ int cmd_train(const std::vector<std::string>& argv) {
   const std::string dir = models::train(o, stderr);
   // Loss curve from metrics.jsonl.
   std::vector<double> train_loss, test_loss;
+  std::vector<std::vector<double>> train_curve;
   std::ifstream metrics(dir + "/metrics.jsonl");
   for (std::string line; std::getline(metrics, line);) {
     json::Value v = json::parse(line);
     train_loss.push_back(v.at("train_loss").as_double());
     test_loss.push_back(v.at("test_loss").as_double());
+    train_curve.emplace_back();
+    if (const json::Value* c = v.find("train_curve"))
+      for (const json::Value& x : c->as_array()) train_curve.back().push_back(x.as_double());
   }
-  write_loss_svg(dir + "/loss.svg", train_loss, test_loss, "latent " + o.model.model + ": loss per epoch");
+  write_loss_svg(dir + "/loss.svg", train_curve, train_loss, test_loss, "latent " + o.model.model + ": loss");
   fmt::print("{}\n", dir);
   return 0;
 }
@@ -296,7 +301,7 @@ int cmd_embed(const std::vector<std::string>& argv) {
 }
 
 int cmd_anomaly(const std::vector<std::string>& argv) {
-  std::string dir, data, out;
+  std::string dir, data, out, roc;
   bool ignore_extra = false;
   int64_t limit = 0, k = -1;
   bool as_json = false;
@@ -308,10 +313,12 @@ int cmd_anomaly(const std::vector<std::string>& argv) {
   opts.integer("anomaly-class", "K", k, 0, 1 << 20, "the label of the anomalies (precision, recall, ROC AUC)");
   opts.integer("limit", "N", limit, 1, 1LL << 40, "score at most N test samples").shown_default("all");
   opts.text("out", "FILE", out, "also write each sample's error, flag and label as CSV");
+  opts.text("roc", "FILE", roc, "with --anomaly-class: draw the ROC curve as SVG");
   opts.text("data", "PATH", data, fmt::format("file to score, read with the run's preprocessing: {}", kNewDataKinds)).shown_default("the run's test data");
   opts.flag("ignore-extra-columns", ignore_extra, kIgnoreExtraHelp);
   opts.flag("json", as_json, kJsonHelp);
   if (!opts.parse(argv)) return 0;
+  if (!roc.empty() && k < 0) throw UsageError{"--roc needs --anomaly-class K (the label of the anomalies)"};
   LoadedRun run = open_run(dir);
   const json::Value* anomaly = run.config_json.find("anomaly");
   if (!anomaly) throw UsageError{fmt::format("{}/config.json has no anomaly threshold (training did not finish)", run.dir)};
@@ -353,6 +360,10 @@ int cmd_anomaly(const std::vector<std::string>& argv) {
     report.add("precision", precision, "precision", fmt::format("{:.4f} (flagged samples of class {})", precision, k));
     report.add("recall", recall, "recall", fmt::format("{:.4f} (class {} samples flagged)", recall, k));
     report.add("roc_auc", auc, "ROC AUC", fmt::format("{:.4f} (over all thresholds)", auc));
+    if (!roc.empty()) {
+      const auto [fpr, tpr] = models::roc_curve(errors, positive);
+      write_roc_svg(roc, fpr, tpr, auc, fmt::format("{}: class {} as anomalies", run.dir, k));
+    }
   }
   if (!out.empty() && !as_json) fmt::print("wrote {} (error, flag and label per sample)\n", out);
   report.print(as_json);

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# ThreadSanitizer: a -Db_sanitize=thread build (caching allocator off, as for ASan, so TSan sees
+# every allocation; CUDA off) running the suites whose code uses threads:
+#   linalg      run_parallel (the worker pool: every part once, nested, two callers) and the
+#               parallel float32 GEMM in every layout and thread count
+#   infer       the small-M and prepacked GEMM kernels on 1 and 2 threads
+#   conv        parallel convolution forward and backward
+#   elementwise the parallel elementwise and fused loops
+#   reduce      parallel reductions
+#   data        the DataLoader (batches, shuffling, transforms) and the readers
+#   autograd    grad mode per thread
+#   serve       `latent serve` under 64 concurrent clients, the batcher and back-pressure (serve_test.py)
+# Any report fails the run (halt_on_error); suppressions, each justified, are in tests/tsan.supp.
+# OpenBLAS is not instrumented: its own threads are invisible to TSan (latent runs it
+# single-threaded inside the pool's parts, so the pool is what is checked).
+#
+# usage: tests/run_tsan.sh [SUITE...]   (default: all of the above)
+# env:   LATENT_BUILD_JOBS (default 2), TSAN_BUILD (default build-tsan in the repository root)
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+jobs="${LATENT_BUILD_JOBS:-2}"
+build="${TSAN_BUILD:-build-tsan}"
+all=(linalg infer conv elementwise reduce data autograd serve)
+if [ "$#" -gt 0 ]; then suites=("$@"); else suites=("${all[@]}"); fi
+
+if [ ! -f "$build/build.ninja" ]; then
+  meson setup "$build" --buildtype=debug -Doptimization=1 -Db_sanitize=thread -Db_lundef=false \
+    -Dcaching_allocator=false -Dcuda=disabled
+fi
+targets=()
+for s in "${suites[@]}"; do
+  if [ "$s" = serve ]; then targets+=(tools/latent); else targets+=("tests/test_$s"); fi
+done
+echo "run_tsan: building ${targets[*]} in $build"
+nice ninja -C "$build" -j"$jobs" "${targets[@]}"
+
+export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 history_size=4 suppressions=$root/tests/tsan.supp"
+failed=()
+for s in "${suites[@]}"; do
+  start=$(date +%s)
+  echo "== tsan: $s"
+  set +e
+  if [ "$s" = serve ]; then
+    /usr/bin/python3 tests/serve_test.py "$build/tools/latent" > "$build/tsan_$s.log" 2>&1
+  else
+    "$build/tests/test_$s" > "$build/tsan_$s.log" 2>&1
+  fi
+  status=$?
+  set -e
+  if [ "$status" -ne 0 ] || grep -q "WARNING: ThreadSanitizer" "$build/tsan_$s.log"; then
+    failed+=("$s")
+    grep -A40 "WARNING: ThreadSanitizer" "$build/tsan_$s.log" | head -80 || tail -30 "$build/tsan_$s.log"
+    echo "== tsan: $s FAILED (exit $status) after $(( $(date +%s) - start ))s; log: $build/tsan_$s.log"
+  else
+    echo "== tsan: $s clean in $(( $(date +%s) - start ))s ($(grep -E '^\[doctest\] test cases|^serve_test|passed' "$build/tsan_$s.log" | tail -1))"
+  fi
+done
+if [ "${#failed[@]}" -gt 0 ]; then
+  echo "run_tsan: FAILED: ${failed[*]}"
+  exit 1
+fi
+echo "run_tsan: clean: ${suites[*]}"
