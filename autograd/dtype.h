@@ -4,65 +4,182 @@
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+#include <utility>
 
 #include "error.h"
 
 namespace latent {
 
-/// Element type of a tensor. float64 exists for gradcheck; int64 for labels and indices.
-enum class DType : uint8_t { Float32, Float64, Int64 };
+/// Every dtype latent holds, one line each. Adding a dtype is adding a line here: the enum, the
+/// names, sizes, promotion, `dtype_of`, the visitors, the safetensors codes and ONNX's TensorProto
+/// data types (onnx_io/) all come from this list.
+///
+///   X(Enum, C++ type, name, safetensors code, ONNX TensorProto data type, promotion rank, kind)
+///
+/// kind: kFloatingKind: float math and autograd; kComputeKind: the elementwise, reduction and
+/// index kernels run on it (`visit_dtype`); kStorageKind: stored, copied, converted, filled and
+/// read (`visit_any_dtype`), but computed on only by the kernels made for it (the int8 GEMM in
+/// ops/cpu/qgemm.h): every other kernel throws "dtype int8 is not supported".
+#define LATENT_DTYPES(X)                                                \
+  X(Float32, float, "float32", "F32", 1, 4, ::latent::kFloatingKind)   \
+  X(Float64, double, "float64", "F64", 11, 5, ::latent::kFloatingKind) \
+  X(Int64, int64_t, "int64", "I64", 7, 3, ::latent::kComputeKind)     \
+  X(Int32, int32_t, "int32", "I32", 6, 2, ::latent::kStorageKind)     \
+  X(Int8, int8_t, "int8", "I8", 3, 1, ::latent::kStorageKind)         \
+  X(UInt8, uint8_t, "uint8", "U8", 2, 0, ::latent::kStorageKind)
+
+/// Which kernels a dtype reaches (the last column of LATENT_DTYPES).
+enum DTypeKind : uint8_t {
+  kStorageKind = 0,   ///< stored, converted, copied, indexed; computed on only by kernels made for it
+  kComputeKind = 1,   ///< also the elementwise, reduction and index kernels (visit_dtype)
+  kFloatingKind = 2,  ///< also float math and autograd (visit_floating)
+};
+
+/// Element type of a tensor. float64 exists for gradcheck; int64 for labels and indices;
+/// int8/uint8/int32 for quantized weights, activations and accumulators.
+enum class DType : uint8_t {
+#define LATENT_DTYPE_ENUM(E, T, N, S, O, R, K) E,
+  LATENT_DTYPES(LATENT_DTYPE_ENUM)
+#undef LATENT_DTYPE_ENUM
+};
 
 inline constexpr DType kFloat32 = DType::Float32;
 inline constexpr DType kFloat64 = DType::Float64;
 inline constexpr DType kInt64 = DType::Int64;
+inline constexpr DType kInt32 = DType::Int32;  ///< int32 (int8 GEMM accumulators, ONNX int32 tensors)
+inline constexpr DType kInt8 = DType::Int8;    ///< int8 (quantized weights)
+inline constexpr DType kUInt8 = DType::UInt8;  ///< uint8 (quantized activations)
 inline constexpr DType kFloat = DType::Float32;
 inline constexpr DType kDouble = DType::Float64;
 inline constexpr DType kLong = DType::Int64;
+inline constexpr DType kInt = DType::Int32;    ///< LibTorch's name for int32
+inline constexpr DType kChar = DType::Int8;    ///< LibTorch's name for int8
+inline constexpr DType kByte = DType::UInt8;   ///< LibTorch's name for uint8
 
-/// "float32", "float64", "int64".
+namespace detail {
+/// One row of LATENT_DTYPES.
+struct DTypeInfo {
+  std::string_view name;    ///< "float32"
+  const char* safetensors;  ///< "F32"
+  int32_t onnx;             ///< TensorProto data type
+  size_t size;              ///< bytes per element
+  int rank;                 ///< promotion rank
+  DTypeKind kind;           ///< which kernels reach it
+};
+/// The rows of LATENT_DTYPES, indexed by DType.
+inline constexpr DTypeInfo kDTypeInfo[] = {
+#define LATENT_DTYPE_INFO(E, T, N, S, O, R, K) {N, S, O, sizeof(T), R, K},
+    LATENT_DTYPES(LATENT_DTYPE_INFO)
+#undef LATENT_DTYPE_INFO
+};
+/// Number of dtypes.
+inline constexpr int kNumDTypes = int(sizeof(kDTypeInfo) / sizeof(kDTypeInfo[0]));
+/// The row of `d`, or null for a code outside the list.
+constexpr const DTypeInfo* dtype_info(DType d) {
+  return static_cast<int>(d) < kNumDTypes ? &kDTypeInfo[static_cast<int>(d)] : nullptr;
+}
+}  // namespace detail
+
+/// "float32", "float64", "int64", "int32", "int8", "uint8".
 constexpr std::string_view dtype_name(DType dtype) {
-  switch (dtype) {
-    case DType::Float32: return "float32";
-    case DType::Float64: return "float64";
-    case DType::Int64: return "int64";
-  }
-  return "unknown";
+  const auto* i = detail::dtype_info(dtype);
+  return i ? i->name : "unknown";
 }
 
 /// Bytes per element.
-constexpr size_t dtype_size(DType dtype) { return dtype == DType::Float32 ? 4 : 8; }
+constexpr size_t dtype_size(DType dtype) {
+  const auto* i = detail::dtype_info(dtype);
+  return i ? i->size : 0;
+}
 
-constexpr bool is_floating(DType dtype) { return dtype != DType::Int64; }
+constexpr bool is_floating(DType dtype) {
+  const auto* i = detail::dtype_info(dtype);
+  return i && i->kind == kFloatingKind;
+}
 
-/// The dtype both operands of a binary op are converted to: int64 < float32 < float64.
+/// Whether the general elementwise/reduction/index kernels run on this dtype (float32, float64, int64).
+constexpr bool is_compute_dtype(DType dtype) {
+  const auto* i = detail::dtype_info(dtype);
+  return i && i->kind != kStorageKind;
+}
+
+/// The safetensors code ("F32", "I8", ...), or nullptr for an unknown dtype.
+constexpr const char* dtype_safetensors_code(DType dtype) {
+  const auto* i = detail::dtype_info(dtype);
+  return i ? i->safetensors : nullptr;
+}
+
+/// The dtype of a safetensors code; false when latent does not hold it.
+constexpr bool dtype_from_safetensors(std::string_view code, DType& out) {
+  for (int i = 0; i < detail::kNumDTypes; ++i)
+    if (code == detail::kDTypeInfo[i].safetensors) { out = static_cast<DType>(i); return true; }
+  return false;
+}
+
+/// ONNX's TensorProto data type number (FLOAT = 1, UINT8 = 2, INT8 = 3, INT32 = 6, INT64 = 7, DOUBLE = 11).
+constexpr int32_t dtype_onnx_code(DType dtype) {
+  const auto* i = detail::dtype_info(dtype);
+  return i ? i->onnx : 0;
+}
+
+/// The dtype of an ONNX TensorProto data type; false when latent does not hold it.
+constexpr bool dtype_from_onnx(int32_t code, DType& out) {
+  for (int i = 0; i < detail::kNumDTypes; ++i)
+    if (code == detail::kDTypeInfo[i].onnx) { out = static_cast<DType>(i); return true; }
+  return false;
+}
+
+/// The dtype both operands of a binary op are converted to: the higher promotion rank
+/// (uint8 < int8 < int32 < int64 < float32 < float64).
 constexpr DType promote_types(DType a, DType b) {
-  auto rank = [](DType d) { return d == DType::Int64 ? 0 : d == DType::Float32 ? 1 : 2; };
-  return rank(a) >= rank(b) ? a : b;
+  const auto* ia = detail::dtype_info(a);
+  const auto* ib = detail::dtype_info(b);
+  return (ia ? ia->rank : -1) >= (ib ? ib->rank : -1) ? a : b;
 }
 
 template <class T> struct dtype_of;
-template <> struct dtype_of<float> { static constexpr DType value = DType::Float32; };
-template <> struct dtype_of<double> { static constexpr DType value = DType::Float64; };
-template <> struct dtype_of<int64_t> { static constexpr DType value = DType::Int64; };
+#define LATENT_DTYPE_OF(E, T, N, S, O, R, K) \
+  template <> struct dtype_of<T> { static constexpr DType value = DType::E; };
+LATENT_DTYPES(LATENT_DTYPE_OF)
+#undef LATENT_DTYPE_OF
 
-/// Calls fn with a value of the C++ type of `dtype` (float, double or int64_t) and returns its result.
+/// Calls fn with a value of the C++ type of `dtype` and returns its result, for every dtype in
+/// the list (copy, conversion, fill, indexing, element reads).
 template <class Fn>
-decltype(auto) visit_dtype(DType dtype, Fn&& fn) {
+decltype(auto) visit_any_dtype(DType dtype, Fn&& fn) {
   switch (dtype) {
-    case DType::Float32: return fn(float{});
-    case DType::Float64: return fn(double{});
-    case DType::Int64: return fn(int64_t{});
+#define LATENT_DTYPE_CASE(E, T, N, S, O, R, K) \
+  case DType::E: return fn(T{});
+    LATENT_DTYPES(LATENT_DTYPE_CASE)
+#undef LATENT_DTYPE_CASE
   }
   fail("dtype", "unknown dtype code {}", static_cast<int>(dtype));
 }
 
-/// Like visit_dtype, restricted to float32 and float64; int64 throws "[op] dtype int64 is not supported ...".
+/// Calls fn with a value of the C++ type of `dtype` (float, double or int64_t: the compute
+/// dtypes) and returns its result; a storage-only dtype throws "[op] dtype int8 is not supported ...".
+template <class Fn>
+decltype(auto) visit_dtype(const char* op, DType dtype, Fn&& fn) {
+  switch (dtype) {
+#define LATENT_DTYPE_CASE(E, T, N, S, O, R, K) \
+  case DType::E: if constexpr (K != kStorageKind) return fn(T{}); else break;
+    LATENT_DTYPES(LATENT_DTYPE_CASE)
+#undef LATENT_DTYPE_CASE
+  }
+  fail(op, "dtype {} is not supported on CPU: convert with .to(kFloat32) first", dtype_name(dtype));
+}
+/// visit_dtype with "dtype" as the op in its error.
+template <class Fn>
+decltype(auto) visit_dtype(DType dtype, Fn&& fn) { return visit_dtype("dtype", dtype, std::forward<Fn>(fn)); }
+
+/// Like visit_dtype, restricted to float32 and float64; any other throws "[op] dtype int64 is not supported ...".
 template <class Fn>
 decltype(auto) visit_floating(const char* op, DType dtype, Fn&& fn) {
   switch (dtype) {
-    case DType::Float32: return fn(float{});
-    case DType::Float64: return fn(double{});
-    default: break;
+#define LATENT_DTYPE_CASE(E, T, N, S, O, R, K) \
+  case DType::E: if constexpr (K == kFloatingKind) return fn(T{}); else break;
+    LATENT_DTYPES(LATENT_DTYPE_CASE)
+#undef LATENT_DTYPE_CASE
   }
   fail(op, "dtype {} is not supported: expected float32 or float64", dtype_name(dtype));
 }

@@ -199,12 +199,10 @@ int64_t element_offset(const Tensor& t, std::initializer_list<int64_t> index, co
 template <class T>
 T read_as(const Tensor& t, int64_t offset) {
   const char* base = static_cast<const char*>(t.storage()->data());
-  switch (t.dtype()) {
-    case DType::Float32: return static_cast<T>(reinterpret_cast<const float*>(base)[offset]);
-    case DType::Float64: return static_cast<T>(reinterpret_cast<const double*>(base)[offset]);
-    case DType::Int64: return static_cast<T>(reinterpret_cast<const int64_t*>(base)[offset]);
-  }
-  return T{};
+  return visit_any_dtype(t.dtype(), [&](auto tag) {
+    using S = decltype(tag);
+    return static_cast<T>(reinterpret_cast<const S*>(base)[offset]);
+  });
 }
 void check_cpu(const Tensor& t, const char* op);
 /// t itself on the CPU; for another device, a CPU tensor with t's shape, strides and offset over a
@@ -219,11 +217,11 @@ T Tensor::item() const {
   if (!device().is_cpu()) {
     unsigned char bytes[8];  // one element of any dtype
     allocator_for(device()).copy_to_host(bytes, raw_data(), element_size());
-    switch (dtype()) {
-      case DType::Float32: { float v; std::memcpy(&v, bytes, sizeof v); return static_cast<T>(v); }
-      case DType::Float64: { double v; std::memcpy(&v, bytes, sizeof v); return static_cast<T>(v); }
-      case DType::Int64: { int64_t v; std::memcpy(&v, bytes, sizeof v); return static_cast<T>(v); }
-    }
+    return visit_any_dtype(dtype(), [&](auto tag) {
+      decltype(tag) v;
+      std::memcpy(&v, bytes, sizeof v);
+      return static_cast<T>(v);
+    });
   }
   return detail::read_as<T>(*this, storage_offset());
 }

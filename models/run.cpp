@@ -20,6 +20,7 @@
 #include "dist/ddp.h"
 #include "optim.h"
 #include "progress.h"
+#include "quantize.h"
 #include "safetensors.h"
 
 namespace latent::models {
@@ -535,7 +536,10 @@ LoadedRun load(const std::string& dir) {
   run.config = AEConfig::from_json(*model_cfg);
   run.model = make_autoencoder(run.config);
   safetensors::File weights = safetensors::load_file(dir + "/model.safetensors");
-  load_named_tensors(run.model->state_dict(), weights.tensors, true, dir + "/model.safetensors");
+  const bool int8 = is_quantized_config(run.config_json);  // `latent quantize`'s output (models/quantize.h)
+  load_named_tensors(run.model->state_dict(), int8 ? dequantized_tensors(weights.tensors) : weights.tensors, true,
+                     dir + "/model.safetensors");
+  if (int8) attach_int8_weights(*run.model, weights.tensors);
   run.model->eval();
   const json::Value& data = run.config_json.at("data");
   if (const json::Value* p = run.config_json.find("preprocessing")) {

@@ -28,12 +28,8 @@ namespace {
 constexpr const char* kOp = "safetensors";
 
 const char* dtype_code(DType dtype) {
-  switch (dtype) {
-    case DType::Float32: return "F32";
-    case DType::Float64: return "F64";
-    case DType::Int64: return "I64";
-  }
-  return "?";
+  const char* code = dtype_safetensors_code(dtype);
+  return code ? code : "?";
 }
 
 // Dtypes of the safetensors specification that latent does not hold.
@@ -89,11 +85,10 @@ Entry parse_entry(const std::string& source, const std::string& name, const json
 
   if (!dtype->is_string()) bad("dtype is not a string");
   const std::string& code = dtype->as_string();
-  if (code == "F32") e.dtype = kFloat32;
-  else if (code == "F64") e.dtype = kFloat64;
-  else if (code == "I64") e.dtype = kInt64;
-  else if (is_spec_dtype(code)) bad(fmt::format("dtype {} is not supported (latent reads F32, F64, I64)", code));
-  else bad(fmt::format("unknown dtype '{}'", code));
+  if (!dtype_from_safetensors(code, e.dtype)) {
+    if (is_spec_dtype(code)) bad(fmt::format("dtype {} is not supported (latent reads F32, F64, I64, I32, I8, U8)", code));
+    bad(fmt::format("unknown dtype '{}'", code));
+  }
 
   if (!shape->is_array()) bad("shape is not an array");
   if (shape->size() > static_cast<size_t>(kMaxDims))

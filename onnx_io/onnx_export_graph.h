@@ -29,12 +29,7 @@ using trace::Record;
 
 /// ONNX's TensorProto data type for a latent dtype.
 inline int32_t onnx_type(DType d) {
-  switch (d) {
-    case DType::Float32: return static_cast<int32_t>(DataType::Float);
-    case DType::Float64: return static_cast<int32_t>(DataType::Double);
-    case DType::Int64: return static_cast<int32_t>(DataType::Int64);
-  }
-  return 0;
+  return dtype_onnx_code(d);
 }
 
 /// Identity of a tensor's data layout: two tensors with the same key hold the same values.
@@ -208,6 +203,7 @@ class GraphBuilder {
         std::vector<int64_t> v = t.to_vector<int64_t>();
         return add_initializer(make_tensor<int64_t>(name, dims, v));
       }
+      default: fail(kOp, "constant '{}' has dtype {}, which ONNX export does not write yet", name, t.dtype());
     }
     return name;
   }
@@ -236,6 +232,7 @@ class GraphBuilder {
         const int64_t v = static_cast<int64_t>(value);
         return add_initializer(make_tensor<int64_t>(name, {}, std::span<const int64_t>(&v, 1)));
       }
+      default: fail(kOp, "a scalar of dtype {} cannot be exported yet", d);
     }
     return name;
   }

@@ -12,6 +12,7 @@
 #include "../ops/linalg.h"
 #include "../ops/loss.h"
 #include "../ops/nn_ops.h"
+#include "../ops/quantize.h"
 #include "../ops/scalar_math.h"
 
 namespace latent::onnx::exporter {
@@ -106,14 +107,39 @@ std::string emit_pad(const Emit& e) {  // (pads, mode, value); pads: (before, af
 
 // ---- linear algebra ----
 
+namespace {
+// Gemm(x, W^T, b); for a weight with an int8 form (a `latent quantize` run, ops/quantize.h) the QDQ
+// form ONNX Runtime and TensorRT fuse into an int8 GEMM: QuantizeLinear -> DequantizeLinear on the
+// input (uint8, per tensor) and DequantizeLinear (axis 0: per output channel, opset 13) of the int8
+// weight initializer, so the file holds the int8 weights and ONNX Runtime computes what latent does.
+std::string gemm_maybe_quantized(const Emit& e) {
+  std::string x = e.in[0], w = e.in[1];
+  if (auto q = find_quantized_linear(e.r.inputs[1])) {
+    const int64_t n = q->int8_weight.shape()[0], k = q->int8_weight.shape()[1];
+    const float s = q->input_scale;
+    const uint8_t z = static_cast<uint8_t>(q->input_zero);
+    const std::string sx = e.g.add_initializer(make_tensor<float>(e.g.fresh(w + "_input_scale"), {}, std::span<const float>(&s, 1)));
+    const std::string zx = e.g.add_initializer(make_tensor<uint8_t>(e.g.fresh(w + "_input_zero_point"), {}, std::span<const uint8_t>(&z, 1)));
+    x = e.node("DequantizeLinear", {e.node("QuantizeLinear", {x, sx, zx}), sx, zx});
+    const std::vector<int8_t> values = q->int8_weight.to_vector<int8_t>();
+    const std::vector<int8_t> zeros(static_cast<size_t>(n), 0);
+    const std::string wq = e.g.add_initializer(make_tensor<int8_t>(e.g.fresh(w + "_quantized"), {n, k}, std::span<const int8_t>(values)));
+    const std::string ws = e.g.add_initializer(make_tensor<float>(e.g.fresh(w + "_scale"), {n}, std::span<const float>(q->weight_scale)));
+    const std::string wz = e.g.add_initializer(make_tensor<int8_t>(e.g.fresh(w + "_zero_point"), {n}, std::span<const int8_t>(zeros)));
+    w = e.node("DequantizeLinear", {wq, ws, wz}, {attr_int("axis", 0)});
+  }
+  return e.node("Gemm", {x, w, e.in[2]}, {attr_int("transB", 1)});
+}
+}  // namespace
+
 std::string emit_linear(const Emit& e) {
   if (e.r.inputs[0].dim() != 2) e.unmapped();
-  return e.node("Gemm", {e.in[0], e.in[1], e.in[2]}, {attr_int("transB", 1)});
+  return gemm_maybe_quantized(e);
 }
 
 std::string emit_fused_linear(const Emit& e) {  // activation(x W^T + b), one op in latent; (activation)
   if (e.r.inputs[0].dim() != 2) e.unmapped();
-  const std::string y = e.node("Gemm", {e.in[0], e.in[1], e.in[2]}, {attr_int("transB", 1)});
+  const std::string y = gemm_maybe_quantized(e);
   switch (static_cast<Activation>(e.attr_i(0))) {
     case Activation::None: return y;
     case Activation::Relu: return e.node("Relu", {y});

@@ -83,8 +83,9 @@ TensorProto tensor_to_proto(const Tensor& tensor, const std::string& name) {
       std::vector<int64_t> v = tensor.to_vector<int64_t>();
       return make_tensor<int64_t>(name, dims, std::span<const int64_t>(v));
     }
+    default: break;
   }
-  fail(kOp, "tensor '{}' has an unknown dtype", name);
+  fail(kOp, "tensor '{}' has dtype {}, which latent does not write to ONNX yet", name, tensor.dtype());
 }
 
 struct OnnxModule::Impl {

@@ -125,6 +125,7 @@ int cmd_eval(const std::vector<std::string>& argv) {
   const int64_t n = limit > 0 ? std::min(limit, split.test->size()) : split.test->size();
   double total = 0, iw_total = 0;
   int64_t elements = 0;
+  const Generator::State rng = default_generator().state();  // an int8 run's float source sees the same VAE noise
   models::for_each_chunk(*split.test, n, 500, [&](const Tensor& x) {
     total += run.model->test_metric_sum(x);
     elements += x.numel();
@@ -137,6 +138,15 @@ int cmd_eval(const std::vector<std::string>& argv) {
   report.add("samples", n, "test samples");
   report.add("test_loss", loss, "test loss",
              fmt::format("{:.6g} {}", loss, vae ? "nats per image (negative ELBO)" : "MSE per element"));
+  if (const json::Value* q = run.config_json.find("quantization")) {  // an int8 run: its float source beside it
+    LoadedRun source = open_run(q->at("source").as_string());
+    default_generator().set_state(rng);
+    double source_total = 0;
+    models::for_each_chunk(*split.test, n, 500, [&](const Tensor& x) { source_total += source.model->test_metric_sum(x); });
+    const double float_loss = vae ? source_total / static_cast<double>(n) : source_total / static_cast<double>(elements);
+    report.add("float_test_loss", float_loss, "float32 loss",
+               fmt::format("{:.6g} (int8 / float32 = {:.4f}, {})", float_loss, loss / float_loss, source.dir));
+  }
   if (k > 0) {
     const double iw = iw_total / static_cast<double>(n);
     report.add("iw_nll", iw, "-log p(x)", fmt::format("{:.6g} nats per image ({} importance samples)", iw, k));

@@ -23,6 +23,7 @@ int cmd_demo(const std::vector<std::string>& argv);         ///< tools/cmd_demo.
 int cmd_version(const std::vector<std::string>& argv);      ///< tools/commands.cpp
 int cmd_score(const std::vector<std::string>& argv);        ///< tools/cmd_score.cpp
 int cmd_anomaly_bench(const std::vector<std::string>& argv);  ///< tools/cmd_anomaly_bench.cpp
+int cmd_quantize(const std::vector<std::string>& argv);     ///< tools/cmd_quantize.cpp
 int cmd_serve(const std::vector<std::string>& argv);        ///< tools/cmd_serve.cpp
 
 /// Throws a UsageError unless `dir` holds a trained run ("run directory 'x' does not exist",

@@ -36,6 +36,7 @@ const std::vector<Command>& commands() {
       {"score", "score every sample of a new file (CSV, PNG, IDX) with the stored preprocessing", cmd_score},
       {"serve", "HTTP inference service (KServe v2 / Triton, v1) for trained runs", cmd_serve},
       {"classify", "semi-supervised accuracy from few labels: latent codes vs raw pixels", cmd_classify},
+      {"quantize", "int8 copy of a trained dense run (static post-training quantization)", cmd_quantize},
       {"export", "write a run's model (or its encoder, decoder, anomaly scorer) as ONNX", cmd_export},
       {"demo", "fit a small autoencoder to synthetic data and print the loss falling", cmd_demo},
       {"version", "print the version, the BLAS build and whether CUDA is usable", cmd_version},

@@ -1,6 +1,8 @@
 // CPU kernels: elementwise unary/binary/where, copy, fill, random fills, all_finite.
 #include <cmath>
 #include <cstring>
+#include <limits>
+#include <type_traits>
 
 #include "../backend.h"
 #include "cpu_backend.h"
@@ -85,6 +87,21 @@ void run_binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out
   }
 }
 
+// Conversion for copy/to/fill: float -> narrower integer dtypes saturates (NaN -> 0) after
+// truncation toward zero, where a plain cast would be undefined out of range; other conversions
+// are the C++ casts (PyTorch's).
+template <class To, class From>
+inline To convert_to(From v) {
+  if constexpr (std::is_integral_v<To> && sizeof(To) < 8 && std::is_floating_point_v<From>) {
+    if (!(v == v)) return To(0);
+    if (v >= From(std::numeric_limits<To>::max())) return std::numeric_limits<To>::max();
+    if (v <= From(std::numeric_limits<To>::min())) return std::numeric_limits<To>::min();
+    return static_cast<To>(v);
+  } else {
+    return static_cast<To>(v);
+  }
+}
+
 template <class To, class From>
 void copy_rows(const Tensor& src, const Tensor& out) {
   if (std::is_same_v<To, From> && same_layout_contiguous<To>(out, src)) {
@@ -96,9 +113,9 @@ void copy_rows(const Tensor& src, const Tensor& out) {
     const From* a = reinterpret_cast<const From*>(p[1]);
     const int64_t so = s[0] / int64_t(sizeof(To)), sa = s[1] / int64_t(sizeof(From));
     if (so == 1 && sa == 1)
-      for (int64_t i = 0; i < n; ++i) o[i] = static_cast<To>(a[i]);
+      for (int64_t i = 0; i < n; ++i) o[i] = convert_to<To>(a[i]);
     else
-      for (int64_t i = 0; i < n; ++i) o[i * so] = static_cast<To>(a[i * sa]);
+      for (int64_t i = 0; i < n; ++i) o[i * so] = convert_to<To>(a[i * sa]);
   });
 }
 
@@ -161,9 +178,9 @@ void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const Ten
 }
 
 void CpuBackend::where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) {
-  visit_dtype(out.dtype(), [&](auto t) {
+  visit_any_dtype(out.dtype(), [&](auto t) {
     using T = decltype(t);
-    visit_dtype(cond.dtype(), [&](auto c) {
+    visit_any_dtype(cond.dtype(), [&](auto c) {
       using C = decltype(c);
       for_each_row<4>(out, {&cond, &a, &b}, [](char** p, int64_t n, const int64_t* s) {
         for (int64_t i = 0; i < n; ++i) {
@@ -176,15 +193,15 @@ void CpuBackend::where(const Tensor& cond, const Tensor& a, const Tensor& b, con
 }
 
 void CpuBackend::copy(const Tensor& src, const Tensor& out) {
-  visit_dtype(out.dtype(), [&](auto o) {
-    visit_dtype(src.dtype(), [&](auto s) { copy_rows<decltype(o), decltype(s)>(src, out); });
+  visit_any_dtype(out.dtype(), [&](auto o) {
+    visit_any_dtype(src.dtype(), [&](auto s) { copy_rows<decltype(o), decltype(s)>(src, out); });
   });
 }
 
 void CpuBackend::fill(const Tensor& out, double value) {
-  visit_dtype(out.dtype(), [&](auto t) {
+  visit_any_dtype(out.dtype(), [&](auto t) {
     using T = decltype(t);
-    const T v = static_cast<T>(value);
+    const T v = convert_to<T>(value);
     generate<T>(out, [v] { return v; });
   });
 }

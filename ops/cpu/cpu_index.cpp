@@ -29,7 +29,7 @@ template <class T> T* base(const Tensor& t) { return static_cast<T*>(t.storage()
 }  // namespace
 
 void CpuBackend::index_select(const Tensor& x, int dim, const Tensor& index, const Tensor& out) {
-  visit_dtype(x.dtype(), [&](auto tag) {
+  visit_any_dtype(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const int64_t* idx = index.data_ptr<int64_t>();
     const int64_t istride = index.strides().empty() ? 0 : index.strides()[0];
@@ -56,7 +56,7 @@ void CpuBackend::index_add(const Tensor& out, int dim, const Tensor& index, cons
 }
 
 void CpuBackend::gather(const Tensor& x, int dim, const Tensor& index, const Tensor& out) {
-  visit_dtype(x.dtype(), [&](auto tag) {
+  visit_any_dtype(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const int64_t xs = x.strides()[dim];
     for_each_element<3>(out.shape(), {&out, &x, &index}, [&](const std::array<int64_t, 3>& off, const Shape& at) {

@@ -1,0 +1,364 @@
+// int8 GEMM kernels (see qgemm.h for the layout and the arithmetic). Each variant computes
+// tiles of up to MR rows x NP panels (16 columns each) into int32 accumulators in registers,
+// writes the tile to a small buffer, and one shared epilogue (compiled per instruction set)
+// dequantizes or requantizes it into the output.
+#include "qgemm.h"
+
+#include <algorithm>
+#include <array>
+#include <cstdlib>
+#include <cstring>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
+#include "../../autograd/error.h"
+#include "isa.h"
+#include "workers.h"
+
+namespace latent::cpu {
+
+namespace {
+
+constexpr const char* kOp = "qgemm";
+constexpr int kPanel = 16;   // output channels per panel
+constexpr int kMaxNP = 4;    // panels per tile
+constexpr int kMaxMR = 6;    // rows per tile (buffers; the VNNI tiles take kVnniMR)
+constexpr int kVnniMR = 4;   // 4 rows x 4 panels: 16 accumulators (GCC spills 6 x 4, which halved the speed)
+
+// Per-call, per-column constants of the epilogue: real = float(acc - zero_sum[j]) * scale[j] + bias[j].
+struct ColumnTerms {
+  const int32_t* zero_sum;
+  const float* scale;
+  const float* bias;
+};
+
+struct Job {
+  int64_t m;
+  const uint8_t* a;
+  int64_t lda;
+  const PackedQWeight* b;
+  const QEpilogue* ep;
+  ColumnTerms terms;
+};
+
+#define LATENT_ALWAYS_INLINE inline __attribute__((always_inline))
+
+// clamp(round_half_even(v) + zero, 0, 255) as a float holding an integer. The clamp to
+// [-512, 512] first keeps the magic-number rounding exact (it needs |v| < 2^22, under the default
+// rounding mode: the build has no -ffast-math) and maps NaN to the zero point; written without
+// calls so the compiler vectorises it.
+LATENT_ALWAYS_INLINE float to_u8_level(float v, float zero, float lo) {
+  constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23
+  v = v == v ? v : 0.0f;
+  v = std::min(std::max(v, -512.0f), 512.0f);
+  v = ((v + kMagic) - kMagic) + zero;
+  return std::min(std::max(v, lo), 255.0f);
+}
+
+// acc: rows x kMaxNP*16 int32 (row stride kMaxNP*16); columns [j0, j0 + cols).
+LATENT_ALWAYS_INLINE void store_tile_body(const int32_t* acc, int rows, int64_t i0, int64_t j0, int cols,
+                                          const QEpilogue& ep, const ColumnTerms& t) {
+  const int32_t* zs = t.zero_sum + j0;
+  const float* sc = t.scale + j0;
+  const float* bi = t.bias + j0;
+  for (int r = 0; r < rows; ++r) {
+    const int32_t* row = acc + r * kMaxNP * kPanel;
+    const int64_t at = (i0 + r) * ep.ldc + j0;
+    if (ep.out_i32) {
+      std::memcpy(ep.out_i32 + at, row, sizeof(int32_t) * size_t(cols));
+    } else if (ep.out_f32) {
+      float* o = ep.out_f32 + at;
+      if (ep.relu)
+        for (int c = 0; c < cols; ++c) o[c] = std::max(float(row[c] - zs[c]) * sc[c] + bi[c], 0.0f);
+      else
+        for (int c = 0; c < cols; ++c) o[c] = float(row[c] - zs[c]) * sc[c] + bi[c];
+    } else {
+      uint8_t* o = ep.out_u8 + at;
+      const float inv = 1.0f / ep.out_scale, zero = float(ep.out_zero);
+      const float lo = ep.relu ? std::max(zero, 0.0f) : 0.0f;
+      for (int c = 0; c < cols; ++c) {
+        const float q = to_u8_level((float(row[c] - zs[c]) * sc[c] + bi[c]) * inv, zero, lo);
+        o[c] = static_cast<uint8_t>(static_cast<int32_t>(q));
+      }
+    }
+  }
+}
+
+LATENT_ALWAYS_INLINE int32_t load_group(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// ---- portable fallback --------------------------------------------------------------------------
+
+void tile_base(const Job& job, int64_t i0, int rows, int64_t panel0, int np) {
+  const PackedQWeight& b = *job.b;
+  int32_t acc[kMaxMR * kMaxNP * kPanel] = {};
+  for (int r = 0; r < rows; ++r) {
+    const uint8_t* a = job.a + (i0 + r) * job.lda;
+    int32_t* out = acc + r * kMaxNP * kPanel;
+    for (int p = 0; p < np; ++p) {
+      const int8_t* w = b.data.get() + (panel0 + p) * b.panel_bytes();
+      for (int64_t g = 0; g < b.k4; g += 4, w += 64)
+        for (int c = 0; c < kPanel; ++c) {
+          int32_t s = 0;
+          for (int q = 0; q < 4; ++q) s += int32_t(a[g + q]) * int32_t(w[c * 4 + q]);
+          out[p * kPanel + c] += s;
+        }
+    }
+  }
+  const int64_t j0 = panel0 * kPanel;
+  const int cols = int(std::min<int64_t>(int64_t(np) * kPanel, b.n - j0));
+  store_tile_body(acc, rows, i0, j0, cols, *job.ep, job.terms);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+
+#define LATENT_TARGET_VNNI __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma")))
+
+// ---- AVX-512 VNNI: VPDPBUSD, 16 int32 lanes per panel -------------------------------------------
+
+template <int MR, int NP>
+LATENT_TARGET_VNNI void tile_vnni_fixed(const Job& job, int64_t i0, int64_t panel0) {
+  const PackedQWeight& b = *job.b;
+  __m512i acc[MR][NP];
+  for (int r = 0; r < MR; ++r)
+    for (int p = 0; p < NP; ++p) acc[r][p] = _mm512_setzero_si512();
+  const int8_t* w = b.data.get() + panel0 * b.panel_bytes();
+  const int64_t pb = b.panel_bytes();
+  const uint8_t* a = job.a + i0 * job.lda;
+  for (int64_t g = 0; g < b.k4; g += 4) {
+    __m512i wv[NP];
+    for (int p = 0; p < NP; ++p) wv[p] = _mm512_load_si512(w + p * pb + g * 16);
+    for (int r = 0; r < MR; ++r) {
+      const __m512i av = _mm512_set1_epi32(load_group(a + r * job.lda + g));
+      for (int p = 0; p < NP; ++p) acc[r][p] = _mm512_dpbusd_epi32(acc[r][p], av, wv[p]);
+    }
+  }
+  alignas(64) int32_t buf[kMaxMR * kMaxNP * kPanel];
+  for (int r = 0; r < MR; ++r)
+    for (int p = 0; p < NP; ++p) _mm512_store_si512(buf + r * kMaxNP * kPanel + p * kPanel, acc[r][p]);
+  const int64_t j0 = panel0 * kPanel;
+  const int cols = int(std::min<int64_t>(int64_t(NP) * kPanel, b.n - j0));
+  store_tile_body(buf, MR, i0, j0, cols, *job.ep, job.terms);
+}
+
+// ---- AVX2: VPMADDUBSW on the low 7 bits and the top bit, VPMADDWD to int32 ----------------------
+
+template <int MR, int NP>
+__attribute__((target("avx2,fma"))) void tile_avx2_fixed(const Job& job, int64_t i0, int64_t panel0) {
+  const PackedQWeight& b = *job.b;
+  __m256i acc[MR][2 * NP];
+  for (int r = 0; r < MR; ++r)
+    for (int p = 0; p < 2 * NP; ++p) acc[r][p] = _mm256_setzero_si256();
+  const int8_t* w = b.data.get() + panel0 * b.panel_bytes();
+  const int64_t pb = b.panel_bytes();
+  const uint8_t* a = job.a + i0 * job.lda;
+  const __m256i low7 = _mm256_set1_epi8(0x7f), one8 = _mm256_set1_epi8(1);
+  const __m256i ones16 = _mm256_set1_epi16(1), x128 = _mm256_set1_epi16(128);
+  for (int64_t g = 0; g < b.k4; g += 4) {
+    __m256i wv[2 * NP];
+    for (int p = 0; p < NP; ++p) {
+      wv[2 * p] = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + p * pb + g * 16));
+      wv[2 * p + 1] = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + p * pb + g * 16 + 32));
+    }
+    for (int r = 0; r < MR; ++r) {
+      const __m256i av = _mm256_set1_epi32(load_group(a + r * job.lda + g));
+      const __m256i lo = _mm256_and_si256(av, low7);                           // 0..127
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(av, 7), one8);     // 0 or 1
+      for (int p = 0; p < 2 * NP; ++p) {
+        const __m256i plo = _mm256_maddubs_epi16(lo, wv[p]);  // |pair| <= 32512: no saturation
+        const __m256i phi = _mm256_maddubs_epi16(hi, wv[p]);  // |pair| <= 256
+        acc[r][p] = _mm256_add_epi32(acc[r][p], _mm256_add_epi32(_mm256_madd_epi16(plo, ones16),
+                                                                  _mm256_madd_epi16(phi, x128)));
+      }
+    }
+  }
+  alignas(64) int32_t buf[kMaxMR * kMaxNP * kPanel];
+  for (int r = 0; r < MR; ++r)
+    for (int p = 0; p < 2 * NP; ++p)
+      _mm256_store_si256(reinterpret_cast<__m256i*>(buf + r * kMaxNP * kPanel + p * 8), acc[r][p]);
+  const int64_t j0 = panel0 * kPanel;
+  const int cols = int(std::min<int64_t>(int64_t(NP) * kPanel, b.n - j0));
+  store_tile_body(buf, MR, i0, j0, cols, *job.ep, job.terms);
+}
+
+// Tables of the instantiations, indexed [rows - 1][panels - 1].
+using TileFn = void (*)(const Job&, int64_t, int64_t);
+template <int MR, int NP> struct VnniTile { static void run(const Job& j, int64_t i, int64_t p) { tile_vnni_fixed<MR, NP>(j, i, p); } };
+template <int MR, int NP> struct Avx2Tile { static void run(const Job& j, int64_t i, int64_t p) { tile_avx2_fixed<MR, NP>(j, i, p); } };
+
+template <template <int, int> class K, int MR>
+constexpr std::array<TileFn, kMaxNP> row_of() { return {&K<MR, 1>::run, &K<MR, 2>::run, &K<MR, 3>::run, &K<MR, 4>::run}; }
+
+template <template <int, int> class K>
+constexpr std::array<std::array<TileFn, kMaxNP>, kVnniMR> table_of() {
+  return {row_of<K, 1>(), row_of<K, 2>(), row_of<K, 3>(), row_of<K, 4>()};
+}
+
+constexpr auto kVnniTiles = table_of<VnniTile>();
+// AVX2 has 16 ymm registers: at most 2 rows x 2 panels (8 accumulators, 4 weight vectors).
+constexpr int kAvx2MR = 2, kAvx2NP = 2;
+constexpr std::array<std::array<TileFn, 2>, 2> kAvx2Tiles = {
+    std::array<TileFn, 2>{&Avx2Tile<1, 1>::run, &Avx2Tile<1, 2>::run},
+    std::array<TileFn, 2>{&Avx2Tile<2, 1>::run, &Avx2Tile<2, 2>::run}};
+
+#endif
+
+bool cpu_has_vnni() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+#else
+  return false;
+#endif
+}
+
+bool cpu_has_avx2() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2");
+#else
+  return false;
+#endif
+}
+
+// Columns [panel_lo, panel_hi) for every row, with the ISA's tiles.
+void run_panels(const Job& job, QIsa isa, int64_t panel_lo, int64_t panel_hi) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (isa == QIsa::Avx512Vnni) {
+    for (int64_t p = panel_lo; p < panel_hi; p += kMaxNP) {
+      const int np = int(std::min<int64_t>(kMaxNP, panel_hi - p));
+      for (int64_t i = 0; i < job.m; i += kVnniMR) {
+        const int mr = int(std::min<int64_t>(kVnniMR, job.m - i));
+        kVnniTiles[mr - 1][np - 1](job, i, p);
+      }
+    }
+    return;
+  }
+  if (isa == QIsa::Avx2) {
+    for (int64_t p = panel_lo; p < panel_hi; p += kAvx2NP) {
+      const int np = int(std::min<int64_t>(kAvx2NP, panel_hi - p));
+      for (int64_t i = 0; i < job.m; i += kAvx2MR) {
+        const int mr = int(std::min<int64_t>(kAvx2MR, job.m - i));
+        kAvx2Tiles[mr - 1][np - 1](job, i, p);
+      }
+    }
+    return;
+  }
+#endif
+  for (int64_t p = panel_lo; p < panel_hi; p += kMaxNP) {
+    const int np = int(std::min<int64_t>(kMaxNP, panel_hi - p));
+    for (int64_t i = 0; i < job.m; i += kMaxMR) tile_base(job, i, int(std::min<int64_t>(kMaxMR, job.m - i)), p, np);
+  }
+}
+
+}  // namespace
+
+PackedQWeight pack_qweight(int64_t n, int64_t k, const int8_t* w, int64_t ldw) {
+  if (n <= 0 || k <= 0) fail(kOp, "weight shape [{}, {}] must be positive", n, k);
+  PackedQWeight out;
+  out.n = n;
+  out.k = k;
+  out.k4 = (k + 3) / 4 * 4;
+  out.panels = (n + kPanel - 1) / kPanel;
+  const size_t bytes = size_t(out.panels * out.panel_bytes() + 63) / 64 * 64;
+  out.data = {static_cast<int8_t*>(std::aligned_alloc(64, bytes)), &std::free};
+  if (!out.data) fail(kOp, "out of memory packing a [{}, {}] weight", n, k);
+  std::memset(out.data.get(), 0, bytes);
+  out.col_sum.assign(size_t(out.panels * kPanel), 0);
+  for (int64_t j = 0; j < n; ++j) {
+    int8_t* panel = out.data.get() + (j / kPanel) * out.panel_bytes();
+    const int64_t c = j % kPanel;
+    int32_t sum = 0;
+    for (int64_t p = 0; p < k; ++p) {
+      const int8_t v = w[j * ldw + p];
+      panel[(p / 4) * 64 + c * 4 + p % 4] = v;
+      sum += v;
+    }
+    out.col_sum[size_t(j)] = sum;
+  }
+  return out;
+}
+
+QIsa qgemm_best_isa() {
+  static const QIsa best = [] {
+    const int cap = cpu_isa();  // honours LATENT_CPU_ISA
+    if (cap >= 2 && cpu_has_vnni()) return QIsa::Avx512Vnni;
+    if (cap >= 1 && cpu_has_avx2()) return QIsa::Avx2;
+    return QIsa::Base;
+  }();
+  return best;
+}
+
+const char* qisa_name(QIsa isa) {
+  switch (isa) {
+    case QIsa::Avx512Vnni: return "avx512-vnni";
+    case QIsa::Avx2: return "avx2";
+    case QIsa::Base: return "base";
+  }
+  return "?";
+}
+
+void qgemm_u8s8(int64_t m, const uint8_t* a, int64_t lda, const PackedQWeight& b, const QEpilogue& ep) {
+  qgemm_u8s8(m, a, lda, b, ep, qgemm_best_isa());
+}
+
+void qgemm_u8s8(int64_t m, const uint8_t* a, int64_t lda, const PackedQWeight& b, const QEpilogue& ep, QIsa isa) {
+  if (m <= 0) return;
+  if (lda < b.k4) fail(kOp, "row stride {} of A is below the packed k {}", lda, b.k4);
+  if (int(isa) > int(QIsa::Base) && !(isa == QIsa::Avx2 ? cpu_has_avx2() : cpu_has_vnni()))
+    fail(kOp, "this CPU cannot run the {} kernel", qisa_name(isa));
+  if (int(!!ep.out_f32) + int(!!ep.out_u8) + int(!!ep.out_i32) != 1)
+    fail(kOp, "exactly one output (float32, uint8 or int32) must be given");
+  if (ep.a_zero < 0 || ep.a_zero > 255) fail(kOp, "activation zero point {} is outside [0, 255]", ep.a_zero);
+
+  // Per-column constants, in per-thread buffers reused across calls.
+  thread_local std::vector<int32_t> zero_sum;
+  thread_local std::vector<float> scale, bias;
+  const size_t cols = size_t(b.panels * kPanel);
+  zero_sum.resize(cols);
+  scale.resize(cols);
+  bias.resize(cols);
+  for (size_t j = 0; j < cols; ++j) {
+    const bool real = int64_t(j) < b.n;
+    zero_sum[j] = ep.a_zero * b.col_sum[j];
+    scale[j] = ep.a_scale * (real && ep.w_scale ? ep.w_scale[j] : 1.0f);
+    bias[j] = real && ep.bias ? ep.bias[j] : 0.0f;
+  }
+  const Job job{m, a, lda, &b, &ep, {zero_sum.data(), scale.data(), bias.data()}};
+
+  const int64_t work = m * b.n * b.k;
+  const RangeSplit split = split_range(b.panels, work >= (int64_t{1} << 18) ? 0 : b.panels + 1, 1);
+  parallel_for(split, [&](int, int64_t lo, int64_t hi) { run_panels(job, isa, lo, hi); });
+}
+
+namespace {
+LATENT_ALWAYS_INLINE void quantize_u8_impl_body(int64_t m, int64_t k, const float* x, int64_t ldx, float scale,
+                                           int32_t zero, uint8_t* q, int64_t ldq) {
+  const float inv = 1.0f / scale, z = float(zero);
+  for (int64_t i = 0; i < m; ++i) {
+    const float* xi = x + i * ldx;
+    uint8_t* qi = q + i * ldq;
+    for (int64_t p = 0; p < k; ++p) {
+      qi[p] = static_cast<uint8_t>(static_cast<int32_t>(to_u8_level(xi[p] * inv, z, 0.0f)));
+    }
+  }
+}
+LATENT_CPU_MULTI_ISA(quantize_u8_impl,
+                     (int64_t m, int64_t k, const float* x, int64_t ldx, float scale, int32_t zero, uint8_t* q,
+                      int64_t ldq),
+                     (m, k, x, ldx, scale, zero, q, ldq))
+}  // namespace
+
+void quantize_u8(int64_t m, int64_t k, const float* x, int64_t ldx, float scale, int32_t zero, uint8_t* q,
+                 int64_t ldq) {
+  if (!(scale > 0.0f)) fail("quantize", "scale must be positive; got {}", scale);
+  quantize_u8_impl(m, k, x, ldx, scale, zero, q, ldq);
+}
+
+}  // namespace latent::cpu

@@ -1,0 +1,236 @@
+// The int8 forms of linear weights and the calibration observer (see quantize.h).
+#include "quantize.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <mutex>
+#include <unordered_map>
+
+#include "cpu/qgemm.h"
+#include "creation.h"
+
+namespace latent {
+
+namespace {
+
+constexpr const char* kOp = "quantize";
+
+// Identity of a weight tensor: storage (weak, so a freed storage never matches a new one at the
+// same address), offset, shape, strides; the version is compared on lookup.
+struct WeightKey {
+  std::weak_ptr<Storage> storage;
+  int64_t offset = 0, n = 0, k = 0, stride_n = 0, stride_k = 0;
+  uint32_t version = 0;
+  static WeightKey of(const Tensor& w) {
+    return {w.storage(), w.storage_offset(), w.shape()[0], w.shape()[1], w.strides()[0], w.strides()[1],
+            w.storage()->version()};
+  }
+  bool same_tensor(const WeightKey& o) const {
+    return offset == o.offset && n == o.n && k == o.k && stride_n == o.stride_n && stride_k == o.stride_k &&
+           !storage.expired();
+  }
+};
+
+struct Entry {
+  WeightKey key;
+  std::shared_ptr<const QuantizedLinear> q;
+};
+
+struct ObservedEntry {
+  WeightKey key;
+  CalibrationStats stats;
+};
+
+struct Registry {
+  std::mutex mutex;
+  std::unordered_map<const Storage*, std::vector<Entry>> entries;
+  bool calibrating = false;
+  std::unordered_map<const Storage*, std::vector<ObservedEntry>> observed;
+};
+
+Registry& registry() {
+  static Registry* r = new Registry;  // never destroyed: safe from other static destructors
+  return *r;
+}
+
+// Entries plus a live calibration: the one load the linear hot path pays when quantization is unused.
+std::atomic<int> g_active{0};
+
+// Values kept per weight for percentiles: all of them up to this many, then a strided subsample.
+constexpr size_t kSampleCap = size_t{1} << 21;
+
+}  // namespace
+
+std::pair<Tensor, Tensor> quantize_weight_symmetric(const Tensor& weight_in, bool per_channel) {
+  if (!weight_in.defined() || weight_in.dim() != 2)
+    fail(kOp, "a linear weight must be 2-d (out, in); got {}", weight_in.defined() ? fmt::format("{}", weight_in.shape()) : "undefined");
+  const Tensor weight = weight_in.to(kFloat32).contiguous();
+  const int64_t n = weight.shape()[0], k = weight.shape()[1];
+  const float* w = weight.data_ptr<float>();
+  Tensor q = empty({n, k}, kInt8), scales = empty({n}, kFloat32);
+  int8_t* pq = q.data_ptr<int8_t>();
+  float* ps = scales.data_ptr<float>();
+  float all_max = 0.0f;
+  for (int64_t i = 0; i < n * k; ++i) all_max = std::max(all_max, std::abs(w[i]));
+  for (int64_t j = 0; j < n; ++j) {
+    float m = all_max;
+    if (per_channel) {
+      m = 0.0f;
+      for (int64_t p = 0; p < k; ++p) m = std::max(m, std::abs(w[j * k + p]));
+    }
+    if (!std::isfinite(m)) fail(kOp, "weight row {} holds a non-finite value", j);
+    const float s = m > 0.0f ? m / 127.0f : 1.0f;
+    ps[j] = s;
+    for (int64_t p = 0; p < k; ++p)
+      pq[j * k + p] = static_cast<int8_t>(std::clamp(std::nearbyint(w[j * k + p] / s), -127.0f, 127.0f));
+  }
+  return {q, scales};
+}
+
+std::pair<float, int32_t> uint8_params(double lo, double hi) {
+  if (!std::isfinite(lo) || !std::isfinite(hi) || lo > hi)
+    fail(kOp, "activation range [{}, {}] is not a finite interval", lo, hi);
+  lo = std::min(lo, 0.0);
+  hi = std::max(hi, 0.0);
+  if (hi - lo < 1e-12) return {1.0f, 0};
+  const float scale = static_cast<float>((hi - lo) / 255.0);
+  const int32_t zero = static_cast<int32_t>(std::clamp(std::nearbyint(-lo / scale), 0.0, 255.0));
+  return {scale, zero};
+}
+
+std::shared_ptr<const QuantizedLinear> make_quantized_linear(const Tensor& q_in, const Tensor& weight_scale,
+                                                             float input_scale, int32_t input_zero) {
+  if (!q_in.defined() || q_in.dim() != 2 || q_in.dtype() != kInt8)
+    fail(kOp, "quantized weights must be a 2-d int8 tensor; got {} {}", q_in.defined() ? dtype_name(q_in.dtype()) : "undefined",
+         q_in.defined() ? fmt::format("{}", q_in.shape()) : "");
+  const int64_t n = q_in.shape()[0], k = q_in.shape()[1];
+  if (!weight_scale.defined() || weight_scale.numel() != n)
+    fail(kOp, "weight scales: expected {} values (one per output channel); got {}", n,
+         weight_scale.defined() ? weight_scale.numel() : 0);
+  if (!(input_scale > 0.0f) || !std::isfinite(input_scale))
+    fail(kOp, "input scale must be positive and finite; got {}", input_scale);
+  if (input_zero < 0 || input_zero > 255) fail(kOp, "input zero point {} is outside [0, 255]", input_zero);
+  const Tensor q = q_in.contiguous();
+  auto out = std::make_shared<QuantizedLinear>();
+  out->packed = std::make_shared<const cpu::PackedQWeight>(cpu::pack_qweight(n, k, q.data_ptr<int8_t>(), k));
+  out->int8_weight = q;
+  out->weight_scale = weight_scale.to(kFloat32).contiguous().to_vector<float>();
+  for (float s : out->weight_scale)
+    if (!(s > 0.0f) || !std::isfinite(s)) fail(kOp, "weight scales must be positive and finite; got {}", s);
+  out->input_scale = input_scale;
+  out->input_zero = input_zero;
+  return out;
+}
+
+void set_quantized_linear(const Tensor& weight, std::shared_ptr<const QuantizedLinear> q) {
+  if (!weight.defined() || weight.dim() != 2 || weight.dtype() != kFloat32 || !weight.device().is_cpu())
+    fail(kOp, "int8 inference needs a 2-d float32 CPU weight; got {}", weight.defined() ? fmt::format("{} {} on {}", weight.dtype(), weight.shape(), weight.device()) : "undefined");
+  if (!q || q->packed->n != weight.shape()[0] || q->packed->k != weight.shape()[1])
+    fail(kOp, "int8 weights [{}, {}] do not match the weight's shape {}", q ? q->packed->n : 0, q ? q->packed->k : 0,
+         weight.shape());
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  const WeightKey key = WeightKey::of(weight);
+  auto& list = r.entries[weight.storage().get()];
+  const size_t before = list.size();
+  list.erase(std::remove_if(list.begin(), list.end(), [&](const Entry& e) { return e.key.same_tensor(key) || e.key.storage.expired(); }),
+             list.end());
+  g_active -= int(before - list.size());
+  list.push_back(Entry{key, std::move(q)});
+  ++g_active;
+}
+
+std::shared_ptr<const QuantizedLinear> find_quantized_linear(const Tensor& weight) {
+  if (g_active.load(std::memory_order_relaxed) == 0 || weight.dim() != 2) return nullptr;
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  auto it = r.entries.find(weight.storage().get());
+  if (it == r.entries.end()) return nullptr;
+  const WeightKey key = WeightKey::of(weight);
+  for (const Entry& e : it->second)
+    if (e.key.same_tensor(key) && e.key.version == key.version) return e.q;
+  return nullptr;
+}
+
+void clear_quantized_linears() {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  for (auto& [s, list] : r.entries) g_active -= int(list.size());
+  r.entries.clear();
+}
+
+CalibrationGuard::CalibrationGuard() {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  if (r.calibrating) fail(kOp, "a calibration is already running");
+  r.calibrating = true;
+  r.observed.clear();
+  ++g_active;
+}
+
+CalibrationGuard::~CalibrationGuard() {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  r.calibrating = false;
+  r.observed.clear();
+  --g_active;
+}
+
+CalibrationStats CalibrationGuard::stats(const Tensor& weight) const {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  auto it = r.observed.find(weight.storage().get());
+  if (it == r.observed.end()) return {};
+  const WeightKey key = WeightKey::of(weight);
+  for (const ObservedEntry& e : it->second)
+    if (e.key.same_tensor(key)) return e.stats;
+  return {};
+}
+
+namespace detail {
+
+bool quantization_active() { return g_active.load(std::memory_order_relaxed) != 0; }
+
+void observe_linear_input(const Tensor& weight, const Tensor& x_in) {
+  Registry& r = registry();
+  {
+    std::lock_guard<std::mutex> lock(r.mutex);
+    if (!r.calibrating) return;
+  }
+  const Tensor x = x_in.to(kFloat32).contiguous();
+  const float* p = x.data_ptr<float>();
+  const int64_t count = x.numel();
+  if (count == 0) return;
+  std::lock_guard<std::mutex> lock(r.mutex);
+  auto& list = r.observed[weight.storage().get()];
+  const WeightKey key = WeightKey::of(weight);
+  ObservedEntry* entry = nullptr;
+  for (ObservedEntry& e : list)
+    if (e.key.same_tensor(key)) entry = &e;
+  if (!entry) {
+    list.push_back(ObservedEntry{key, {}});
+    entry = &list.back();
+    entry->stats.min = entry->stats.max = p[0];
+  }
+  CalibrationStats& s = entry->stats;
+  for (int64_t i = 0; i < count; ++i) {
+    if (!std::isfinite(p[i])) fail(kOp, "calibration input of a [{}, {}] linear layer holds {}", key.n, key.k, p[i]);
+    s.min = std::min(s.min, double(p[i]));
+    s.max = std::max(s.max, double(p[i]));
+  }
+  // Keep every value up to the cap; past it, every stride-th (stride doubling), which keeps the
+  // sample spread over all batches.
+  const int64_t stride = std::max<int64_t>(1, (s.count + count) / int64_t(kSampleCap) + 1);
+  for (int64_t i = 0; i < count; i += stride) s.sample.push_back(p[i]);
+  if (s.sample.size() > kSampleCap) {
+    size_t w = 0;
+    for (size_t i = 0; i < s.sample.size(); i += 2) s.sample[w++] = s.sample[i];
+    s.sample.resize(w);
+  }
+  s.count += count;
+}
+
+}  // namespace detail
+
+}  // namespace latent

@@ -1,0 +1,87 @@
+// int8 inference for linear layers: a float32 weight can carry an int8 form (symmetric
+// per-output-channel int8 weights, packed for ops/cpu/qgemm.h, and the uint8 quantization of the
+// layer's input), and every inference-path `linear`/`fused_linear` call on that weight then runs
+// the int8 GEMM: quantize the input rows to uint8, multiply with int32 accumulation, dequantize
+// with the bias and relu in the store, sigmoid/tanh in float32 after. Calls that record a tape
+// node (training) always run float32.
+//
+// The int8 form is keyed like the prepacked float weights (ops/cpu/sgemm_small.h): the weight's
+// storage (weak), offset, shape, strides and version. An in-place change of the weight (an
+// optimizer step, copy_, load_state_dict) bumps the version and the float path runs again.
+//
+// Calibration: while a CalibrationGuard lives, every inference-path linear call records its
+// input's values per weight (min/max, and a strided sample for percentiles), which
+// models/quantize.cpp turns into the input's scale and zero point.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "../autograd/tensor.h"
+
+namespace latent {
+
+namespace cpu {
+struct PackedQWeight;  // ops/cpu/qgemm.h (not installed)
+}
+
+/// The int8 form of one linear layer's weight (out, in).
+struct QuantizedLinear {
+  std::shared_ptr<const cpu::PackedQWeight> packed;  ///< int8 weights, packed
+  Tensor int8_weight;                                ///< the same int8 weights (out, in), unpacked (export)
+  std::vector<float> weight_scale;                   ///< out values (per channel; all equal when per tensor)
+  float input_scale = 1.0f;                          ///< uint8 input: x ~ (q - zero) * scale
+  int32_t input_zero = 0;                            ///< the input's zero point (0..255)
+};
+
+/// Symmetric int8 quantization of a float32 weight (out, in): per output channel (or one scale for
+/// the whole tensor), q = clamp(round_half_even(w / scale), -127, 127), scale = max|w| / 127
+/// (1 where a channel is all zero). Returns q (int8, (out, in)) and the scales (float32, (out)).
+std::pair<Tensor, Tensor> quantize_weight_symmetric(const Tensor& weight, bool per_channel = true);
+
+/// Uint8 affine parameters covering [lo, hi] (widened to include 0, so zero is exact):
+/// scale = (hi - lo) / 255, zero = round(-lo / scale).
+std::pair<float, int32_t> uint8_params(double lo, double hi);
+
+/// The QuantizedLinear of int8 weights q (out, in), scales (out) and the input's parameters.
+std::shared_ptr<const QuantizedLinear> make_quantized_linear(const Tensor& q, const Tensor& weight_scale,
+                                                             float input_scale, int32_t input_zero);
+
+/// Makes inference calls of `linear(x, weight, ...)` run int8 with `q` (weight: a float32 CPU
+/// tensor (out, in) matching q's shape). Replaces an earlier entry for the same weight.
+void set_quantized_linear(const Tensor& weight, std::shared_ptr<const QuantizedLinear> q);
+/// The int8 form registered for exactly this weight tensor and version, or null.
+std::shared_ptr<const QuantizedLinear> find_quantized_linear(const Tensor& weight);
+/// Drops every entry (tests).
+void clear_quantized_linears();
+
+/// Input statistics of one weight's linear calls while calibrating.
+struct CalibrationStats {
+  double min = 0;             ///< smallest value seen
+  double max = 0;             ///< largest value seen
+  int64_t count = 0;          ///< values seen
+  std::vector<float> sample;  ///< every value up to a cap, then a strided subsample (percentiles)
+};
+
+/// While alive (one at a time, process-wide), inference-path linear calls record their inputs.
+class CalibrationGuard {
+ public:
+  /// Starts recording ("[quantize] a calibration is already running" when another guard lives).
+  CalibrationGuard();
+  /// Stops recording and drops the statistics.
+  ~CalibrationGuard();
+  CalibrationGuard(const CalibrationGuard&) = delete;
+  CalibrationGuard& operator=(const CalibrationGuard&) = delete;
+  /// The statistics recorded for `weight` (count 0 when it was never called).
+  CalibrationStats stats(const Tensor& weight) const;
+};
+
+namespace detail {
+/// Called by the CPU backend's inference linear: records x when a CalibrationGuard lives.
+void observe_linear_input(const Tensor& weight, const Tensor& x);
+/// Whether any int8 form or a calibration is active (one relaxed load).
+bool quantization_active();
+}  // namespace detail
+
+}  // namespace latent

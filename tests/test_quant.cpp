@@ -1,0 +1,361 @@
+// The quantized dtypes (int8, uint8, int32 in the one dtype list) and the int8 GEMM kernels
+// (ops/cpu/qgemm.h): every variant this CPU runs against a plain int64/float64 reference on random
+// shapes (M = 1, odd k and n, tails of every tile size) and the saturation corners.
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "helpers.h"
+#include "models/safetensors.h"
+#include "ops/cpu/qgemm.h"
+
+using namespace latent;
+using latent::cpu::QIsa;
+using latent::testing::check_values;
+using latent::testing::check_close;
+
+TEST_CASE("dtype list: names, sizes, codes and promotion come from one table") {
+  CHECK(dtype_name(kInt8) == "int8");
+  CHECK(dtype_name(kUInt8) == "uint8");
+  CHECK(dtype_name(kInt32) == "int32");
+  CHECK(dtype_size(kInt8) == 1);
+  CHECK(dtype_size(kUInt8) == 1);
+  CHECK(dtype_size(kInt32) == 4);
+  CHECK(dtype_size(kFloat64) == 8);
+  CHECK(std::string(dtype_safetensors_code(kInt8)) == "I8");
+  CHECK(std::string(dtype_safetensors_code(kUInt8)) == "U8");
+  CHECK(std::string(dtype_safetensors_code(kInt32)) == "I32");
+  CHECK(dtype_onnx_code(kUInt8) == 2);
+  CHECK(dtype_onnx_code(kInt8) == 3);
+  CHECK(dtype_onnx_code(kInt32) == 6);
+  CHECK(dtype_onnx_code(kInt64) == 7);
+  CHECK(dtype_onnx_code(kFloat32) == 1);
+  CHECK(dtype_onnx_code(kFloat64) == 11);
+  DType d = kFloat32;
+  CHECK(dtype_from_onnx(3, d));
+  CHECK(d == kInt8);
+  CHECK_FALSE(dtype_from_onnx(10, d));  // float16: not held yet
+  CHECK(promote_types(kInt8, kFloat32) == kFloat32);
+  CHECK(promote_types(kInt32, kInt64) == kInt64);
+  CHECK(promote_types(kUInt8, kInt32) == kInt32);
+  CHECK_FALSE(is_floating(kInt8));
+  CHECK_FALSE(is_compute_dtype(kInt8));
+  CHECK(is_compute_dtype(kInt64));
+  CHECK(dtype_of<int8_t>::value == kInt8);
+  CHECK(dtype_of<uint8_t>::value == kUInt8);
+  CHECK(dtype_of<int32_t>::value == kInt32);
+}
+
+TEST_CASE("int8/uint8/int32 tensors: conversion saturates, values read back, arithmetic names the dtype") {
+  Tensor x = tensor({-300.0f, -128.6f, -1.5f, -0.4f, 0.0f, 0.9f, 126.99f, 127.0f, 1e9f, NAN});
+  check_values(x.to(kInt8), {-128, -128, -1, 0, 0, 0, 126, 127, 127, 0}, 0, 0);
+  check_values(x.to(kUInt8), {0, 0, 0, 0, 0, 0, 126, 127, 255, 0}, 0, 0);
+  check_values(x.to(kInt32), {-300, -128, -1, 0, 0, 0, 126, 127, 1e9, 0}, 0, 0);
+  check_values(tensor({3e9f, -3e9f}).to(kInt32), {2147483647, -2147483648.0}, 0, 0);
+  // integer -> integer conversions are C++'s (wrapping), as in PyTorch
+  Tensor big = tensor({300.0f, -1.0f}).to(kInt32);
+  check_values(big.to(kUInt8), {44, 255}, 0, 0);
+  Tensor q = tensor({-7.0f, 5.0f}).to(kInt8);
+  CHECK(q.dtype() == kInt8);
+  CHECK(q.at<int>({0}) == -7);
+  CHECK(q.slice(0, 1, 2).item<float>() == 5.0f);
+  check_values(q.to(kFloat64), {-7, 5}, 0, 0);
+  Tensor filled = full({3}, 200.0, kUInt8);
+  check_values(filled, {200, 200, 200}, 0, 0);
+  CHECK_THROWS_WITH_SUBSTR(q + q, "dtype int8 is not supported on CPU");
+}
+
+TEST_CASE("int8/uint8/int32 tensors round-trip through safetensors") {
+  Tensor w = tensor({-128.0f, -1.0f, 0.0f, 127.0f}).to(kInt8).view({2, 2});
+  Tensor u = tensor({0.0f, 255.0f, 17.0f}).to(kUInt8);
+  Tensor i = tensor({-70000.0f, 70000.0f}).to(kInt32);
+  const std::string bytes = safetensors::serialize({{"w", w}, {"u", u}, {"i", i}});
+  CHECK(bytes.find("\"dtype\":\"I8\"") != std::string::npos);
+  safetensors::File f = safetensors::deserialize(bytes);
+  CHECK(f.at("w").dtype() == kInt8);
+  CHECK(f.at("w").shape() == Shape{2, 2});
+  check_values(f.at("w"), {-128, -1, 0, 127}, 0, 0);
+  CHECK(f.at("u").dtype() == kUInt8);
+  check_values(f.at("u"), {0, 255, 17}, 0, 0);
+  CHECK(f.at("i").dtype() == kInt32);
+  check_values(f.at("i"), {-70000, 70000}, 0, 0);
+}
+
+namespace {
+
+std::vector<QIsa> isas_here() {
+  std::vector<QIsa> out{QIsa::Base};
+  if (int(cpu::qgemm_best_isa()) >= int(QIsa::Avx2)) out.push_back(QIsa::Avx2);
+  if (cpu::qgemm_best_isa() == QIsa::Avx512Vnni) out.push_back(QIsa::Avx512Vnni);
+  return out;
+}
+
+struct Problem {
+  int64_t m, n, k, lda;
+  std::vector<uint8_t> a;  // m x lda
+  std::vector<int8_t> w;   // n x k
+  std::vector<float> w_scale, bias;
+};
+
+Problem random_problem(int64_t m, int64_t n, int64_t k, uint32_t seed) {
+  std::mt19937 gen(seed);
+  Problem p{m, n, k, (k + 3) / 4 * 4 + 4, {}, {}, {}, {}};
+  std::uniform_int_distribution<int> ua(0, 255), uw(-128, 127);
+  std::uniform_real_distribution<float> us(0.001f, 0.02f), ub(-1.0f, 1.0f);
+  p.a.resize(size_t(m * p.lda));
+  for (auto& v : p.a) v = uint8_t(ua(gen));  // padding bytes too: their weights are zero
+  p.w.resize(size_t(n * k));
+  for (auto& v : p.w) v = int8_t(uw(gen));
+  for (int64_t j = 0; j < n; ++j) {
+    p.w_scale.push_back(us(gen));
+    p.bias.push_back(ub(gen));
+  }
+  return p;
+}
+
+std::vector<int64_t> reference_sums(const Problem& p) {
+  std::vector<int64_t> c(size_t(p.m * p.n));
+  for (int64_t i = 0; i < p.m; ++i)
+    for (int64_t j = 0; j < p.n; ++j) {
+      int64_t s = 0;
+      for (int64_t q = 0; q < p.k; ++q) s += int64_t(p.a[size_t(i * p.lda + q)]) * p.w[size_t(j * p.k + q)];
+      c[size_t(i * p.n + j)] = s;
+    }
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("qgemm: int32 sums of every variant equal the reference on random shapes") {
+  const int64_t shapes[][3] = {{1, 1, 1},    {1, 16, 4},   {1, 17, 5},  {1, 512, 784}, {2, 33, 7},   {3, 64, 3},
+                               {5, 65, 129}, {6, 48, 64},  {7, 80, 31}, {13, 1, 9},    {37, 100, 257},
+                               {64, 130, 66}};
+  uint32_t seed = 1;
+  for (const auto& s : shapes) {
+    Problem p = random_problem(s[0], s[1], s[2], seed++);
+    const std::vector<int64_t> ref = reference_sums(p);
+    cpu::PackedQWeight packed = cpu::pack_qweight(p.n, p.k, p.w.data(), p.k);
+    for (QIsa isa : isas_here()) {
+      INFO("isa " << cpu::qisa_name(isa) << ", m " << p.m << ", n " << p.n << ", k " << p.k);
+      std::vector<int32_t> c(size_t(p.m * p.n), -1);
+      cpu::QEpilogue ep;
+      ep.out_i32 = c.data();
+      ep.ldc = p.n;
+      cpu::qgemm_u8s8(p.m, p.a.data(), p.lda, packed, ep, isa);
+      int64_t bad = 0;
+      for (size_t i = 0; i < c.size(); ++i) bad += c[i] != ref[i];
+      CHECK(bad == 0);
+    }
+  }
+}
+
+TEST_CASE("qgemm: saturation corners (255 x -128, 255 x 127, mixed signs) stay exact") {
+  // VPMADDUBSW would saturate pairs 255*127 + 255*127 = 64770 and 255*-128*2 = -65280 to int16.
+  const int64_t m = 3, n = 20, k = 4099;
+  Problem p{m, n, k, (k + 3) / 4 * 4, {}, {}, {}, {}};
+  p.a.assign(size_t(m * p.lda), 255);
+  for (int64_t q = 0; q < k; ++q) p.a[size_t(2 * p.lda + q)] = q % 2 ? 255 : 128;
+  p.w.resize(size_t(n * k));
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t q = 0; q < k; ++q)
+      p.w[size_t(j * k + q)] = j % 3 == 0 ? int8_t(-128) : j % 3 == 1 ? int8_t(127) : int8_t(q % 2 ? 127 : -128);
+  const std::vector<int64_t> ref = reference_sums(p);
+  CHECK(ref[0] == int64_t(255) * -128 * k);
+  CHECK(ref[1] == int64_t(255) * 127 * k);
+  cpu::PackedQWeight packed = cpu::pack_qweight(n, k, p.w.data(), k);
+  for (QIsa isa : isas_here()) {
+    INFO("isa " << cpu::qisa_name(isa));
+    std::vector<int32_t> c(size_t(m * n));
+    cpu::QEpilogue ep;
+    ep.out_i32 = c.data();
+    ep.ldc = n;
+    cpu::qgemm_u8s8(m, p.a.data(), p.lda, packed, ep, isa);
+    for (size_t i = 0; i < c.size(); ++i) {
+      INFO("element " << i);
+      CHECK(int64_t(c[i]) == ref[i]);
+    }
+  }
+}
+
+TEST_CASE("qgemm: dequantized float32 and requantized uint8 stores match a float64 reference") {
+  const int64_t shapes[][3] = {{1, 40, 33}, {6, 64, 64}, {19, 70, 130}, {256, 96, 200}};
+  uint32_t seed = 100;
+  for (const auto& s : shapes) {
+    Problem p = random_problem(s[0], s[1], s[2], seed++);
+    const std::vector<int64_t> ref = reference_sums(p);
+    cpu::PackedQWeight packed = cpu::pack_qweight(p.n, p.k, p.w.data(), p.k);
+    const float a_scale = 0.0125f;
+    const int32_t a_zero = 77;
+    std::vector<double> real(ref.size());
+    for (int64_t i = 0; i < p.m; ++i)
+      for (int64_t j = 0; j < p.n; ++j) {
+        int64_t colsum = 0;
+        for (int64_t q = 0; q < p.k; ++q) colsum += p.w[size_t(j * p.k + q)];
+        real[size_t(i * p.n + j)] =
+            double(a_scale) * p.w_scale[size_t(j)] * double(ref[size_t(i * p.n + j)] - a_zero * colsum) + p.bias[size_t(j)];
+      }
+    for (bool relu : {false, true})
+      for (QIsa isa : isas_here()) {
+        INFO("isa " << cpu::qisa_name(isa) << ", m " << p.m << ", relu " << relu);
+        cpu::QEpilogue ep;
+        ep.a_scale = a_scale;
+        ep.a_zero = a_zero;
+        ep.w_scale = p.w_scale.data();
+        ep.bias = p.bias.data();
+        ep.relu = relu;
+        ep.ldc = p.n + 3;  // a strided output
+        std::vector<float> out(size_t(p.m * ep.ldc), -99.0f);
+        ep.out_f32 = out.data();
+        cpu::qgemm_u8s8(p.m, p.a.data(), p.lda, packed, ep, isa);
+        int64_t bad = 0;
+        for (int64_t i = 0; i < p.m; ++i)
+          for (int64_t j = 0; j < p.n; ++j) {
+            const double want = relu ? std::max(real[size_t(i * p.n + j)], 0.0) : real[size_t(i * p.n + j)];
+            bad += std::abs(out[size_t(i * ep.ldc + j)] - want) > 1e-4 + 1e-5 * std::abs(want);
+          }
+        CHECK(bad == 0);
+        CHECK(out[size_t(p.n)] == -99.0f);  // the stride's gap is untouched
+
+        const float out_scale = 0.05f;
+        const int32_t out_zero = 120;
+        std::vector<uint8_t> q(size_t(p.m * ep.ldc), 0);
+        ep.out_f32 = nullptr;
+        ep.out_u8 = q.data();
+        ep.out_scale = out_scale;
+        ep.out_zero = out_zero;
+        cpu::qgemm_u8s8(p.m, p.a.data(), p.lda, packed, ep, isa);
+        int64_t off = 0, saturated = 0;
+        for (int64_t i = 0; i < p.m; ++i)
+          for (int64_t j = 0; j < p.n; ++j) {
+            const double r = relu ? std::max(real[size_t(i * p.n + j)], 0.0) : real[size_t(i * p.n + j)];
+            const double want = std::clamp(std::nearbyint(r / out_scale) + out_zero, 0.0, 255.0);
+            saturated += want == 0.0 || want == 255.0;
+            // one level apart only where float32 rounding can land on the other side of a half
+            const double frac = r / out_scale - std::floor(r / out_scale);
+            const double allowed = std::abs(frac - 0.5) < 1e-3 ? 1.0 : 0.0;
+            off += std::abs(double(q[size_t(i * ep.ldc + j)]) - want) > allowed;
+          }
+        CHECK(off == 0);
+        CHECK(saturated > 0);  // the corner is exercised
+      }
+  }
+}
+
+TEST_CASE("quantize_u8: round half to even, saturation, NaN to the zero point") {
+  const std::vector<float> x = {0.0f, 0.25f, 0.75f, 1.25f, -0.25f, -1.0f, 100.0f, -100.0f, 1e30f, -1e30f, NAN, INFINITY, 3.0f};
+  std::vector<uint8_t> q(x.size());
+  cpu::quantize_u8(1, int64_t(x.size()), x.data(), int64_t(x.size()), 0.5f, 10, q.data(), int64_t(x.size()));
+  // x / 0.5: 0, 0.5 -> 0, 1.5 -> 2, 2.5 -> 2, -0.5 -> -0, -2, 200, -200, huge, -huge, NaN, inf, 6
+  const std::vector<int> want = {10, 10, 12, 12, 10, 8, 210, 0, 255, 0, 10, 255, 16};
+  for (size_t i = 0; i < x.size(); ++i) {
+    INFO("x = " << x[i]);
+    CHECK(int(q[i]) == want[i]);
+  }
+  CHECK_THROWS_WITH_SUBSTR(cpu::quantize_u8(1, 1, x.data(), 1, 0.0f, 0, q.data(), 1), "[quantize] scale must be positive");
+}
+
+TEST_CASE("qgemm: bad arguments are one-line errors") {
+  std::vector<int8_t> w(8, 1);
+  cpu::PackedQWeight packed = cpu::pack_qweight(2, 4, w.data(), 4);
+  std::vector<uint8_t> a(8, 1);
+  std::vector<float> out(4);
+  cpu::QEpilogue ep;
+  ep.ldc = 2;
+  CHECK_THROWS_WITH_SUBSTR(cpu::qgemm_u8s8(1, a.data(), 4, packed, ep), "exactly one output");
+  ep.out_f32 = out.data();
+  CHECK_THROWS_WITH_SUBSTR(cpu::qgemm_u8s8(1, a.data(), 2, packed, ep), "row stride 2 of A is below the packed k 4");
+  ep.a_zero = 300;
+  CHECK_THROWS_WITH_SUBSTR(cpu::qgemm_u8s8(1, a.data(), 4, packed, ep), "zero point 300");
+  CHECK_THROWS_WITH_SUBSTR(cpu::pack_qweight(0, 4, w.data(), 4), "[qgemm] weight shape [0, 4]");
+}
+
+TEST_CASE("quantize_weight_symmetric and uint8_params: values against hand-computed ones") {
+  Tensor w = tensor({1.27f, -0.6f, 0.0f, 0.3f, -0.4f, 0.1f}).view({2, 3});
+  auto [q, s] = quantize_weight_symmetric(w);
+  CHECK(q.dtype() == kInt8);
+  check_values(s, {0.01, 0.4 / 127}, 1e-9, 1e-6);
+  check_values(q, {127, -60, 0, 95, -127, 32}, 0, 0);  // 0.3 / (0.4 / 127) = 95.25, 0.1 / (0.4 / 127) = 31.75
+  auto [qt, st] = quantize_weight_symmetric(w, false);
+  check_values(st, {0.01, 0.01}, 1e-9, 1e-6);
+  check_values(qt, {127, -60, 0, 30, -40, 10}, 0, 0);
+  auto [scale, zero] = uint8_params(-1.0, 3.0);
+  CHECK(scale == doctest::Approx(4.0 / 255));
+  CHECK(zero == 64);  // round(1 / (4/255)) = round(63.75)
+  auto [s2, z2] = uint8_params(0.5, 2.0);  // widened to [0, 2]
+  CHECK(s2 == doctest::Approx(2.0 / 255));
+  CHECK(z2 == 0);
+  CHECK_THROWS_WITH_SUBSTR(uint8_params(1.0, NAN), "[quantize] activation range");
+}
+
+TEST_CASE("a weight's int8 form runs inference-path linear calls int8; training and changed weights run float32") {
+  Generator gen(7);
+  Tensor w = randn({40, 70}, kFloat32, &gen), b = randn({40}, kFloat32, &gen);
+  Tensor x = rand({9, 70}, kFloat32, &gen);
+  auto [q, s] = quantize_weight_symmetric(w);
+  const float in_scale = 1.0f / 255;
+  const int32_t in_zero = 0;
+  set_quantized_linear(w, make_quantized_linear(q, s, in_scale, in_zero));
+  // Reference: x quantized to uint8 levels, dequantized weights, float64 sums.
+  const std::vector<float> xv = x.to_vector<float>(), sv = s.to_vector<float>(), bv = b.to_vector<float>();
+  const std::vector<int8_t> qv = q.to_vector<int8_t>();
+  std::vector<double> want(9 * 40), want_relu(9 * 40);
+  for (int i = 0; i < 9; ++i)
+    for (int j = 0; j < 40; ++j) {
+      double acc = 0;
+      for (int p = 0; p < 70; ++p)
+        acc += double(std::clamp(std::nearbyint(xv[size_t(i * 70 + p)] / in_scale), 0.0f, 255.0f)) * qv[size_t(j * 70 + p)];
+      want[size_t(i * 40 + j)] = acc * in_scale * sv[size_t(j)] + bv[size_t(j)];
+      want_relu[size_t(i * 40 + j)] = std::max(want[size_t(i * 40 + j)], 0.0);
+    }
+  {
+    NoGradGuard no_grad;
+    check_values(linear(x, w, b), want, 1e-4, 1e-5);
+    check_values(linear(x, w, b, Activation::Relu), want_relu, 1e-4, 1e-5);
+    Tensor row = x.slice(0, 3, 4).contiguous();  // M = 1
+    check_values(linear(row, w, b), std::vector<double>(want.begin() + 3 * 40, want.begin() + 4 * 40), 1e-4, 1e-5);
+    // the float32 result differs from the int8 one (the int8 path really ran)
+    Tensor f32 = add(matmul(x, w.t()), b);
+    CHECK(max(abs(sub(f32, linear(x, w, b)))).item<float>() > 1e-4f);
+  }
+  // a recorded forward (training) runs float32
+  Tensor wg = w.detach().requires_grad_(true);
+  set_quantized_linear(wg, make_quantized_linear(q, s, in_scale, in_zero));
+  Tensor y = linear(x, wg, b);
+  {
+    NoGradGuard no_grad;
+    check_close(y.detach(), add(matmul(x, w.t()), b), 1e-4, 1e-5);
+  }
+  // an in-place change of the weight drops the int8 form
+  {
+    NoGradGuard no_grad;
+    w.mul_(1.0);
+    CHECK(find_quantized_linear(w) == nullptr);
+    check_close(linear(x, w, b), add(matmul(x, w.t()), b), 1e-4, 1e-5);
+  }
+  clear_quantized_linears();
+  CHECK_THROWS_WITH_SUBSTR(set_quantized_linear(w, make_quantized_linear(q.slice(0, 0, 3), s.slice(0, 0, 3), 0.1f, 0)),
+                           "int8 weights [3, 70] do not match the weight's shape [40, 70]");
+  CHECK_THROWS_WITH_SUBSTR(make_quantized_linear(q, s.slice(0, 0, 3), 0.1f, 0), "expected 40 values");
+  CHECK_THROWS_WITH_SUBSTR(make_quantized_linear(q, s, 0.1f, 256), "zero point 256");
+}
+
+TEST_CASE("CalibrationGuard records the inputs of inference-path linear calls per weight") {
+  Tensor w1 = ones({4, 3}), w2 = ones({2, 4});
+  CalibrationGuard guard;
+  CHECK_THROWS_WITH_SUBSTR(CalibrationGuard(), "a calibration is already running");
+  {
+    NoGradGuard no_grad;
+    Tensor h = linear(tensor({-2.0f, 0.5f, 1.0f, 3.0f, 0.0f, 0.25f}).view({2, 3}), w1, Tensor());
+    (void)linear(h, w2, Tensor());
+  }
+  const CalibrationStats s1 = guard.stats(w1), s2 = guard.stats(w2);
+  CHECK(s1.count == 6);
+  CHECK(s1.min == -2.0);
+  CHECK(s1.max == 3.0);
+  CHECK(s1.sample.size() == 6);
+  CHECK(s2.count == 8);
+  CHECK(s2.min == doctest::Approx(-0.5));
+  CHECK(s2.max == doctest::Approx(3.25));
+  CHECK(guard.stats(ones({2, 2})).count == 0);
+}
