@@ -134,12 +134,12 @@ IdxArray read_idx(const std::string& path, int expected_ndim) {
       fail("idx", "{}: dims {} ask for more than {} bytes: corrupt header", path,
            dims_text(array.dims), kMaxIdxBytes);
   }
-  // Grow the buffer as data arrives (64 MiB at a time) rather than trusting the header: a header
-  // claiming a million images in a file that holds one allocates at most one chunk before failing.
-  constexpr uint64_t kChunk = uint64_t{64} << 20;
+  // Grow the buffer as data arrives (1 MiB, then doubling) rather than trusting the header: a
+  // header claiming a million images in a file that holds one allocates 1 MiB before failing, and
+  // a real file at most twice its data.
   uint64_t got = 0;
   while (got < total) {
-    const uint64_t want = std::min(kChunk, total - got);
+    const uint64_t want = std::min(std::max(got, uint64_t{1} << 20), total - got);
     array.data.resize(got + want);
     const size_t n = in.read(array.data.data() + got, want);
     got += n;

@@ -156,8 +156,8 @@ TEST_CASE("resource limits: an IDX header claiming more images than the file hol
   const double before = peak_rss_mib();
   CHECK_THROWS_WITH_SUBSTR(read_idx(p, 3), "[idx] " + p + ": truncated: the header says 20000000 x 28 x 28 = "
                                            "15680000000 bytes of data, found 784");
-  // The reader grows its buffer as data arrives (64 MiB chunks), so the claim costs one chunk.
-  CHECK(peak_rss_mib() - before < 160);
+  // The reader grows its buffer as data arrives (from 1 MiB, doubling), so the claim costs 1 MiB.
+  CHECK(peak_rss_mib() - before < 64);
   // The same through gzip, where the file size says nothing about the data size.
   const std::string gz = dir / "train-images-idx3-ubyte.gz";
   {
@@ -169,7 +169,7 @@ TEST_CASE("resource limits: an IDX header claiming more images than the file hol
   }
   CHECK_THROWS_WITH_SUBSTR(read_idx(gz, 3), "[idx] " + gz + ": truncated: the header says 20000000 x 28 x 28 = "
                                             "15680000000 bytes of data, found 784");
-  CHECK(peak_rss_mib() - before < 160);
+  CHECK(peak_rss_mib() - before < 64);
   write_bytes(p, idx_bytes(0x00000803, {0xFFFFFFFF, 0xFFFFFFFF, 28}, 0));
   CHECK_THROWS_WITH_SUBSTR(read_idx(p, 3), "[idx] " + p + ": dims 4294967295 x 4294967295 ask for more than 17179869184 bytes: corrupt header");
 }
@@ -562,6 +562,14 @@ TEST_CASE("loader: loading Fashion-MNIST and batching an epoch is fast") {
 }
 
 // ================================================================= JSON
+
+TEST_CASE("json: -0.0 writes as a number that reads back as -0.0 (fuzz finding: \"-0.0\" dumped \"-0\", then \"0\")") {
+  json::Value v = json::parse("-0.0");
+  CHECK(v.dump() == "-0.0");
+  CHECK(std::signbit(json::parse(v.dump()).as_double()));
+  CHECK(json::parse(v.dump()).dump() == "-0.0");
+  CHECK(json::parse("[-0, 0.0, -1.5]").dump() == "[0,0,-1.5]");
+}
 
 TEST_CASE("json: parse and write round trip") {
   const std::string text =
