@@ -28,9 +28,12 @@ ninja -C build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   meson test -C build-asan --print-errorlogs --num-processes "$jobs" | tee build-asan/run_all_tests.log
 
+echo "== ThreadSanitizer, the pool subset (tests/run_tsan.sh pool: ~1 min on 2 cores; the full TSan suites: tests/run_tsan.sh)"
+tests/run_tsan.sh pool
+
 echo "== fuzzing every reader (libFuzzer, fixed seed, 300 s over 8 targets: onnx, onnx_import, safetensors, idx, csv, png, config, serve)"
 tests/fuzz/run_fuzz.sh 300
 
-echo "== all tests passed (release and sanitizer builds, ONNX Runtime check, fuzzing)"
+echo "== all tests passed (release and sanitizer builds, ONNX Runtime check, TSan pool check, fuzzing)"
 passed=$(cat build/run_all_tests.log build-asan/run_all_tests.log | awk '/^Ok:/ {n += $2} END {print n + 0}')
 echo "$passed passed, 0 failed"
