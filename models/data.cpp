@@ -300,8 +300,9 @@ CsvTable read_csv(const std::string& path, const CsvOptions& options) {
         fail("csv", "{}: line {}, column {} ('{}'): empty field, expected a number", path, no, c + 1, header[c]);
       if (!parse_csv_number(fields[c], v))
         fail("csv", "{}: line {}, column {} ('{}'): '{}' is not a number", path, no, c + 1, header[c], fields[c]);
-      if (!std::isfinite(v))
-        fail("csv", "{}: line {}, column {} ('{}'): '{}' is not a finite number", path, no, c + 1, header[c], fields[c]);
+      if (!std::isfinite(static_cast<float>(v)))  // float32 features: 1e39 overflows too
+        fail("csv", "{}: line {}, column {} ('{}'): '{}' is not a finite number (float32 holds up to 3.4e38)", path, no, c + 1,
+             header[c], fields[c]);
       values.push_back(static_cast<float>(v));
     }
   }

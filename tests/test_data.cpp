@@ -321,6 +321,13 @@ TEST_CASE("csv: errors name the file, line and column") {
   write_bytes(p, "a,y\n1,\n");
   CHECK_THROWS_WITH_SUBSTR(read_csv(p, {.label_column = "y"}), "line 2, column 2 ('y'): empty label");
   CHECK_THROWS_WITH_SUBSTR(read_csv(dir / "none.csv"), "[csv] " + (dir / "none.csv") + ": cannot open");
+  // A fuzz finding (tests/fuzz/corpus/csv/crash-90488775...): a value finite as a double but not as
+  // float32 became inf in the features.
+  write_bytes(p, "a\n" + std::string(66, '4') + "\n");
+  CHECK_THROWS_WITH_SUBSTR(read_csv(p), "line 2, column 1 ('a'): '" + std::string(66, '4') +
+                                            "' is not a finite number (float32 holds up to 3.4e38)");
+  write_bytes(p, "a\n-3.4e38\n");
+  CHECK(read_csv(p).features.at<double>({0, 0}) == static_cast<double>(-3.4e38f));
 }
 
 TEST_CASE("data: TensorDataset gathers rows and checks labels") {
