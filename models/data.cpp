@@ -134,12 +134,12 @@ IdxArray read_idx(const std::string& path, int expected_ndim) {
       fail("idx", "{}: dims {} ask for more than {} bytes: corrupt header", path,
            dims_text(array.dims), kMaxIdxBytes);
   }
-  // Grow the buffer as data arrives (64 MiB at a time) rather than trusting the header: a header
-  // claiming a million images in a file that holds one allocates at most one chunk before failing.
-  constexpr uint64_t kChunk = uint64_t{64} << 20;
+  // Grow the buffer as data arrives (1 MiB, then doubling) rather than trusting the header: a
+  // header claiming a million images in a file that holds one allocates 1 MiB before failing, and
+  // a real file at most twice its data.
   uint64_t got = 0;
   while (got < total) {
-    const uint64_t want = std::min(kChunk, total - got);
+    const uint64_t want = std::min(std::max(got, uint64_t{1} << 20), total - got);
     array.data.resize(got + want);
     const size_t n = in.read(array.data.data() + got, want);
     got += n;
@@ -300,8 +300,9 @@ CsvTable read_csv(const std::string& path, const CsvOptions& options) {
         fail("csv", "{}: line {}, column {} ('{}'): empty field, expected a number", path, no, c + 1, header[c]);
       if (!parse_csv_number(fields[c], v))
         fail("csv", "{}: line {}, column {} ('{}'): '{}' is not a number", path, no, c + 1, header[c], fields[c]);
-      if (!std::isfinite(v))
-        fail("csv", "{}: line {}, column {} ('{}'): '{}' is not a finite number", path, no, c + 1, header[c], fields[c]);
+      if (!std::isfinite(static_cast<float>(v)))  // float32 features: 1e39 overflows too
+        fail("csv", "{}: line {}, column {} ('{}'): '{}' is not a finite number (float32 holds up to 3.4e38)", path, no, c + 1,
+             header[c], fields[c]);
       values.push_back(static_cast<float>(v));
     }
   }

@@ -235,7 +235,8 @@ void write_value(const Value& v, int indent, int level, std::string& out) {
           out += fmt::format("{}", v.as_uint64());
       } else {
         double d = v.as_double();
-        out += std::isfinite(d) ? fmt::format("{}", d) : "null";
+        // -0.0 as "-0.0": "-0" would read back as the integer 0 (a fuzz finding: dump not stable).
+        out += !std::isfinite(d) ? "null" : d == 0 && std::signbit(d) ? "-0.0" : fmt::format("{}", d);
       }
       return;
     case Type::String: out += quote(v.as_string()); return;

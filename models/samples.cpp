@@ -194,8 +194,9 @@ class CsvSource : public SampleSource {
         double v = 0;
         if (!parse_csv_number(fields[c], v))
           fail("csv", "{}: line {}, column {} ('{}'): '{}' is not a number", path_, line_no_, c + 1, header_[c], fields[c]);
-        if (!std::isfinite(v))
-          fail("csv", "{}: line {}, column {} ('{}'): '{}' is not a finite number", path_, line_no_, c + 1, header_[c],
+        if (!std::isfinite(static_cast<float>(v)))  // float32 features: 1e39 overflows too
+          fail("csv", "{}: line {}, column {} ('{}'): '{}' is not a finite number (float32 holds up to 3.4e38)", path_, line_no_,
+               c + 1, header_[c],
                fields[c]);
         const size_t j = static_cast<size_t>(position_[c]);
         const float f = static_cast<float>(v);

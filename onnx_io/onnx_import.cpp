@@ -186,7 +186,27 @@ void register_named(nn::Module& root, std::map<std::string, std::shared_ptr<nn::
 
 }  // namespace
 
-OnnxModule::OnnxModule(const ModelProto& model, const std::filesystem::path& model_dir)
+namespace {
+
+/// Rethrows the error being handled with control characters escaped (\x0a), so names taken from
+/// the file (node, op, tensor, attribute names) keep every message on one line.
+[[noreturn]] void rethrow_one_line(const Error& e) {
+  const std::string_view what = e.what();
+  if (std::none_of(what.begin(), what.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }))
+    throw;
+  std::string message;
+  for (char c : what.substr(std::min(what.size(), e.op().size() + 3))) {  // after "[op] "
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      message += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
+    else
+      message += c;
+  }
+  throw Error(e.op(), message);
+}
+
+}  // namespace
+
+OnnxModule::OnnxModule(const ModelProto& model, const std::filesystem::path& model_dir) try
     : nn::Module("OnnxModule"), impl_(std::make_unique<Impl>()) {
   eval();  // an ONNX graph is an inference graph: train() opts into batch statistics and dropout
   Impl& im = *impl_;
@@ -311,11 +331,13 @@ OnnxModule::OnnxModule(const ModelProto& model, const std::filesystem::path& mod
   for (size_t s = 0; s < last.size(); ++s) {
     if (last[s] >= 0 && !keep.count(int(s)) && !im.constants[s].defined()) im.steps[size_t(last[s])].release.push_back(int(s));
   }
+} catch (const Error& e) {
+  rethrow_one_line(e);
 }
 
 OnnxModule::~OnnxModule() = default;
 
-std::vector<Tensor> OnnxModule::run(const std::vector<Tensor>& inputs) {
+std::vector<Tensor> OnnxModule::run(const std::vector<Tensor>& inputs) try {
   const Impl& im = *impl_;
   if (inputs.size() != im.inputs.size()) {
     std::string names;
@@ -358,6 +380,8 @@ std::vector<Tensor> OnnxModule::run(const std::vector<Tensor>& inputs) {
   std::vector<Tensor> result;
   for (int s : im.output_slots) result.push_back(values[size_t(s)]);
   return result;
+} catch (const Error& e) {
+  rethrow_one_line(e);
 }
 
 Tensor OnnxModule::forward(const Tensor& input) {

@@ -28,6 +28,9 @@ ninja -C build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   meson test -C build-asan --print-errorlogs --num-processes "$jobs" | tee build-asan/run_all_tests.log
 
+echo "== ThreadSanitizer, the pool subset (tests/run_tsan.sh pool: ~1 min on 2 cores; the full TSan suites: tests/run_tsan.sh)"
+tests/run_tsan.sh pool
+
 echo "== fuzzing every reader (libFuzzer, fixed seed, 300 s over 8 targets: onnx, onnx_import, safetensors, idx, csv, png, config, serve)"
 tests/fuzz/run_fuzz.sh 300
 
@@ -35,6 +38,6 @@ tests/fuzz/run_fuzz.sh 300
 # ONNX Runtime check ran.
 onnx_rt="ONNX Runtime check passed"
 grep -q '^SKIP:' build/onnx_runtime_check.log && onnx_rt="ONNX Runtime check SKIPPED (no onnx venv)"
-echo "== all tests passed (release and sanitizer builds, fuzzing); $onnx_rt"
+echo "== all tests passed (release and sanitizer builds, TSan pool check, fuzzing); $onnx_rt"
 count() { cat build/run_all_tests.log build-asan/run_all_tests.log | awk -v key="$1" '$1 == key {n += $2} END {print n + 0}'; }
 echo "$(count Ok:) passed, $(count Skipped:) skipped, 0 failed"

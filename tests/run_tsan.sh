@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# ThreadSanitizer: a -Db_sanitize=thread build (caching allocator off, as for ASan, so TSan sees
-# every allocation; CUDA off) running the suites whose code uses threads:
+# ThreadSanitizer. First the pool on its own (tests/tsan/pool_tsan.cpp with ops/cpu/workers.cpp,
+# built with g++ -fsanitize=thread in about a minute): plain writes by parts read by the caller,
+# more parts than threads, nested calls, two program threads at once, parallel_for, resizing.
+# Then a -Db_sanitize=thread build (caching allocator off, as for ASan, so TSan sees every
+# allocation; CUDA off) running the suites whose code uses threads:
 #   linalg      run_parallel (the worker pool: every part once, nested, two callers) and the
 #               parallel float32 GEMM in every layout and thread count
 #   infer       the small-M and prepacked GEMM kernels on 1 and 2 threads
@@ -14,15 +17,35 @@
 # OpenBLAS is not instrumented: its own threads are invisible to TSan (latent runs it
 # single-threaded inside the pool's parts, so the pool is what is checked).
 #
-# usage: tests/run_tsan.sh [SUITE...]   (default: all of the above)
+# usage: tests/run_tsan.sh [SUITE...]   (default: pool and all of the above; `pool` alone is quick)
 # env:   LATENT_BUILD_JOBS (default 2), TSAN_BUILD (default build-tsan in the repository root)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 jobs="${LATENT_BUILD_JOBS:-2}"
 build="${TSAN_BUILD:-build-tsan}"
-all=(linalg infer conv elementwise reduce data autograd serve)
+all=(pool linalg infer conv elementwise reduce data autograd serve)
 if [ "$#" -gt 0 ]; then suites=("$@"); else suites=("${all[@]}"); fi
+
+export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 history_size=4 suppressions=$root/tests/tsan.supp"
+failed=()
+if [[ " ${suites[*]} " == *" pool "* ]]; then
+  mkdir -p "$build"
+  echo "== tsan: pool (tests/tsan/pool_tsan.cpp + ops/cpu/workers.cpp)"
+  start=$(date +%s)
+  nice g++ -std=c++20 -O1 -g -fsanitize=thread -I"$root" tests/tsan/pool_tsan.cpp ops/cpu/workers.cpp ops/threads.cpp \
+    -o "$build/pool_tsan" -lopenblas -lfmt
+  if "$build/pool_tsan" > "$build/tsan_pool.log" 2>&1 && ! grep -q "WARNING: ThreadSanitizer" "$build/tsan_pool.log"; then
+    echo "== tsan: pool clean in $(( $(date +%s) - start ))s ($(tail -1 "$build/tsan_pool.log"))"
+  else
+    failed+=(pool)
+    head -80 "$build/tsan_pool.log"
+  fi
+  rest=()
+  for s in "${suites[@]}"; do [ "$s" = pool ] || rest+=("$s"); done
+  suites=("${rest[@]}")
+fi
+[ "${#suites[@]}" -gt 0 ] || { [ "${#failed[@]}" -eq 0 ] && echo "run_tsan: clean: pool" && exit 0; echo "run_tsan: FAILED: pool"; exit 1; }
 
 if [ ! -f "$build/build.ninja" ]; then
   meson setup "$build" --buildtype=debug -Doptimization=1 -Db_sanitize=thread -Db_lundef=false \
@@ -35,8 +58,6 @@ done
 echo "run_tsan: building ${targets[*]} in $build"
 nice ninja -C "$build" -j"$jobs" "${targets[@]}"
 
-export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 history_size=4 suppressions=$root/tests/tsan.supp"
-failed=()
 for s in "${suites[@]}"; do
   start=$(date +%s)
   echo "== tsan: $s"

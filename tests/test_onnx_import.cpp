@@ -322,6 +322,22 @@ TEST_CASE("resource limits: initializers and shapes claiming 10^12 elements fail
   CHECK(run_one(node("ConstantOfShape", {"s"}, {"y"}, "cos"), {init_i("s", {2}, {3, 4})})[0].shape() == Shape{3, 4});
 }
 
+TEST_CASE("names from the file with control characters stay on one line in errors (fuzz finding)") {
+  // The fuzzer's regression input tests/fuzz/corpus/onnx_import/crash-f26db437...: a node name with
+  // a newline made a two-line error.
+  auto m = model(13, {node("Celu", {"x"}, {"y"}, "celu\nnode\x01", {attr_i("alpha", 1)})}, {value("x", kFloat, {-1, 2})},
+                 {value("y", kFloat, {-1, 2})});
+  try {
+    onnx::OnnxModule module(m);
+    FAIL("expected an error");
+  } catch (const latent::Error& e) {
+    const std::string what = e.what();
+    CHECK(what.find('\n') == std::string::npos);
+    CHECK(what.find('\x01') == std::string::npos);
+    CHECK(what.find("node 'celu\\x0anode\\x01'") != std::string::npos);
+  }
+}
+
 TEST_CASE("Erf, Cast to BOOL and Where: what latent's exporter writes for gelu and where") {
   // y = where(x > 0 as BOOL, erf(x), -x): Cast to BOOL gives an int64 0/1 tensor inside latent.
   auto m = std::make_shared<onnx::OnnxModule>(
