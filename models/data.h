@@ -222,9 +222,9 @@ struct DataLoaderOptions {
   /// Data-parallel training: this loader yields rank `rank`'s shard of each epoch's order (see
   /// distributed_shard; the shards' drop_last is `shard_drop_last`), and batch i draws its
   /// transforms' random numbers as batch i * num_replicas + rank.
-  int64_t num_replicas = 1;
-  int64_t rank = 0;
-  bool shard_drop_last = false;
+  int64_t num_replicas = 1;        ///< ranks sharing each epoch (1: not distributed)
+  int64_t rank = 0;                ///< this loader's rank, 0 .. num_replicas - 1
+  bool shard_drop_last = false;    ///< cut the order to a multiple of num_replicas rather than pad it
 };
 
 /// Rank `rank`'s part of `order` among `num_replicas` ranks, as PyTorch's DistributedSampler: the

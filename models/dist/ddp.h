@@ -23,6 +23,7 @@
 
 namespace latent::dist {
 
+/// How DistributedDataParallel buckets and reduces gradients.
 struct DDPOptions {
   double bucket_mb = 1;            ///< bucket size in MB (2^20 bytes); our autoencoders' gradients are 0.9-3 MB
   bool broadcast_buffers = true;   ///< also copy rank 0's buffers (batch-norm statistics) at the start
@@ -41,6 +42,9 @@ struct DDPStats {
   int64_t done_before_wait = 0;    ///< buckets already complete when backward ended (fully hidden)
 };
 
+/// Data-parallel training of one module over the ranks of a ProcessGroup: the same weights on every
+/// rank, and after each backward every parameter's gradient reduced over the ranks, bucket by bucket
+/// as backward produces them (docs/design.md, "Data-parallel training").
 class DistributedDataParallel {
  public:
   /// Attaches to `module`'s parameters (hooks) and broadcasts its parameters (and buffers) from
@@ -51,7 +55,9 @@ class DistributedDataParallel {
   DistributedDataParallel(const DistributedDataParallel&) = delete;
   DistributedDataParallel& operator=(const DistributedDataParallel&) = delete;
 
+  /// The wrapped module (call its forward as usual).
   nn::Module& module() { return *module_; }
+  /// The ranks it reduces over.
   ProcessGroup& group() { return *group_; }
   /// Bucket b's parameter indices (into module().parameters()), for tests and docs.
   const std::vector<std::vector<size_t>>& buckets() const { return bucket_params_; }
@@ -60,6 +66,7 @@ class DistributedDataParallel {
   /// the first backward after it averages everything accumulated.
   class NoSync {
    public:
+    /// Stops `ddp` reducing until this guard is destroyed.
     explicit NoSync(DistributedDataParallel& ddp) : ddp_(ddp), was_(ddp.sync_) { ddp_.sync_ = false; }
     ~NoSync() { ddp_.sync_ = was_; }
     NoSync(const NoSync&) = delete;
@@ -72,7 +79,9 @@ class DistributedDataParallel {
   /// `auto guard = ddp.no_sync();` (PyTorch's `with ddp.no_sync():`).
   [[nodiscard]] NoSync no_sync() { return NoSync(*this); }
 
+  /// Communication figures since construction or the last reset_stats().
   const DDPStats& stats() const { return stats_; }
+  /// Zeroes stats().
   void reset_stats();
 
  private:

@@ -41,15 +41,18 @@ class Work {
   double waited_seconds() const { return waited_; }
 
  protected:
-  double waited_ = 0;
+  double waited_ = 0;  ///< what waited_seconds() returns; implementations add to it
 };
 
 /// The processes of one job.
 class ProcessGroup {
  public:
   virtual ~ProcessGroup() = default;
+  /// "local", "mpi" or "nccl".
   virtual std::string backend() const = 0;
+  /// This process's rank, 0 .. size() - 1.
   virtual int rank() const = 0;
+  /// The number of ranks.
   virtual int size() const = 0;
   /// The ranks on this machine (threads per rank default to cores / local_size()).
   virtual int local_size() const { return 1; }
@@ -67,10 +70,11 @@ class ProcessGroup {
   [[noreturn]] virtual void abort(const std::string& message, int code) = 0;
   /// How long wait() and barrier() wait before ending the job (default 300 s).
   void set_timeout(std::chrono::duration<double> timeout) { timeout_ = timeout; }
+  /// The timeout set_timeout gave.
   std::chrono::duration<double> timeout() const { return timeout_; }
 
  protected:
-  std::chrono::duration<double> timeout_{300.0};
+  std::chrono::duration<double> timeout_{300.0};  ///< see set_timeout
 };
 
 /// Whether this build has the backend ("local" always; "mpi" with -Dmpi; "nccl" in a CUDA build
