@@ -112,7 +112,7 @@ class FieldReader {
       std::string got = string_of(f, *x);
       for (const std::string& c : choices)
         if (c == got) return void(v = std::move(got));
-      fail("config", "field '{}': expected one of {}; got \"{}\"", f.key, joined(choices), got);
+      fail("config", "field '{}': expected one of {}; got {}", f.key, joined(choices), quoted(got));
     }
   }
   template <class T>
@@ -124,7 +124,7 @@ class FieldReader {
         if (n == got) return void(v = value);
         names.push_back(n);
       }
-      fail("config", "field '{}': expected one of {}; got \"{}\"", f.key, joined(names), got);
+      fail("config", "field '{}': expected one of {}; got {}", f.key, joined(names), quoted(got));
     }
   }
   void flag(const Field& f, bool& v, bool = true) {
@@ -154,6 +154,8 @@ class FieldReader {
     if (!x.is_string()) fail("config", "field '{}': expected a string; got {}", f.key, x.dump());
     return x.as_string();
   }
+  /// A value from the file as a JSON string: quoted, control characters escaped (errors stay one line).
+  static std::string quoted(const std::string& text) { return json::Value(text).dump(); }
   static std::string joined(const std::vector<std::string>& names) {
     std::string s;
     for (const std::string& n : names) s += (s.empty() ? "" : ", ") + n;

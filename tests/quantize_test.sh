@@ -5,28 +5,9 @@
 # usage: quantize_test.sh PATH_TO_LATENT
 set -u
 latent=$1
-failures=0
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-expect() {  # expect NAME EXPECTED_RC EXPECTED_SUBSTRING -- ARGS...
-  local name=$1 rc_expected=$2 text=$3
-  shift 4
-  local out rc
-  out=$("$latent" "$@" 2>&1)
-  rc=$?
-  if [ "$rc" -ne "$rc_expected" ] || [[ "$out" != *"$text"* ]]; then
-    echo "FAIL $name: exit $rc (expected $rc_expected, text '$text'), output:"
-    echo "$out" | head -5
-    failures=$((failures + 1))
-  else
-    echo "ok   $name"
-  fi
-}
-check() {  # check NAME CONDITION...
-  local name=$1
-  shift
-  if "$@"; then echo "ok   $name"; else echo "FAIL $name: $*"; failures=$((failures + 1)); fi
-}
+source "$(dirname "$0")/expect.sh"  # expect NAME RC TEXT -- ARGS, check NAME CMD...
 json_field() {  # json_field FIELD JSON_LINE
   echo "$2" | sed -n "s/.*\"$1\":\([-0-9.eE+]*\).*/\1/p"
 }

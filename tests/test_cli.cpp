@@ -307,6 +307,9 @@ TEST_CASE("fields: a config.json field of the wrong type, range or choice is one
   CHECK(config_error(parse(R"({"likelihood": "poisson"})"), Field::Stored) ==
         "[config] field 'likelihood': expected one of bernoulli, gaussian; got \"poisson\"");
   CHECK(config_error(parse(R"({"tied": 1})"), Field::Stored) == "[config] field 'tied': expected true or false; got 1");
+  // A value from the file is shown escaped, so the error stays one line (config fuzz finding).
+  CHECK(config_error(parse(R"({"noise": "gaussi\n"})"), Field::Stored) ==
+        "[config] field 'noise': expected one of gaussian, mask, salt-pepper; got \"gaussi\\n\"");
   CHECK(config_error(parse(R"({"hidden": [8, "x"]})"), Field::Stored).find("field 'hidden'") != std::string::npos);
   // A field --resume does not take is not read, whatever it holds.
   CHECK(config_error(parse(R"({"epochs": "many"})"), Field::Resumed) == "");
