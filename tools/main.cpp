@@ -5,8 +5,10 @@
 // in an Options table, tools/cli.h), declare it in tools/commands.h and add one line below.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cli.h"
@@ -46,7 +48,9 @@ const std::vector<Command>& commands() {
 
 std::string usage() {
   std::string text = "usage: latent <command> [options]\n\ncommands:\n";
-  for (const Command& c : commands()) text += fmt::format("  {:<12} {}\n", c.name, c.summary);
+  size_t width = 0;
+  for (const Command& c : commands()) width = std::max(width, std::string_view(c.name).size());
+  for (const Command& c : commands()) text += fmt::format("  {:<{}} {}\n", c.name, width + 1, c.summary);
   text += "\nrun `latent <command> --help` for the options of a command; the commands that report results\n"
           "(eval, anomaly, classify, embed, version) print one JSON line with --json.\n";
   return text;
