@@ -95,12 +95,8 @@ int cmd_anomaly_bench(const std::vector<std::string>& argv) {
     models::LoadedRun run = open_run(dir);
     models::DataSplit split = models::run_data(run, "", false);
     std::vector<double> errors = models::reconstruction_errors(*run.model, *split.test, o.limit_test);
-    Batch b = split.test->get_batch([&] {
-      std::vector<int64_t> idx(errors.size());
-      for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int64_t>(i);
-      return idx;
-    }());
-    const std::vector<int64_t> labels = b.targets.to_vector<int64_t>();
+    const std::vector<int64_t> labels =
+        first_samples(*split.test, static_cast<int64_t>(errors.size())).targets.to_vector<int64_t>();
     std::vector<bool> anomalous;
     for (int64_t l : labels) anomalous.push_back(l != k);
     const double auc = models::roc_auc(errors, anomalous);

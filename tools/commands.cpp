@@ -28,16 +28,16 @@ LoadedRun open_run(const std::string& dir) {
   return models::load(dir);
 }
 
-namespace {
-
-constexpr const char* kIgnoreExtraHelp = "CSV: skip columns the run was not trained on instead of failing";
-constexpr const char* kNewDataKinds = "CSV, IDX, PNG, PNG folder or Fashion-MNIST folder";
-
 Batch first_samples(const Dataset& d, int64_t n) {
   std::vector<int64_t> idx;
   for (int64_t i = 0; i < std::min(n, d.size()); ++i) idx.push_back(i);
   return d.get_batch(idx);
 }
+
+namespace {
+
+constexpr const char* kIgnoreExtraHelp = "CSV: skip columns the run was not trained on instead of failing";
+constexpr const char* kNewDataKinds = "CSV, IDX, PNG, PNG folder or Fashion-MNIST folder";
 
 std::pair<int64_t, int64_t> image_size(const LoadedRun& run) {
   const json::Value& d = run.config_json.at("data");

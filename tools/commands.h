@@ -31,5 +31,7 @@ int cmd_serve(const std::vector<std::string>& argv);        ///< tools/cmd_serve
 void check_run_dir(const std::string& dir);
 /// check_run_dir, then models::load.
 models::LoadedRun open_run(const std::string& dir);
+/// The first min(n, size) samples of `d`, in order, as one batch.
+Batch first_samples(const Dataset& d, int64_t n);
 
 }  // namespace latent::tools
