@@ -7,16 +7,11 @@
 set -euo pipefail
 build=$1
 src=$2
-stage=$(mktemp -d)
-trap 'rm -rf "$stage"' EXIT
-meson install -C "$build" --destdir "$stage" --no-rebuild --quiet
-pc=$(find "$stage" -name latent.pc -print -quit)
-[ -n "$pc" ] || { echo "latent.pc was not installed"; exit 1; }
-export PKG_CONFIG_PATH=$(dirname "$pc") PKG_CONFIG_SYSROOT_DIR=$stage
+source "$(dirname "$0")/stage_install.sh"
+stage_install "$build"
 header=$(find "$stage" -path '*/include/latent/latent.h' -print -quit)
 [ -n "$header" ] || { echo "include/latent/latent.h was not installed"; exit 1; }
 c++ -std=c++20 "$src/consumer.cpp" -o "$stage/consumer" $(pkg-config --cflags --libs latent)
-libdir=$(dirname "$(find "$stage" -name 'liblatent.so*' -print -quit)")
 LD_LIBRARY_PATH=$libdir "$stage/consumer"
 
 readme=$src/../../README.md

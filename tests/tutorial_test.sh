@@ -15,13 +15,8 @@ set -euo pipefail
 build=$1
 page=$2
 name=$(basename "$page" .md)
-stage=$(mktemp -d)
-trap 'rm -rf "$stage"' EXIT
-meson install -C "$build" --destdir "$stage" --no-rebuild --quiet
-pc=$(find "$stage" -name latent.pc -print -quit)
-[ -n "$pc" ] || { echo "latent.pc was not installed"; exit 1; }
-export PKG_CONFIG_PATH=$(dirname "$pc") PKG_CONFIG_SYSROOT_DIR=$stage
-libdir=$(dirname "$(find "$stage" -name 'liblatent.so*' -print -quit)")
+source "$(dirname "$0")/stage_install.sh"
+stage_install "$build"
 work=$stage/work
 mkdir -p "$work"
 awk '/^```cpp$/{on=1; next} /^```$/{on=0} on' "$page" > "$work/$name.cpp"

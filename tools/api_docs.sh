@@ -11,9 +11,8 @@ out=$2
 mode=${3:-}
 src=$(cd "$(dirname "$0")/.." && pwd)
 command -v doxygen > /dev/null || { echo "SKIPPED: doxygen is not installed (apt-get install doxygen)"; exit 77; }
-stage=$(mktemp -d)
-trap 'rm -rf "$stage"' EXIT
-meson install -C "$build" --destdir "$stage" --no-rebuild --quiet
+source "$src/tests/stage_install.sh"
+stage_install "$build"
 include=$(find "$stage" -type d -path '*/include/latent' -print -quit)
 [ -n "$include" ] || { echo "include/latent was not installed"; exit 1; }
 mkdir -p "$out"
