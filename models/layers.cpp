@@ -7,6 +7,9 @@
 #include "../ops/activation.h"
 #include "../ops/conv.h"
 #include "../ops/creation.h"
+#include "../ops/elementwise.h"
+#include "../ops/join.h"
+#include "../ops/reduce.h"
 #include "../ops/linalg.h"
 #include "../ops/shape_ops.h"
 #include "init.h"
@@ -337,8 +340,41 @@ Tensor BatchNorm::forward(const Tensor& input) {
   }
   const bool use_batch_stats = is_training() || !track_running_stats;
   const bool update_stats = !is_training() || track_running_stats;
+  if (stats_reducer && is_training()) return synced_forward(input, factor);
   return batch_norm(input, update_stats ? running_mean : Tensor(), update_stats ? running_var : Tensor(), weight, bias,
                     use_batch_stats, factor, eps);
+}
+
+// Synchronised batch norm: each process's per-channel sum and sum of squares (float64, so that
+// E[x^2] - E[x]^2 keeps its digits) and its sample count, summed over the processes in one
+// differentiable collective, give the global batch's mean and biased variance; the normalisation
+// is composed of differentiable ops, so backward sums the statistics' gradients over the
+// processes through the same collective (as PyTorch's SyncBatchNorm reduces sum_dy and
+// sum_dy_xmu). The running statistics take the unbiased variance of the global batch.
+Tensor BatchNorm::synced_forward(const Tensor& input, double factor) {
+  const int64_t channels = num_features;
+  Shape dims{0};
+  for (int d = 2; d < input.dim(); ++d) dims.push_back(d);
+  Shape broadcast;
+  for (int d = 0; d < input.dim(); ++d) broadcast.push_back(d == 1 ? channels : 1);
+  Tensor x = input.to(kFloat64);
+  const double local_count = static_cast<double>(input.numel() / std::max<int64_t>(channels, 1));
+  Tensor stats = cat({sum(x, dims), sum(x * x, dims), full({1}, local_count, kFloat64, input.device())}, 0);
+  Tensor global = stats_reducer->sum_over_processes(stats);
+  const double count = global.narrow(0, 2 * channels, 1).item<double>();
+  if (count < 2) fail(type_name().c_str(), "synchronised batch norm needs more than one value per channel over all processes; got {}", count);
+  Tensor mean = global.narrow(0, 0, channels) / count;
+  Tensor var = global.narrow(0, channels, channels) / count - mean * mean;
+  if (track_running_stats) {
+    NoGradGuard no_grad;
+    running_mean.mul_(1 - factor).add_(mean.detach().to(running_mean.dtype()) * factor);
+    running_var.mul_(1 - factor).add_(var.detach().to(running_var.dtype()) * (factor * count / (count - 1)));
+  }
+  Tensor stddev = sqrt(var + eps);
+  Tensor y = (x - mean.reshape(broadcast)) / stddev.reshape(broadcast);
+  y = y.to(input.dtype());
+  if (affine) y = y * weight.reshape(broadcast) + bias.reshape(broadcast);
+  return y;
 }
 
 std::string BatchNorm::extra_repr() const {

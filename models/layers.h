@@ -197,6 +197,18 @@ class ConvTranspose2d : public Module {
 
 // ---- normalization and regularization ----
 
+/// Sums a BatchNorm's per-channel statistics over the processes of a data-parallel job, so that
+/// every process normalises with the statistics of the whole global batch (synchronised batch
+/// norm). dist::DistributedDataParallel sets one with DDPOptions::sync_batchnorm.
+class BatchStatsReducer {
+ public:
+  virtual ~BatchStatsReducer() = default;
+  /// The sum over the processes of `t` (1-d, float64), the same on every process; differentiable:
+  /// backward sums the incoming gradients over the processes likewise. Every process calls it in
+  /// the same order (a collective).
+  virtual Tensor sum_over_processes(const Tensor& t) = 0;
+};
+
 /// Batch normalization over channel dim 1. Parameters weight (1s) and bias (0s) when affine;
 /// buffers running_mean (0s), running_var (1s) and num_batches_tracked (int64) when
 /// track_running_stats. Training normalizes with batch statistics and updates the running ones
@@ -216,12 +228,19 @@ class BatchNorm : public Module {
   bool affine, track_running_stats;
   Tensor weight, bias;                                          ///< (num_features) when affine
   Tensor running_mean, running_var, num_batches_tracked;        ///< when track_running_stats
+  /// In training mode, batch statistics summed over the processes by this reducer (null: this
+  /// process's batch alone, the default).
+  std::shared_ptr<BatchStatsReducer> stats_reducer;
 
  protected:
   /// Registers the parameters and buffers that the flags ask for, initialised as in PyTorch.
   BatchNorm(int64_t num_features, double eps, std::optional<double> momentum, bool affine, bool track_running_stats);
   /// Throws "[BatchNorm2d] expected a 4-d input (N, C, H, W); got shape [...]" for a wrong rank.
   virtual void check_input(const Tensor& input) const = 0;
+
+ private:
+  /// forward in training mode with stats_reducer set (layers.cpp).
+  Tensor synced_forward(const Tensor& input, double factor);
 };
 
 /// BatchNorm over (N, C) or (N, C, L).

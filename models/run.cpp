@@ -380,7 +380,9 @@ TrainingState resume_or_initialize(const TrainOptions& options, std::shared_ptr<
     // Losses that are batch means average the ranks' gradients; the VAEs' (an ELBO summed over
     // the batch) add them: either way the gradient of the whole global batch, as on one process.
     const dist::ReduceOp reduce = s.model->variational() ? dist::ReduceOp::Sum : dist::ReduceOp::Avg;
-    s.ddp = std::make_unique<dist::DistributedDataParallel>(s.model, s.group, dist::DDPOptions{o.bucket_mb, true, reduce});
+    dist::DDPOptions ddp_options{o.bucket_mb, true, reduce};
+    ddp_options.sync_batchnorm = o.sync_batchnorm;
+    s.ddp = std::make_unique<dist::DistributedDataParallel>(s.model, s.group, ddp_options);
     if (s.rank > 0) manual_seed(o.seed ^ (0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(s.rank + s.start_epoch * 7919)));
   }
   s.config = run_config(s);

@@ -38,6 +38,7 @@ struct TrainOptions {
   bool distributed = false;
   int64_t dist_timeout_s = 300;    ///< a collective waiting this long ends the job, naming the missing ranks
   double bucket_mb = 1;            ///< gradient bucket size of the allreduce
+  bool sync_batchnorm = false;     ///< batch-norm statistics over the global batch (dist::DDPOptions)
   /// Where the model, its optimizer state and each batch live (data is loaded and corrupted on
   /// the CPU, then copied per batch). Checkpoints are written from CPU copies, so a CUDA run
   /// loads and resumes on either device.
@@ -83,6 +84,8 @@ void TrainOptions::fields(Self& o, V& v) {
             o.dist_timeout_s, 1, 1 << 20);
   v.number(F{"bucket_mb", "MB", "--distributed: gradient bucket size for the overlapped allreduce", F::Cli | F::Stored},
            o.bucket_mb, 1e-3, 1024);
+  v.flag(F{"sync_batchnorm", "", "--distributed: batch norm over the global batch, not each rank's share",
+           F::Cli | F::Stored}, o.sync_batchnorm);
 }
 
 /// One line of metrics.jsonl.

@@ -241,6 +241,7 @@ std::map<std::string, ExportRule>& table() {
       {"binary_cross_entropy", {nullptr, "a training loss: export the model, not its loss"}},
       {"binary_cross_entropy_with_logits", {nullptr, "a training loss: export the model, not its loss"}},
       {"nll_loss", {nullptr, "a training loss: export the model, not its loss"}},
+      {"dist_allreduce_sum", {nullptr, "a collective between training processes (synchronised batch norm in training mode); eval mode exports batch norm with its running statistics"}},
   };
   return rules;
 }

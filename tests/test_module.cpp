@@ -523,6 +523,52 @@ TEST_CASE("BatchNorm: batch statistics in training, running statistics in eval, 
   CHECK(std::abs(stateless(a).mean({0}).to_vector<double>()[0]) < 1e-6);
 }
 
+namespace {
+// Reducers standing in for a process group: one process (the sum is the tensor itself), and
+// `copies` processes holding the same batch (forward and backward both multiply by copies).
+struct ScaleReducer : nn::BatchStatsReducer {
+  double copies;
+  explicit ScaleReducer(double copies) : copies(copies) {}
+  Tensor sum_over_processes(const Tensor& t) override { return t * copies; }
+};
+}  // namespace
+
+TEST_CASE("BatchNorm with a stats reducer (synchronised batch norm) matches the local op") {
+  Tensor x = det_randn({6, 2, 3, 3}, 12, false).to(kFloat32);
+  nn::BatchNorm2d plain(2), synced(2);
+  synced.stats_reducer = std::make_shared<ScaleReducer>(1.0);
+  for (nn::BatchNorm2d* bn : {&plain, &synced}) {
+    NoGradGuard no_grad;
+    bn->weight.copy_(from_vector(std::vector<float>{1.5f, -0.5f}, {2}));
+    bn->bias.copy_(from_vector(std::vector<float>{0.25f, 2.0f}, {2}));
+  }
+  Tensor xa = x.detach().requires_grad_(), xb = x.detach().requires_grad_();
+  Tensor w = det_randn({6, 2, 3, 3}, 13, false).to(kFloat32);  // a loss that weighs each output
+  Tensor ya = plain(xa), yb = synced(xb);
+  check_close(yb, ya, 1e-5);
+  sum(ya * w).backward();
+  sum(yb * w).backward();
+  check_close(xb.grad(), xa.grad(), 1e-4);
+  check_close(synced.weight.grad(), plain.weight.grad(), 1e-4);
+  check_close(synced.bias.grad(), plain.bias.grad(), 1e-5);
+  check_close(synced.running_mean, plain.running_mean, 1e-6);
+  check_close(synced.running_var, plain.running_var, 1e-6);
+  // Eval mode uses the running statistics: the reducer is not called.
+  synced.eval();
+  plain.eval();
+  check_close(synced(x), plain(x), 1e-6);
+
+  // Two processes with the same batch: the same normalisation, a global count of 2 x 54 values
+  // per channel for the running variance's unbiasing.
+  nn::BatchNorm2d doubled(2), single(2);
+  doubled.stats_reducer = std::make_shared<ScaleReducer>(2.0);
+  Tensor yd = doubled(x), ys = single(x);
+  check_close(yd, ys, 1e-5);
+  const Tensor batch_var = x.var({0, 2, 3}, 0);
+  check_close(doubled.running_var, batch_var * (0.1 * 108.0 / 107.0) + 0.9, 1e-6);
+  check_close(single.running_var, batch_var * (0.1 * 54.0 / 53.0) + 0.9, 1e-6);
+}
+
 TEST_CASE("to(device), to(dtype) and zero_grad") {
   AutoEncoder model(4, 3, 2);
   if (!device_available(kCUDA)) CHECK_THROWS_WITH_SUBSTR(model.to(kCUDA), "[to] device cuda is not available: ");

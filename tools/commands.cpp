@@ -79,6 +79,9 @@ int cmd_train(const std::vector<std::string>& argv) {
   declare_train_options(opts, o);
   if (!opts.parse(argv)) return 0;
   check_device(o.device);
+  if (o.sync_batchnorm && !o.distributed)
+    throw UsageError{"--sync-batchnorm synchronises batch norm over the ranks of a --distributed run; add --distributed "
+                     "(under mpirun -np N), or drop it"};
   if (!o.resume.empty() && !fs::exists(o.resume)) throw UsageError{fmt::format("--resume: run directory '{}' does not exist", o.resume)};
   if (o.data.size() < 4 || o.data.substr(o.data.size() - 4) != ".csv") {
     if (!fs::exists(o.data)) throw UsageError{fmt::format("--data: '{}' does not exist (for Fashion-MNIST: apt-get install dataset-fashion-mnist)", o.data)};

@@ -4,9 +4,58 @@
 
 #include "../../autograd/grad_mode.h"
 #include "../../autograd/hooks.h"
+#include "../../ops/apply.h"
 #include "../../ops/creation.h"
+#include "../layers.h"
 
 namespace latent::dist {
+
+namespace {
+
+/// The sum of a tensor over the ranks as an op: forward allreduces a copy, backward allreduces the
+/// incoming gradient (each rank's output depends on every rank's input with derivative 1, so the
+/// gradient of rank i's input is the sum over the ranks of their outputs' gradients).
+struct AllreduceSumOp {
+  static constexpr const char* name = "dist_allreduce_sum";
+  struct Ctx : OpContext {
+    ProcessGroup* group = nullptr;
+  };
+  static Tensor forward(Ctx* ctx, const Tensor& x, ProcessGroup* group) {
+    Tensor out = x.contiguous().clone();
+    group->allreduce(out, ReduceOp::Sum);
+    if (ctx) ctx->group = group;
+    return out;
+  }
+  static std::array<Tensor, 1> backward(const Ctx& ctx, const Tensor& grad) {
+    Tensor g = grad.contiguous().clone();
+    ctx.group->allreduce(g, ReduceOp::Sum);
+    return {g};
+  }
+};
+
+class GroupStatsReducer : public nn::BatchStatsReducer {
+ public:
+  explicit GroupStatsReducer(std::shared_ptr<ProcessGroup> group) : group_(std::move(group)) {}
+  Tensor sum_over_processes(const Tensor& t) override { return apply<AllreduceSumOp>(t, group_.get()); }
+
+ private:
+  std::shared_ptr<ProcessGroup> group_;
+};
+
+}  // namespace
+
+int64_t convert_sync_batchnorm(nn::Module& module, std::shared_ptr<ProcessGroup> group) {
+  if (!group) fail("ddp", "process group is null");
+  auto reducer = std::make_shared<GroupStatsReducer>(std::move(group));
+  int64_t changed = 0;
+  module.apply([&](nn::Module& m) {
+    if (auto* bn = dynamic_cast<nn::BatchNorm*>(&m)) {
+      bn->stats_reducer = reducer;
+      ++changed;
+    }
+  });
+  return changed;
+}
 
 DistributedDataParallel::DistributedDataParallel(std::shared_ptr<nn::Module> module, std::shared_ptr<ProcessGroup> group,
                                                  DDPOptions options)
@@ -22,6 +71,7 @@ DistributedDataParallel::DistributedDataParallel(std::shared_ptr<nn::Module> mod
   }
   if (options_.broadcast_buffers)
     for (Tensor b : module_->buffers()) group_->broadcast(b, 0);
+  if (options_.sync_batchnorm) convert_sync_batchnorm(*module_, group_);
 
   for (const Tensor& p : module_->parameters())
     if (p.requires_grad()) params_.push_back(p);

@@ -30,7 +30,16 @@ struct DDPOptions {
   /// Avg for a loss that is a mean over the batch (the gradient of the global batch's mean); Sum
   /// for one summed over the batch (a VAE's ELBO), so N ranks give the single process's gradient.
   ReduceOp reduce = ReduceOp::Avg;
+  /// Batch-norm layers normalise with the statistics of the global batch (summed over the ranks in
+  /// forward and backward; convert_sync_batchnorm) instead of each rank's own share of it.
+  bool sync_batchnorm = false;
 };
+
+/// Makes every BatchNorm in `module` (itself included) sum its training-mode batch statistics over
+/// `group`'s ranks (nn::BatchNorm::stats_reducer): synchronised batch norm, so N ranks with
+/// batches of B/N normalise as one process with batch B. Returns the number of layers changed.
+/// Every rank must run the same layers in the same order (each is a collective).
+int64_t convert_sync_batchnorm(nn::Module& module, std::shared_ptr<ProcessGroup> group);
 
 /// Communication figures since construction (or reset_stats()).
 struct DDPStats {
