@@ -58,7 +58,7 @@ std::vector<OutputRows> Batcher::infer(std::vector<float> values, int64_t rows, 
   if (queue_.empty() && !busy_ && inline_runs_ == 0 && announced_ == 0 && job.queued - last_queued_ > quiet) {
     ++inline_runs_;
     lock.unlock();
-    run(self);
+    run(self, true);
     lock.lock();
     --inline_runs_;
     const bool wake = !queue_.empty();
@@ -103,14 +103,14 @@ void Batcher::loop() {
     }
     queued_rows_ -= taken;
     lock.unlock();
-    run(batch);
+    run(batch, false);
     for (Job* j : batch) j->done.set_value();
     lock.lock();
     busy_ = false;
   }
 }
 
-void Batcher::run(std::vector<Job*>& batch) {
+void Batcher::run(std::vector<Job*>& batch, bool on_request_thread) {
   const auto start = Clock::now();
   const std::string& name = model_->signature().name;
   const int64_t d = model_->signature().input.width;
@@ -142,7 +142,7 @@ void Batcher::run(std::vector<Job*>& batch) {
     }
     if (all_raw) x = model_->prepare(x).contiguous();
     std::vector<OutputRows> outputs = model_->run(x);
-    metrics_.observe_batch(name, rows, std::chrono::duration<double>(Clock::now() - start).count());
+    metrics_.observe_batch(name, rows, std::chrono::duration<double>(Clock::now() - start).count(), on_request_thread);
     if (batch.size() == 1) {
       batch[0]->result = std::move(outputs);
       return;

@@ -67,7 +67,7 @@ class Batcher {
     std::promise<void> done;  ///< set by the worker, outside the lock, once result or error is in
   };
   void loop();
-  void run(std::vector<Job*>& batch);
+  void run(std::vector<Job*>& batch, bool on_request_thread);
 
   std::shared_ptr<const ServedModel> model_;
   BatchOptions options_;
