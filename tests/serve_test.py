@@ -203,6 +203,13 @@ def test_csv_run(work):
         batch = {l.split("{")[0]: float(l.split()[-1]) for l in text.splitlines() if l.startswith('latent_batch_size_') and 'model="tab"' in l
                  and "_bucket" not in l}
         check("batches-gathered-rows", batch["latent_batch_size_sum"] > batch["latent_batch_size_count"], batch)
+        # The inline fast path: the decoder's one request came from a lone client, so its forward
+        # pass ran on the request's HTTP thread; the scorer's sequential requests did too, while
+        # the 64 concurrent clients went through the queue (the batches above gathered rows).
+        inline = {m: float(l.split()[-1]) for l in text.splitlines() if l.startswith("latent_inline_batches_total{")
+                  for m in [l.split('model="')[1].split('"')[0]]}
+        check("lone-client-runs-inline", inline.get("tab-decoder") == 1 and 0 < inline.get("tab", 0) < batch["latent_batch_size_count"],
+              (inline, batch))
         if shutil.which("promtool"):
             p = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
             check("promtool", p.returncode == 0, p.stdout + p.stderr)

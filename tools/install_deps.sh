@@ -6,7 +6,7 @@
 # cpp-httplib and simdjson (`latent serve`), curl, wrk and promtool (its test and benchmark), Open MPI
 # (`latent train --distributed`, models/dist/),
 # chromium, chromium-driver and python3-selenium (tests/ui_test.py drives the service's web page).
-# With --bench, also the benchmarks' peers: PyTorch (python3-torch) and LibTorch's C++ headers
+# With --bench, also the benchmarks' peers: PyTorch (python3-torch), Flask and gunicorn (bench/serve) and LibTorch's C++ headers
 # (libtorch-dev, for ../shared/peers/libtorch_bench.cpp); about 2.5 minutes and 1 GB, not needed by
 # the tests.
 # usage: tools/install_deps.sh [--bench]
@@ -18,7 +18,7 @@ packages=(meson ninja-build g++ pkg-config libopenblas-dev libfmt-dev doctest-de
           chromium chromium-driver python3-selenium)
 packages+=(doxygen)  # the API reference and its api-docs test (tools/api_docs.sh)
 if [ "${1:-}" = --bench ]; then
-  packages+=(python3-torch libtorch-dev)
+  packages+=(python3-torch libtorch-dev python3-flask gunicorn)
 elif [ $# -gt 0 ]; then
   echo "usage: tools/install_deps.sh [--bench]" >&2
   exit 2

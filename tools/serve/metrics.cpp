@@ -83,8 +83,9 @@ void Metrics::observe_queue(const std::string& model, double seconds) {
   histogram(queue_seconds_, kSecondsBounds, model).observe(seconds);
 }
 
-void Metrics::observe_batch(const std::string& model, int64_t rows, double seconds) {
+void Metrics::observe_batch(const std::string& model, int64_t rows, double seconds, bool on_request_thread) {
   std::lock_guard<std::mutex> lock(mutex_);
+  if (on_request_thread) ++inline_batches_[model];
   histogram(batch_rows_, kRowsBounds, model).observe(static_cast<double>(rows));
   histogram(inference_seconds_, kSecondsBounds, model).observe(seconds);
 }
@@ -115,6 +116,10 @@ std::string Metrics::render() const {
          "# TYPE latent_anomalies_total counter\n";
   for (const auto& [model, n] : anomalies_)
     fmt::format_to(std::back_inserter(out), "latent_anomalies_total{{model=\"{}\"}} {}\n", label(model), n);
+  out += "# HELP latent_inline_batches_total Forward passes run on the request's own HTTP thread (the model was idle).\n"
+         "# TYPE latent_inline_batches_total counter\n";
+  for (const auto& [model, n] : inline_batches_)
+    fmt::format_to(std::back_inserter(out), "latent_inline_batches_total{{model=\"{}\"}} {}\n", label(model), n);
   fmt::format_to(std::back_inserter(out),
                  "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
                  "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {}\n",

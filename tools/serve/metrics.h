@@ -29,8 +29,9 @@ class Metrics {
   void count_request(const std::string& model, const std::string& endpoint, int code, double seconds);
   /// Time a request's rows waited in the batch queue.
   void observe_queue(const std::string& model, double seconds);
-  /// One forward pass: its rows and duration.
-  void observe_batch(const std::string& model, int64_t rows, double seconds);
+  /// One forward pass: its rows and duration; `on_request_thread` when it ran inline (the model
+  /// was idle, so the request's own HTTP thread ran it; see batcher.h).
+  void observe_batch(const std::string& model, int64_t rows, double seconds, bool on_request_thread = false);
   /// Anomaly scores of answered rows, and how many were flagged.
   void observe_scores(const std::string& model, const std::vector<float>& scores, int64_t anomalies);
   /// The text exposition format (version 0.0.4), process resident memory included.
@@ -41,7 +42,7 @@ class Metrics {
   mutable std::mutex mutex_;
   std::map<std::tuple<std::string, std::string, int>, uint64_t> requests_;
   std::map<std::string, Histogram> request_seconds_, queue_seconds_, inference_seconds_, batch_rows_, scores_;
-  std::map<std::string, uint64_t> anomalies_;
+  std::map<std::string, uint64_t> anomalies_, inline_batches_;
 };
 
 /// One request as the access log records it.

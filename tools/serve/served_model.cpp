@@ -29,6 +29,15 @@ ServedModel::ServedModel(std::string name, std::shared_ptr<const models::Inferen
 
 namespace {
 
+/// The values of `t` as float32, row-major: one memcpy for a contiguous float32 CPU tensor (the
+/// model's outputs), instead of Tensor::to_vector's per-element dtype dispatch.
+std::vector<float> row_major_floats(const Tensor& t) {
+  const Tensor c = t.dtype() == kFloat32 ? t.contiguous() : t.to(kFloat32).contiguous();
+  if (!c.device().is_cpu()) return c.to_vector<float>();
+  const float* p = c.data_ptr<float>();
+  return std::vector<float>(p, p + c.numel());
+}
+
 /// The width of one row of `spec` (the product of its dimensions after the batch), or a
 /// std::runtime_error naming what cannot be served.
 int64_t onnx_row_width(const onnx::ValueSpec& spec, const char* role, const std::string& path) {
@@ -108,17 +117,17 @@ std::vector<OutputRows> ServedModel::run(const Tensor& x) const {
       if (results[i].dim() == 0 || results[i].size(0) != x.size(0))
         throw std::runtime_error(fmt::format("output '{}' has shape [{}], not {} rows", signature_.outputs[i].name,
                                              fmt::join(results[i].shape(), ", "), x.size(0)));
-      out[i].values = results[i].to(kFloat32).contiguous().to_vector<float>();
+      out[i].values = row_major_floats(results[i]);
     }
     return out;
   }
   if (decoder_) {
-    out[0].values = session_->decode(x).contiguous().to_vector<float>();
+    out[0].values = row_major_floats(session_->decode(x));
     return out;
   }
   const models::Scores s = session_->score(x);
-  out[0].values = s.reconstruction.contiguous().to_vector<float>();
-  out[1].values = s.code.contiguous().to_vector<float>();
+  out[0].values = row_major_floats(s.reconstruction);
+  out[1].values = row_major_floats(s.code);
   // error is a float32 mean widened to double (inference.cpp), so float keeps it exactly.
   out[2].values.assign(s.error.begin(), s.error.end());
   out[3].values.assign(s.is_anomaly.begin(), s.is_anomaly.end());

@@ -213,7 +213,8 @@ HttpReply Service::infer(const HttpRequest& request, Entry& entry, bool v1, Cont
   // Announced before parsing, so the batcher waits for this request's rows while it gathers.
   batcher.announce();
   InferRequest r;
-  std::future<std::vector<OutputRows>> pending;
+  std::vector<OutputRows> outputs;
+  bool announced = true;
   try {
     r = v1 ? parse_v1_predict(request.body, sig) : parse_v2_infer(request.body, sig, header_length);
     if (r.id) ctx.id = *r.id;
@@ -222,17 +223,17 @@ HttpReply Service::infer(const HttpRequest& request, Entry& entry, bool v1, Cont
       r.values = entry.model->pixels_from_png(r.images);
       r.preprocessed = false;
     }
-    pending = batcher.submit(std::move(r.values), r.rows, r.preprocessed);
-  } catch (const Overloaded& o) {  // submit has taken the announce back
+    announced = false;  // infer takes the announce back, whatever it throws
+    outputs = batcher.infer(std::move(r.values), r.rows, r.preprocessed);
+  } catch (const Overloaded& o) {
     HttpReply reply = error_reply(503, fmt::format("model '{}' is overloaded: {} rows are waiting (--max-queue {}); retry later",
                                                    sig.name, o.queued_rows, options_.batch.max_queue));
     reply.headers.emplace_back("Retry-After", "1");
     return reply;
   } catch (...) {
-    batcher.withdraw();
+    if (announced) batcher.withdraw();
     throw;
   }
-  const std::vector<OutputRows> outputs = pending.get();
   if (const int s = entry.model->score_output(); s >= 0) {
     const std::vector<float>& flags = outputs[static_cast<size_t>(entry.model->anomaly_output())].values;
     metrics_.observe_scores(sig.name, outputs[static_cast<size_t>(s)].values, std::count(flags.begin(), flags.end(), 1.0f));
