@@ -24,6 +24,7 @@
 #include "../../autograd/error.h"
 #include "../../autograd/storage.h"
 #include "isa.h"
+#include "vec_math.h"
 #include "workers.h"
 
 namespace latent::cpu {
@@ -68,10 +69,10 @@ LATENT_AVX512_INLINE __mmask16 lanes(int64_t count) {
   return count >= 16 ? __mmask16(0xFFFF) : count <= 0 ? __mmask16(0) : __mmask16((1u << count) - 1u);
 }
 
-/// C[0:MR, 0:cols] = A[0:MR, 0:k] Bp (+ bias, relu), Bp one panel of 16 * NV columns.
+/// C[0:MR, 0:cols] = A[0:MR, 0:k] Bp (+ bias, relu or sigmoid), Bp one panel of 16 * NV columns.
 template <int MR, int NV>
 LATENT_TARGET_AVX512 void small_kernel(int64_t k, const float* a, int64_t lda, const float* bp, float* c,
-                                       int64_t ldc, int64_t cols, const float* bias, bool relu) {
+                                       int64_t ldc, int64_t cols, const float* bias, bool relu, bool sigmoid) {
   constexpr int kAcc = MR * NV;
   constexpr int U = kAcc >= 8 ? 1 : kAcc >= 4 ? 2 : 4;  // independent accumulator sets
   constexpr int W = 16 * NV;
@@ -128,13 +129,14 @@ LATENT_TARGET_AVX512 void small_kernel(int64_t k, const float* a, int64_t lda, c
       for (int u = 1; u < U; ++u) r = _mm512_add_ps(r, acc[u][i][v]);
       r = _mm512_add_ps(r, bias_v[v]);
       if (relu) r = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(r, zero, _CMP_GT_OQ), r);  // NaN -> 0, as ReluF32
+      if (sigmoid) r = (__m512)vx::sigmoid<16>((vx::Lanes<16>::F)r);  // bit for bit SigmoidF32
       _mm512_mask_storeu_ps(c + i * ldc + 16 * v, mask[v], r);
     }
   }
 }
 
 using SmallKernel = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t, int64_t, const float*,
-                             bool);
+                             bool, bool);
 
 template <int MR, int... NV>
 constexpr std::array<SmallKernel, 4> row_of(std::integer_sequence<int, NV...>) {
@@ -172,7 +174,8 @@ void sgemm_small(int64_t m, const float* a, int64_t lda, const PackedB& b, float
       const float* bias = epilogue.bias ? epilogue.bias + j0 : nullptr;
       for (int64_t t = 0; t < tiles; ++t) {  // rows split evenly: 16 rows are 6 + 5 + 5
         const int64_t r0 = m * t / tiles, r1 = m * (t + 1) / tiles;
-        kKernels[r1 - r0 - 1][nv - 1](k, a + r0 * lda, lda, panel, c + r0 * ldc + j0, ldc, cols, bias, epilogue.relu);
+        kKernels[r1 - r0 - 1][nv - 1](k, a + r0 * lda, lda, panel, c + r0 * ldc + j0, ldc, cols, bias, epilogue.relu,
+                                 epilogue.sigmoid);
       }
     }
   };
