@@ -249,3 +249,57 @@ TEST_CASE("autoencoders in eval under NoGradGuard give the grad-mode forward's v
     }
   }
 }
+
+namespace {
+/// Bitwise equality of two float32 tensors of the same shape.
+bool same_bits(const Tensor& a, const Tensor& b) {
+  const Tensor x = a.contiguous(), y = b.contiguous();
+  return x.shape() == y.shape() &&
+         std::memcmp(x.data_ptr<float>(), y.data_ptr<float>(), sizeof(float) * size_t(x.numel())) == 0;
+}
+}  // namespace
+
+TEST_CASE("conv2d and conv_transpose2d reuse their packed weights only while the weights are unchanged") {
+  // The direct kernels keep the lane-major packing per thread (cpu_conv_direct.h's setup_cache);
+  // a copy of the weight (a fresh storage, never cached) is the reference after each change.
+  for (int threads : {1, 2}) {
+    const int saved = get_num_threads();
+    set_num_threads(threads);
+    CAPTURE(threads);
+    for (int64_t batch : {1, 3}) {
+      CAPTURE(batch);
+      Tensor x = det_randn({batch, 16, 7, 7}, 900 + batch, false).to(kFloat32);
+      Tensor w = det_randn({32, 16, 3, 3}, 901, false).to(kFloat32);
+      Tensor b = det_randn({32}, 902, false).to(kFloat32);
+      Tensor wt = det_randn({16, 8, 3, 3}, 903, false).to(kFloat32);  // conv_transpose2d: (C_in, C_out, kH, kW)
+      Tensor bt = det_randn({8}, 904, false).to(kFloat32);
+      NoGradGuard no_grad;
+      const Tensor first = conv2d(x, w, b, 2, 1), first_t = conv_transpose2d(x, wt, bt, 2, 1, 1);
+      CHECK(same_bits(conv2d(x, w, b, 2, 1), first));  // a hit gives the same values
+      CHECK(same_bits(first, conv2d(x, w.clone(), b.clone(), 2, 1)));
+      CHECK(same_bits(first_t, conv_transpose2d(x, wt.clone(), bt.clone(), 2, 1, 1)));
+      // In-place changes (an optimizer step's kind) to the weight, then the bias only.
+      w.add_(0.25);
+      wt.mul_(-0.5);
+      const Tensor second = conv2d(x, w, b, 2, 1), second_t = conv_transpose2d(x, wt, bt, 2, 1, 1);
+      CHECK_FALSE(same_bits(second, first));
+      CHECK_FALSE(same_bits(second_t, first_t));
+      CHECK(same_bits(second, conv2d(x, w.clone(), b.clone(), 2, 1)));
+      CHECK(same_bits(second_t, conv_transpose2d(x, wt.clone(), bt.clone(), 2, 1, 1)));
+      b.sub_(1.0);
+      CHECK(same_bits(conv2d(x, w, b, 2, 1), conv2d(x, w.clone(), b.clone(), 2, 1)));
+      // The same values against a float64 evaluation (an independent path: im2col + GEMM).
+      check_close(conv2d(x, w, b, 2, 1), conv2d(x.to(kFloat64), w.to(kFloat64), b.to(kFloat64), 2, 1).to(kFloat32),
+                  1e-4, 1e-4);
+      check_close(conv_transpose2d(x, wt, bt, 2, 1, 1),
+                  conv_transpose2d(x.to(kFloat64), wt.to(kFloat64), bt.to(kFloat64), 2, 1, 1).to(kFloat32), 1e-4,
+                  1e-4);
+      // A freed weight's storage: new weights of the same shape (often at the same address).
+      for (int round = 0; round < 3; ++round) {
+        Tensor w2 = det_randn({32, 16, 3, 3}, 950 + round, false).to(kFloat32);
+        CHECK(same_bits(conv2d(x, w2, b, 2, 1), conv2d(x, w2.clone(), b.clone(), 2, 1)));
+      }
+    }
+    set_num_threads(saved);
+  }
+}
