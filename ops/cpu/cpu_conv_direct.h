@@ -256,21 +256,61 @@ LATENT_CONV_TILES(avx2, "avx2,fma", Vec8, 12)
 LATENT_CONV_TILES(avx512, "avx512f", Vec16, 24)
 #undef LATENT_CONV_TILES
 
+// Tiles of R = 1, 2, 4 or 8 pixels for a chunk's last, partial tile (49 pixels of a 7 x 7 image
+// are 24 + 24 + 1: a full tile for the last pixel cost a third of the layer).
+#define LATENT_CONV_TAILS(SUFFIX, TARGET, V)                                                                        \
+  template <int VB, int R>                                                                                         \
+  __attribute__((target(TARGET))) void forward_tail_##SUFFIX(const float* xp, const int64_t* koff, int64_t kc,    \
+                                                             const int64_t* pix, const float* w, int64_t ws,       \
+                                                             const float* bias, float* res) {                      \
+    forward_tile<V, VB, R>(xp, koff, kc, pix, w, ws, bias, res);                                                   \
+  }                                                                                                                \
+  template <int VB, int R>                                                                                         \
+  __attribute__((target(TARGET))) void input_tail_##SUFFIX(const float* gt, int64_t ld, const float* wt,          \
+                                                           int64_t ws, int64_t cog, float* gxp, const int64_t* dst) { \
+    input_tile<V, VB, R>(gt, ld, wt, ws, cog, gxp, dst);                                                           \
+  }
+LATENT_CONV_TAILS(avx2, "avx2,fma", Vec8)
+LATENT_CONV_TAILS(avx512, "avx512f", Vec16)
+#undef LATENT_CONV_TAILS
+
+/// Rows of the tail tiles, and the index of the smallest that holds `rows` (-1: none).
+inline constexpr int64_t kTailRows[4] = {1, 2, 4, 8};
+inline int tail_index(int64_t rows) { return rows <= 1 ? 0 : rows <= 2 ? 1 : rows <= 4 ? 2 : rows <= 8 ? 3 : -1; }
+
 /// The tiles of one instruction set: W lanes per vector, ACC accumulators, entry VB - 1 for VB vectors.
 struct TileSet {
   int64_t width, acc;
   ForwardTileFn forward[4];
   WeightTileFn weight[4];
   InputTileFn input[4];
+  ForwardTileFn forward_tail[4][4];  ///< [VB - 1][tail_index(rows)]
+  InputTileFn input_tail[4][4];
+  /// The forward tile for `rows` (<= acc / vb) pixels: a tail tile when one is smaller.
+  ForwardTileFn forward_for(int64_t vb, int64_t rows) const {
+    const int t = tail_index(rows);
+    return t >= 0 && kTailRows[t] < acc / vb ? forward_tail[vb - 1][t] : forward[vb - 1];
+  }
+  /// The input-gradient tile for `rows` (<= acc / vb) pixels.
+  InputTileFn input_for(int64_t vb, int64_t rows) const {
+    const int t = tail_index(rows);
+    return t >= 0 && kTailRows[t] < acc / vb ? input_tail[vb - 1][t] : input[vb - 1];
+  }
 };
+#define LATENT_TAIL_ROW(F, VB) {F<VB, 1>, F<VB, 2>, F<VB, 4>, F<VB, 8>}
+#define LATENT_TAIL_TABLE(F) {LATENT_TAIL_ROW(F, 1), LATENT_TAIL_ROW(F, 2), LATENT_TAIL_ROW(F, 3), LATENT_TAIL_ROW(F, 4)}
 inline const TileSet kAvx2Tiles = {
     8, 12, {forward_avx2<1>, forward_avx2<2>, forward_avx2<3>, forward_avx2<4>},
     {weight_avx2<1>, weight_avx2<2>, weight_avx2<3>, weight_avx2<4>},
-    {input_avx2<1>, input_avx2<2>, input_avx2<3>, input_avx2<4>}};
+    {input_avx2<1>, input_avx2<2>, input_avx2<3>, input_avx2<4>},
+    LATENT_TAIL_TABLE(forward_tail_avx2), LATENT_TAIL_TABLE(input_tail_avx2)};
 inline const TileSet kAvx512Tiles = {
     16, 24, {forward_avx512<1>, forward_avx512<2>, forward_avx512<3>, forward_avx512<4>},
     {weight_avx512<1>, weight_avx512<2>, weight_avx512<3>, weight_avx512<4>},
-    {input_avx512<1>, input_avx512<2>, input_avx512<3>, input_avx512<4>}};
+    {input_avx512<1>, input_avx512<2>, input_avx512<3>, input_avx512<4>},
+    LATENT_TAIL_TABLE(forward_tail_avx512), LATENT_TAIL_TABLE(input_tail_avx512)};
+#undef LATENT_TAIL_TABLE
+#undef LATENT_TAIL_ROW
 
 /// The widest tile set this CPU runs, for lanes along `channels`, or null for im2col + GEMM:
 /// float32 only (the caller checks), at most a quarter of the lanes padding, and K = C/groups * kH
@@ -395,8 +435,8 @@ inline void forward_direct(const Geometry& g, const TileSet& ts, const float* x,
         for_lane_blocks(lanes, ts.width, [&](int64_t vb, int64_t l0) {
           const int64_t r_max = ts.acc / vb, oc = std::min(vb * ts.width, g.cog - l0), row = vb * ts.width;
           for (int64_t q0 = 0; q0 < nq; q0 += r_max) {
-            ts.forward[vb - 1](b.xp, b.koff, g.k, b.pix + q0, wp + gr * g.k * lanes + l0, lanes, bp + gr * lanes + l0,
-                               res);
+            ts.forward_for(vb, std::min(r_max, nq - q0))(b.xp, b.koff, g.k, b.pix + q0, wp + gr * g.k * lanes + l0,
+                                                         lanes, bp + gr * lanes + l0, res);
             int64_t n = q0 / g.p, p = q0 % g.p;
             for (int64_t r = 0; r < std::min(r_max, nq - q0); ++r) {
               float* dst = out + ((n0 + n) * g.co + gr * g.cog + l0) * g.p + p;
@@ -520,8 +560,8 @@ inline void input_direct(const Geometry& g, const TileSet& ts, const float* gy, 
             for (int64_t q0 = 0; q0 < nq; q0 += r_max) {
               const int64_t rc = std::min(r_max, nq - q0);
               for (int64_t r = 0; r < r_max; ++r) tile_dst[r] = r < rc ? dpix[q0 + r] + toff : trash;
-              ts.input[vb - 1](gt + gr * g.cog * ld + q0, ld, wt + (gr * taps + t) * g.cog * lanes + l0, lanes, g.cog,
-                               gxp, tile_dst);
+              ts.input_for(vb, rc)(gt + gr * g.cog * ld + q0, ld, wt + (gr * taps + t) * g.cog * lanes + l0, lanes,
+                                   g.cog, gxp, tile_dst);
             }
           }
         });
