@@ -206,15 +206,6 @@ void apply_epilogue(int64_t m, int64_t n, const GemmEpilogue& e, float* c, int64
     }
 }
 
-/// Depth of one k slice in sgemm_avx512_packed (its panels hold all of k already).
-int64_t packed_kc() {
-  static const int64_t kc = [] {
-    const char* env = std::getenv("LATENT_KC_PACKED");
-    return env ? std::max<int64_t>(16, std::atoll(env)) : kKC;
-  }();
-  return kc;
-}
-
 }  // namespace
 
 bool sgemm_avx512_available() { return cpu_isa() >= 2; }
@@ -276,9 +267,8 @@ void sgemm_avx512_packed(int64_t m, int64_t n, int64_t k, int64_t j_lo, int64_t 
   }
   const auto& kernels = kKernels[0];
   const int act = epilogue.relu ? kActRelu : epilogue.sigmoid ? kActSigmoid : kActNone;
-  const int64_t kc_max = packed_kc();
-  for (int64_t pc = 0; pc < k; pc += kc_max) {
-    const int64_t kc = std::min(kc_max, k - pc);
+  for (int64_t pc = 0; pc < k; pc += kKC) {
+    const int64_t kc = std::min(kKC, k - pc);
     const bool accumulate = pc > 0, last = pc + kc == k;
     for (int64_t jr = j_lo; jr < j_hi; jr += 32) {
       const int64_t cols = std::min<int64_t>(32, std::min(n, j_hi) - jr);
