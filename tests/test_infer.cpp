@@ -2,11 +2,14 @@
 // float64 reference, the cache of packed weights (hits, invalidation by version, freed storages),
 // and linear / the autoencoders under NoGradGuard against the same computation with grad on.
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <tuple>
 
 #include "../models/autoencoder.h"
+#include "../ops/cpu/isa.h"
 #include "../ops/cpu/sgemm_small.h"
+#include "../ops/cpu/vec_math.h"
 #include "helpers.h"
 
 using namespace latent;
@@ -15,17 +18,18 @@ using latent::testing::det_randn;
 
 namespace {
 
-/// C = A W^T (+ bias, relu) through sgemm_small with W (n x k) stored row-major (w_t false) or
+/// C = A W^T (+ bias, then relu for act 1 or sigmoid for act 2) through sgemm_small with W (n x k) stored row-major (w_t false) or
 /// as its transpose W^T (k x n, a tied decoder's layout); every element checked against float64
 /// within float32 rounding, and the row padding of C never written.
-void check_small(int64_t m, int64_t n, int64_t k, bool w_t, bool with_bias, bool relu, uint32_t seed,
+void check_small(int64_t m, int64_t n, int64_t k, bool w_t, bool with_bias, int act, uint32_t seed,
                  bool large = false) {
+  const bool relu = act == 1, sigmoid = act == 2;
   CAPTURE(m);
   CAPTURE(n);
   CAPTURE(k);
   CAPTURE(w_t);
   CAPTURE(with_bias);
-  CAPTURE(relu);
+  CAPTURE(act);
   CAPTURE(large);
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
@@ -41,6 +45,7 @@ void check_small(int64_t m, int64_t n, int64_t k, bool w_t, bool with_bias, bool
   cpu::GemmEpilogue epilogue;
   epilogue.bias = with_bias ? bias.data() : nullptr;
   epilogue.relu = relu;
+  epilogue.sigmoid = sigmoid;
   if (large) cpu::sgemm_large_packed(m, a.data(), lda, *packed, c.data(), ldc, epilogue);
   else cpu::sgemm_small(m, a.data(), lda, *packed, c.data(), ldc, epilogue);
   int64_t bad = 0;
@@ -52,7 +57,8 @@ void check_small(int64_t m, int64_t n, int64_t k, bool w_t, bool with_bias, bool
         mag += std::fabs(double(a[i * lda + p]) * w_at(j, p));
       }
       if (relu) ref = ref > 0 ? ref : 0.0;
-      const double got = c[i * ldc + j], tol = 2e-6 * std::sqrt(double(k + 1)) * mag + 1e-30;
+      if (sigmoid) ref = 1.0 / (1.0 + std::exp(-ref));  // 1-Lipschitz: the product's tolerance holds
+      const double got = c[i * ldc + j], tol = 2e-6 * std::sqrt(double(k + 1)) * mag + (sigmoid ? 1e-6 : 1e-30);
       if (!(std::fabs(got - ref) <= tol) && bad++ < 3)
         FAIL_CHECK("at (" << i << ", " << j << "): got " << got << ", expected " << ref);
     }
@@ -77,14 +83,15 @@ TEST_CASE("sgemm_small matches a float64 reference for M = 1..16, odd N and K, b
       for (auto [n, k] : {std::pair<int64_t, int64_t>{1, 1}, {15, 7}, {17, 33}, {63, 129}, {64, 64}, {65, 3},
                           {129, 65}, {20, 400}})
         for (int variant = 0; variant < 4; ++variant)
-          check_small(m, n, k, variant & 1, variant & 2, (m + variant) % 3 == 0, seed++);
+          check_small(m, n, k, variant & 1, variant & 2, int((m + variant) % 3), seed++);
     // The autoencoders' shapes, large enough to split over the pool.
     for (int64_t m : {1, 2, 5, 16}) {
-      check_small(m, 128, 784, false, true, true, seed++);
-      check_small(m, 784, 128, false, true, false, seed++);
-      check_small(m, 784, 128, true, false, true, seed++);
+      check_small(m, 128, 784, false, true, 1, seed++);
+      check_small(m, 784, 128, false, true, 2, seed++);
+      check_small(m, 784, 128, true, false, 1, seed++);
     }
-    check_small(3, 40, 0, false, true, true, seed++);  // k = 0: relu(bias)
+    check_small(3, 40, 0, false, true, 1, seed++);  // k = 0: relu(bias)
+    check_small(3, 40, 0, false, true, 2, seed++);  // k = 0: sigmoid(bias)
   }
   set_num_threads(saved);
 }
@@ -105,9 +112,52 @@ TEST_CASE("sgemm_large_packed (the general kernel on prepacked panels) matches a
                            {128, 20, 784}, {256, 128, 784}, {256, 784, 128}, {100, 65, 300}, {300, 17, 64},
                            {25, 40, 0}})
       for (int variant = 0; variant < 4; ++variant)
-        check_small(m, n, k, variant & 1, variant & 2, variant == 1 || variant == 2, seed++, true);
+        check_small(m, n, k, variant & 1, variant & 2, variant % 3, seed++, true);
   }
   set_num_threads(saved);
+}
+
+namespace {
+/// vx::sigmoid<16> (the prepacked kernels' fused store) over n values.
+LATENT_TARGET_AVX512 void sigmoid16(const float* x, float* out, int64_t n) {
+  using F = cpu::vx::Lanes<16>::F;
+  for (int64_t i = 0; i < n; i += 16) {
+    F v;
+    __builtin_memcpy(&v, x + i, sizeof v);
+    v = cpu::vx::sigmoid<16>(v);
+    __builtin_memcpy(out + i, &v, sizeof v);
+  }
+}
+}  // namespace
+
+TEST_CASE("the fused store's sigmoid is the sigmoid op's (its separate pass) bit for bit, special values included") {
+  if (!cpu::sgemm_avx512_available()) {
+    MESSAGE("skipped: this CPU has no AVX-512");
+    return;
+  }
+  std::vector<float> x = {0.f, -0.f, 1e-40f, -1e-40f, 88.7228f, -88.7228f, 103.9f, -103.9f, 104.f, -104.f, 1e30f,
+                          -1e30f, INFINITY, -INFINITY, NAN, 0.5f};
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> wide(-120.f, 120.f), narrow(-8.f, 8.f);
+  for (int i = 0; i < 4000; ++i) x.push_back(i % 2 ? wide(rng) : narrow(rng));
+  std::vector<float> got(x.size());
+  sigmoid16(x.data(), got.data(), int64_t(x.size()));
+  Tensor xs = empty({int64_t(x.size())}, kFloat32);
+  std::memcpy(xs.data_ptr<float>(), x.data(), sizeof(float) * x.size());
+  const Tensor op = sigmoid(xs);
+  int64_t bad = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const float want = op.data_ptr<float>()[i];
+    // The op and the float64 formula agree to float32 rounding (an independent reference).
+    if (std::isnan(x[i])) CHECK(std::isnan(want));
+    else CHECK(std::fabs(double(want) - 1.0 / (1.0 + std::exp(-double(x[i])))) <= 1e-6);
+    const bool same = std::isnan(want) ? std::isnan(got[i]) : std::memcmp(&want, &got[i], sizeof want) == 0;
+    if (!same && bad++ < 3) FAIL_CHECK("sigmoid(" << x[i] << "): got " << got[i] << ", expected " << want);
+  }
+  CHECK(bad == 0);
+  CHECK(got[0] == 0.5f);
+  CHECK(got[12] == 1.f);
+  CHECK(got[13] == 0.f);
 }
 
 TEST_CASE("linear under NoGradGuard equals linear with grad on, for 1..17 rows, every activation, tied layout") {
@@ -197,5 +247,59 @@ TEST_CASE("autoencoders in eval under NoGradGuard give the grad-mode forward's v
       }
       check_close(model->forward(x), fresh, 1e-5, 1e-5);
     }
+  }
+}
+
+namespace {
+/// Bitwise equality of two float32 tensors of the same shape.
+bool same_bits(const Tensor& a, const Tensor& b) {
+  const Tensor x = a.contiguous(), y = b.contiguous();
+  return x.shape() == y.shape() &&
+         std::memcmp(x.data_ptr<float>(), y.data_ptr<float>(), sizeof(float) * size_t(x.numel())) == 0;
+}
+}  // namespace
+
+TEST_CASE("conv2d and conv_transpose2d reuse their packed weights only while the weights are unchanged") {
+  // The direct kernels keep the lane-major packing per thread (cpu_conv_direct.h's setup_cache);
+  // a copy of the weight (a fresh storage, never cached) is the reference after each change.
+  for (int threads : {1, 2}) {
+    const int saved = get_num_threads();
+    set_num_threads(threads);
+    CAPTURE(threads);
+    for (int64_t batch : {1, 3}) {
+      CAPTURE(batch);
+      Tensor x = det_randn({batch, 16, 7, 7}, 900 + batch, false).to(kFloat32);
+      Tensor w = det_randn({32, 16, 3, 3}, 901, false).to(kFloat32);
+      Tensor b = det_randn({32}, 902, false).to(kFloat32);
+      Tensor wt = det_randn({16, 8, 3, 3}, 903, false).to(kFloat32);  // conv_transpose2d: (C_in, C_out, kH, kW)
+      Tensor bt = det_randn({8}, 904, false).to(kFloat32);
+      NoGradGuard no_grad;
+      const Tensor first = conv2d(x, w, b, 2, 1), first_t = conv_transpose2d(x, wt, bt, 2, 1, 1);
+      CHECK(same_bits(conv2d(x, w, b, 2, 1), first));  // a hit gives the same values
+      CHECK(same_bits(first, conv2d(x, w.clone(), b.clone(), 2, 1)));
+      CHECK(same_bits(first_t, conv_transpose2d(x, wt.clone(), bt.clone(), 2, 1, 1)));
+      // In-place changes (an optimizer step's kind) to the weight, then the bias only.
+      w.add_(0.25);
+      wt.mul_(-0.5);
+      const Tensor second = conv2d(x, w, b, 2, 1), second_t = conv_transpose2d(x, wt, bt, 2, 1, 1);
+      CHECK_FALSE(same_bits(second, first));
+      CHECK_FALSE(same_bits(second_t, first_t));
+      CHECK(same_bits(second, conv2d(x, w.clone(), b.clone(), 2, 1)));
+      CHECK(same_bits(second_t, conv_transpose2d(x, wt.clone(), bt.clone(), 2, 1, 1)));
+      b.sub_(1.0);
+      CHECK(same_bits(conv2d(x, w, b, 2, 1), conv2d(x, w.clone(), b.clone(), 2, 1)));
+      // The same values against a float64 evaluation (an independent path: im2col + GEMM).
+      check_close(conv2d(x, w, b, 2, 1), conv2d(x.to(kFloat64), w.to(kFloat64), b.to(kFloat64), 2, 1).to(kFloat32),
+                  1e-4, 1e-4);
+      check_close(conv_transpose2d(x, wt, bt, 2, 1, 1),
+                  conv_transpose2d(x.to(kFloat64), wt.to(kFloat64), bt.to(kFloat64), 2, 1, 1).to(kFloat32), 1e-4,
+                  1e-4);
+      // A freed weight's storage: new weights of the same shape (often at the same address).
+      for (int round = 0; round < 3; ++round) {
+        Tensor w2 = det_randn({32, 16, 3, 3}, 950 + round, false).to(kFloat32);
+        CHECK(same_bits(conv2d(x, w2, b, 2, 1), conv2d(x, w2.clone(), b.clone(), 2, 1)));
+      }
+    }
+    set_num_threads(saved);
   }
 }

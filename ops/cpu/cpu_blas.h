@@ -15,10 +15,14 @@ template <class T>
 void blas_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b,
                int64_t ldb, T beta, T* c, int64_t ldc);
 
-/// What latent's kernel applies as it stores the finished C: C[i][j] = max?(C[i][j] + bias[j], 0).
+/// What latent's kernel applies as it stores the finished C: C[i][j] = max?(C[i][j] + bias[j], 0),
+/// or sigmoid(C[i][j] + bias[j]).
 struct GemmEpilogue {
   const float* bias = nullptr;  ///< one value per column of C, or null
   bool relu = false;
+  /// math::sigmoid after the bias (bit for bit the separate pass). Only the prepacked inference
+  /// kernels (sgemm_small.h: sgemm_small, sgemm_large_packed) apply it; others ignore it.
+  bool sigmoid = false;
 };
 /// blas_gemm<float> with beta 0 and the epilogue in the kernel's store. Only when
 /// sgemm_uses_latent_kernel() (the caller composes otherwise).

@@ -182,9 +182,17 @@ T* scratch(Tensor& holder, int64_t count) {
 }
 
 
+/// Names the weight (and bias) tensors for the direct kernels' per-thread reuse of their packing
+/// (cpu_conv_direct.h's setup_cache); null where there are no direct kernels.
+#ifdef LATENT_CONV_DIRECT
+using KeyPtr = const conv::WeightKey*;
+#else
+using KeyPtr = const void*;
+#endif
+
 // x: (N, C, H, W), w: (C_out, C/groups, kH, kW), bias: (C_out) or null, out: (N, C_out, H_out, W_out)
 template <class T>
-void forward(const Geometry& g, const T* x, const T* w, const T* bias, T* out) {
+void forward(const Geometry& g, const T* x, const T* w, const T* bias, T* out, KeyPtr key = nullptr) {
   if (g.n == 0 || g.co == 0) return;
   if (g.k == 0) {  // no input channels: the output is the bias
     for (int64_t n = 0; n < g.n; ++n) fill_rows(out + n * g.co * g.p, g.co, g.p, bias);
@@ -192,7 +200,7 @@ void forward(const Geometry& g, const T* x, const T* w, const T* bias, T* out) {
   }
 #ifdef LATENT_CONV_DIRECT
   if constexpr (std::is_same_v<T, float>)
-    if (const conv::TileSet* ts = conv::direct_tiles(g, g.cog)) return conv::forward_direct(g, *ts, x, w, bias, out);
+    if (const conv::TileSet* ts = conv::direct_tiles(g, g.cog)) return conv::forward_direct(g, *ts, x, w, bias, out, key);
 #endif
   const T beta = bias ? T(1) : T(0);
   if (g.pointwise) {
@@ -225,7 +233,7 @@ void forward(const Geometry& g, const T* x, const T* w, const T* bias, T* out) {
 
 // gy: (N, C_out, H_out, W_out), w: (C_out, C/groups, kH, kW), dx: (N, C, H, W) overwritten
 template <class T>
-void backward_input(const Geometry& g, const T* gy, const T* w, T* dx) {
+void backward_input(const Geometry& g, const T* gy, const T* w, T* dx, KeyPtr key = nullptr) {
   if (g.n == 0) return;
   if (g.co == 0 || g.k == 0) {
     std::fill(dx, dx + g.n * g.c * g.hw, T(0));
@@ -233,7 +241,7 @@ void backward_input(const Geometry& g, const T* gy, const T* w, T* dx) {
   }
 #ifdef LATENT_CONV_DIRECT
   if constexpr (std::is_same_v<T, float>)
-    if (const conv::TileSet* ts = conv::direct_tiles(g, g.cg)) return conv::input_direct(g, *ts, gy, w, dx);
+    if (const conv::TileSet* ts = conv::direct_tiles(g, g.cg)) return conv::input_direct(g, *ts, gy, w, dx, key);
 #endif
   if (g.pointwise) {
     for (int64_t n = 0; n < g.n; ++n)
@@ -306,6 +314,13 @@ void backward_weight(const Geometry& g, const T* gy, const T* x, T* dw) {
 void CpuBackend::conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& out,
                         const Conv2dParams& p) {
   const Geometry g = conv::geometry(x.shape(), weight.shape(), out.shape(), p);
+#ifdef LATENT_CONV_DIRECT
+  if (x.dtype() == kFloat32) {
+    const conv::WeightKey key = conv::WeightKey::of(weight, bias);
+    return forward<float>(g, x.data_ptr<float>(), weight.data_ptr<float>(),
+                          bias.defined() ? bias.data_ptr<float>() : nullptr, out.data_ptr<float>(), &key);
+  }
+#endif
   visit_floating("conv2d", x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     forward<T>(g, x.data_ptr<T>(), weight.data_ptr<T>(), bias.defined() ? bias.data_ptr<T>() : nullptr,
@@ -316,6 +331,13 @@ void CpuBackend::conv2d(const Tensor& x, const Tensor& weight, const Tensor& bia
 void CpuBackend::conv2d_backward_input(const Tensor& grad_out, const Tensor& weight, const Tensor& grad_input,
                                        const Conv2dParams& p) {
   const Geometry g = conv::geometry(grad_input.shape(), weight.shape(), grad_out.shape(), p);
+#ifdef LATENT_CONV_DIRECT
+  if (grad_out.dtype() == kFloat32) {
+    const conv::WeightKey key = conv::WeightKey::of(weight, Tensor());
+    return backward_input<float>(g, grad_out.data_ptr<float>(), weight.data_ptr<float>(),
+                                 grad_input.data_ptr<float>(), &key);
+  }
+#endif
   visit_floating("conv2d", grad_out.dtype(), [&](auto tag) {
     using T = decltype(tag);
     backward_input<T>(g, grad_out.data_ptr<T>(), weight.data_ptr<T>(), grad_input.data_ptr<T>());

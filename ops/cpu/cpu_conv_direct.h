@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <memory>
 #include <limits>
 #include <cstdlib>
 #include <cstring>
@@ -64,6 +65,78 @@ inline Tensor zeroed(int64_t count, DType dtype) {
 }
 
 inline int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
+
+/// Which weights (and bias) a packing was made from: the tensors' storages (weak, so a freed
+/// storage never matches a new one at the same address), data pointers and version counters.
+/// An optimizer step or any in-place change bumps the version, and the next call repacks.
+struct WeightKey {
+  std::weak_ptr<Storage> w, b;
+  const float* wp = nullptr;
+  const float* bp = nullptr;
+  uint32_t wv = 0, bv = 0;
+  static WeightKey of(const Tensor& weight, const Tensor& bias) {
+    WeightKey k;
+    k.w = weight.storage();
+    k.wp = weight.data_ptr<float>();
+    k.wv = weight.storage()->version();
+    if (bias.defined()) {
+      k.b = bias.storage();
+      k.bp = bias.data_ptr<float>();
+      k.bv = bias.storage()->version();
+    }
+    return k;
+  }
+  bool same(const WeightKey& o) const {
+    return wp == o.wp && bp == o.bp && wv == o.wv && bv == o.bv && !w.expired() && (bp == nullptr || !b.expired()) &&
+           !w.owner_before(o.w) && !o.w.owner_before(w) && !b.owner_before(o.b) && !o.b.owner_before(b);
+  }
+};
+
+/// The per-call set-up of the direct kernels that depends only on the geometry (offset tables,
+/// zero-bordered buffers) or on the weights (the lane-major packing), kept per thread and reused
+/// while it matches, so a batch-1 inference call does no packing, table building or zero fill
+/// for it. Small (a few layers' worth); round-robin replacement. In training the weights change
+/// every step, so their packing is redone as before (one lookup more).
+struct SetupCache {
+  struct Entry {
+    int kind = -1;  // which kernel's set-up
+    Geometry g{};   // with n = the chunk (tables, buffers) or 0 (weights)
+    WeightKey key;
+    Tensor a, b;
+  };
+  static constexpr int kEntries = 12;
+  Entry entries[kEntries];
+  int next = 0;
+  static bool same_geometry(const Geometry& x, const Geometry& y) { return std::memcmp(&x, &y, sizeof x) == 0; }
+  /// The entry for (kind, g[, key]), or null.
+  Entry* find(int kind, const Geometry& g, const WeightKey* key) {
+    for (Entry& e : entries)
+      if (e.kind == kind && same_geometry(e.g, g) && (!key || e.key.same(*key))) return &e;
+    return nullptr;
+  }
+  Entry& insert(int kind, const Geometry& g) {
+    Entry& e = entries[next];
+    next = (next + 1) % kEntries;
+    e = Entry{};
+    e.kind = kind;
+    e.g = g;
+    return e;
+  }
+};
+inline SetupCache& setup_cache() {
+  thread_local SetupCache cache;
+  return cache;
+}
+/// g with n set to `n` and padding bytes zero, as a cache key.
+inline Geometry geometry_key(const Geometry& g, int64_t n) {
+  Geometry k;
+  std::memset(&k, 0, sizeof k);
+  k.n = n, k.c = g.c, k.h = g.h, k.w = g.w, k.co = g.co, k.ho = g.ho, k.wo = g.wo;
+  k.kh = g.kh, k.kw = g.kw, k.sh = g.sh, k.sw = g.sw, k.ph = g.ph, k.pw = g.pw, k.dh = g.dh, k.dw = g.dw;
+  k.groups = g.groups, k.cg = g.cg, k.cog = g.cog, k.k = g.k, k.hw = g.hw, k.p = g.p, k.pointwise = g.pointwise;
+  return k;
+}
+enum SetupKind { kForwardWeights = 0, kBordered = 1, kInputWeights = 2, kInputTables = 3, kInputScratch = 4 };
 
 // res (R pixels, VB * W lanes) = bias + sum over taps k of w[k] * x[pix[r] + koff[k]].
 template <class V, int VB, int R>
@@ -183,21 +256,61 @@ LATENT_CONV_TILES(avx2, "avx2,fma", Vec8, 12)
 LATENT_CONV_TILES(avx512, "avx512f", Vec16, 24)
 #undef LATENT_CONV_TILES
 
+// Tiles of R = 1, 2, 4 or 8 pixels for a chunk's last, partial tile (49 pixels of a 7 x 7 image
+// are 24 + 24 + 1: a full tile for the last pixel cost a third of the layer).
+#define LATENT_CONV_TAILS(SUFFIX, TARGET, V)                                                                        \
+  template <int VB, int R>                                                                                         \
+  __attribute__((target(TARGET))) void forward_tail_##SUFFIX(const float* xp, const int64_t* koff, int64_t kc,    \
+                                                             const int64_t* pix, const float* w, int64_t ws,       \
+                                                             const float* bias, float* res) {                      \
+    forward_tile<V, VB, R>(xp, koff, kc, pix, w, ws, bias, res);                                                   \
+  }                                                                                                                \
+  template <int VB, int R>                                                                                         \
+  __attribute__((target(TARGET))) void input_tail_##SUFFIX(const float* gt, int64_t ld, const float* wt,          \
+                                                           int64_t ws, int64_t cog, float* gxp, const int64_t* dst) { \
+    input_tile<V, VB, R>(gt, ld, wt, ws, cog, gxp, dst);                                                           \
+  }
+LATENT_CONV_TAILS(avx2, "avx2,fma", Vec8)
+LATENT_CONV_TAILS(avx512, "avx512f", Vec16)
+#undef LATENT_CONV_TAILS
+
+/// Rows of the tail tiles, and the index of the smallest that holds `rows` (-1: none).
+inline constexpr int64_t kTailRows[4] = {1, 2, 4, 8};
+inline int tail_index(int64_t rows) { return rows <= 1 ? 0 : rows <= 2 ? 1 : rows <= 4 ? 2 : rows <= 8 ? 3 : -1; }
+
 /// The tiles of one instruction set: W lanes per vector, ACC accumulators, entry VB - 1 for VB vectors.
 struct TileSet {
   int64_t width, acc;
   ForwardTileFn forward[4];
   WeightTileFn weight[4];
   InputTileFn input[4];
+  ForwardTileFn forward_tail[4][4];  ///< [VB - 1][tail_index(rows)]
+  InputTileFn input_tail[4][4];
+  /// The forward tile for `rows` (<= acc / vb) pixels: a tail tile when one is smaller.
+  ForwardTileFn forward_for(int64_t vb, int64_t rows) const {
+    const int t = tail_index(rows);
+    return t >= 0 && kTailRows[t] < acc / vb ? forward_tail[vb - 1][t] : forward[vb - 1];
+  }
+  /// The input-gradient tile for `rows` (<= acc / vb) pixels.
+  InputTileFn input_for(int64_t vb, int64_t rows) const {
+    const int t = tail_index(rows);
+    return t >= 0 && kTailRows[t] < acc / vb ? input_tail[vb - 1][t] : input[vb - 1];
+  }
 };
+#define LATENT_TAIL_ROW(F, VB) {F<VB, 1>, F<VB, 2>, F<VB, 4>, F<VB, 8>}
+#define LATENT_TAIL_TABLE(F) {LATENT_TAIL_ROW(F, 1), LATENT_TAIL_ROW(F, 2), LATENT_TAIL_ROW(F, 3), LATENT_TAIL_ROW(F, 4)}
 inline const TileSet kAvx2Tiles = {
     8, 12, {forward_avx2<1>, forward_avx2<2>, forward_avx2<3>, forward_avx2<4>},
     {weight_avx2<1>, weight_avx2<2>, weight_avx2<3>, weight_avx2<4>},
-    {input_avx2<1>, input_avx2<2>, input_avx2<3>, input_avx2<4>}};
+    {input_avx2<1>, input_avx2<2>, input_avx2<3>, input_avx2<4>},
+    LATENT_TAIL_TABLE(forward_tail_avx2), LATENT_TAIL_TABLE(input_tail_avx2)};
 inline const TileSet kAvx512Tiles = {
     16, 24, {forward_avx512<1>, forward_avx512<2>, forward_avx512<3>, forward_avx512<4>},
     {weight_avx512<1>, weight_avx512<2>, weight_avx512<3>, weight_avx512<4>},
-    {input_avx512<1>, input_avx512<2>, input_avx512<3>, input_avx512<4>}};
+    {input_avx512<1>, input_avx512<2>, input_avx512<3>, input_avx512<4>},
+    LATENT_TAIL_TABLE(forward_tail_avx512), LATENT_TAIL_TABLE(input_tail_avx512)};
+#undef LATENT_TAIL_TABLE
+#undef LATENT_TAIL_ROW
 
 /// The widest tile set this CPU runs, for lanes along `channels`, or null for im2col + GEMM:
 /// float32 only (the caller checks), at most a quarter of the lanes padding, and K = C/groups * kH
@@ -250,19 +363,29 @@ struct Bordered {
   int64_t* koff;        // k = (ci, ki, kj) -> ci * plane + ki * dh * wp + kj * dw; zeros up to K + 24
   int64_t* pix;         // q = (n, oh, ow) -> n * stride + oh * sh * wp + ow * sw; the last repeated up to nb * P + 24
   Bordered(const Geometry& g, int64_t nb) : wp(g.w + 2 * g.pw), plane((g.h + 2 * g.ph) * wp), stride(g.cg * plane) {
-    buffer = zeroed(nb * stride, kFloat32);
-    xp = buffer.data_ptr<float>();
-    tables = zeroed(g.k + 24 + nb * g.p + 24, kInt64);
-    koff = tables.data_ptr<int64_t>();
-    int64_t* k = koff;
-    for (int64_t ci = 0; ci < g.cg; ++ci)
-      for (int64_t ki = 0; ki < g.kh; ++ki)
-        for (int64_t kj = 0; kj < g.kw; ++kj) *k++ = ci * plane + ki * g.dh * wp + kj * g.dw;
-    pix = koff + g.k + 24;
-    for (int64_t q = 0; q < nb * g.p + 24; ++q) {
-      const int64_t qq = std::min(q, nb * g.p - 1), n = qq / g.p, oh = qq % g.p / g.wo, ow = qq % g.wo;
-      pix[q] = n * stride + oh * g.sh * wp + ow * g.sw;
+    // Reused per thread (setup_cache): load() rewrites the interiors, the borders stay zero.
+    SetupCache& cache = setup_cache();
+    const Geometry key = geometry_key(g, nb);
+    SetupCache::Entry* e = cache.find(kBordered, key, nullptr);
+    if (!e) {
+      e = &cache.insert(kBordered, key);
+      e->a = zeroed(nb * stride, kFloat32);
+      e->b = zeroed(g.k + 24 + nb * g.p + 24, kInt64);
+      int64_t* k = e->b.data_ptr<int64_t>();
+      for (int64_t ci = 0; ci < g.cg; ++ci)
+        for (int64_t ki = 0; ki < g.kh; ++ki)
+          for (int64_t kj = 0; kj < g.kw; ++kj) *k++ = ci * plane + ki * g.dh * wp + kj * g.dw;
+      int64_t* pq = e->b.data_ptr<int64_t>() + g.k + 24;
+      for (int64_t q = 0; q < nb * g.p + 24; ++q) {
+        const int64_t qq = std::min(q, nb * g.p - 1), n = qq / g.p, oh = qq % g.p / g.wo, ow = qq % g.wo;
+        pq[q] = n * stride + oh * g.sh * wp + ow * g.sw;
+      }
     }
+    buffer = e->a;
+    tables = e->b;
+    xp = buffer.data_ptr<float>();
+    koff = tables.data_ptr<int64_t>();
+    pix = koff + g.k + 24;
   }
   /// Copies the group's channels of images [n0, n0 + nb) into the buffer (borders stay zero).
   void load(const Geometry& g, const float* x, int64_t n0, int64_t nb, int64_t group) {
@@ -276,18 +399,29 @@ struct Bordered {
   }
 };
 
+/// `key` (or null: pack every call) names the weight and bias tensors, so their packing is
+/// reused per thread while they are unchanged (setup_cache).
 inline void forward_direct(const Geometry& g, const TileSet& ts, const float* x, const float* w, const float* bias,
-                    float* out) {
+                           float* out, const WeightKey* key = nullptr) {
   const int64_t lanes = round_up(g.cog, ts.width);
   // wp (groups, K, lanes) and bp (groups, lanes): weights and bias with output channels innermost.
-  Tensor packed = zeroed(g.groups * (g.k + 1) * lanes, kFloat32);
+  const Geometry gkey = geometry_key(g, 0);
+  SetupCache::Entry* cached = key ? setup_cache().find(kForwardWeights, gkey, key) : nullptr;
+  Tensor packed = cached ? cached->a : zeroed(g.groups * (g.k + 1) * lanes, kFloat32);
   float* wp = packed.data_ptr<float>();
   float* bp = wp + g.groups * g.k * lanes;
-  for (int64_t gr = 0; gr < g.groups; ++gr)
-    for (int64_t o = 0; o < g.cog; ++o) {
-      for (int64_t k = 0; k < g.k; ++k) wp[(gr * g.k + k) * lanes + o] = w[(gr * g.cog + o) * g.k + k];
-      if (bias) bp[gr * lanes + o] = bias[gr * g.cog + o];
+  if (!cached) {
+    for (int64_t gr = 0; gr < g.groups; ++gr)
+      for (int64_t o = 0; o < g.cog; ++o) {
+        for (int64_t k = 0; k < g.k; ++k) wp[(gr * g.k + k) * lanes + o] = w[(gr * g.cog + o) * g.k + k];
+        if (bias) bp[gr * lanes + o] = bias[gr * g.cog + o];
+      }
+    if (key) {
+      SetupCache::Entry& e = setup_cache().insert(kForwardWeights, gkey);
+      e.key = *key;
+      e.a = packed;
     }
+  }
   const int64_t nb = direct_chunk(g, int64_t{1} << 14, g.cg * (g.h + 2 * g.ph) * (g.w + 2 * g.pw));
   // Images are split over the pool; each part has its own bordered copies and tile result.
   parallel_ranges(g.n, direct_min_parallel(g), 1, [&](int64_t n_lo, int64_t n_hi) {
@@ -301,8 +435,8 @@ inline void forward_direct(const Geometry& g, const TileSet& ts, const float* x,
         for_lane_blocks(lanes, ts.width, [&](int64_t vb, int64_t l0) {
           const int64_t r_max = ts.acc / vb, oc = std::min(vb * ts.width, g.cog - l0), row = vb * ts.width;
           for (int64_t q0 = 0; q0 < nq; q0 += r_max) {
-            ts.forward[vb - 1](b.xp, b.koff, g.k, b.pix + q0, wp + gr * g.k * lanes + l0, lanes, bp + gr * lanes + l0,
-                               res);
+            ts.forward_for(vb, std::min(r_max, nq - q0))(b.xp, b.koff, g.k, b.pix + q0, wp + gr * g.k * lanes + l0,
+                                                         lanes, bp + gr * lanes + l0, res);
             int64_t n = q0 / g.p, p = q0 % g.p;
             for (int64_t r = 0; r < std::min(r_max, nq - q0); ++r) {
               float* dst = out + ((n0 + n) * g.co + gr * g.cog + l0) * g.p + p;
@@ -357,7 +491,9 @@ inline void weight_direct(const Geometry& g, const TileSet& ts, const float* gy,
       for (int64_t k = 0; k < g.k; ++k) dw[(gr * g.cog + o) * g.k + k] = acc[(gr * kpad + k) * lanes + o];
 }
 
-inline void input_direct(const Geometry& g, const TileSet& ts, const float* gy, const float* w, float* dx) {
+/// `key` (or null) as in forward_direct, for w.
+inline void input_direct(const Geometry& g, const TileSet& ts, const float* gy, const float* w, float* dx,
+                         const WeightKey* key = nullptr) {
   const int64_t taps = g.kh * g.kw, lanes = round_up(g.cg, ts.width);
   const int64_t wp = g.w + 2 * g.pw, plane = (g.h + 2 * g.ph) * wp;
   const int64_t nb = direct_chunk(g, int64_t{1} << 16, plane * lanes + g.co * g.p), r_top = ts.acc;
@@ -366,27 +502,49 @@ inline void input_direct(const Geometry& g, const TileSet& ts, const float* gy, 
   // (nb, plane, lanes): the chunk's input gradient, bordered, channels innermost, then a slot that
   // absorbs the stores of a partial tile's unused rows.
   const int64_t ld = nb * g.p + r_top;
-  Tensor holder = zeroed(g.groups * taps * g.cog * lanes, kFloat32);
+  SetupCache& cache = setup_cache();
+  const Geometry gkey = geometry_key(g, 0), tkey = geometry_key(g, nb);
+  SetupCache::Entry* cached = key ? cache.find(kInputWeights, gkey, key) : nullptr;
+  Tensor holder = cached ? cached->a : zeroed(g.groups * taps * g.cog * lanes, kFloat32);
   float* wt = holder.data_ptr<float>();
   const int64_t trash = nb * plane * lanes;
-  for (int64_t gr = 0; gr < g.groups; ++gr)
-    for (int64_t o = 0; o < g.cog; ++o)
-      for (int64_t ci = 0; ci < g.cg; ++ci)
-        for (int64_t t = 0; t < taps; ++t)
-          wt[((gr * taps + t) * g.cog + o) * lanes + ci] = w[((gr * g.cog + o) * g.cg + ci) * taps + t];
+  if (!cached) {
+    for (int64_t gr = 0; gr < g.groups; ++gr)
+      for (int64_t o = 0; o < g.cog; ++o)
+        for (int64_t ci = 0; ci < g.cg; ++ci)
+          for (int64_t t = 0; t < taps; ++t)
+            wt[((gr * taps + t) * g.cog + o) * lanes + ci] = w[((gr * g.cog + o) * g.cg + ci) * taps + t];
+    if (key) {
+      SetupCache::Entry& e = cache.insert(kInputWeights, gkey);
+      e.key = *key;
+      e.a = holder;
+    }
+  }
   // gxp offset of each chunk pixel q = (n, oh, ow) (shared by the parts, read only).
-  Tensor tables = zeroed(nb * g.p, kInt64);
+  SetupCache::Entry* cached_tables = cache.find(kInputTables, tkey, nullptr);
+  Tensor tables = cached_tables ? cached_tables->a : zeroed(nb * g.p, kInt64);
   int64_t* dpix = tables.data_ptr<int64_t>();
-  for (int64_t q = 0; q < nb * g.p; ++q) {
-    const int64_t n = q / g.p, p = q % g.p, oh = p / g.wo, ow = p % g.wo;
-    dpix[q] = (n * plane + oh * g.sh * wp + ow * g.sw) * lanes;
+  if (!cached_tables) {
+    for (int64_t q = 0; q < nb * g.p; ++q) {
+      const int64_t n = q / g.p, p = q % g.p, oh = p / g.wo, ow = p % g.wo;
+      dpix[q] = (n * plane + oh * g.sh * wp + ow * g.sw) * lanes;
+    }
+    cache.insert(kInputTables, tkey).a = tables;
   }
   // Images are split over the pool; each part has its own gt, gxp and tile row offsets.
   parallel_ranges(g.n, direct_min_parallel(g), 1, [&](int64_t n_lo, int64_t n_hi) {
-    Tensor scratch = zeroed(g.co * ld + nb * plane * lanes + 4 * ts.width, kFloat32);
+    // Scratch reused per thread: gt's rows are rewritten for the chunk's pixels and its padding
+    // only feeds the rows a partial tile stores into the trash slot; gxp is cleared per group.
+    SetupCache& part_cache = setup_cache();
+    SetupCache::Entry* s_entry = part_cache.find(kInputScratch, tkey, nullptr);
+    if (!s_entry) {
+      s_entry = &part_cache.insert(kInputScratch, tkey);
+      s_entry->a = zeroed(g.co * ld + nb * plane * lanes + 4 * ts.width, kFloat32);
+      s_entry->b = zeroed(r_top, kInt64);
+    }
+    const Tensor scratch = s_entry->a, rows = s_entry->b;
     float* gt = scratch.data_ptr<float>();
     float* gxp = gt + g.co * ld;
-    Tensor rows = zeroed(r_top, kInt64);
     int64_t* tile_dst = rows.data_ptr<int64_t>();
     for (int64_t n0 = n_lo; n0 < n_hi; n0 += nb) {
       const int64_t cur = std::min(nb, n_hi - n0), nq = cur * g.p;
@@ -402,8 +560,8 @@ inline void input_direct(const Geometry& g, const TileSet& ts, const float* gy, 
             for (int64_t q0 = 0; q0 < nq; q0 += r_max) {
               const int64_t rc = std::min(r_max, nq - q0);
               for (int64_t r = 0; r < r_max; ++r) tile_dst[r] = r < rc ? dpix[q0 + r] + toff : trash;
-              ts.input[vb - 1](gt + gr * g.cog * ld + q0, ld, wt + (gr * taps + t) * g.cog * lanes + l0, lanes, g.cog,
-                               gxp, tile_dst);
+              ts.input_for(vb, rc)(gt + gr * g.cog * ld + q0, ld, wt + (gr * taps + t) * g.cog * lanes + l0, lanes,
+                                   g.cog, gxp, tile_dst);
             }
           }
         });

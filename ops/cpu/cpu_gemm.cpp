@@ -79,6 +79,8 @@ void linear_cpu(CpuBackend& be, const Tensor& x, const Tensor& weight, const Ten
   GemmEpilogue epilogue;
   epilogue.bias = bias.defined() ? bias.data_ptr<float>() : nullptr;
   epilogue.relu = activation == Activation::Relu;
+  // The prepacked kernels apply the sigmoid in their store (bit for bit the separate pass).
+  epilogue.sigmoid = packed && activation == Activation::Sigmoid;
   if (packed && m <= kSmallM) {
     sgemm_small(m, x.data_ptr<float>(), k, *prepacked_weight_t(weight), out.data_ptr<float>(), n, epilogue);
   } else if (packed) {
@@ -89,7 +91,7 @@ void linear_cpu(CpuBackend& be, const Tensor& x, const Tensor& weight, const Ten
     sgemm_epilogue(false, true, m, n, k, x.data_ptr<float>(), k, weight.data_ptr<float>(), k, out.data_ptr<float>(),
                    n, epilogue);
   }
-  if (activation == Activation::Sigmoid) be.unary(UnaryOp::Sigmoid, out, out, 0, 0);
+  if (activation == Activation::Sigmoid && !epilogue.sigmoid) be.unary(UnaryOp::Sigmoid, out, out, 0, 0);
   if (activation == Activation::Tanh) be.unary(UnaryOp::Tanh, out, out, 0, 0);
 }
 

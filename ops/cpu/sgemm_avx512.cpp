@@ -25,6 +25,7 @@
 
 #include "cpu_blas.h"
 #include "isa.h"
+#include "vec_math.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 
@@ -34,6 +35,7 @@ namespace {
 constexpr int kMR = 12;         // rows of C per micro-tile
 constexpr int64_t kKC = 256;    // depth of one packed slice of B
 constexpr int64_t kNC = 512;    // width of one packed slice of B (a multiple of 32)
+constexpr int kActNone = 0, kActRelu = 1, kActSigmoid = 2;  // the micro-kernel's store activation
 
 #define LATENT_AVX512 LATENT_TARGET_AVX512 __attribute__((always_inline)) inline
 
@@ -44,10 +46,10 @@ LATENT_AVX512 __mmask16 lanes(int64_t count) {
 
 /// C[0:MR, 0:16*NV] (+)= A[0:MR, 0:kc] Bp, Bp a packed panel (kc rows of 16*NV floats). Only
 /// the first `cols` columns are stored. On the last slice of k, bias (per column, or null) is
-/// added and relu applied before the store (the epilogue).
+/// added and the activation `act` (kActNone, kActRelu, kActSigmoid) applied before the store.
 template <int MR, int NV, bool kTransA>
 LATENT_TARGET_AVX512 void micro_kernel(int64_t kc, const float* a, int64_t lda, const float* bp, float* c,
-                                       int64_t ldc, int64_t cols, bool accumulate, const float* bias, bool relu) {
+                                       int64_t ldc, int64_t cols, bool accumulate, const float* bias, int act) {
   __m512 acc[MR][NV];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i)
@@ -102,14 +104,15 @@ LATENT_TARGET_AVX512 void micro_kernel(int64_t kc, const float* a, int64_t lda, 
       __m512 r = acc[i][v];
       if (accumulate) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(mask[v], ci + 16 * v));
       if (bias) r = _mm512_add_ps(r, bias_v[v]);
-      if (relu) r = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(r, zero, _CMP_GT_OQ), r);  // NaN -> 0, as ReluF32
+      if (act == kActRelu) r = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(r, zero, _CMP_GT_OQ), r);  // NaN -> 0, as ReluF32
+      else if (act == kActSigmoid) r = (__m512)vx::sigmoid<16>((vx::Lanes<16>::F)r);
       _mm512_mask_storeu_ps(ci + 16 * v, mask[v], r);
     }
   }
 }
 
 using MicroKernel = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t, int64_t, bool,
-                             const float*, bool);
+                             const float*, int);
 
 template <int NV, bool kTransA, int... MR>
 constexpr std::array<MicroKernel, sizeof...(MR) + 1> kernel_table(std::integer_sequence<int, MR...>) {
@@ -198,7 +201,8 @@ void apply_epilogue(int64_t m, int64_t n, const GemmEpilogue& e, float* c, int64
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
       float v = c[i * ldc + j] + (e.bias ? e.bias[j] : 0.0f);
-      c[i * ldc + j] = e.relu && !(v > 0.0f) ? 0.0f : v;
+      v = e.relu && !(v > 0.0f) ? 0.0f : v;
+      c[i * ldc + j] = e.sigmoid ? math::sigmoid(v) : v;
     }
 }
 
@@ -244,7 +248,7 @@ void sgemm_avx512(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, c
           const int64_t rows = std::min<int64_t>(kMR, m - ir);
           const float* ap = trans_a ? a + pc * lda + ir : a + ir * lda + pc;
           by_rows[rows](kc, ap, lda, panel, c + ir * ldc + jc + jr, ldc, cols, accumulate,
-                        last && bias ? bias + jc + jr : nullptr, last && relu);
+                        last && bias ? bias + jc + jr : nullptr, last && relu ? kActRelu : kActNone);
         }
         panel += kc * width;
       }
@@ -262,6 +266,7 @@ void sgemm_avx512_packed(int64_t m, int64_t n, int64_t k, int64_t j_lo, int64_t 
     return apply_epilogue(m, j_hi - j_lo, shifted, c + j_lo, ldc);
   }
   const auto& kernels = kKernels[0];
+  const int act = epilogue.relu ? kActRelu : epilogue.sigmoid ? kActSigmoid : kActNone;
   for (int64_t pc = 0; pc < k; pc += kKC) {
     const int64_t kc = std::min(kKC, k - pc);
     const bool accumulate = pc > 0, last = pc + kc == k;
@@ -273,7 +278,7 @@ void sgemm_avx512_packed(int64_t m, int64_t n, int64_t k, int64_t j_lo, int64_t 
       for (int64_t ir = 0; ir < m; ir += kMR) {
         const int64_t rows = std::min<int64_t>(kMR, m - ir);
         by_rows[rows](kc, a + ir * lda + pc, lda, panel, c + ir * ldc + jr, ldc, cols, accumulate,
-                      last && epilogue.bias ? epilogue.bias + jr : nullptr, last && epilogue.relu);
+                      last && epilogue.bias ? epilogue.bias + jr : nullptr, last ? act : kActNone);
       }
     }
   }

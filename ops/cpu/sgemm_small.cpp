@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -24,6 +25,7 @@
 #include "../../autograd/error.h"
 #include "../../autograd/storage.h"
 #include "isa.h"
+#include "vec_math.h"
 #include "workers.h"
 
 namespace latent::cpu {
@@ -68,10 +70,10 @@ LATENT_AVX512_INLINE __mmask16 lanes(int64_t count) {
   return count >= 16 ? __mmask16(0xFFFF) : count <= 0 ? __mmask16(0) : __mmask16((1u << count) - 1u);
 }
 
-/// C[0:MR, 0:cols] = A[0:MR, 0:k] Bp (+ bias, relu), Bp one panel of 16 * NV columns.
+/// C[0:MR, 0:cols] = A[0:MR, 0:k] Bp (+ bias, relu or sigmoid), Bp one panel of 16 * NV columns.
 template <int MR, int NV>
 LATENT_TARGET_AVX512 void small_kernel(int64_t k, const float* a, int64_t lda, const float* bp, float* c,
-                                       int64_t ldc, int64_t cols, const float* bias, bool relu) {
+                                       int64_t ldc, int64_t cols, const float* bias, bool relu, bool sigmoid) {
   constexpr int kAcc = MR * NV;
   constexpr int U = kAcc >= 8 ? 1 : kAcc >= 4 ? 2 : 4;  // independent accumulator sets
   constexpr int W = 16 * NV;
@@ -128,13 +130,14 @@ LATENT_TARGET_AVX512 void small_kernel(int64_t k, const float* a, int64_t lda, c
       for (int u = 1; u < U; ++u) r = _mm512_add_ps(r, acc[u][i][v]);
       r = _mm512_add_ps(r, bias_v[v]);
       if (relu) r = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(r, zero, _CMP_GT_OQ), r);  // NaN -> 0, as ReluF32
+      if (sigmoid) r = (__m512)vx::sigmoid<16>((vx::Lanes<16>::F)r);  // bit for bit SigmoidF32
       _mm512_mask_storeu_ps(c + i * ldc + 16 * v, mask[v], r);
     }
   }
 }
 
 using SmallKernel = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t, int64_t, const float*,
-                             bool);
+                             bool, bool);
 
 template <int MR, int... NV>
 constexpr std::array<SmallKernel, 4> row_of(std::integer_sequence<int, NV...>) {
@@ -172,7 +175,8 @@ void sgemm_small(int64_t m, const float* a, int64_t lda, const PackedB& b, float
       const float* bias = epilogue.bias ? epilogue.bias + j0 : nullptr;
       for (int64_t t = 0; t < tiles; ++t) {  // rows split evenly: 16 rows are 6 + 5 + 5
         const int64_t r0 = m * t / tiles, r1 = m * (t + 1) / tiles;
-        kKernels[r1 - r0 - 1][nv - 1](k, a + r0 * lda, lda, panel, c + r0 * ldc + j0, ldc, cols, bias, epilogue.relu);
+        kKernels[r1 - r0 - 1][nv - 1](k, a + r0 * lda, lda, panel, c + r0 * ldc + j0, ldc, cols, bias, epilogue.relu,
+                                 epilogue.sigmoid);
       }
     }
   };
@@ -238,17 +242,38 @@ Cache& cache() {
   return *c;
 }
 
+/// Bumped whenever the cache drops entries wholesale (clear, the size limit): the threads' hot
+/// entries of an older generation are misses.
+std::atomic<uint64_t> cache_generation{0};
+
+/// A thread's last hits, direct-mapped by storage address: a hit costs no lock and no hashing
+/// (a batch-1 forward looks up every layer's weight on every call). An entry matches only the
+/// same live storage (weak_ptr), offset, shape, strides, panel, version and generation, so it
+/// never returns what the shared cache would not; at most kHot packings per thread outlive their
+/// removal from the shared cache, until the slot is reused.
+struct HotEntry {
+  const Storage* key = nullptr;
+  std::weak_ptr<Storage> storage;
+  int64_t offset = 0, n = 0, k = 0, stride_n = 0, stride_k = 0, panel = 0;
+  uint32_t version = 0;
+  uint64_t generation = 0;
+  std::shared_ptr<const PackedB> packed;
+};
+constexpr size_t kHot = 16;
+thread_local std::array<HotEntry, kHot> hot_entries;
+
+HotEntry& hot_slot(const Storage* key, int64_t offset, int64_t panel) {
+  const auto h = reinterpret_cast<uintptr_t>(key) / 64 + static_cast<uintptr_t>(offset) + static_cast<uintptr_t>(panel);
+  return hot_entries[h % kHot];
+}
+
 /// Above this many bytes of packed weights the cache is emptied before the next insertion.
 constexpr size_t kMaxCacheBytes = size_t{512} << 20;
 
-}  // namespace
-
-std::shared_ptr<const PackedB> prepacked_weight_t(const Tensor& weight, int64_t panel) {
-  const int64_t n = weight.shape()[0], k = weight.shape()[1];
-  const int64_t stride_n = weight.strides()[0], stride_k = weight.strides()[1];
-  const std::shared_ptr<Storage>& storage = weight.storage();
-  const uint32_t version = storage->version();
-  const int64_t offset = weight.storage_offset();
+/// prepacked_weight_t's lookup in the shared cache (under its lock), packing on a miss.
+std::shared_ptr<const PackedB> shared_prepacked(const Tensor& weight, const std::shared_ptr<Storage>& storage,
+                                                int64_t n, int64_t k, int64_t stride_n, int64_t stride_k,
+                                                int64_t offset, uint32_t version, int64_t panel) {
   Cache& c = cache();
   std::lock_guard<std::mutex> lock(c.mutex);
   std::vector<CacheEntry>& list = c.entries[storage.get()];
@@ -276,6 +301,7 @@ std::shared_ptr<const PackedB> prepacked_weight_t(const Tensor& weight, int64_t 
   // B = W^T: B[p][j] = W[j][p].
   std::shared_ptr<const PackedB> packed = pack_b_small(k, n, weight.data_ptr<float>(), stride_k, stride_n, panel);
   if (c.bytes + packed->bytes() > kMaxCacheBytes) {
+    cache_generation.fetch_add(1, std::memory_order_acq_rel);
     c.entries.clear();
     c.bytes = 0;
   }
@@ -284,9 +310,35 @@ std::shared_ptr<const PackedB> prepacked_weight_t(const Tensor& weight, int64_t 
   return packed;
 }
 
+}  // namespace
+
+std::shared_ptr<const PackedB> prepacked_weight_t(const Tensor& weight, int64_t panel) {
+  const int64_t n = weight.shape()[0], k = weight.shape()[1];
+  const int64_t stride_n = weight.strides()[0], stride_k = weight.strides()[1];
+  const std::shared_ptr<Storage>& storage = weight.storage();
+  const uint32_t version = storage->version();
+  const int64_t offset = weight.storage_offset();
+  HotEntry& hot = hot_slot(storage.get(), offset, panel);
+  if (hot.key == storage.get() && hot.offset == offset && hot.n == n && hot.k == k && hot.stride_n == stride_n &&
+      hot.stride_k == stride_k && hot.panel == panel && hot.version == version &&
+      hot.generation == cache_generation.load(std::memory_order_acquire) && !hot.storage.expired())
+    return hot.packed;
+  const uint64_t generation = cache_generation.load(std::memory_order_acquire);  // before: a racing clear misses
+  std::shared_ptr<const PackedB> found = shared_prepacked(weight, storage, n, k, stride_n, stride_k, offset, version,
+                                                          panel);
+  hot.key = storage.get();
+  hot.storage = storage;
+  hot.offset = offset, hot.n = n, hot.k = k, hot.stride_n = stride_n, hot.stride_k = stride_k, hot.panel = panel;
+  hot.version = version;
+  hot.generation = generation;
+  hot.packed = found;
+  return found;
+}
+
 void clear_prepacked_weights() {
   Cache& c = cache();
   std::lock_guard<std::mutex> lock(c.mutex);
+  cache_generation.fetch_add(1, std::memory_order_acq_rel);
   c.entries.clear();
   c.bytes = 0;
 }

@@ -83,4 +83,34 @@ template <int W>
   return select(exact, -p, log<W>(u) * (-p / select(exact, splat<F>(1.f), d)));
 }
 
+/// math::exp_float (scalar_math.h), W lanes at a time, operation for operation (the same clamp,
+/// rounding trick, polynomial and two-step scaling), so its results are the scalar's bit for bit.
+template <int W>
+[[gnu::always_inline]] inline typename Lanes<W>::F exp(typename Lanes<W>::F x_in) {
+  using F = typename Lanes<W>::F;
+  using I = typename Lanes<W>::I;
+  const I below = x_in < -103.9f, above = x_in > 88.7228f;
+  const F x = select(below, splat<F>(-103.9f), select(above, splat<F>(88.7228f), x_in));
+  const F shifted = x * 1.44269504088896341f + 12582912.0f;
+  const F n = shifted - 12582912.0f;
+  const F r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+  F p = splat<F>(1.f / 720.f);
+  p = p * r + 1.f / 120.f;
+  p = p * r + 1.f / 24.f;
+  p = p * r + 1.f / 6.f;
+  p = p * r + 0.5f;
+  p = p * r + 1.f;
+  p = p * r + 1.f;
+  const I ni = __builtin_convertvector(n, I), n1 = ni >> 1, n2 = ni - n1;
+  const F s1 = (F)((n1 + 127) << 23), s2 = (F)((n2 + 127) << 23);
+  const F result = p * s1 * s2;
+  return select(below, F{}, select(above, splat<F>(__builtin_inff()), result));
+}
+
+/// math::sigmoid for float32 (1 / (1 + e^-x)), W lanes at a time, bit for bit.
+template <int W>
+[[gnu::always_inline]] inline typename Lanes<W>::F sigmoid(typename Lanes<W>::F x) {
+  return 1.f / (1.f + exp<W>(-x));
+}
+
 }  // namespace latent::cpu::vx
