@@ -21,6 +21,7 @@ Tensor mean(const Tensor& x, const Shape& dims, bool keepdim = false);
 /// estimate, 0 the population variance; N <= correction gives inf or NaN, as in PyTorch.
 /// Differentiable.
 Tensor var(const Tensor& x);
+/// Variance over `dims` (empty: all) with the given correction; floating only.
 Tensor var(const Tensor& x, const Shape& dims, int64_t correction = 1, bool keepdim = false);
 
 /// One dim as an integer: sum(x, 1) is sum(x, {1}), as PyTorch's x.sum(1). A template, so a braced
