@@ -32,6 +32,7 @@ struct GradcheckResult {
   double max_error = 0;    ///< |analytic - numeric| at that element
   double allowed = 0;      ///< atol + rtol * |numeric| at that element
   std::string report;      ///< one line with all of the above
+  /// `ok`, so `if (gradcheck(...))` reads naturally.
   explicit operator bool() const { return ok; }
 };
 
