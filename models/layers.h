@@ -81,7 +81,8 @@ class Tanh : public Module {
 /// log(1 + exp(beta x)) / beta, linear where beta x > threshold.
 class Softplus : public Module {
  public:
-  /// Throws nothing; beta scales the input, threshold (on beta x) switches to the identity.
+  /// beta scales the input (forward throws "[softplus] beta must be positive" unless beta > 0);
+  /// threshold (on beta x) is where the output switches to x itself.
   explicit Softplus(double beta = 1.0, double threshold = 20.0) : beta(beta), threshold(threshold) {}
   Tensor forward(const Tensor& input) override;
   std::string extra_repr() const override;

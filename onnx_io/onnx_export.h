@@ -40,7 +40,8 @@ struct ExportOptions {
   std::vector<std::string> input_names;    ///< default "input" (then "input_1", ...)
   std::vector<std::string> output_names;   ///< default "output" (then "output_1", ...)
   bool dynamic_batch = true;               ///< dim 0 of inputs and outputs is "batch"
-  /// GraphProto.name of the exported graph.
+  /// GraphProto.name of the exported graph (an autoencoder part exported with the default is
+  /// named `type_name()` + "_" + part_name(part) instead, e.g. "..._encoder").
   std::string graph_name = "latent";
   /// ModelProto.doc_string (empty: none).
   std::string doc_string;
