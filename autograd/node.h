@@ -60,8 +60,8 @@ class Node {
   /// Frees saved tensors (called after backward unless retain_graph).
   virtual void release_saved() {}
 
-  /// @{
   /// The edges to the inputs' producers, one per input in op order.
+  /// @{
   std::span<Edge> edges() { return {edges_, static_cast<size_t>(num_edges_)}; }
   std::span<const Edge> edges() const { return {edges_, static_cast<size_t>(num_edges_)}; }
   /// @}

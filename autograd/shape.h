@@ -22,8 +22,8 @@ inline constexpr int kMaxDims = 8;
 class Shape {
  public:
   Shape() = default;
-  /// @{
   /// Copies the values; throws "[shape] at most 8 dimensions are supported; got N" for more than kMaxDims.
+  /// @{
   Shape(std::initializer_list<int64_t> values) { assign(values.begin(), values.size()); }
   Shape(const std::vector<int64_t>& values) { assign(values.data(), values.size()); }
   Shape(std::span<const int64_t> values) { assign(values.data(), values.size()); }
@@ -39,20 +39,20 @@ class Shape {
   int size() const { return size_; }
   /// True for a scalar's (rank-0) shape.
   bool empty() const { return size_ == 0; }
-  /// @{
   /// Iterators over the values, for range-for and std algorithms.
+  /// @{
   int64_t* begin() { return data_.data(); }
   int64_t* end() { return data_.data() + size_; }
   const int64_t* begin() const { return data_.data(); }
   const int64_t* end() const { return data_.data() + size_; }
   /// @}
-  /// @{
   /// Pointer to the first value (kMaxDims slots of storage).
+  /// @{
   const int64_t* data() const { return data_.data(); }
   int64_t* data() { return data_.data(); }
   /// @}
-  /// @{
   /// The i-th value; unchecked (0 <= i < size()).
+  /// @{
   int64_t& operator[](int i) { return data_[i]; }
   int64_t operator[](int i) const { return data_[i]; }
   /// @}
@@ -109,8 +109,8 @@ class Shape {
 
 /// Two ints (height, width) for 2-d op attributes: `2` means {2, 2}, `{3, 1}` means height 3, width 1.
 struct Pair {
-  /// @{
   /// Height and width.
+  /// @{
   int64_t h = 0, w = 0;
   /// @}
   /// Both height and width set to `both` (implicit, so `2` means {2, 2}).

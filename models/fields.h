@@ -58,9 +58,9 @@ class FieldWriter {
  public:
   /// Writes into `out` (a JSON object), which must outlive the writer.
   explicit FieldWriter(json::Value& out) : out_(out) {}
-  /// @{
   /// Stores the field's value under its key when it is Stored; ranges, choices and the flag's
   /// sense are the reader's business and ignored here. An enum choice is written by its name.
+  /// @{
   template <std::integral T>
   void integer(const Field& f, const T& v, long long, long long) { put(f, static_cast<int64_t>(v)); }
   void number(const Field& f, const double& v, double, double) { put(f, v); }

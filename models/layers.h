@@ -39,8 +39,8 @@ class Linear : public Module {
   /// "[Linear] expected an input whose last dim is in_features = 784; got shape [2, 3]".
   void check_input(const Tensor& input) const;
 
-  /// @{
   /// Input and output feature counts given to the constructor.
+  /// @{
   int64_t in_features, out_features;
   /// @}
   Tensor weight;  ///< (out_features, in_features)
@@ -86,8 +86,8 @@ class Softplus : public Module {
   explicit Softplus(double beta = 1.0, double threshold = 20.0) : beta(beta), threshold(threshold) {}
   Tensor forward(const Tensor& input) override;
   std::string extra_repr() const override;
-  /// @{
   /// Sharpness (beta) and the beta x above which the output is x itself (threshold).
+  /// @{
   double beta, threshold;
 /// @}
 };
@@ -119,8 +119,8 @@ class Flatten : public Module {
   explicit Flatten(int64_t start_dim = 1, int64_t end_dim = -1) : start_dim(start_dim), end_dim(end_dim) {}
   Tensor forward(const Tensor& input) override;
   std::string extra_repr() const override;
-  /// @{
   /// First and last dim (inclusive) merged into one.
+  /// @{
   int64_t start_dim, end_dim;
 /// @}
 };
@@ -178,12 +178,12 @@ class Conv1d : public Module {
   void reset_parameters(Generator* gen = nullptr);
   std::string extra_repr() const override;
 
-  /// @{
   /// Constructor arguments: channels, kernel length, stride, zero padding (each side), dilation and groups.
+  /// @{
   int64_t in_channels, out_channels, kernel_size, stride, padding, dilation, groups;
   /// @}
-  /// @{
   /// Weight (C_out, C_in / groups, kernel_size) and bias (C_out; undefined when bias = false).
+  /// @{
   Tensor weight, bias;
 /// @}
 };
@@ -200,14 +200,14 @@ class Conv2d : public Module {
   void reset_parameters(Generator* gen = nullptr);
   std::string extra_repr() const override;
 
-  /// @{
   /// Channel counts; (height, width) kernel, stride, zero padding and dilation; channel groups.
+  /// @{
   int64_t in_channels, out_channels;
   Pair kernel_size, stride, padding, dilation;
   int64_t groups;
   /// @}
-  /// @{
   /// Weight (C_out, C_in / groups, kH, kW) and bias (C_out; undefined when bias = false).
+  /// @{
   Tensor weight, bias;
 /// @}
 };
@@ -225,16 +225,16 @@ class ConvTranspose2d : public Module {
   void reset_parameters(Generator* gen = nullptr);
   std::string extra_repr() const override;
 
-  /// @{
   /// Channel counts; (height, width) kernel, stride, padding removed from the output, extra
   /// output rows/columns (output_padding), channel groups and dilation.
+  /// @{
   int64_t in_channels, out_channels;
   Pair kernel_size, stride, padding, output_padding;
   int64_t groups;
   Pair dilation;
   /// @}
-  /// @{
   /// Weight (C_in, C_out / groups, kH, kW) and bias (C_out; undefined when bias = false).
+  /// @{
   Tensor weight, bias;
 /// @}
 };
@@ -260,17 +260,17 @@ class BatchNorm : public Module {
   double eps;
   /// Weight of the new batch statistic in the running update; std::nullopt for a cumulative average.
   std::optional<double> momentum;
-  /// @{
   /// Whether weight/bias exist (affine) and whether running statistics are kept and used in eval.
+  /// @{
   bool affine, track_running_stats;
   /// @}
-  /// @{
   /// Scale (1s) and shift (0s), shape (num_features), when affine; undefined otherwise.
+  /// @{
   Tensor weight, bias;                                          ///< (num_features) when affine
   /// @}
-  /// @{
   /// Running mean, running (unbiased) variance, and the int64 count of training batches, when
   /// track_running_stats; undefined otherwise.
+  /// @{
   Tensor running_mean, running_var, num_batches_tracked;        ///< when track_running_stats
 /// @}
 
@@ -329,8 +329,8 @@ class MaxPool2d : public Module {
                      bool ceil_mode = false);
   Tensor forward(const Tensor& input) override;
   std::string extra_repr() const override;
-  /// @{
   /// Window size, step (the kernel size when not given), implicit -inf padding and dilation, (height, width).
+  /// @{
   Pair kernel_size, stride, padding, dilation;
   /// @}
   /// Output size rounds up instead of down.
@@ -345,12 +345,12 @@ class AvgPool2d : public Module {
                      bool ceil_mode = false, bool count_include_pad = true);
   Tensor forward(const Tensor& input) override;
   std::string extra_repr() const override;
-  /// @{
   /// Window size, step (the kernel size when not given) and zero padding, (height, width).
+  /// @{
   Pair kernel_size, stride, padding;
   /// @}
-  /// @{
   /// Round the output size up (ceil_mode); count padded zeros in the divisor (count_include_pad).
+  /// @{
   bool ceil_mode, count_include_pad;
 /// @}
 };

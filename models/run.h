@@ -94,14 +94,14 @@ void TrainOptions::fields(Self& o, V& v) {
 struct EpochMetrics {
   /// 1-based epoch number.
   int64_t epoch = 0;
-  /// @{
   /// Mean training loss over the epoch's batches, mean test loss, the epoch's wall time in seconds,
   /// and training throughput in samples per second.
+  /// @{
   double train_loss = 0, test_loss = 0, epoch_seconds = 0, samples_per_second = 0;
   /// @}
   double mean_activation = -1;        ///< sparse models
-  /// @{
   /// Denoising models: MSE of the noisy and the denoised test images to the clean ones (-1 otherwise).
+  /// @{
   double noisy_mse = -1, denoised_mse = -1;  ///< denoising models: MSE to the clean test images
   /// @}
   /// The training loss smoothed along the epoch: the mean over each of up to 20 equal stretches of
@@ -113,12 +113,12 @@ struct EpochMetrics {
 
 /// A dataset split into training and test parts, with its sample geometry.
 struct DataSplit {
-  /// @{
   /// The training and test parts (shared, read-only).
+  /// @{
   std::shared_ptr<const Dataset> train, test;
   /// @}
-  /// @{
   /// Features per sample, and image height/width.
+  /// @{
   int64_t input_dim = 0, height = 0, width = 0;  ///< height/width 0 for tabular data
   /// @}
   /// Class names by label (empty without labels).

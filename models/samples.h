@@ -28,16 +28,16 @@ struct Preprocessing {
   /// Which of the two this is.
   Kind kind = Kind::Image;
   // Images.
-  /// @{
   /// Images: the size every image must have, in pixels and channels.
+  /// @{
   int64_t height = 28, width = 28, channels = 1;
   /// @}
   /// Images: the factor applied to each byte.
   double scale = 1.0 / 255.0;
   // Tables.
   std::vector<std::string> columns;  ///< feature columns, in model-input order
-  /// @{
   /// Tables: each column's training minimum and maximum, in `columns` order.
+  /// @{
   std::vector<double> minimum, maximum;
   /// @}
 

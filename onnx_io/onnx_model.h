@@ -91,8 +91,8 @@ class Box {
   bool has_value() const { return ptr_ != nullptr; }
   /// True when a message is held.
   explicit operator bool() const { return ptr_ != nullptr; }
-  /// @{
   /// The held message; undefined behaviour when empty (test first, as with std::optional).
+  /// @{
   T& operator*() { return *ptr_; }
   const T& operator*() const { return *ptr_; }
   T* operator->() { return ptr_.get(); }
@@ -344,10 +344,10 @@ struct ModelProto {
   bool operator==(const ModelProto&) const = default;
 };
 
-/// @{
 /// Decodes (merges, as protobuf does) the fields of the message `r` is positioned in into `out`: scalars
 /// are replaced, lists appended; fields of unexpected wire type are kept as unknown. Throws
 /// latent::Error naming the field path and byte offset on malformed input.
+/// @{
 // One decode function per message: reads the fields of the message the reader is positioned in.
 void decode(pb::Reader& r, StringStringEntryProto& out);
 void decode(pb::Reader& r, OperatorSetIdProto& out);
@@ -363,10 +363,10 @@ void decode(pb::Reader& r, GraphProto& out);
 void decode(pb::Reader& r, ModelProto& out);
 /// @}
 
-/// @{
 /// Appends the fields of `m` to `w`: known fields in field-number order, then the unknown ones.
 /// Empty strings, zero scalars and empty lists are omitted, except optionals and the attribute
 /// value that matches the attribute's type.
+/// @{
 // One encode function per message: appends its fields (known ones in field-number order, then the
 // unknown ones). Empty strings, zero scalars and empty lists are omitted, except where presence
 // carries meaning (optionals, and the attribute value that matches the attribute's type).

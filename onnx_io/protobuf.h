@@ -82,9 +82,9 @@ class Reader {
   std::string read_string(const char* name, int64_t index = -1);
 
   // Repeated scalars: a packed run (wire type Len) or one unpacked value, appended to `out`.
-  /// @{
   /// Appends a repeated scalar field to `out`: a packed run (wire type Len, sized from its checked
   /// length before allocating) or one unpacked value. Throws on malformed data, naming `name`.
+  /// @{
   void read_repeated(std::vector<int64_t>& out, const char* name);
   void read_repeated(std::vector<uint64_t>& out, const char* name);
   void read_repeated(std::vector<int32_t>& out, const char* name);
@@ -167,9 +167,9 @@ class Writer {
   void write_string(uint32_t field, std::string_view value);
 
   // Packed repeated scalars (nothing written when empty).
-  /// @{
   /// Writes one tag, the byte length, then the values back to back (varints or fixed-width);
   /// nothing when `values` is empty.
+  /// @{
   void write_packed(uint32_t field, const std::vector<int64_t>& values);
   void write_packed(uint32_t field, const std::vector<uint64_t>& values);
   void write_packed(uint32_t field, const std::vector<int32_t>& values);
@@ -177,8 +177,8 @@ class Writer {
   void write_packed(uint32_t field, const std::vector<double>& values);
   /// @}
   // Unpacked repeated scalars: one tag per value (proto2's default for fields without packed=true).
-  /// @{
   /// Writes one tag and value per element.
+  /// @{
   void write_unpacked(uint32_t field, const std::vector<int64_t>& values);
   void write_unpacked(uint32_t field, const std::vector<float>& values);
 /// @}

@@ -18,13 +18,13 @@ namespace latent {
 
 /// Hyper-parameters of one fused Adam/AdamW update (PyTorch's equations).
 struct AdamStep {
-  /// @{
   /// Learning rate, moment decays, denominator epsilon and weight decay (AdamOptions' meanings).
+  /// @{
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0;
   /// @}
   bool decoupled = false;  ///< AdamW: p *= 1 - lr * weight_decay instead of g += weight_decay * p
-  /// @{
   /// 1 - beta1^step and 1 - beta2^step, precomputed by the optimizer for this step.
+  /// @{
   double bias_correction1 = 1, bias_correction2 = 1;  ///< 1 - beta^step
 /// @}
 };

@@ -47,8 +47,8 @@ Tensor arange(int64_t end, DType dtype = kInt64, Device device = kCPU);
 /// device the numbers are drawn on the host in row-major order and copied, so CPU and CUDA give
 /// the same values for the same seed.
 Tensor rand(const Shape& shape, DType dtype = kFloat32, Generator* gen = nullptr, Device device = kCPU);
-/// @{
 /// Standard normal numbers (see rand); dtype must be float32 or float64.
+/// @{
 Tensor randn(const Shape& shape, DType dtype = kFloat32, Generator* gen = nullptr, Device device = kCPU);
 /// @}
 /// Uniform [0, 1) numbers with t's shape, dtype and device (see rand).
@@ -65,8 +65,8 @@ Tensor tensor(std::initializer_list<float> values, const TensorOptions& options 
 /// A tensor of `shape` from row-major values ("[tensor] 5 values do not fill shape [2, 3]"); unless
 /// options name a dtype it follows the element type (float32, float64, int64).
 Tensor from_vector(const std::vector<float>& values, const Shape& shape, const TensorOptions& options = {});
-/// @{
 /// As the float overload; float64 (or int64) elements unless options name a dtype.
+/// @{
 Tensor from_vector(const std::vector<double>& values, const Shape& shape, const TensorOptions& options = {});
 Tensor from_vector(const std::vector<int64_t>& values, const Shape& shape, const TensorOptions& options = {});
 /// @}

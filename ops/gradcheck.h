@@ -25,8 +25,8 @@ struct GradcheckResult {
   std::string op;          ///< name of the function's output node ("mul", "sum", ...)
   int input = -1;          ///< index of the input with the worst element
   int64_t element = -1;    ///< flat (row-major) index of that element
-  /// @{
   /// The analytic (backward) and numeric (finite-difference) derivative at that element.
+  /// @{
   double analytic = 0, numeric = 0;
   /// @}
   double max_error = 0;    ///< |analytic - numeric| at that element

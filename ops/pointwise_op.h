@@ -17,8 +17,8 @@ struct PointwiseOp {
   static constexpr const char* name = kName;
   /// Backward context: the saved tensor plus the two kernel parameters.
   struct Ctx : OpContext {
-    /// @{
     /// The kernel parameters forward got (alpha, slope, clamp bounds, exponent...).
+    /// @{
     double p0 = 0, p1 = 0;
   /// @}
   };
