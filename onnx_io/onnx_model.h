@@ -321,7 +321,7 @@ struct NodeProto {
 
 /// ModelProto: the top-level message of an .onnx file.
 struct ModelProto {
-  /// ONNX IR version (8 for files latent writes).
+  /// ONNX IR version (latent writes 7 for opsets up to 14, 8 above).
   int64_t ir_version = 0;
   /// Opset version per operator domain the graph uses.
   std::vector<OperatorSetIdProto> opset_import;
