@@ -268,11 +268,11 @@ struct AttributeProto {
   /// Attribute name, e.g. "kernel_shape".
   std::string name;
   int32_t type = 0;  ///< an AttributeType value
-  /// FLOAT value, present only when `type` is FLOAT.
+  /// The FLOAT value; set exactly when the file has the field (the one matching `type` must be).
   std::optional<float> f;
-  /// INT value, present only when `type` is INT.
+  /// The INT value; set exactly when the file has the field.
   std::optional<int64_t> i;
-  /// STRING value (bytes), present only when `type` is STRING.
+  /// The STRING value (bytes); set exactly when the file has the field.
   std::optional<std::string> s;
   /// TENSOR value, held by pointer.
   Box<TensorProto> t;
