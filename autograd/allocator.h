@@ -10,7 +10,9 @@ namespace latent {
 class Allocator {
  public:
   virtual ~Allocator() = default;
+  /// `nbytes` of device memory (suitably aligned for any element type); throws when the device is out of memory.
   virtual void* allocate(size_t nbytes) = 0;
+  /// Returns memory from allocate(); `nbytes` must be the size asked for.
   virtual void deallocate(void* ptr, size_t nbytes) = 0;
   /// Waits until all work queued on the device has finished (no-op for the CPU). Benchmarks call
   /// it through synchronize(Device) before reading a clock.
@@ -35,6 +37,7 @@ struct AllocatorStats {
   size_t bytes_cached = 0;        ///< bytes held in free lists now
   bool caching = true;            ///< false when the cache is bypassed
 };
+/// A snapshot of the CPU allocator's counters.
 AllocatorStats cpu_allocator_stats();
 /// Frees every cached block back to the system.
 void empty_cpu_cache();

@@ -12,6 +12,7 @@ namespace latent {
 /// The one exception type latent throws for user errors. what() is "[op] message".
 class Error : public std::runtime_error {
  public:
+  /// An error raised by `op` with a one-line `message` (what() gives "[op] message").
   Error(std::string op, const std::string& message)
       : std::runtime_error("[" + op + "] " + message), op_(std::move(op)) {}
   /// The op or component that raised the error ("matmul", "backward", "onnx").

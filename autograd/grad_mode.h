@@ -5,6 +5,7 @@ namespace latent {
 
 /// Whether ops record autograd nodes on this thread (true by default).
 bool is_grad_enabled();
+/// Turns recording on or off for this thread (prefer NoGradGuard, which restores it).
 void set_grad_enabled(bool enabled);
 
 /// Disables recording for its scope on this thread: `{ latent::NoGradGuard g; ... }`.
@@ -34,6 +35,7 @@ class EnableGradGuard {
 /// Anomaly mode: backward checks every gradient it computes and throws, naming the op whose
 /// backward first produced NaN or Inf. Off by default (it costs a pass over each gradient).
 bool is_anomaly_enabled();
+/// Turns anomaly mode on or off (prefer AnomalyGuard, which restores it).
 void set_anomaly_enabled(bool enabled);
 
 /// Turns anomaly mode on for its scope.

@@ -22,9 +22,12 @@ inline constexpr int kMaxDims = 8;
 class Shape {
  public:
   Shape() = default;
+  /// Copies the values; throws "[shape] at most 8 dimensions are supported; got N" for more than kMaxDims.
+  /// @{
   Shape(std::initializer_list<int64_t> values) { assign(values.begin(), values.size()); }
   Shape(const std::vector<int64_t>& values) { assign(values.data(), values.size()); }
   Shape(std::span<const int64_t> values) { assign(values.data(), values.size()); }
+  /// @}
   /// `count` copies of `value`.
   static Shape filled(int count, int64_t value) {
     Shape s;
@@ -32,31 +35,47 @@ class Shape {
     return s;
   }
 
+  /// Number of values (the rank, for sizes).
   int size() const { return size_; }
+  /// True for a scalar's (rank-0) shape.
   bool empty() const { return size_ == 0; }
+  /// Iterators over the values, for range-for and std algorithms.
+  /// @{
   int64_t* begin() { return data_.data(); }
   int64_t* end() { return data_.data() + size_; }
   const int64_t* begin() const { return data_.data(); }
   const int64_t* end() const { return data_.data() + size_; }
+  /// @}
+  /// Pointer to the first value (kMaxDims slots of storage).
+  /// @{
   const int64_t* data() const { return data_.data(); }
   int64_t* data() { return data_.data(); }
+  /// @}
+  /// The i-th value; unchecked (0 <= i < size()).
+  /// @{
   int64_t& operator[](int i) { return data_[i]; }
   int64_t operator[](int i) const { return data_[i]; }
+  /// @}
+  /// The last value; the shape must not be empty.
   int64_t back() const { return data_[size_ - 1]; }
+  /// Appends a value; throws past kMaxDims.
   void push_back(int64_t v) {
     check_capacity(size_ + 1);
     data_[size_++] = v;
   }
+  /// Inserts `v` before position `pos` (0..size()); throws past kMaxDims.
   void insert(int pos, int64_t v) {
     check_capacity(size_ + 1);
     for (int i = size_; i > pos; --i) data_[i] = data_[i - 1];
     data_[pos] = v;
     ++size_;
   }
+  /// Removes the value at `pos` (0..size()-1).
   void erase(int pos) {
     for (int i = pos; i + 1 < size_; ++i) data_[i] = data_[i + 1];
     --size_;
   }
+  /// Sets the count to n, filling new slots with `fill`; throws for n > kMaxDims.
   void resize(int n, int64_t fill = 0) {
     check_capacity(n);
     for (int i = size_; i < n; ++i) data_[i] = fill;
@@ -68,7 +87,9 @@ class Shape {
     for (int i = 0; i < size_; ++i) n *= data_[i];
     return n;
   }
+  /// The values as a std::vector (allocates).
   std::vector<int64_t> vec() const { return {begin(), end()}; }
+  /// Same count and the same values.
   friend bool operator==(const Shape& a, const Shape& b) {
     return a.size_ == b.size_ && std::equal(a.begin(), a.end(), b.begin());
   }
@@ -88,9 +109,15 @@ class Shape {
 
 /// Two ints (height, width) for 2-d op attributes: `2` means {2, 2}, `{3, 1}` means height 3, width 1.
 struct Pair {
+  /// Height and width.
+  /// @{
   int64_t h = 0, w = 0;
+  /// @}
+  /// Both height and width set to `both` (implicit, so `2` means {2, 2}).
   Pair(int64_t both) : h(both), w(both) {}  // NOLINT: implicit on purpose, as in PyTorch's IntArrayRef
+  /// Height and width.
   Pair(int64_t height, int64_t width) : h(height), w(width) {}
+  /// Same height and same width.
   friend bool operator==(const Pair& a, const Pair& b) { return a.h == b.h && a.w == b.w; }
 };
 

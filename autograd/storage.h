@@ -24,10 +24,15 @@ class Storage {
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
 
+  /// Start of the buffer (device memory for CUDA storage).
   void* data() const { return data_; }
+  /// Size of the buffer in bytes.
   size_t nbytes() const { return nbytes_; }
+  /// Where the buffer lives.
   Device device() const { return device_; }
+  /// Counter of in-place writes; saved tensors compare it to detect changes before backward.
   uint32_t version() const { return version_; }
+  /// Marks an in-place write (in-place ops call this).
   void bump_version() { ++version_; }
 
  private:

@@ -69,6 +69,7 @@ std::string read_file(const std::string& path, const char* component = "file");
 struct LoadReport {
   std::vector<std::string> missing;     ///< in the targets, absent from the source
   std::vector<std::string> unexpected;  ///< in the source, absent from the targets
+  /// True when every name paired up.
   bool ok() const { return missing.empty() && unexpected.empty(); }
 };
 

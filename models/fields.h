@@ -26,6 +26,7 @@ namespace latent::models {
 /// One field of a settings struct: its config.json key, how the command line shows it, and where
 /// it is used.
 struct Field {
+  /// Where a field is used: a bit set of these values.
   enum Use : unsigned {
     Cli = 1,      ///< a `latent train` option --KEY (underscores as dashes, or `flag` when set)
     Stored = 2,   ///< written to config.json
@@ -35,10 +36,12 @@ struct Field {
   const char* key;                  ///< config.json key ("latent_dim")
   const char* metavar = "";         ///< the value's placeholder in --help ("D"); "" for flags
   const char* help = "";            ///< the --help line
+  /// Bits of Use saying where the field appears (default All).
   unsigned use = All;
   const char* shown_default = "";   ///< --help's default in place of the member's value
   const char* flag = "";            ///< the option's name when it is not the key's ("quiet")
 
+  /// True when `use` has bit `u`.
   bool has(Use u) const { return (use & u) != 0; }
   /// The command-line name: `flag`, or the key with dashes for underscores.
   std::string option_name() const {
@@ -53,7 +56,11 @@ struct Field {
 /// Writes every Stored field of a visited struct into a JSON object.
 class FieldWriter {
  public:
+  /// Writes into `out` (a JSON object), which must outlive the writer.
   explicit FieldWriter(json::Value& out) : out_(out) {}
+  /// Stores the field's value under its key when it is Stored; ranges, choices and the flag's
+  /// sense are the reader's business and ignored here. An enum choice is written by its name.
+  /// @{
   template <std::integral T>
   void integer(const Field& f, const T& v, long long, long long) { put(f, static_cast<int64_t>(v)); }
   void number(const Field& f, const double& v, double, double) { put(f, v); }
@@ -71,6 +78,7 @@ class FieldWriter {
     for (int64_t x : v) a.push_back(x);
     out_[f.key] = a;
   }
+/// @}
 
  private:
   template <class T>
@@ -86,7 +94,9 @@ class FieldWriter {
 /// "[config] field 'latent_dim': expected an integer in [1, 1048576]; got -3".
 class FieldReader {
  public:
+  /// Reads from `in` (a JSON object, must outlive the reader) the fields whose use has every bit of `use`.
   FieldReader(const json::Value& in, unsigned use) : in_(in), use_(use) {}
+  /// An integer within [lo, hi]; throws "[config] field 'K': expected an integer in [lo, hi]; got V".
   template <std::integral T>
   void integer(const Field& f, T& v, long long lo, long long hi) {
     if (const json::Value* x = find(f)) {
@@ -96,6 +106,7 @@ class FieldReader {
       v = static_cast<T>(got);
     }
   }
+  /// A number within [lo, hi]; throws "[config] field 'K': expected a number in [lo, hi]; got V".
   void number(const Field& f, double& v, double lo, double hi) {
     if (const json::Value* x = find(f)) {
       if (!x->is_number()) fail("config", "field '{}': expected a number; got {}", f.key, x->dump());
@@ -104,9 +115,11 @@ class FieldReader {
       v = got;
     }
   }
+  /// A string; throws "[config] field 'K': expected a string; got V" for another JSON type.
   void text(const Field& f, std::string& v) {
     if (const json::Value* x = find(f)) v = string_of(f, *x);
   }
+  /// One of `choices`; throws "[config] field 'K': expected one of a, b; got \"x\"" otherwise.
   void choice(const Field& f, std::string& v, const std::vector<std::string>& choices) {
     if (const json::Value* x = find(f)) {
       std::string got = string_of(f, *x);
@@ -115,6 +128,7 @@ class FieldReader {
       fail("config", "field '{}': expected one of {}; got {}", f.key, joined(choices), quoted(got));
     }
   }
+  /// An enum value by its name in `named`; throws naming the allowed names otherwise.
   template <class T>
   void choice(const Field& f, T& v, const std::vector<std::pair<std::string, T>>& named) {
     if (const json::Value* x = find(f)) {
@@ -127,12 +141,14 @@ class FieldReader {
       fail("config", "field '{}': expected one of {}; got {}", f.key, joined(names), quoted(got));
     }
   }
+  /// A JSON boolean (the third argument, the CLI flag's sense, is ignored here).
   void flag(const Field& f, bool& v, bool = true) {
     if (const json::Value* x = find(f)) {
       if (!x->is_bool()) fail("config", "field '{}': expected true or false; got {}", f.key, x->dump());
       v = x->as_bool();
     }
   }
+  /// A JSON array of integers; throws for any other value.
   void integers(const Field& f, std::vector<int64_t>& v) {
     if (const json::Value* x = find(f)) {
       if (!x->is_array()) fail("config", "field '{}': expected an array of integers; got {}", f.key, x->dump());

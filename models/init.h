@@ -26,7 +26,9 @@ Tensor uniform_(Tensor tensor, double low = 0.0, double high = 1.0, Generator* g
 Tensor normal_(Tensor tensor, double mean = 0.0, double std = 1.0, Generator* gen = nullptr);
 /// Every element equal to value.
 Tensor constant_(Tensor tensor, double value);
+/// Every element 0 (in place, no gradient recorded); returns tensor.
 Tensor zeros_(Tensor tensor);
+/// Every element 1 (in place, no gradient recorded); returns tensor.
 Tensor ones_(Tensor tensor);
 
 /// Glorot: U(-a, a) with a = gain * sqrt(6 / (fan_in + fan_out)).

@@ -92,6 +92,7 @@ class Module {
   virtual void train(bool on = true);
   /// train(false).
   void eval() { train(false); }
+  /// True in training mode (the default), false after eval().
   bool is_training() const { return training_; }
 
   // ---- state ----

@@ -70,12 +70,18 @@ class Optimizer {
 
   /// Per-parameter storage; names index into `state`.
   struct ParamState {
+    /// The parameter's dtype when the state was allocated (step() checks it has not changed).
     DType dtype = kFloat32;  // the parameter's dtype and shape when the state was allocated
+    /// The parameter's shape when the state was allocated.
     Shape shape;
+    /// Steps this parameter has taken (it advances only when the parameter has a gradient).
     int64_t step = 0;
+    /// Named state tensors (momentum buffers, moment estimates), in state() order.
     std::vector<std::pair<std::string, Tensor>> state;  // in state() order
+    /// Temporaries of the update, not saved.
     std::vector<Tensor> scratch;                         // temporaries of the update, not saved
   };
+  /// One entry per parameter, in parameters() order.
   std::vector<ParamState> slots_;
 
  private:
@@ -97,11 +103,17 @@ class Optimizer {
 
 /// SGD: lr (required), momentum 0, dampening 0, weight_decay 0, nesterov false.
 struct SGDOptions {
+  /// Learning rate `lr` (required: SGD has no default); checked when the optimizer is built.
   explicit SGDOptions(double lr) { this->lr(lr); }
+  /// Learning rate (setter returns *this for chaining; the getter reads it).
   LATENT_OPTION(SGDOptions, double, lr, 1e-3);
+  /// Momentum factor, >= 0 (0: plain SGD).
   LATENT_OPTION(SGDOptions, double, momentum, 0.0);
+  /// Dampening of the momentum's gradient term.
   LATENT_OPTION(SGDOptions, double, dampening, 0.0);
+  /// L2 penalty added to the gradient, >= 0.
   LATENT_OPTION(SGDOptions, double, weight_decay, 0.0);
+  /// Nesterov momentum (needs momentum > 0 and dampening 0).
   LATENT_OPTION(SGDOptions, bool, nesterov, false);
 };
 
@@ -114,22 +126,31 @@ struct AdamOptionsBase {
     beta2_ = b.second;
     return static_cast<Self&>(*this);
   }
+  /// (beta1, beta2).
   std::pair<double, double> betas() const { return {beta1_, beta2_}; }
+  /// Learning rate (setter returns the derived options for chaining; the getter reads it).
   LATENT_OPTION(Self, double, lr, 1e-3);
+  /// Decay of the first-moment (mean) estimate, in [0, 1).
   LATENT_OPTION(Self, double, beta1, 0.9);
+  /// Decay of the second-moment (uncentered variance) estimate, in [0, 1).
   LATENT_OPTION(Self, double, beta2, 0.999);
+  /// Added to the denominator for stability, >= 0.
   LATENT_OPTION(Self, double, eps, 1e-8);
+  /// Weight decay, >= 0 (added to the gradient for Adam, decoupled for AdamW).
   LATENT_OPTION(Self, double, weight_decay, 0.0);
+  /// Use the running maximum of the second moment (AMSGrad).
   LATENT_OPTION(Self, bool, amsgrad, false);
 };
 
 /// Adam: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight_decay 0, amsgrad false.
 struct AdamOptions : AdamOptionsBase<AdamOptions> {
+  /// Defaults as above, with learning rate `lr`.
   explicit AdamOptions(double lr = 1e-3) { this->lr(lr); }
 };
 
 /// AdamW: as Adam but weight_decay 1e-2 by default.
 struct AdamWOptions : AdamOptionsBase<AdamWOptions> {
+  /// Defaults as above (weight_decay 1e-2), with learning rate `lr`.
   explicit AdamWOptions(double lr = 1e-3) {
     this->lr(lr);
     weight_decay(1e-2);
@@ -142,12 +163,19 @@ struct AdamWOptions : AdamOptionsBase<AdamWOptions> {
 
 /// RMSprop: lr 1e-2, alpha 0.99, eps 1e-8, weight_decay 0, momentum 0, centered false.
 struct RMSpropOptions {
+  /// Defaults as above, with learning rate `lr`.
   explicit RMSpropOptions(double lr = 1e-2) { this->lr(lr); }
+  /// Learning rate (setter returns *this for chaining; the getter reads it).
   LATENT_OPTION(RMSpropOptions, double, lr, 1e-2);
+  /// Smoothing constant of the squared-gradient average.
   LATENT_OPTION(RMSpropOptions, double, alpha, 0.99);
+  /// Added to the denominator for stability, >= 0.
   LATENT_OPTION(RMSpropOptions, double, eps, 1e-8);
+  /// L2 penalty added to the gradient, >= 0.
   LATENT_OPTION(RMSpropOptions, double, weight_decay, 0.0);
+  /// Momentum factor, >= 0.
   LATENT_OPTION(RMSpropOptions, double, momentum, 0.0);
+  /// Normalize by the estimated variance (subtract the squared gradient mean).
   LATENT_OPTION(RMSpropOptions, bool, centered, false);
 };
 
@@ -162,7 +190,10 @@ struct RMSpropOptions {
 ///   p = p - lr * g
 class SGD : public Optimizer {
  public:
+  /// Allocates the state for `params`; throws "[SGD] ..." for an empty, duplicated, non-leaf or
+  /// non-floating parameter, a negative lr, momentum or weight_decay, or nesterov without momentum.
   SGD(std::vector<Tensor> params, const SGDOptions& options);
+  /// The options it was built with.
   const SGDOptions& options() const { return options_; }
 
  protected:
@@ -179,7 +210,10 @@ class SGD : public Optimizer {
 ///   p = p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 class Adam : public Optimizer {
  public:
+  /// Allocates the moment estimates for `params`; throws "[Adam] ..." for invalid parameters, a
+  /// negative lr, eps or weight_decay, or a beta outside [0, 1).
   Adam(std::vector<Tensor> params, const AdamOptions& options = AdamOptions());
+  /// The options it was built with.
   const AdamOptions& options() const { return options_; }
 
  protected:
@@ -196,6 +230,7 @@ class Adam : public Optimizer {
 /// decay in the gradient.
 class AdamW : public Adam {
  public:
+  /// Allocates the moment estimates; throws "[AdamW] ..." as Adam does.
   AdamW(std::vector<Tensor> params, const AdamWOptions& options = AdamWOptions());
 };
 
@@ -206,7 +241,10 @@ class AdamW : public Adam {
 ///   momentum > 0: b = momentum b + g / d;  p = p - lr b;   else p = p - lr g / d
 class RMSprop : public Optimizer {
  public:
+  /// Allocates the state for `params`; throws "[RMSprop] ..." for invalid parameters or a negative
+  /// lr, eps, alpha, momentum or weight_decay.
   RMSprop(std::vector<Tensor> params, const RMSpropOptions& options = RMSpropOptions());
+  /// The options it was built with.
   const RMSpropOptions& options() const { return options_; }
 
  protected:
@@ -238,6 +276,7 @@ class LRScheduler {
   virtual double lr_at(int64_t epoch) const = 0;
 
  protected:
+  /// Records optimizer.lr() as base_lr; `optimizer` is not owned and must outlive the scheduler.
   explicit LRScheduler(Optimizer& optimizer);
   /// Called at the end of derived constructors: writes lr_at(0) into the optimizer.
   void initialize() { set_last_epoch(0); }
@@ -251,6 +290,7 @@ class LRScheduler {
 /// base_lr * gamma^floor(epoch / step_size).
 class StepLR : public LRScheduler {
  public:
+  /// Sets the epoch-0 lr; throws "[StepLR] ..." for step_size < 1 or a negative gamma.
   StepLR(Optimizer& optimizer, int64_t step_size, double gamma = 0.1);
   double lr_at(int64_t epoch) const override;
 
@@ -262,6 +302,7 @@ class StepLR : public LRScheduler {
 /// base_lr * gamma^epoch.
 class ExponentialLR : public LRScheduler {
  public:
+  /// Sets the epoch-0 lr; throws "[ExponentialLR] ..." for a negative gamma.
   ExponentialLR(Optimizer& optimizer, double gamma);
   double lr_at(int64_t epoch) const override;
 
@@ -272,6 +313,7 @@ class ExponentialLR : public LRScheduler {
 /// eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2.
 class CosineAnnealingLR : public LRScheduler {
  public:
+  /// Sets the epoch-0 lr; throws "[CosineAnnealingLR] ..." for T_max < 1 or a negative eta_min.
   CosineAnnealingLR(Optimizer& optimizer, int64_t T_max, double eta_min = 0.0);
   double lr_at(int64_t epoch) const override;
 
@@ -283,6 +325,8 @@ class CosineAnnealingLR : public LRScheduler {
 /// Linear warm-up: base_lr * (start_factor + (end_factor - start_factor) * min(epoch, total_iters) / total_iters).
 class LinearLR : public LRScheduler {
  public:
+  /// Sets the epoch-0 lr; throws "[LinearLR] ..." for start_factor outside (0, 1], end_factor outside
+  /// [0, 1] or total_iters < 1.
   LinearLR(Optimizer& optimizer, double start_factor = 1.0 / 3.0, double end_factor = 1.0, int64_t total_iters = 5);
   double lr_at(int64_t epoch) const override;
 

@@ -11,7 +11,11 @@ namespace latent {
 
 /// An 8-bit grayscale image: height x width bytes, row-major.
 struct GrayImage {
+  /// Size in pixels.
+  /// @{
   int64_t height = 0, width = 0;
+  /// @}
+  /// height * width gray levels (0 black, 255 white), row by row from the top.
   std::vector<uint8_t> pixels;
 };
 

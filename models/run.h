@@ -16,11 +16,16 @@ namespace latent::models {
 
 /// Everything `latent train` takes.
 struct TrainOptions {
+  /// The model to build (kind, sizes, penalties); see AEConfig.
   AEConfig model;
+  /// Passes over the training part.
   int64_t epochs = 10;
+  /// Samples per optimizer step (--distributed: the global batch).
   int64_t batch_size = 128;
+  /// Learning rate.
   double lr = 1e-3;
   std::string optimizer = "adam";  ///< adam, adamw, sgd
+  /// Seed of initialisation, shuffling, noise and the CSV split.
   uint64_t seed = 0;
   int threads = 0;                 ///< 0: leave OpenBLAS's default
   std::string data = kFashionMnistDir;  ///< a Fashion-MNIST folder or a .csv file
@@ -90,20 +95,36 @@ void TrainOptions::fields(Self& o, V& v) {
 
 /// One line of metrics.jsonl.
 struct EpochMetrics {
+  /// 1-based epoch number.
   int64_t epoch = 0;
+  /// Mean training loss over the epoch's batches, mean test loss, the epoch's wall time in seconds,
+  /// and training throughput in samples per second.
+  /// @{
   double train_loss = 0, test_loss = 0, epoch_seconds = 0, samples_per_second = 0;
+  /// @}
   double mean_activation = -1;        ///< sparse models
+  /// Denoising models: MSE of the noisy and the denoised test images to the clean ones (-1 otherwise).
+  /// @{
   double noisy_mse = -1, denoised_mse = -1;  ///< denoising models: MSE to the clean test images
+  /// @}
   /// The training loss smoothed along the epoch: the mean over each of up to 20 equal stretches of
   /// its batches, in order ("train_curve" in metrics.jsonl; loss.svg draws it).
   std::vector<double> train_curve;
+  /// The metrics.jsonl object: every field above; negative (unused) ones and an empty curve omitted.
   json::Value to_json() const;
 };
 
 /// A dataset split into training and test parts, with its sample geometry.
 struct DataSplit {
+  /// The training and test parts (shared, read-only).
+  /// @{
   std::shared_ptr<const Dataset> train, test;
+  /// @}
+  /// Features per sample, and image height/width.
+  /// @{
   int64_t input_dim = 0, height = 0, width = 0;  ///< height/width 0 for tabular data
+  /// @}
+  /// Class names by label (empty without labels).
   std::vector<std::string> class_names;
   Preprocessing preprocessing;  ///< what turned the raw samples into train and test
 };
@@ -136,8 +157,11 @@ std::string train(const TrainOptions& options, FILE* log = stderr);
 
 /// A run directory loaded back: the model with its trained weights (eval mode) and config.json.
 struct LoadedRun {
+  /// The run directory it was loaded from.
   std::string dir;
+  /// The trained model, in eval mode.
   std::shared_ptr<Autoencoder> model;
+  /// The model configuration from config.json.
   AEConfig config;
   json::Value config_json;  ///< the whole config.json (training options, data, anomaly threshold)
   /// The preprocessing fitted at training time (config.json "preprocessing"); for image runs

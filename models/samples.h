@@ -23,14 +23,23 @@ namespace latent::models {
 /// ("preprocessing"). Tables: per-column min-max scaling to [0, 1] with the training rows'
 /// minimum and maximum (a constant column scales by 1). Images: bytes times 1/255.
 struct Preprocessing {
+  /// Images (bytes scaled by `scale`) or table rows (per-column min-max).
   enum class Kind { Image, Table };
+  /// Which of the two this is.
   Kind kind = Kind::Image;
   // Images.
+  /// Images: the size every image must have, in pixels and channels.
+  /// @{
   int64_t height = 28, width = 28, channels = 1;
+  /// @}
+  /// Images: the factor applied to each byte.
   double scale = 1.0 / 255.0;
   // Tables.
   std::vector<std::string> columns;  ///< feature columns, in model-input order
+  /// Tables: each column's training minimum and maximum, in `columns` order.
+  /// @{
   std::vector<double> minimum, maximum;
+  /// @}
 
   /// Features of one sample after preprocessing.
   int64_t input_dim() const;

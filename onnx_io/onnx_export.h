@@ -40,7 +40,10 @@ struct ExportOptions {
   std::vector<std::string> input_names;    ///< default "input" (then "input_1", ...)
   std::vector<std::string> output_names;   ///< default "output" (then "output_1", ...)
   bool dynamic_batch = true;               ///< dim 0 of inputs and outputs is "batch"
+  /// GraphProto.name of the exported graph (an autoencoder part exported with the default is
+  /// named `type_name()` + "_" + part_name(part) instead, e.g. "..._encoder").
   std::string graph_name = "latent";
+  /// ModelProto.doc_string (empty: none).
   std::string doc_string;
   std::string producer_version;            ///< default: latent's version
   std::vector<std::pair<std::string, std::string>> metadata;  ///< metadata_props
@@ -72,6 +75,7 @@ enum class AutoencoderPart {
 };
 /// "full", "encoder", "decoder", "anomaly" ("[onnx export] unknown part 'x' (full, encoder, decoder, anomaly)").
 AutoencoderPart parse_part(const std::string& name);
+/// The name parse_part accepts for `part` ("full", "encoder", ...).
 const char* part_name(AutoencoderPart part);
 
 /// Exports one part of an autoencoder traced with `batch` example samples (random data of the

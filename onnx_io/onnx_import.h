@@ -37,6 +37,7 @@ TensorProto tensor_to_proto(const Tensor& tensor, const std::string& name = {});
 
 /// A graph input or output as the model declares it.
 struct ValueSpec {
+  /// The graph input's or output's name.
   std::string name;
   int32_t elem_type = 0;        ///< a DataType value (0: not declared)
   bool has_shape = false;       ///< false: the rank is unknown

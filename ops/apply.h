@@ -31,6 +31,7 @@ namespace latent {
 /// Base of every op's backward context: up to four saved tensors plus which inputs need grads.
 class OpContext {
  public:
+  /// Most tensors one context saves.
   static constexpr int kMaxSaved = 4;
   /// Saves tensors for backward (detached, with their version for in-place checks).
   template <class... Ts>
@@ -46,12 +47,15 @@ class OpContext {
     for (int i = 0; i < K; ++i) out[i] = saved_[i].unpack(op);
     return out;
   }
+  /// Saved tensor i; throws "[backward] ..." (naming `op`) if it was modified in place or freed.
   Tensor saved(int i, const char* op) const { return saved_[i].unpack(op); }
+  /// Drops the saved tensors (after backward, unless retain_graph).
   void release() {
     for (auto& s : saved_) s.reset();
   }
   /// Whether tensor argument i needs a gradient (inputs past the 32nd are assumed to).
   bool needs_grad(int i) const { return i >= 32 || ((needs_ >> i) & 1u); }
+  /// Marks tensor argument i (< 32) as needing a gradient (apply() does this).
   void set_needs_grad(int i) { needs_ |= 1u << i; }
 
  private:
@@ -61,8 +65,11 @@ class OpContext {
 
 /// Shape and dtype of an input, enough to shape its gradient.
 struct InputMeta {
+  /// The input's shape (its gradient gets this shape).
   Shape shape;
+  /// The input's dtype (its gradient is converted back to it).
   DType dtype = kFloat32;
+  /// The meta of `t`.
   static InputMeta of(const Tensor& t) { return {t.shape(), t.dtype()}; }
 };
 
@@ -100,6 +107,7 @@ class OpNode final : public Node {
     for (int i = 0; i < N; ++i) grads[i] = std::move(g[i]);
   }
   void release_saved() override { ctx.release(); }
+  /// The op's context: what forward saved for backward.
   typename Op::Ctx ctx;
 };
 
@@ -172,6 +180,7 @@ template <class Op, class... Args>
 template <class Op>
 class ListOpNode final : public Node {
  public:
+  /// A node with `n` edges, one per list element.
   explicit ListOpNode(int n) : Node(n) {}
   const char* name() const override { return display_name<Op>(); }
   void backward(const Tensor& grad, std::span<Tensor> grads) override {
@@ -179,6 +188,7 @@ class ListOpNode final : public Node {
     for (size_t i = 0; i < g.size(); ++i) grads[i] = std::move(g[i]);
   }
   void release_saved() override { ctx.release(); }
+  /// The op's context: what forward saved for backward.
   typename Op::Ctx ctx;
 };
 
@@ -229,6 +239,8 @@ template <class Op, class... Args>
 
 }  // namespace detail
 
+/// Runs Op::forward(ctx, inputs, args...), recording one tape node with an edge per list element
+/// when any of them requires grad (and a trace record while tracing), as apply() does.
 template <class Op, class... Args>
 [[gnu::always_inline]] inline Tensor apply_list(const std::vector<Tensor>& inputs, const Args&... args) {
   if (trace::maybe_tracing()) [[unlikely]] return detail::traced_apply_list<Op>(inputs, args...);
@@ -238,6 +250,7 @@ template <class Op, class... Args>
 /// Sums a gradient over the dims that broadcasting added or expanded, so it has `shape`
 /// (PyTorch's sum_to); converts it back to `dtype` if the op promoted its inputs.
 Tensor sum_to(const Tensor& grad, const Shape& shape);
+/// sum_to(grad, input.shape), then converted to input.dtype: an input's gradient from its output's.
 Tensor grad_for(const Tensor& grad, const InputMeta& input);
 
 }  // namespace latent

@@ -18,14 +18,23 @@ namespace latent {
 
 /// Hyper-parameters of one fused Adam/AdamW update (PyTorch's equations).
 struct AdamStep {
+  /// Learning rate, moment decays, denominator epsilon and weight decay (AdamOptions' meanings).
+  /// @{
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0;
+  /// @}
   bool decoupled = false;  ///< AdamW: p *= 1 - lr * weight_decay instead of g += weight_decay * p
+  /// 1 - beta1^step and 1 - beta2^step, precomputed by the optimizer for this step.
+  /// @{
   double bias_correction1 = 1, bias_correction2 = 1;  ///< 1 - beta^step
+/// @}
 };
 
+/// The kernels one device provides; ops call them through backend(device) (see the file comment
+/// for the conventions every kernel follows). Backends are owned by their registrar and live for the process.
 class Backend {
  public:
   virtual ~Backend() = default;
+  /// The device's name for messages ("cpu", "cuda").
   virtual const char* name() const = 0;
 
   /// out = f(x) elementwise (LATENT_UNARY_OPS), with parameters p0, p1.
@@ -36,6 +45,7 @@ class Backend {
   virtual void where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) = 0;
   /// out = src with broadcasting and dtype conversion (src's dtype may differ from out's).
   virtual void copy(const Tensor& src, const Tensor& out) = 0;
+  /// Sets every element of out to value (converted to out's dtype).
   virtual void fill(const Tensor& out, double value) = 0;
   /// out has x's rank with size 1 in the reduced dims (keepdim form). Sum accumulates in float64.
   virtual void reduce(ReduceOp op, const Tensor& x, const Tensor& out) = 0;
@@ -54,6 +64,7 @@ class Backend {
   virtual void scatter_add(const Tensor& out, int dim, const Tensor& index, const Tensor& src) = 0;
   /// Fills out with uniform [low, high) or normal(mean, std) numbers drawn from gen in row-major order.
   virtual void uniform(const Tensor& out, Generator& gen, double low, double high) = 0;
+  /// Normal(mean, std) numbers, as uniform (row-major draw order, so devices agree for one seed).
   virtual void normal(const Tensor& out, Generator& gen, double mean, double std) = 0;
   /// True when no element is NaN or Inf.
   virtual bool all_finite(const Tensor& x) = 0;
@@ -81,13 +92,17 @@ class Backend {
   virtual void max_pool2d(const Tensor& x, const Tensor& out, const Tensor& indices, const Pool2dParams& p) = 0;
   /// grad_input = 0, then grad_out scattered (added) to the positions in indices.
   virtual void max_pool2d_backward(const Tensor& grad_out, const Tensor& indices, const Tensor& grad_input) = 0;
+  /// Average pooling of x (N, C, H, W) into out with p's kernel, stride, padding, ceil_mode and count_include_pad.
   virtual void avg_pool2d(const Tensor& x, const Tensor& out, const Pool2dParams& p) = 0;
+  /// grad_input = the adjoint of avg_pool2d applied to grad_out (grad_input overwritten).
   virtual void avg_pool2d_backward(const Tensor& grad_out, const Tensor& grad_input, const Pool2dParams& p) = 0;
   /// Adaptive average pooling to out's H and W (PyTorch's start/end index rule).
   virtual void adaptive_avg_pool2d(const Tensor& x, const Tensor& out) = 0;
+  /// grad_input = the adjoint of adaptive_avg_pool2d applied to grad_out (grad_input overwritten).
   virtual void adaptive_avg_pool2d_backward(const Tensor& grad_out, const Tensor& grad_input) = 0;
   /// Nearest (PyTorch's floor(dst * in / out) rule) or bilinear resampling to out's H and W.
   virtual void upsample2d(const Tensor& x, const Tensor& out, bool bilinear, bool align_corners) = 0;
+  /// grad_input = the adjoint of upsample2d applied to grad_out (grad_input overwritten).
   virtual void upsample2d_backward(const Tensor& grad_out, const Tensor& grad_input, bool bilinear,
                                    bool align_corners) = 0;
 

@@ -20,10 +20,12 @@ inline void floating(const char* op, const Tensor& t) {
   if (!t.is_floating_point()) fail(op, "dtype {} is not supported: expected float32 or float64", t.dtype());
 }
 
+/// Throws "[op] dtypes differ: float32 and float64" unless a and b have one dtype.
 inline void same_dtype(const char* op, const Tensor& a, const Tensor& b) {
   if (a.dtype() != b.dtype()) fail(op, "dtypes differ: {} and {}", a.dtype(), b.dtype());
 }
 
+/// Throws "[op] shapes differ: [2, 3] and [3]" unless a and b have one shape.
 inline void same_shape(const char* op, const Tensor& a, const Tensor& b) {
   if (!(a.shape() == b.shape())) fail(op, "shapes differ: {} and {}", a.shape(), b.shape());
 }

@@ -37,10 +37,13 @@ Tensor adaptive_avg_pool2d(const Tensor& x, Pair output_size);
 /// 1-d pooling over (N, C, L): the 2-d ops with H = 1. Index of max_pool1d_with_indices is the position in L.
 Tensor max_pool1d(const Tensor& x, int64_t kernel, int64_t stride = 0, int64_t padding = 0, int64_t dilation = 1,
                   bool ceil_mode = false);
+/// max_pool1d that also returns the int64 positions in L of each window's maximum.
 std::tuple<Tensor, Tensor> max_pool1d_with_indices(const Tensor& x, int64_t kernel, int64_t stride = 0,
                                                    int64_t padding = 0, int64_t dilation = 1, bool ceil_mode = false);
+/// Average pooling over (N, C, L) windows of `kernel` (stride 0: the kernel size).
 Tensor avg_pool1d(const Tensor& x, int64_t kernel, int64_t stride = 0, int64_t padding = 0, bool ceil_mode = false,
                   bool count_include_pad = true);
+/// Adaptive average pooling over (N, C, L) to length output_size.
 Tensor adaptive_avg_pool1d(const Tensor& x, int64_t output_size);
 
 // ---- resampling; x: (N, C, H, W) ----
@@ -51,6 +54,7 @@ Tensor upsample_nearest2d(const Tensor& x, Pair size);
 /// (src = dst * (H - 1) / (H_out - 1)); otherwise src = (dst + 0.5) * H / H_out - 0.5, clamped at 0.
 Tensor upsample_bilinear2d(const Tensor& x, Pair size, bool align_corners = false);
 
+/// Resampling kind of interpolate and nn::Upsample: nearest neighbour or bilinear.
 enum class InterpolateMode { Nearest, Bilinear };
 /// F.interpolate with a scale factor: output size floor(H * scale_factor) x floor(W * scale_factor).
 /// The kernels then use the ratio of the sizes (PyTorch's recompute_scale_factor=True), which equals
@@ -60,6 +64,7 @@ Tensor interpolate(const Tensor& x, double scale_factor, InterpolateMode mode = 
 
 // ---- padding ----
 
+/// Fill of the padded border: a constant value, a mirror image, or the edge repeated.
 enum class PadMode { Constant, Reflect, Replicate };
 /// F.pad: pads = {left, right} of the last dim, then {top, bottom} of the one before, and so on
 /// (at most 2 * x.dim() values). Negative values crop. Reflect mirrors without repeating the edge

@@ -63,6 +63,7 @@ OpRegistry& op_registry();
 /// Registers Op at static-initialization time once something names `registered` (apply<Op> does).
 template <class Op>
 struct OpRegistration {
+  /// Always true; initialising it adds Op to op_registry() before main().
   static inline const bool registered = (op_registry().add(Op::name, display_name<Op>(), typeid(Op)), true);
 };
 

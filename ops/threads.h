@@ -14,6 +14,7 @@ namespace latent {
 
 /// Threads for everything latent runs. n >= 1.
 void set_num_threads(int n);
+/// The current thread count (LATENT_NUM_THREADS at start-up, else OpenBLAS's own choice).
 int get_num_threads();
 /// "OpenBLAS 0.3.21 ... (pthread), Haswell kernels, 2 threads, float32 GEMM: latent AVX-512 kernel":
 /// what the benchmarks print.

@@ -33,12 +33,19 @@ namespace trace {
 ///           the exporter reads fields by name and reordering a struct cannot change an export;
 ///   None: anything else (output slots such as `Tensor* indices_out`, user types).
 struct Attr {
+  /// Which of the value members below is set (see the table above).
   enum class Kind : uint8_t { None, Int, Float, Bool, Ints, String, Conv2d, Pool2d };
+  /// What the argument was.
   Kind kind = Kind::None;
+  /// Int and enum values; Bool as 0 or 1.
   int64_t i = 0;
+  /// Float values.
   double f = 0;
+  /// Shape, Pair {h, w} and int64 vector values.
   std::vector<int64_t> ints;
+  /// String values.
   std::string s;
+  /// Conv2dParams or Pool2dParams for those kinds; std::monostate otherwise.
   std::variant<std::monostate, Conv2dParams, Pool2dParams> params;
 
   /// The typed params this attribute holds; throws "[trace] ..." when it holds something else.
@@ -52,12 +59,19 @@ struct Attr {
   [[noreturn]] void throw_wrong_kind() const;
 };
 
+/// Ints: the dims of a shape.
 Attr attr_of(const Shape& shape);
+/// Ints: {h, w}.
 Attr attr_of(const Pair& pair);
+/// Ints: the values.
 Attr attr_of(const std::vector<int64_t>& values);
+/// String: the text.
 Attr attr_of(const char* text);
+/// String: the text.
 Attr attr_of(const std::string& text);
+/// Conv2d: the params struct, kept whole.
 Attr attr_of(const Conv2dParams& p);
+/// Pool2d: the params struct, kept whole.
 Attr attr_of(const Pool2dParams& p);
 
 /// The attribute form of any op argument that is not a tensor.
@@ -94,12 +108,14 @@ struct Record {
 /// Collects the records of one traced computation.
 class Tracer {
  public:
+  /// The recorded op applications in execution order.
   std::vector<Record> records;
 };
 
 /// Makes `tracer` the active tracer of this thread while alive; restores the previous one after.
 class TraceGuard {
  public:
+  /// Activates `tracer` (not owned; must outlive the guard) on this thread.
   explicit TraceGuard(Tracer& tracer);
   ~TraceGuard();
   TraceGuard(const TraceGuard&) = delete;
