@@ -94,6 +94,18 @@ TensorProto tensor_to_proto(const Tensor& tensor, const std::string& name) {
       std::vector<int64_t> v = tensor.to_vector<int64_t>();
       return make_tensor<int64_t>(name, dims, std::span<const int64_t>(v));
     }
+    case DType::Int32: {
+      std::vector<int32_t> v = tensor.to_vector<int32_t>();
+      return make_tensor<int32_t>(name, dims, std::span<const int32_t>(v));
+    }
+    case DType::Int8: {
+      std::vector<int8_t> v = tensor.to_vector<int8_t>();
+      return make_tensor<int8_t>(name, dims, std::span<const int8_t>(v));
+    }
+    case DType::UInt8: {
+      std::vector<uint8_t> v = tensor.to_vector<uint8_t>();
+      return make_tensor<uint8_t>(name, dims, std::span<const uint8_t>(v));
+    }
     default: break;
   }
   fail(kOp, "tensor '{}' has dtype {}, which latent does not write to ONNX yet", name, tensor.dtype());
