@@ -409,6 +409,10 @@ TEST_CASE("unsupported ops, versions, attributes and data types fail at load tim
                            "node 'r' (Relu, opset 13): attribute 'foo' is not supported");
   CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(model(13, {node("Relu", {"x"}, {"y"}, "r")}, {value("x", 4, {4})}, {out})),
                            "graph input 'x' has data type UINT16, which is not supported (supported: FLOAT, DOUBLE, INT64, INT32, INT8, UINT8)");
+  CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(model(10, {node("QuantizeLinear", {"x", "x"}, {"y"}, "q", {attr_i("axis", 0)})}, {in}, {out})),
+                           "node 'q' (QuantizeLinear, opset 10): attribute 'axis' is not supported");
+  CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(model(10, {node("QLinearMatMul", {"x", "x", "x"}, {"y"}, "qm")}, {in}, {out})),
+                           "node 'qm' (QLinearMatMul, opset 10)");
   CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(model(13, {node("Cast", {"x"}, {"y"}, "c", {attr_i("to", 10)})}, {in}, {out})),
                            "node 'c' (Cast, opset 13): cast to FLOAT16 is not supported (supported: FLOAT, DOUBLE, INT64)");
   CHECK_THROWS_WITH_SUBSTR(
