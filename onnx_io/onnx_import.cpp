@@ -19,12 +19,18 @@ namespace {
 
 constexpr int64_t kMaxOpset = 17;
 constexpr const char* kOp = "onnx import";
+constexpr const char* kSupportedTypes = "FLOAT, DOUBLE, INT64, INT32, INT8, UINT8";
 
 template <class T>
 Tensor tensor_of(const TensorProto& proto, const std::filesystem::path& dir, const Shape& shape) {
   std::vector<T> values = tensor_to_vector<T>(proto, dir);
-  if constexpr (std::is_same_v<T, int64_t> || std::is_same_v<T, float> || std::is_same_v<T, double>)
+  if constexpr (std::is_same_v<T, int64_t> || std::is_same_v<T, float> || std::is_same_v<T, double>) {
     return from_vector(values, shape);
+  } else {  // the storage dtypes (int32, int8, uint8): copied into place
+    Tensor t = empty(shape, dtype_of<T>::value);
+    std::copy(values.begin(), values.end(), t.data_ptr<T>());
+    return t;
+  }
 }
 
 std::string spec_string(const ValueSpec& s) {
@@ -40,7 +46,8 @@ std::string spec_string(const ValueSpec& s) {
 }
 
 DType dtype_of_data_type(int32_t t) {
-  return t == int32_t(DataType::Double) ? kFloat64 : t == int32_t(DataType::Int64) ? kInt64 : kFloat32;
+  DType d = kFloat32;
+  return dtype_from_onnx(t, d) ? d : kFloat32;
 }
 
 }  // namespace
@@ -51,19 +58,23 @@ int64_t& max_created_elements() {
 }
 
 bool is_supported_data_type(int32_t t) {
-  return t == int32_t(DataType::Float) || t == int32_t(DataType::Double) || t == int32_t(DataType::Int64);
+  return t == int32_t(DataType::Float) || t == int32_t(DataType::Double) || t == int32_t(DataType::Int64) ||
+         t == int32_t(DataType::Int32) || t == int32_t(DataType::Int8) || t == int32_t(DataType::Uint8);
 }
 
 Tensor tensor_from_proto(const TensorProto& proto, const std::filesystem::path& model_dir) {
   if (!is_supported_data_type(proto.data_type))
-    fail(kOp, "tensor '{}' has data type {}, which is not supported (supported: FLOAT, DOUBLE, INT64)", proto.name,
-         data_type_name(proto.data_type));
+    fail(kOp, "tensor '{}' has data type {}, which is not supported (supported: {})", proto.name,
+         data_type_name(proto.data_type), kSupportedTypes);
   if (proto.dims.size() > size_t(kMaxDims))
     fail(kOp, "tensor '{}' has {} dims; at most {} are supported", proto.name, proto.dims.size(), kMaxDims);
   const Shape shape(proto.dims);
   switch (static_cast<DataType>(proto.data_type)) {
     case DataType::Float: return tensor_of<float>(proto, model_dir, shape);
     case DataType::Double: return tensor_of<double>(proto, model_dir, shape);
+    case DataType::Int32: return tensor_of<int32_t>(proto, model_dir, shape);
+    case DataType::Int8: return tensor_of<int8_t>(proto, model_dir, shape);
+    case DataType::Uint8: return tensor_of<uint8_t>(proto, model_dir, shape);
     default: return tensor_of<int64_t>(proto, model_dir, shape);
   }
 }
@@ -82,6 +93,18 @@ TensorProto tensor_to_proto(const Tensor& tensor, const std::string& name) {
     case DType::Int64: {
       std::vector<int64_t> v = tensor.to_vector<int64_t>();
       return make_tensor<int64_t>(name, dims, std::span<const int64_t>(v));
+    }
+    case DType::Int32: {
+      std::vector<int32_t> v = tensor.to_vector<int32_t>();
+      return make_tensor<int32_t>(name, dims, std::span<const int32_t>(v));
+    }
+    case DType::Int8: {
+      std::vector<int8_t> v = tensor.to_vector<int8_t>();
+      return make_tensor<int8_t>(name, dims, std::span<const int8_t>(v));
+    }
+    case DType::UInt8: {
+      std::vector<uint8_t> v = tensor.to_vector<uint8_t>();
+      return make_tensor<uint8_t>(name, dims, std::span<const uint8_t>(v));
     }
     default: break;
   }
@@ -120,8 +143,8 @@ ValueSpec spec_of(const ValueInfoProto& v, const char* what) {
   const TypeProtoTensor& t = *v.type->tensor_type;
   s.elem_type = t.elem_type;
   if (t.elem_type != 0 && !is_supported_data_type(t.elem_type))
-    fail(kOp, "graph {} '{}' has data type {}, which is not supported (supported: FLOAT, DOUBLE, INT64)", what, v.name,
-         data_type_name(t.elem_type));
+    fail(kOp, "graph {} '{}' has data type {}, which is not supported (supported: {})", what, v.name,
+         data_type_name(t.elem_type), kSupportedTypes);
   if (t.shape) {
     s.has_shape = true;
     for (const TensorShapeDimension& d : t.shape->dim) s.dims.push_back(d.dim_value ? *d.dim_value : -1);

@@ -91,11 +91,8 @@ std::vector<int64_t> pad2d(int64_t top, int64_t bottom, int64_t left, int64_t ri
 // ---------------------------------------------------------------------------------------------
 // Conv
 
-Kernel compile_conv(const NodeView& n) {
-  n.allow_attributes({"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"});
-  n.expect_inputs(2, 3);
-  n.expect_outputs(1);
-  check_spatial_rank(n, "convolution", 1);
+ConvFn conv_function(const NodeView& n, int weight_input) {
+  check_spatial_rank(n, "convolution", weight_input);
   Window w;
   read_auto_pad(n, w);
   w.kernel = n.get_ints("kernel_shape");
@@ -103,14 +100,14 @@ Kernel compile_conv(const NodeView& n) {
   w.dilations = n.get_ints("dilations");
   w.pads = n.get_ints("pads");
   const int64_t group = n.get_int("group", 1);
-  return [=](const Inputs& in) -> Inputs {
-    As2d a{in[0].dim() == 3};
-    const Tensor& x0 = in[0];
-    if (x0.dim() != 3 && x0.dim() != 4) fail("onnx import", "Conv supports 1-d and 2-d inputs; got shape {}", x0.shape());
-    if (in[1].dim() != x0.dim()) fail("onnx import", "Conv weight shape {} does not match input shape {}", in[1].shape(), x0.shape());
+  const std::string op = n.proto().op_type;
+  return [=](const Tensor& x0, const Tensor& weight0, const Tensor& bias) -> Tensor {
+    As2d a{x0.dim() == 3};
+    if (x0.dim() != 3 && x0.dim() != 4) fail("onnx import", "{} supports 1-d and 2-d inputs; got shape {}", op, x0.shape());
+    if (weight0.dim() != x0.dim()) fail("onnx import", "{} weight shape {} does not match input shape {}", op, weight0.shape(), x0.shape());
     const size_t s = size_t(x0.dim() - 2);
-    std::vector<int64_t> k(in[1].shape().begin() + 2, in[1].shape().end());
-    if (!w.kernel.empty() && w.kernel != k) fail("onnx import", "kernel_shape {} does not match the weight's shape {}", Shape(w.kernel), in[1].shape());
+    std::vector<int64_t> k(weight0.shape().begin() + 2, weight0.shape().end());
+    if (!w.kernel.empty() && w.kernel != k) fail("onnx import", "kernel_shape {} does not match the weight's shape {}", Shape(w.kernel), weight0.shape());
     std::vector<int64_t> st = per_dim(w.strides, s, 1, "strides"), dl = per_dim(w.dilations, s, 1, "dilations");
     std::vector<int64_t> pads = per_dim(w.pads, 2 * s, 0, "pads");
     if (w.auto_pad == "SAME_UPPER" || w.auto_pad == "SAME_LOWER") same_pads(w.auto_pad, spatial(x0), k, st, dl, pads);
@@ -118,8 +115,7 @@ Kernel compile_conv(const NodeView& n) {
       k.insert(k.begin(), 1), st.insert(st.begin(), 1), dl.insert(dl.begin(), 1);
       pads = {0, pads[0], 0, pads[1]};
     }
-    Tensor x = a.lift(x0), weight = a.lift(in[1]);
-    const Tensor bias = in.size() > 2 ? in[2] : Tensor();
+    Tensor x = a.lift(x0), weight = a.lift(weight0);
     Tensor y;
     if (pads[0] == pads[2] && pads[1] == pads[3] && pads[0] >= 0 && pads[1] >= 0) {
       y = conv2d(x, weight, bias, {st[0], st[1]}, {pads[0], pads[1]}, {dl[0], dl[1]}, group);
@@ -127,8 +123,16 @@ Kernel compile_conv(const NodeView& n) {
       x = pad(x, pad2d(pads[0], pads[2], pads[1], pads[3]));
       y = conv2d(x, weight, bias, {st[0], st[1]}, 0, {dl[0], dl[1]}, group);
     }
-    return {a.lower(y)};
+    return a.lower(y);
   };
+}
+
+Kernel compile_conv(const NodeView& n) {
+  n.allow_attributes({"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"});
+  n.expect_inputs(2, 3);
+  n.expect_outputs(1);
+  ConvFn conv = conv_function(n, 1);
+  return [conv](const Inputs& in) -> Inputs { return {conv(in[0], in[1], in.size() > 2 ? in[2] : Tensor())}; };
 }
 
 // ---------------------------------------------------------------------------------------------

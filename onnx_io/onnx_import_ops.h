@@ -125,6 +125,12 @@ void register_import_op(const std::string& op_type, OpEntry entry);
 /// The unary function of `op_type`'s entry, or null.
 UnaryFn unary_function(const std::string& op_type);
 
+/// A convolution as Conv's attributes (auto_pad, dilations, group, kernel_shape, pads, strides) on
+/// `n` describe it: (x, weight, bias or undefined) -> y; `weight_input` is the weight's input index
+/// (checked for its rank). Shared by Conv, ConvInteger (1) and QLinearConv (3).
+using ConvFn = std::function<Tensor(const Tensor& x, const Tensor& weight, const Tensor& bias)>;
+ConvFn conv_function(const NodeView& n, int weight_input);
+
 // ---- the op compilers the table names (onnx_import_ops.cpp, onnx_import_nn.cpp, onnx_import_more.cpp) ----
 Kernel compile_activation_more(const NodeView& n);
 Kernel compile_arg_reduce(const NodeView& n);
@@ -137,7 +143,10 @@ Kernel compile_constant(const NodeView& n);
 Kernel compile_constant_of_shape(const NodeView& n);
 Kernel compile_conv(const NodeView& n);
 Kernel compile_conv_transpose(const NodeView& n);
+Kernel compile_conv_integer(const NodeView& n);
 Kernel compile_depth_space(const NodeView& n);
+Kernel compile_dequantize_linear(const NodeView& n);
+Kernel compile_dynamic_quantize_linear(const NodeView& n);
 Kernel compile_dropout(const NodeView& n);
 Kernel compile_expand(const NodeView& n);
 Kernel compile_flatten(const NodeView& n);
@@ -148,10 +157,14 @@ Kernel compile_global_max_pool(const NodeView& n);
 Kernel compile_instance_norm(const NodeView& n);
 Kernel compile_layer_norm(const NodeView& n);
 Kernel compile_matmul(const NodeView& n);
+Kernel compile_matmul_integer(const NodeView& n);
 Kernel compile_mvn(const NodeView& n);
 Kernel compile_pad(const NodeView& n);
 Kernel compile_pool(const NodeView& n);
 Kernel compile_prelu(const NodeView& n);
+Kernel compile_qlinear_conv(const NodeView& n);
+Kernel compile_qlinear_matmul(const NodeView& n);
+Kernel compile_quantize_linear(const NodeView& n);
 Kernel compile_range(const NodeView& n);
 Kernel compile_reduce(const NodeView& n);
 Kernel compile_reshape(const NodeView& n);

@@ -36,9 +36,12 @@ std::map<std::string, OpEntry>& import_table() {
       {"Constant", {{1, 9, 11, 12, 13}, compile_constant}},
       {"ConstantOfShape", {{9}, compile_constant_of_shape, ValueInputs::at({0})}},
       {"Conv", {{1, 11}, compile_conv}},
+      {"ConvInteger", {{10}, compile_conv_integer, ValueInputs::from(0)}},
       {"ConvTranspose", {{1, 11}, compile_conv_transpose}},
       {"DepthToSpace", {{1, 11, 13}, compile_depth_space}},
+      {"DequantizeLinear", {{10, 13}, compile_dequantize_linear, ValueInputs::from(0)}},
       {"Div", {{1, 6, 7, 13, 14}, compile_binary}},
+      {"DynamicQuantizeLinear", {{11}, compile_dynamic_quantize_linear, ValueInputs::from(0)}},
       {"Dropout", {{1, 6, 7, 10, 12, 13}, compile_dropout, ValueInputs::from(1)}},
       {"Elu", {{1, 6}, compile_unary}},
       {"Erf", {{9, 13}, compile_unary, {}, [](const Tensor& x) { return erf(x); }}},
@@ -58,6 +61,7 @@ std::map<std::string, OpEntry>& import_table() {
       {"Log", {{1, 6, 13}, compile_unary, {}, [](const Tensor& x) { return log(x); }}},
       {"LogSoftmax", {{1, 11, 13}, compile_softmax}},
       {"MatMul", {{1, 9, 13}, compile_matmul}},
+      {"MatMulInteger", {{10}, compile_matmul_integer, ValueInputs::from(0)}},
       {"Max", {{1, 6, 8, 12, 13}, compile_variadic}},
       {"MaxPool", {{1, 8, 10, 11, 12}, compile_pool}},
       {"Mean", {{1, 6, 8, 13}, compile_variadic}},
@@ -68,6 +72,9 @@ std::map<std::string, OpEntry>& import_table() {
       {"PRelu", {{1, 6, 7, 9, 16}, compile_prelu}},
       {"Pad", {{1, 2, 11, 13}, compile_pad, ValueInputs::from(1)}},
       {"Pow", {{1, 7, 12, 13, 15}, compile_binary}},
+      {"QLinearConv", {{10}, compile_qlinear_conv, ValueInputs::from(0)}},
+      {"QLinearMatMul", {{10}, compile_qlinear_matmul, ValueInputs::from(0)}},
+      {"QuantizeLinear", {{10, 13}, compile_quantize_linear, ValueInputs::from(1)}},
       {"Range", {{11}, compile_range, ValueInputs::from(0)}},
       {"Reciprocal", {{1, 6, 13}, compile_activation_more}},
       {"ReduceL1", {{1, 11, 13}, compile_reduce}},
@@ -132,7 +139,36 @@ std::string supported_ops() {
   return out;
 }
 
-Kernel compile_node(const NodeView& node) { return op_table().at(node.proto().op_type).compile(node); }
+namespace {
+bool is_narrow_int(DType d) { return d == kInt32 || d == kInt8 || d == kUInt8; }
+
+/// Ops whose output has the dtype of input 0 (ONNX's T) and that latent computes on int64 (MaxPool:
+/// float64, exact for these values): on int32/int8/uint8 inputs (storage dtypes, see
+/// docs/design.md) they run on wide copies and the outputs convert back (saturating where ONNX
+/// would wrap around).
+bool runs_narrow_ints_as_int64(const std::string& op_type) {
+  static const char* const ops[] = {"Abs", "Add", "Clip", "Div", "Max", "MaxPool", "Min", "Mul", "Neg", "Pow", "Relu", "Sub", "Sum"};
+  for (const char* op : ops)
+    if (op_type == op) return true;
+  return false;
+}
+}  // namespace
+
+Kernel compile_node(const NodeView& node) {
+  Kernel kernel = op_table().at(node.proto().op_type).compile(node);
+  if (!runs_narrow_ints_as_int64(node.proto().op_type)) return kernel;
+  const DType wide_dtype = node.proto().op_type == "MaxPool" ? kFloat64 : kInt64;
+  return [kernel, wide_dtype](const std::vector<Tensor>& in) -> std::vector<Tensor> {
+    if (in.empty() || !in[0].defined() || !is_narrow_int(in[0].dtype())) return kernel(in);
+    std::vector<Tensor> wide(in);
+    for (Tensor& t : wide)
+      if (t.defined() && is_narrow_int(t.dtype())) t = t.to(wide_dtype);
+    std::vector<Tensor> out = kernel(wide);
+    for (Tensor& t : out)
+      if (t.defined() && t.dtype() != in[0].dtype()) t = t.to(in[0].dtype());
+    return out;
+  };
+}
 
 bool is_value_input(const std::string& op_type, size_t index) {
   auto it = op_table().find(op_type);

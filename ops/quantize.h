@@ -77,6 +77,28 @@ class CalibrationGuard {
   CalibrationStats stats(const Tensor& weight) const;
 };
 
+// ---- ONNX's affine quantization as tensor functions (ops/quantize_linear.cpp) ----
+// Plain CPU loops that follow ONNX's definitions exactly (the importer's QuantizeLinear,
+// DequantizeLinear and DynamicQuantizeLinear run them); not differentiable.
+
+/// ONNX QuantizeLinear: q = saturate(round_half_even(x / scale) + zero), of `zero`'s dtype (uint8
+/// or int8; uint8 when `zero` is undefined). `scale` (float32, positive) and `zero` hold one value
+/// (per tensor) or one per index of x's dimension `axis` (per axis). x is float32 (divided in
+/// float32, as ONNX Runtime does), float64 or int32 (divided in float64).
+Tensor quantize_linear(const Tensor& x, const Tensor& scale, const Tensor& zero = {}, int64_t axis = 1);
+/// ONNX DequantizeLinear: (q - zero) * scale as float32, computed in float32; q is uint8, int8 or
+/// int32 (then `zero` must be absent or 0). Per tensor or per axis as in quantize_linear.
+Tensor dequantize_linear(const Tensor& q, const Tensor& scale, const Tensor& zero = {}, int64_t axis = 1);
+
+/// The three outputs of dynamic_quantize_linear.
+struct DynamicQuantized {
+  Tensor q;      ///< uint8, x's shape
+  Tensor scale;  ///< float32 scalar: (max(x, 0) - min(x, 0)) / 255 (1 when x is all zero)
+  Tensor zero;   ///< uint8 scalar: saturate(round_half_even(-min(x, 0) / scale))
+};
+/// ONNX DynamicQuantizeLinear: uint8 quantization of float32 x over its own range widened to 0.
+DynamicQuantized dynamic_quantize_linear(const Tensor& x);
+
 namespace detail {
 /// Called by the CPU backend's inference linear: records x when a CalibrationGuard lives.
 void observe_linear_input(const Tensor& weight, const Tensor& x);

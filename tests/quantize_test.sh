@@ -2,9 +2,13 @@
 # `latent quantize` as a user meets it: int8 copies of a deep AE and a VAE trained briefly on
 # Fashion-MNIST, their size, their test loss beside the float run's (eval), score/reconstruct/
 # anomaly on the int8 run, and the bad-flag and unsupported-model errors.
-# usage: quantize_test.sh PATH_TO_LATENT
+# With .venv-onnx: ONNX Runtime's quantize_static (QDQ) and quantize_dynamic of latent's float
+# exports (deep, conv) and latent's own QDQ export run in latent (tools/onnx_roundtrip) and match
+# ONNX Runtime's outputs within one quantization step of the output.
+# usage: quantize_test.sh PATH_TO_LATENT [PATH_TO_ONNX_ROUNDTRIP]
 set -u
 latent=$1
+roundtrip=${2:-}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 source "$(dirname "$0")/expect.sh"  # expect NAME RC TEXT -- ARGS, check NAME CMD...
@@ -84,6 +88,35 @@ if "$root/.venv-onnx/bin/python" -c 'import onnx, onnxruntime' 2>/dev/null; then
   fi
 else
   echo "SKIP qdq-onnx: no .venv-onnx with onnx and onnxruntime (tools/setup_onnx_venv.sh)"
+fi
+
+# ---------------------------------------------------------------- ONNX Runtime-quantized models in latent
+ort_cases() {  # ort_cases LINES: each line "NAME ATOL OPS" from quantize_ort_import.py
+  while read -r name atol ops; do
+    [ -n "$name" ] || continue
+    if "$roundtrip" "$work/ortq/$name/model.onnx" --check-data "$work/ortq/$name" --atol "$atol" --rtol 0 > "$work/rt.log" 2>&1; then
+      echo "ok   ort-import-$name ($ops): $(grep -o 'max difference [^)]*' "$work/rt.log") <= atol $atol"
+    else
+      cat "$work/rt.log"; echo "FAIL ort-import-$name"; failures=$((failures + 1))
+    fi
+  done <<< "$1"
+}
+if [ -z "$roundtrip" ]; then
+  echo "SKIP ort-import: no onnx_roundtrip given (second argument)"
+elif "$root/.venv-onnx/bin/python" -c 'import onnx, onnxruntime' 2>/dev/null; then
+  expect train-conv-short 0 "run saved in" -- train --model conv --epochs 1 --limit-batches 30 --quiet --out "$work/convf" --threads 1
+  expect export-deep-float 0 "deep.onnx" -- export "$work/deep" --out "$work/deep.onnx"
+  expect export-conv-float 0 "conv.onnx" -- export "$work/convf" --out "$work/conv.onnx"
+  py="$root/.venv-onnx/bin/python $root/tests/quantize_ort_import.py"
+  for model in deep conv; do
+    cases=$($py "$work/$model.onnx" "$work/ortq" "$model" 1000 1000 --dynamic 2> "$work/py.log") || { cat "$work/py.log"; cases=""; }
+    check "ort-quantized-$model-made" test "$(echo "$cases" | grep -c .)" = 2
+    ort_cases "$cases"
+  done
+  cases=$($py "$work/full.onnx" "$work/ortq" latent-qdq 1000 0 --as-is 2> "$work/py.log") || { cat "$work/py.log"; cases=""; }
+  ort_cases "$cases"
+else
+  echo "SKIP ort-import: no .venv-onnx with onnx and onnxruntime (tools/setup_onnx_venv.sh)"
 fi
 
 # ---------------------------------------------------------------- VAE

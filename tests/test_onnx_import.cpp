@@ -407,8 +407,12 @@ TEST_CASE("unsupported ops, versions, attributes and data types fail at load tim
                            "[onnx import] opset 18 is not supported (supported: 1 to 17)");
   CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(model(13, {node("Relu", {"x"}, {"y"}, "r", {attr_i("foo", 1)})}, {in}, {out})),
                            "node 'r' (Relu, opset 13): attribute 'foo' is not supported");
-  CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(model(13, {node("Relu", {"x"}, {"y"}, "r")}, {value("x", 2, {4})}, {out})),
-                           "graph input 'x' has data type UINT8, which is not supported (supported: FLOAT, DOUBLE, INT64)");
+  CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(model(13, {node("Relu", {"x"}, {"y"}, "r")}, {value("x", 4, {4})}, {out})),
+                           "graph input 'x' has data type UINT16, which is not supported (supported: FLOAT, DOUBLE, INT64, INT32, INT8, UINT8)");
+  CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(model(10, {node("QuantizeLinear", {"x", "x"}, {"y"}, "q", {attr_i("axis", 0)})}, {in}, {out})),
+                           "node 'q' (QuantizeLinear, opset 10): attribute 'axis' is not supported");
+  CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(model(10, {node("QLinearMatMul", {"x", "x", "x"}, {"y"}, "qm")}, {in}, {out})),
+                           "node 'qm' (QLinearMatMul, opset 10)");
   CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(model(13, {node("Cast", {"x"}, {"y"}, "c", {attr_i("to", 10)})}, {in}, {out})),
                            "node 'c' (Cast, opset 13): cast to FLOAT16 is not supported (supported: FLOAT, DOUBLE, INT64)");
   CHECK_THROWS_WITH_SUBSTR(
@@ -454,9 +458,24 @@ TEST_CASE("tensor_from_proto and tensor_to_proto round-trip the supported dtypes
   CHECK(onnx::tensor_from_proto(onnx::tensor_to_proto(d, "d")).dtype() == latent::kFloat64);
   Tensor i = latent::arange(6).reshape({2, 3});
   check_close(onnx::tensor_from_proto(onnx::tensor_to_proto(i, "i")), i);
-  std::vector<uint8_t> bytes = {1, 2};
-  onnx::TensorProto u8 = onnx::make_tensor<uint8_t>("u", {2}, std::span<const uint8_t>(bytes));
-  CHECK_THROWS_WITH_SUBSTR(onnx::tensor_from_proto(u8), "tensor 'u' has data type UINT8, which is not supported");
+  std::vector<uint8_t> bytes = {1, 2, 255};
+  onnx::TensorProto u8 = onnx::make_tensor<uint8_t>("u", {3}, std::span<const uint8_t>(bytes));
+  Tensor u = onnx::tensor_from_proto(u8);
+  CHECK(u.dtype() == latent::kUInt8);
+  CHECK(u.to_vector<double>() == std::vector<double>{1, 2, 255});
+  CHECK(onnx::tensor_to_proto(u, "u").raw_data == std::string("\x01\x02\xff", 3));
+  Tensor s8 = latent::from_vector(std::vector<float>{-128, 0, 127}, {3}).to(latent::kInt8);
+  CHECK(onnx::tensor_from_proto(onnx::tensor_to_proto(s8, "s")).to_vector<double>() == std::vector<double>{-128, 0, 127});
+  Tensor s32 = latent::from_vector(std::vector<double>{-70000, 3}, {2}).to(latent::kInt32);
+  Tensor s32_back = onnx::tensor_from_proto(onnx::tensor_to_proto(s32, "i32"));
+  CHECK(s32_back.dtype() == latent::kInt32);
+  CHECK(s32_back.to_vector<double>() == std::vector<double>{-70000, 3});
+  onnx::TensorProto u16;
+  u16.name = "w";
+  u16.data_type = 4;  // UINT16
+  u16.dims = {1};
+  u16.raw_data = std::string("\x01\x00", 2);
+  CHECK_THROWS_WITH_SUBSTR(onnx::tensor_from_proto(u16), "tensor 'w' has data type UINT16, which is not supported");
 }
 
 TEST_CASE("imported BatchNormalization and Dropout: inference in eval() (the default), training in train()") {

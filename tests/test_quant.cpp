@@ -359,3 +359,85 @@ TEST_CASE("CalibrationGuard records the inputs of inference-path linear calls pe
   CHECK(s2.max == doctest::Approx(3.25));
   CHECK(guard.stats(ones({2, 2})).count == 0);
 }
+
+// ---- ONNX's QuantizeLinear / DequantizeLinear / DynamicQuantizeLinear (ops/quantize_linear.cpp) ----
+
+namespace {
+Tensor f32(std::vector<float> v, Shape s) { return from_vector(v, s); }
+Tensor as(std::vector<float> v, Shape s, DType d) { return from_vector(v, s).to(d); }
+}  // namespace
+
+TEST_CASE("quantize_linear: round half to even, zero point, saturation, per tensor") {
+  // x / 1 = ties: 0.5 -> 0, 1.5 -> 2, 2.5 -> 2, -0.5 -> -0 -> 0, -1.5 -> -2; then + zero 10
+  Tensor x = f32({0.5f, 1.5f, 2.5f, -0.5f, -1.5f, 300.0f, -300.0f}, {7});
+  Tensor q = quantize_linear(x, scalar_tensor(1.0), scalar_tensor(10.0).to(kUInt8));
+  CHECK(q.dtype() == kUInt8);
+  CHECK(q.to_vector<double>() == std::vector<double>{10, 12, 12, 10, 8, 255, 0});
+  Tensor q8 = quantize_linear(x, scalar_tensor(1.0), scalar_tensor(0.0).to(kInt8));
+  CHECK(q8.dtype() == kInt8);
+  CHECK(q8.to_vector<double>() == std::vector<double>{0, 2, 2, 0, -2, 127, -128});
+  // no zero point: uint8, zero 0; scale 0.1 divides in float32 (0.3f / 0.1f = 3.0000001 -> 3)
+  CHECK(quantize_linear(f32({0.3f, 25.5f, -1.0f}, {3}), scalar_tensor(0.1)).to_vector<double>() ==
+        std::vector<double>{3, 255, 0});
+}
+
+TEST_CASE("quantize_linear and dequantize_linear per axis") {
+  // x (2, 3, 2), scales per channel (axis 1): 1, 2, 4; zero points 0, 1, 2
+  std::vector<float> xv = {1, 2, 4, 6, 8, 16, -1, 3, 7, 9, 40, 12};
+  Tensor x = f32(xv, {2, 3, 2});
+  Tensor scale = f32({1, 2, 4}, {3}), zero = as({0, 1, 2}, {3}, kUInt8);
+  Tensor q = quantize_linear(x, scale, zero, 1);
+  // reference: round_half_even(x / s) + z, clamped
+  std::vector<double> expect;
+  for (int o = 0; o < 2; ++o)
+    for (int c = 0; c < 3; ++c)
+      for (int i = 0; i < 2; ++i) {
+        const double s = c == 0 ? 1 : c == 1 ? 2 : 4, z = c;
+        expect.push_back(std::clamp(std::nearbyint(xv[size_t(o * 6 + c * 2 + i)] / s) + z, 0.0, 255.0));
+      }
+  CHECK(q.to_vector<double>() == expect);
+  Tensor back = dequantize_linear(q, scale, zero, 1);
+  CHECK(back.dtype() == kFloat32);
+  std::vector<float> bv = back.to_vector<float>();
+  for (size_t i = 0; i < bv.size(); ++i) {
+    const int c = int(i / 2) % 3;
+    CHECK(bv[i] == float((expect[i] - c) * (c == 0 ? 1 : c == 1 ? 2 : 4)));
+  }
+  // negative axis; int32 input of DequantizeLinear (bias form)
+  CHECK(quantize_linear(x, scale, zero, -2).to_vector<double>() == expect);
+  CHECK(dequantize_linear(as({-70000, 5}, {2}, kInt32), scalar_tensor(0.5)).to_vector<float>() ==
+        std::vector<float>{-35000.0f, 2.5f});
+}
+
+TEST_CASE("dynamic_quantize_linear follows ONNX's definition") {
+  Tensor x = f32({0, 2, -3, -2.5f, 1.34f, 0.5f}, {6});
+  DynamicQuantized d = dynamic_quantize_linear(x);
+  const float s = (2.0f - -3.0f) / 255.0f;
+  CHECK(d.scale.item<float>() == s);
+  const double z = std::nearbyint(3.0f / s);  // 153
+  CHECK(d.zero.dtype() == kUInt8);
+  CHECK(d.zero.to_vector<double>() == std::vector<double>{z});
+  std::vector<double> expect;
+  for (float v : x.to_vector<float>()) expect.push_back(std::clamp(std::nearbyint(v / s) + z, 0.0, 255.0));
+  CHECK(d.q.to_vector<double>() == expect);
+  // all zero: scale 1, zero 0
+  DynamicQuantized z0 = dynamic_quantize_linear(f32({0, 0}, {2}));
+  CHECK(z0.scale.item<float>() == 1.0f);
+  CHECK(z0.q.to_vector<double>() == std::vector<double>{0, 0});
+}
+
+TEST_CASE("quantize_linear / dequantize_linear errors name the op and the values") {
+  Tensor x = f32({1, 2, 3, 4, 5, 6}, {2, 3});
+  CHECK_THROWS_WITH_SUBSTR(quantize_linear(x, scalar_tensor(0.0)), "[quantize_linear] scale must be positive and finite; got 0");
+  CHECK_THROWS_WITH_SUBSTR(quantize_linear(x, f32({1, 2}, {2}), {}, 1),
+                           "[quantize_linear] per-axis scale has 2 values but input shape [2, 3] has 3 along axis 1");
+  CHECK_THROWS_WITH_SUBSTR(quantize_linear(x, f32({1, 2, 3}, {3}), {}, 2), "[quantize_linear] axis 2 is out of range for input shape [2, 3]");
+  CHECK_THROWS_WITH_SUBSTR(quantize_linear(x, scalar_tensor(1.0), scalar_tensor(0.0)),
+                           "[quantize_linear] zero point must be uint8 or int8; got float32");
+  CHECK_THROWS_WITH_SUBSTR(quantize_linear(x, f32({1, 2, 3}, {3}), as({0, 0}, {2}, kUInt8), 1),
+                           "[quantize_linear] zero point has 2 values but scale has 3");
+  CHECK_THROWS_WITH_SUBSTR(dequantize_linear(x, scalar_tensor(1.0)), "[dequantize_linear] input must be uint8, int8 or int32; got float32");
+  CHECK_THROWS_WITH_SUBSTR(dequantize_linear(as({1}, {1}, kUInt8), scalar_tensor(1.0), as({0}, {1}, kInt8)),
+                           "[dequantize_linear] zero point dtype int8 differs from the input's uint8");
+  CHECK_THROWS_WITH_SUBSTR(dynamic_quantize_linear(f32({1, NAN}, {2})), "[dynamic_quantize_linear] input element 1 is nan");
+}

@@ -1,0 +1,170 @@
+// The importer's quantized ops: QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear,
+// MatMulInteger, QLinearMatMul, ConvInteger and QLinearConv. The integer products run in float64
+// (exact: every sum of uint8/int8 products an ONNX model can hold stays far below 2^53) with
+// latent's matmul and conv, then are converted to int32 (the *Integer ops) or requantized as
+// ONNX's reference does: acc * float32(a_scale * b_scale / y_scale) in float64, rounded half to
+// even, plus the zero point, saturated. So a QDQ or QOperator model runs in latent with the
+// values ONNX defines, though not at int8 speed (the int8 kernels serve latent's own runs).
+#include "../ops/creation.h"
+#include "../ops/elementwise.h"
+#include "../ops/linalg.h"
+#include "../ops/quantize.h"
+#include "../ops/shape_ops.h"
+#include "onnx_import_ops.h"
+
+namespace latent::onnx::detail {
+
+namespace {
+
+using Inputs = std::vector<Tensor>;
+
+const char* kOp = "onnx import";
+
+void check_integer(const char* op, const char* what, const Tensor& t) {
+  if (t.dtype() != kUInt8 && t.dtype() != kInt8)
+    fail(kOp, "{}: {} must be uint8 or int8; got {}", op, what, dtype_name(t.dtype()));
+}
+
+/// A per-tensor or per-index parameter (scale, zero point) as a float64 tensor shaped to broadcast
+/// along dimension `dim` of a rank-`rank` tensor (a scalar when it holds one value).
+Tensor along(const char* op, const char* what, const Tensor& p, int rank, int dim, int64_t size) {
+  if (p.dim() > 1) fail(kOp, "{}: {} must be a scalar or 1-d; got shape {}", op, what, p.shape());
+  const Tensor v = p.to(kFloat64);
+  if (p.numel() == 1) return reshape(v, {});
+  if (p.numel() != size)
+    fail(kOp, "{}: {} has {} values; expected 1 or {}", op, what, p.numel(), size);
+  Shape s;
+  for (int d = 0; d < rank; ++d) s.push_back(d == dim ? size : 1);
+  return reshape(v, s);
+}
+
+/// t as float64 minus its zero point (absent: 0), the zero point along `dim` (-1: per tensor only).
+Tensor centered(const char* op, const char* what, const Tensor& t, const Tensor& zero, int dim) {
+  check_integer(op, what, t);
+  Tensor v = t.to(kFloat64);
+  if (!zero.defined()) return v;
+  if (zero.dtype() != t.dtype())
+    fail(kOp, "{}: {}'s zero point is {} but {} is {}", op, what, dtype_name(zero.dtype()), what, dtype_name(t.dtype()));
+  if (dim < 0 && zero.numel() != 1) fail(kOp, "{}: {}'s zero point must hold one value; got shape {}", op, what, zero.shape());
+  const int64_t size = dim >= 0 && dim < t.dim() ? t.size(dim) : 1;
+  return sub(v, along(op, "zero point", zero, t.dim(), dim, size));
+}
+
+/// Row (dim rank-2) zero points of A in A x B.
+Tensor centered_rows(const char* op, const Tensor& a, const Tensor& zero) {
+  return centered(op, "A", a, zero, a.dim() >= 2 ? a.dim() - 2 : -1);
+}
+
+/// ONNX's requantization of float64 sums: acc * multiplier (float64), rounded, plus zero, saturated.
+Tensor requantize(const Tensor& acc, const Tensor& multiplier, const Tensor& y_zero) {
+  return quantize_linear(mul(acc, multiplier), scalar_tensor(1.0, kFloat32), y_zero);
+}
+
+/// float32(a * b / y) as float64 (the scales' product in float32, as ONNX's reference computes it).
+Tensor multiplier(const Tensor& a, const Tensor& b, const Tensor& y) {
+  return div(mul(a.to(kFloat32), b.to(kFloat32)), y.to(kFloat32)).to(kFloat64);
+}
+
+}  // namespace
+
+Kernel compile_quantize_linear(const NodeView& n) {
+  if (n.version() >= 13) n.allow_attributes({"axis"});
+  else n.allow_attributes({});
+  n.expect_inputs(2, 3);
+  n.expect_outputs(1);
+  const int64_t axis = n.get_int("axis", 1);
+  return [axis](const Inputs& in) -> Inputs {
+    return {quantize_linear(in[0], in[1], in.size() > 2 ? in[2] : Tensor(), axis)};
+  };
+}
+
+Kernel compile_dequantize_linear(const NodeView& n) {
+  if (n.version() >= 13) n.allow_attributes({"axis"});
+  else n.allow_attributes({});
+  n.expect_inputs(2, 3);
+  n.expect_outputs(1);
+  const int64_t axis = n.get_int("axis", 1);
+  return [axis](const Inputs& in) -> Inputs {
+    return {dequantize_linear(in[0], in[1], in.size() > 2 ? in[2] : Tensor(), axis)};
+  };
+}
+
+Kernel compile_dynamic_quantize_linear(const NodeView& n) {
+  n.allow_attributes({});
+  n.expect_inputs(1, 1);
+  n.expect_outputs(3);
+  return [](const Inputs& in) -> Inputs {
+    DynamicQuantized d = dynamic_quantize_linear(in[0]);
+    return {d.q, d.scale, d.zero};
+  };
+}
+
+Kernel compile_matmul_integer(const NodeView& n) {
+  n.allow_attributes({});
+  n.expect_inputs(2, 4);
+  n.expect_outputs(1);
+  return [](const Inputs& in) -> Inputs {
+    const Tensor& a = in[0];
+    const Tensor& b = in[1];
+    const Tensor a0 = centered_rows("MatMulInteger", a, in.size() > 2 ? in[2] : Tensor());
+    const Tensor b0 = centered("MatMulInteger", "B", b, in.size() > 3 ? in[3] : Tensor(), b.dim() - 1);
+    return {matmul(a0, b0).to(kInt32)};
+  };
+}
+
+Kernel compile_qlinear_matmul(const NodeView& n) {
+  n.allow_attributes({});
+  n.expect_inputs(8, 8);
+  n.expect_outputs(1);
+  return [](const Inputs& in) -> Inputs {
+    constexpr const char* op = "QLinearMatMul";
+    const Tensor &a = in[0], &b = in[3];
+    const Tensor a0 = centered_rows(op, a, in[2]);
+    const Tensor b0 = centered(op, "B", b, in[5], b.dim() - 1);
+    const Tensor acc = matmul(a0, b0);
+    // a_scale per row of A (dim rank-2 of the output), b_scale per column (the last dim).
+    const int r = acc.dim();
+    const Tensor as = along(op, "a_scale", in[1], r, r - 2, r >= 2 ? acc.size(r - 2) : 1);
+    const Tensor bs = along(op, "b_scale", in[4], r, r - 1, acc.size(r - 1));
+    if (in[6].numel() != 1 || in[7].numel() != 1) fail(kOp, "{}: y_scale and y_zero_point must hold one value each", op);
+    check_integer(op, "y_zero_point", in[7]);
+    return {requantize(acc, multiplier(as, bs, reshape(in[6], {})), reshape(in[7], {}))};
+  };
+}
+
+Kernel compile_conv_integer(const NodeView& n) {
+  n.allow_attributes({"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"});
+  n.expect_inputs(2, 4);
+  n.expect_outputs(1);
+  ConvFn conv = conv_function(n, 1);
+  return [conv](const Inputs& in) -> Inputs {
+    const Tensor x = centered("ConvInteger", "x", in[0], in.size() > 2 ? in[2] : Tensor(), -1);
+    const Tensor w = centered("ConvInteger", "w", in[1], in.size() > 3 ? in[3] : Tensor(), 0);
+    return {conv(x, w, Tensor()).to(kInt32)};
+  };
+}
+
+Kernel compile_qlinear_conv(const NodeView& n) {
+  n.allow_attributes({"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"});
+  n.expect_inputs(8, 9);
+  n.expect_outputs(1);
+  ConvFn conv = conv_function(n, 3);
+  return [conv](const Inputs& in) -> Inputs {
+    constexpr const char* op = "QLinearConv";
+    const Tensor x = centered(op, "x", in[0], in[2], -1);
+    const Tensor w = centered(op, "w", in[3], in[5], 0);
+    Tensor bias;
+    if (in.size() > 8 && in[8].defined()) {
+      if (in[8].dtype() != kInt32) fail(kOp, "{}: bias must be int32; got {}", op, dtype_name(in[8].dtype()));
+      bias = in[8].to(kFloat64);
+    }
+    const Tensor acc = conv(x, w, bias);
+    const Tensor ws = along(op, "w_scale", in[4], acc.dim(), 1, acc.size(1));
+    if (in[1].numel() != 1 || in[6].numel() != 1 || in[7].numel() != 1)
+      fail(kOp, "{}: x_scale, y_scale and y_zero_point must hold one value each", op);
+    check_integer(op, "y_zero_point", in[7]);
+    return {requantize(acc, multiplier(reshape(in[1], {}), ws, reshape(in[6], {})), reshape(in[7], {}))};
+  };
+}
+
+}  // namespace latent::onnx::detail

@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""Makes ONNX Runtime-quantized copies of latent's float32 exports for the import check
+(tests/quantize_test.sh runs it in .venv-onnx, then runs each copy in latent with
+tools/onnx_roundtrip --check-data and compares with ONNX Runtime's outputs written here).
+
+For each FLOAT.onnx: quantize_static in the QDQ form (per channel, weights QInt8, activations
+QUInt8, MinMax) calibrated on the first CAL Fashion-MNIST training images, and with --dynamic also
+quantize_dynamic (weights QUInt8: ConvInteger/MatMulInteger with DynamicQuantizeLinear); with
+--as-is, no quantization: the model itself (latent's own QDQ export) is the case. Writes
+OUT/NAME/model.onnx and OUT/NAME/test_data_set_0/{input_0,output_0}.pb (ONNX Runtime's output on
+the first N test images) and prints "NAME ATOL": one quantization step of the model's output (the
+scale of the DequantizeLinear that produces it; for a float output, the given fallback).
+
+usage: quantize_ort_import.py MODEL.onnx OUT PREFIX N CAL [--dynamic | --as-is]
+"""
+import gzip, os, sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import numpy_helper
+from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                      quantize_dynamic, quantize_static)
+
+src, out, prefix, n, cal = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+dynamic = "--dynamic" in sys.argv[6:]
+as_is = "--as-is" in sys.argv[6:]
+
+
+def images(name, count):
+    with gzip.open(f"/usr/share/datasets/fashion-mnist/{name}-images-idx3-ubyte.gz", "rb") as f:
+        raw = np.frombuffer(f.read(), dtype=np.uint8, offset=16).reshape(-1, 784)[:count]
+    return raw.astype(np.float32) / np.float32(255)
+
+
+model = onnx.load(src)
+input_name = model.graph.input[0].name
+train = images("train", cal)
+
+
+class Reader(CalibrationDataReader):
+    def __init__(self):
+        self.batches = iter([{input_name: train[i:i + 100]} for i in range(0, cal, 100)])
+
+    def get_next(self):
+        return next(self.batches, None)
+
+
+x = images("t10k", n)
+so = ort.SessionOptions()
+so.log_severity_level = 3
+so.intra_op_num_threads = 1
+
+
+def write_case(name, path):
+    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    y = sess.run(None, {input_name: x})[0]
+    d = os.path.join(out, name, "test_data_set_0")
+    os.makedirs(d, exist_ok=True)
+    onnx.save_tensor(numpy_helper.from_array(x, input_name), os.path.join(d, "input_0.pb"))
+    onnx.save_tensor(numpy_helper.from_array(y, sess.get_outputs()[0].name), os.path.join(d, "output_0.pb"))
+    m = onnx.load(path)
+    init = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+    producers = {o: nd for nd in m.graph.node for o in nd.output}
+    node = producers.get(m.graph.output[0].name)
+    while node is not None and node.op_type in ("Reshape", "Flatten", "Identity"):
+        node = producers.get(node.input[0])
+    # a rounding flip at the output's quantization moves it one step; float rounding can make a
+    # flip of exactly one step read a hair over it: 1.01 steps
+    step = 1.01 * float(init[node.input[1]]) if node is not None and node.op_type == "DequantizeLinear" else 1e-3
+    ops = sorted({nd.op_type for nd in m.graph.node})
+    print(f"{name} {step:.9g} {','.join(ops)}")
+
+
+os.makedirs(out, exist_ok=True)
+if as_is:
+    os.makedirs(os.path.join(out, prefix), exist_ok=True)
+    onnx.save(model, os.path.join(out, prefix, "model.onnx"))
+    write_case(prefix, os.path.join(out, prefix, "model.onnx"))
+    sys.exit(0)
+static_path = os.path.join(out, f"{prefix}-qdq.onnx")
+quantize_static(src, static_path, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
+                calibrate_method=CalibrationMethod.MinMax)
+os.makedirs(os.path.join(out, f"{prefix}-qdq"), exist_ok=True)
+os.replace(static_path, os.path.join(out, f"{prefix}-qdq", "model.onnx"))
+write_case(f"{prefix}-qdq", os.path.join(out, f"{prefix}-qdq", "model.onnx"))
+if dynamic:
+    os.makedirs(os.path.join(out, f"{prefix}-dynamic"), exist_ok=True)
+    dyn_path = os.path.join(out, f"{prefix}-dynamic", "model.onnx")
+    quantize_dynamic(src, dyn_path, weight_type=QuantType.QUInt8)
+    write_case(f"{prefix}-dynamic", dyn_path)
