@@ -67,27 +67,25 @@ Tensor multiplier(const Tensor& a, const Tensor& b, const Tensor& y) {
 
 }  // namespace
 
-Kernel compile_quantize_linear(const NodeView& n) {
+namespace {
+
+/// QuantizeLinear and DequantizeLinear: the same inputs (x, scale, optional zero point) and the
+/// same `axis` attribute (from opset 13), around one of the two ops/quantize.h functions.
+template <Tensor (*Fn)(const Tensor&, const Tensor&, const Tensor&, int64_t)>
+Kernel compile_scale_zero_point(const NodeView& n) {
   if (n.version() >= 13) n.allow_attributes({"axis"});
   else n.allow_attributes({});
   n.expect_inputs(2, 3);
   n.expect_outputs(1);
   const int64_t axis = n.get_int("axis", 1);
-  return [axis](const Inputs& in) -> Inputs {
-    return {quantize_linear(in[0], in[1], in.size() > 2 ? in[2] : Tensor(), axis)};
-  };
+  return [axis](const Inputs& in) -> Inputs { return {Fn(in[0], in[1], in.size() > 2 ? in[2] : Tensor(), axis)}; };
 }
 
-Kernel compile_dequantize_linear(const NodeView& n) {
-  if (n.version() >= 13) n.allow_attributes({"axis"});
-  else n.allow_attributes({});
-  n.expect_inputs(2, 3);
-  n.expect_outputs(1);
-  const int64_t axis = n.get_int("axis", 1);
-  return [axis](const Inputs& in) -> Inputs {
-    return {dequantize_linear(in[0], in[1], in.size() > 2 ? in[2] : Tensor(), axis)};
-  };
-}
+}  // namespace
+
+Kernel compile_quantize_linear(const NodeView& n) { return compile_scale_zero_point<quantize_linear>(n); }
+
+Kernel compile_dequantize_linear(const NodeView& n) { return compile_scale_zero_point<dequantize_linear>(n); }
 
 Kernel compile_dynamic_quantize_linear(const NodeView& n) {
   n.allow_attributes({});
