@@ -9,7 +9,8 @@ quantize_dynamic (weights QUInt8: ConvInteger/MatMulInteger with DynamicQuantize
 --as-is, no quantization: the model itself (latent's own QDQ export) is the case. Writes
 OUT/NAME/model.onnx and OUT/NAME/test_data_set_0/{input_0,output_0}.pb (ONNX Runtime's output on
 the first N test images) and prints "NAME ATOL": one quantization step of the model's output (the
-scale of the DequantizeLinear that produces it; for a float output, the given fallback).
+scale of the DequantizeLinear that produces it; for a float output after Sigmoid(Gemm(DQ, DQ)),
+what one flip of the Gemm's quantized input can move it; 1e-3 at least).
 
 usage: quantize_ort_import.py MODEL.onnx OUT PREFIX N CAL [--dynamic | --as-is]
 """
@@ -52,6 +53,35 @@ so.log_severity_level = 3
 so.intra_op_num_threads = 1
 
 
+def float_output_step(node, producers, init):
+    """For a float output (latent's own QDQ export ends in Sigmoid(Gemm(DQ(a), DQ(W)))): how far one
+    rounding flip of the last quantized activation moves an output: one activation step times the
+    largest dequantized weight, times sigmoid's largest slope (1/4) when a Sigmoid follows. Two
+    builds whose float sums differ in the last bit can round an activation sitting on a tie
+    differently; the ASan build does on some trained weights. 0 when the graph is not that shape."""
+    slope = 1.0
+    if node is not None and node.op_type == "Sigmoid":
+        slope, node = 0.25, producers.get(node.input[0])
+    if node is None or node.op_type != "Gemm":
+        return 0.0
+    a, w = producers.get(node.input[0]), producers.get(node.input[1])
+    if a is None or w is None or a.op_type != "DequantizeLinear" or w.op_type != "DequantizeLinear":
+        return 0.0
+    if a.input[1] not in init or w.input[0] not in init or w.input[1] not in init:
+        return 0.0
+    q = init[w.input[0]].astype(np.float64)
+    zero = init[w.input[2]].astype(np.float64) if len(w.input) > 2 and w.input[2] in init else 0.0
+    axis = next((at.i for at in w.attribute if at.name == "axis"), 1)
+    scale = init[w.input[1]].astype(np.float64)
+    if scale.ndim == 1 and q.ndim == 2:
+        shape = [1, 1]
+        shape[axis] = -1
+        scale = scale.reshape(shape)
+        if not np.isscalar(zero) and np.ndim(zero) == 1:
+            zero = zero.reshape(shape)
+    return slope * float(init[a.input[1]]) * float(np.abs((q - zero) * scale).max())
+
+
 def write_case(name, path):
     sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
     y = sess.run(None, {input_name: x})[0]
@@ -67,7 +97,10 @@ def write_case(name, path):
         node = producers.get(node.input[0])
     # a rounding flip at the output's quantization moves it one step; float rounding can make a
     # flip of exactly one step read a hair over it: 1.01 steps
-    step = 1.01 * float(init[node.input[1]]) if node is not None and node.op_type == "DequantizeLinear" else 1e-3
+    if node is not None and node.op_type == "DequantizeLinear":
+        step = 1.01 * float(init[node.input[1]])
+    else:
+        step = max(1e-3, 1.01 * float_output_step(node, producers, init))
     ops = sorted({nd.op_type for nd in m.graph.node})
     print(f"{name} {step:.9g} {','.join(ops)}")
 
