@@ -1,9 +1,10 @@
 // float32 GEMM on the autoencoders' shapes: latent's blas_gemm (ops/cpu/cpu_blas.h: its AVX-512
-// kernel where the CPU has one, split over latent's pool) against bare cblas_sgemm on the same
+// or AVX2 kernel, whichever the CPU has and LATENT_CPU_ISA allows, split over latent's pool) against bare cblas_sgemm on the same
 // data, at 1 and 2 threads, in the same binary. Also probes this core's FMA peak (a register-only
 // loop) and prints each figure as a share of it.
 //
 //   build/bench/gemm [--reps 7] [--min-ms 20]
+//   LATENT_CPU_ISA=avx2 OPENBLAS_CORETYPE=Haswell build/bench/gemm   (an AVX2-only CPU, both sides)
 //
 // Shapes (m x n x k, layout): the dense AE's 784-128 layer at batch 128 forward (x W^T), input
 // gradient (g W) and weight gradient (g^T x), and the VAE's 784-400 layer the same three ways.
@@ -71,9 +72,43 @@ LATENT_TARGET_AVX512 double avx512_fma_peak_gflops() {
 }
 #endif
 
+#if defined(__x86_64__) && defined(__GNUC__)
+/// The same for AVX2 + FMA (8 lanes): 12 chains, as many as the 16 ymm registers leave.
+LATENT_TARGET_AVX2 double avx2_fma_peak_gflops() {
+#define LATENT_CHAINS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+#define LATENT_INIT(i) __m256 a##i = _mm256_set1_ps(0.001f * i);
+#define LATENT_STEP(i) a##i = _mm256_fmadd_ps(a##i, b, c);
+#define LATENT_KEEP(i) __asm__ volatile("" : "+x"(a##i));
+#define LATENT_SUM(i) sum = _mm256_add_ps(sum, a##i);
+  LATENT_CHAINS(LATENT_INIT)
+  const __m256 b = _mm256_set1_ps(0.9999f), c = _mm256_set1_ps(1e-4f);
+  const int64_t iters = 30'000'000;
+  const double t0 = bench::now_s();
+  for (int64_t it = 0; it < iters; ++it) {
+    LATENT_CHAINS(LATENT_STEP)
+    LATENT_CHAINS(LATENT_KEEP)
+  }
+  const double seconds = bench::now_s() - t0;
+  __m256 sum = _mm256_setzero_ps();
+  LATENT_CHAINS(LATENT_SUM)
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, sum);
+  volatile float sink = lanes[0];
+  (void)sink;
+#undef LATENT_CHAINS
+#undef LATENT_INIT
+#undef LATENT_STEP
+#undef LATENT_KEEP
+#undef LATENT_SUM
+  return double(iters) * 12 * 8 * 2 / seconds / 1e9;
+}
+#endif
+
+/// One core's FMA peak for the instruction set latent's kernel uses (isa.h; LATENT_CPU_ISA caps it).
 double fma_peak_gflops() {
 #if defined(__x86_64__) && defined(__GNUC__)
   if (latent::cpu::sgemm_avx512_available()) return avx512_fma_peak_gflops();
+  if (latent::cpu::sgemm_avx2_available()) return avx2_fma_peak_gflops();
 #endif
   return 0.0;
 }
@@ -85,7 +120,9 @@ int main(int argc, char** argv) {
   const double min_s = static_cast<double>(bench::int_flag(argc, argv, "--min-ms", 20)) / 1e3;
   const double peak = fma_peak_gflops();
   fmt::print("# {}\n", latent::blas_info());
-  if (peak > 0) fmt::print("# one core's AVX-512 FMA peak, measured: {:.0f} GFLOP/s\n", peak);
+  if (peak > 0)
+    fmt::print("# one core's {} FMA peak, measured: {:.0f} GFLOP/s\n",
+               latent::cpu::sgemm_avx512_available() ? "AVX-512" : "AVX2", peak);
   fmt::print("{:<22} {:>5} {:>5} {:>5} {:>3} | {:>9} {:>9} {:>6} | {:>9} {:>9} {:>6}\n", "shape", "m", "n", "k", "thr",
              "latent us", "BLAS us", "ratio", "latent GF", "BLAS GF", "%peak");
   std::mt19937 rng(1);

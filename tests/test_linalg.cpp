@@ -227,8 +227,7 @@ TEST_CASE("blas_gemm float32 matches a float64 reference in every layout, beta a
         }
   }
   set_num_threads(saved);
-  const std::string kernel = latent::cpu::sgemm_uses_latent_kernel() ? "latent AVX-512" : "OpenBLAS";
-  MESSAGE("float32 GEMM kernel: " << kernel);
+  MESSAGE("float32 GEMM kernel: " << std::string(latent::cpu::sgemm_kernel_name()));
 }
 
 TEST_CASE("the AVX-512 kernel alone, on one thread, where the CPU has AVX-512") {
@@ -244,6 +243,71 @@ TEST_CASE("the AVX-512 kernel alone, on one thread, where the CPU has AVX-512") 
                       int64_t ldb, float beta, float* c, int64_t ldc) {
           latent::cpu::sgemm_avx512(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
         }, cs, layout & 1, layout & 2, beta, seed++);
+}
+
+TEST_CASE("the AVX2 kernel alone, on one thread, on odd shapes, all layouts and betas (forced on AVX-512 CPUs too)") {
+  if (!latent::cpu::sgemm_avx2_available()) {
+    MESSAGE("skipped: this CPU has no AVX2 + FMA (or LATENT_CPU_ISA=base); blas_gemm uses OpenBLAS here");
+    return;
+  }
+  const auto avx2 = [](bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+                       int64_t ldb, float beta, float* c, int64_t ldc) {
+    latent::cpu::sgemm_avx2(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
+  };
+  uint32_t seed = 2000;
+  for (const GemmCase& cs : kGemmCases)
+    for (int layout = 0; layout < 4; ++layout)
+      for (float beta : {0.0f, 1.0f, 0.5f}) check_gemm(avx2, cs, layout & 1, layout & 2, beta, seed++);
+  // Random odd shapes across the 6-row tile, the 8/16-wide panels, the 256-deep k slices and the
+  // 512-wide n slices; M = 1 and N = 1 included.
+  std::mt19937 rng(77);
+  std::uniform_int_distribution<int64_t> small(1, 40), big(1, 600);
+  for (int r = 0; r < 40; ++r) {
+    const GemmCase cs{r % 5 == 0 ? 1 : small(rng), r % 7 == 0 ? 1 : (r % 3 ? small(rng) : big(rng)),
+                      r % 4 ? small(rng) : big(rng)};
+    check_gemm(avx2, cs, r & 1, r & 2, r % 3 == 0 ? 0.0f : 1.0f, seed++);
+  }
+}
+
+TEST_CASE("the AVX2 kernel's bias + relu epilogue matches the plain product plus bias then relu") {
+  if (!latent::cpu::sgemm_avx2_available()) {
+    MESSAGE("skipped: this CPU has no AVX2 + FMA (or LATENT_CPU_ISA=base)");
+    return;
+  }
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  for (const GemmCase& cs : {GemmCase{1, 1, 1}, GemmCase{7, 9, 5}, GemmCase{6, 16, 300}, GemmCase{13, 530, 31},
+                             GemmCase{1, 15, 784}, GemmCase{5, 3, 0}})
+    for (int layout = 0; layout < 4; ++layout)
+      for (int mode = 0; mode < 3; ++mode) {  // bias only, relu only, both
+        const bool ta = layout & 1, tb = layout & 2;
+        const int64_t m = cs.m, n = cs.n, k = cs.k, lda = (ta ? m : k) + 1, ldb = (tb ? k : n) + 2, ldc = n + 3;
+        std::vector<float> a(std::max<int64_t>(1, (ta ? k : m) * lda)), b(std::max<int64_t>(1, (tb ? n : k) * ldb));
+        std::vector<float> bias(n), c(m * ldc, std::nanf(""));
+        for (float& v : a) v = dist(rng);
+        for (float& v : b) v = dist(rng);
+        for (float& v : bias) v = dist(rng);
+        latent::cpu::GemmEpilogue e;
+        e.bias = mode != 1 ? bias.data() : nullptr;
+        e.relu = mode != 0;
+        latent::cpu::sgemm_avx2(ta, tb, m, n, k, a.data(), lda, b.data(), ldb, 0.0f, c.data(), ldc, &e);
+        int64_t bad = 0;
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t j = 0; j < n; ++j) {
+            double ref = e.bias ? bias[j] : 0.0, mag = std::fabs(ref);
+            for (int64_t p = 0; p < k; ++p) {
+              const double x = ta ? a[p * lda + i] : a[i * lda + p], y = tb ? b[j * ldb + p] : b[p * ldb + j];
+              ref += x * y;
+              mag += std::fabs(x * y);
+            }
+            if (e.relu) ref = std::max(ref, 0.0);
+            const double got = c[i * ldc + j];
+            if (!(std::fabs(got - ref) <= 2e-6 * std::sqrt(double(k + 1)) * mag + 1e-30) && bad++ < 3)
+              FAIL_CHECK("m=" << m << " n=" << n << " k=" << k << " mode=" << mode << " at (" << i << ", " << j
+                              << "): got " << got << ", expected " << ref);
+          }
+        CHECK(bad == 0);
+      }
 }
 
 TEST_CASE("run_parallel runs every part once, more parts than threads, nested, and for two callers") {
