@@ -163,7 +163,11 @@ TEST_CASE("fused_linear errors name linear") {
 #include <random>
 #include <thread>
 
+#include <tuple>
+
 #include "../ops/cpu/cpu_blas.h"
+#include "../ops/cpu/sgemm_small.h"
+#include "../ops/cpu/sgemm_small_dispatch.h"
 #include "../ops/cpu/workers.h"
 
 namespace {
@@ -308,6 +312,71 @@ TEST_CASE("the AVX2 kernel's bias + relu epilogue matches the plain product plus
           }
         CHECK(bad == 0);
       }
+}
+
+TEST_CASE("the AVX2 prepacked kernels (small M on 64-wide panels, any M on 32-wide) match a float64 reference") {
+  if (!latent::cpu::sgemm_avx2_available()) {
+    MESSAGE("skipped: this CPU has no AVX2 + FMA (or LATENT_CPU_ISA=base)");
+    return;
+  }
+  using latent::cpu::PackedB;
+  const int saved = get_num_threads();
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  // C = A W^T (+ bias, relu) with W (n x k) row-major or stored as W^T (k x n), through the
+  // small-M kernel (large false) or the general kernel on 32-wide panels (large true).
+  auto check = [&](int64_t m, int64_t n, int64_t k, bool w_t, bool with_bias, bool relu, bool large) {
+    CAPTURE(m);
+    CAPTURE(n);
+    CAPTURE(k);
+    CAPTURE(w_t);
+    CAPTURE(large);
+    const int64_t lda = k + 3, ldc = n + 5;
+    std::vector<float> a(std::max<int64_t>(1, m * lda)), w(std::max<int64_t>(1, n * k)), bias(n),
+        c(m * ldc, std::nanf(""));
+    for (float& v : a) v = dist(rng);
+    for (float& v : w) v = dist(rng);
+    for (float& v : bias) v = dist(rng);
+    auto w_at = [&](int64_t j, int64_t p) { return w_t ? w[p * n + j] : w[j * k + p]; };
+    const int64_t panel = large ? PackedB::kPanelLarge : PackedB::kPanel;
+    auto packed = w_t ? latent::cpu::pack_b_small(k, n, w.data(), n, 1, panel)
+                      : latent::cpu::pack_b_small(k, n, w.data(), 1, k, panel);
+    latent::cpu::GemmEpilogue e;
+    e.bias = with_bias ? bias.data() : nullptr;
+    e.relu = relu;
+    if (large) latent::cpu::sgemm_large_packed_avx2(m, a.data(), lda, *packed, c.data(), ldc, e);
+    else latent::cpu::sgemm_small_avx2(m, a.data(), lda, *packed, c.data(), ldc, e);
+    int64_t bad = 0;
+    for (int64_t i = 0; i < m; ++i) {
+      for (int64_t j = 0; j < n; ++j) {
+        double ref = with_bias ? bias[j] : 0.0, mag = std::fabs(ref);
+        for (int64_t p = 0; p < k; ++p) {
+          ref += double(a[i * lda + p]) * w_at(j, p);
+          mag += std::fabs(double(a[i * lda + p]) * w_at(j, p));
+        }
+        if (relu) ref = std::max(ref, 0.0);
+        const double got = c[i * ldc + j];
+        if (!(std::fabs(got - ref) <= 2e-6 * std::sqrt(double(k + 1)) * mag + 1e-30) && bad++ < 3)
+          FAIL_CHECK("at (" << i << ", " << j << "): got " << got << ", expected " << ref);
+      }
+      for (int64_t j = n; j < ldc; ++j) REQUIRE(std::isnan(c[i * ldc + j]));
+    }
+    CHECK(bad == 0);
+  };
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    for (int64_t m = 1; m <= latent::cpu::kSmallM; ++m)
+      for (auto [n, k] : {std::pair<int64_t, int64_t>{1, 1}, {15, 7}, {17, 33}, {63, 129}, {65, 3}, {20, 400}})
+        for (int variant = 0; variant < 4; ++variant)
+          check(m, n, k, variant & 1, variant & 2, (m + variant) % 3 == 0, false);
+    for (int64_t m : {1, 5, 16}) check(m, 784, 128, false, true, true, false);  // split over the pool
+    check(3, 40, 0, false, true, true, false);                                  // k = 0: relu(bias)
+    for (auto [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{17, 1, 1}, {20, 17, 33}, {33, 48, 257},
+                           {128, 20, 784}, {256, 128, 300}, {100, 65, 300}, {300, 17, 64}, {25, 40, 0}})
+      for (int variant = 0; variant < 4; ++variant)
+        check(m, n, k, variant & 1, variant & 2, variant == 1 || variant == 2, true);
+  }
+  set_num_threads(saved);
 }
 
 TEST_CASE("run_parallel runs every part once, more parts than threads, nested, and for two callers") {

@@ -49,6 +49,9 @@ void sgemm_avx2(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, con
 bool sgemm_avx512_available();
 void sgemm_avx512(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
                   const float* b, int64_t ldb, float beta, float* c, int64_t ldc, const GemmEpilogue* epilogue = nullptr);
+/// sgemm_avx2 with B already packed, same contract and panel layout as sgemm_avx512_packed.
+void sgemm_avx2_packed(int64_t m, int64_t n, int64_t k, int64_t j_lo, int64_t j_hi, const float* a, int64_t lda,
+                       const float* b, float* c, int64_t ldc, const GemmEpilogue& epilogue);
 
 /// sgemm_avx512 with B already packed (beta 0, A not transposed): columns [j_lo, j_hi) of C, j_lo
 /// a multiple of 32; `b` holds 32-wide panels (the last 16 wide when at most 16 columns are left),

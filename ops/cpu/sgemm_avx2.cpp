@@ -38,12 +38,13 @@ LATENT_AVX2_INLINE __m256i lanes8(int64_t count) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(c), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-/// C[0:MR, 0:8*NV] (+)= A[0:MR, 0:kc] Bp, Bp a packed panel (kc rows of 8*NV floats). Only the
-/// first `cols` columns are stored. On the last slice of k, bias (per column, or null) is added
+/// C[0:MR, 0:8*NV] (+)= A[0:MR, 0:kc] Bp, Bp a packed panel (kc rows of 8*NV floats, `bstride`
+/// floats apart, 32-byte aligned). Only the first `cols` columns are stored. On the last slice of k, bias (per column, or null) is added
 /// and relu applied before the store (the epilogue).
 template <int MR, int NV, bool kTransA>
-LATENT_TARGET_AVX2 void micro_kernel(int64_t kc, const float* a, int64_t lda, const float* bp, float* c,
-                                     int64_t ldc, int64_t cols, bool accumulate, const float* bias, bool relu) {
+LATENT_TARGET_AVX2 void micro_kernel(int64_t kc, const float* a, int64_t lda, const float* bp, int64_t bstride,
+                                     float* c, int64_t ldc, int64_t cols, bool accumulate, const float* bias,
+                                     bool relu) {
   __m256 acc[MR][NV];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
@@ -62,7 +63,7 @@ LATENT_TARGET_AVX2 void micro_kernel(int64_t kc, const float* a, int64_t lda, co
         for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_fmadd_ps(ai, b[v], acc[i][v]);
       }
       a += lda;
-      bp += 8 * NV;
+      bp += bstride;
     }
   } else {
     // A[i][p] = a[i * lda + p]: MR row streams.
@@ -76,7 +77,7 @@ LATENT_TARGET_AVX2 void micro_kernel(int64_t kc, const float* a, int64_t lda, co
 #pragma GCC unroll 2
         for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_fmadd_ps(ai, b[v], acc[i][v]);
       }
-      bp += 8 * NV;
+      bp += bstride;
     }
   }
   const bool full = cols >= 8 * NV;
@@ -103,8 +104,8 @@ LATENT_TARGET_AVX2 void micro_kernel(int64_t kc, const float* a, int64_t lda, co
   }
 }
 
-using MicroKernel = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t, int64_t, bool,
-                             const float*, bool);
+using MicroKernel = void (*)(int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t, int64_t,
+                             bool, const float*, bool);
 
 template <int NV, bool kTransA, int... MR>
 constexpr std::array<MicroKernel, sizeof...(MR) + 1> kernel_table(std::integer_sequence<int, MR...>) {
@@ -252,10 +253,39 @@ void sgemm_avx2(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, con
         for (int64_t ir = 0; ir < m; ir += kMR) {
           const int64_t rows = std::min<int64_t>(kMR, m - ir);
           const float* ap = trans_a ? a + pc * lda + ir : a + ir * lda + pc;
-          by_rows[rows](kc, ap, lda, panel, c + ir * ldc + jc + jr, ldc, cols, accumulate,
+          by_rows[rows](kc, ap, lda, panel, width, c + ir * ldc + jc + jr, ldc, cols, accumulate,
                         last && bias ? bias + jc + jr : nullptr, last && relu);
         }
         panel += kc * width;
+      }
+    }
+  }
+}
+
+void sgemm_avx2_packed(int64_t m, int64_t n, int64_t k, int64_t j_lo, int64_t j_hi, const float* a, int64_t lda,
+                       const float* b, float* c, int64_t ldc, const GemmEpilogue& epilogue) {
+  if (m <= 0 || j_hi <= j_lo) return;
+  if (k <= 0) {
+    GemmEpilogue shifted = epilogue;
+    if (shifted.bias) shifted.bias += j_lo;
+    for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc + j_lo, c + i * ldc + j_hi, 0.0f);
+    return epilogue_only(m, j_hi - j_lo, shifted, c + j_lo, ldc);
+  }
+  const auto& kernels = kKernels[0];
+  const int64_t j_end = std::min(n, j_hi);
+  for (int64_t pc = 0; pc < k; pc += kKC) {
+    const int64_t kc = std::min(kKC, k - pc);
+    const bool accumulate = pc > 0, last = pc + kc == k;
+    // The 32-wide panels (the last 16 wide) in 16-column halves, each `width` floats a row.
+    for (int64_t jr = j_lo; jr < j_end; jr += 16) {
+      const int64_t start = jr / 32 * 32, width = n - start > 16 ? 32 : 16;
+      const int64_t cols = std::min<int64_t>(16, j_end - jr);
+      const auto& by_rows = kernels[cols > 8 ? 1 : 0];
+      const float* panel = b + start * k + pc * width + (jr - start);
+      for (int64_t ir = 0; ir < m; ir += kMR) {
+        const int64_t rows = std::min<int64_t>(kMR, m - ir);
+        by_rows[rows](kc, a + ir * lda + pc, lda, panel, width, c + ir * ldc + jr, ldc, cols, accumulate,
+                      last && epilogue.bias ? epilogue.bias + jr : nullptr, last && epilogue.relu);
       }
     }
   }
@@ -269,6 +299,8 @@ namespace latent::cpu {
 bool sgemm_avx2_available() { return false; }
 void sgemm_avx2(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, float, float*,
                 int64_t, const GemmEpilogue*) {}
+void sgemm_avx2_packed(int64_t, int64_t, int64_t, int64_t, int64_t, const float*, int64_t, const float*, float*,
+                       int64_t, const GemmEpilogue&) {}
 }  // namespace latent::cpu
 
 #endif
