@@ -155,7 +155,7 @@ TEST_CASE("fused_linear errors name linear") {
                            "[linear] bias shape [5] does not match weight shape [4, 5]: expected [4]");
 }
 
-// ---- The CPU GEMM (ops/cpu/cpu_blas.h): latent's AVX-512 kernel where the CPU has it, OpenBLAS
+// ---- The CPU GEMM (ops/cpu/cpu_blas.h): latent's AVX-512 or AVX2 kernel where the CPU has it, OpenBLAS
 // otherwise, split over the thread pool. Checked against a float64 reference at tile edges (12
 // rows, 16/32 columns), across the packing slices (k > 256, n > 512), in all four layouts with
 // padded leading dimensions, for beta 0 (C starts as NaN: it must be overwritten), 1 and 0.5.
