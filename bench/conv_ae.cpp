@@ -8,6 +8,7 @@
 // Also prints each convolution kernel of each layer timed alone.
 //
 // usage: conv_ae [--steps 20] [--reps 7] [--warmup 5] [--threads N] [--torch 1] [--cpu 1] [--layers 1]
+//                [--peak GFLOPS]   (one core's FMA peak for the profile; default: measured here)
 // Two comparisons: (1) wall clock, each side at its best of 1 and 2 threads (latent at --threads N
 // only, when given); (2) with --cpu 1, both at one thread timed by the thread's CPU time, which
 // other processes' load does not inflate (the machine is shared), and the per-layer kernel table
@@ -296,7 +297,8 @@ int main(int argc, char** argv) {
     if (with_layers) {
       const ConvParts parts = layer_table(layers, warmup, steps, reps);
       bench::fma_peak_cpu_clock() = true;
-      profile(parts, cpu_s, bench_peak::fma_peak_gflops());
+      const double given = static_cast<double>(bench::int_flag(argc, argv, "--peak", 0));
+      profile(parts, cpu_s, given > 0 ? given : bench_peak::fma_peak_gflops());
     }
     g_cpu_clock = false;
   }

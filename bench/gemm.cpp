@@ -5,6 +5,8 @@
 //
 //   build/bench/gemm [--reps 7] [--min-ms 20]
 //   LATENT_CPU_ISA=avx2 OPENBLAS_CORETYPE=Haswell build/bench/gemm   (an AVX2-only CPU, both sides)
+//   build/bench/gemm --peak 263  one core's FMA peak in GFLOP/s for %peak (default: measured here,
+//                                which a loaded shared machine understates)
 //   build/bench/gemm --cpu 1   one thread only, every time (peak included) the calling thread's CPU
 //                              time, which other processes' load on this shared machine does not inflate
 //
@@ -58,11 +60,13 @@ int main(int argc, char** argv) {
   const double min_s = static_cast<double>(bench::int_flag(argc, argv, "--min-ms", 20)) / 1e3;
   g_cpu_clock = bench::int_flag(argc, argv, "--cpu", 0) != 0;
   bench::fma_peak_cpu_clock() = g_cpu_clock;
-  const double peak = bench_peak::fma_peak_gflops();
+  const double given = static_cast<double>(bench::int_flag(argc, argv, "--peak", 0));
+  const double peak = given > 0 ? given : bench_peak::fma_peak_gflops();
   fmt::print("# {}\n", latent::blas_info());
   if (peak > 0)
-    fmt::print("# one core's {} FMA peak, measured: {:.0f} GFLOP/s\n",
-               latent::cpu::sgemm_avx512_available() ? "AVX-512" : "AVX2", peak);
+    fmt::print("# one core's {} FMA peak, {}: {:.0f} GFLOP/s\n",
+               latent::cpu::sgemm_avx512_available() ? "AVX-512" : "AVX2", given > 0 ? "given (--peak)" : "measured",
+               peak);
   fmt::print("{:<22} {:>5} {:>5} {:>5} {:>3} | {:>9} {:>9} {:>6} | {:>9} {:>9} {:>6}\n", "shape", "m", "n", "k", "thr",
              "latent us", "BLAS us", "ratio", "latent GF", "BLAS GF", "%peak");
   std::mt19937 rng(1);
