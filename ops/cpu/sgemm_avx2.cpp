@@ -231,10 +231,13 @@ void sgemm_avx2(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, con
   const bool relu = epilogue && epilogue->relu;
   float* packed = pack_buffer();
   const auto& kernels = kKernels[trans_a ? 1 : 0];
+  // k in equal slices of at most kKC (784 = 4 x 196, not 3 x 256 + 16: a thin last slice costs a
+  // full load and store of C for few multiply-adds).
+  const int64_t k_step = (k + (k + kKC - 1) / kKC - 1) / ((k + kKC - 1) / kKC);
   for (int64_t jc = 0; jc < n; jc += kNC) {
     const int64_t nc = std::min(kNC, n - jc);
-    for (int64_t pc = 0; pc < k; pc += kKC) {
-      const int64_t kc = std::min(kKC, k - pc);
+    for (int64_t pc = 0; pc < k; pc += k_step) {
+      const int64_t kc = std::min(k_step, k - pc);
       const bool accumulate = pc > 0 || beta != 0.0f, last = pc + kc == k;
       // Pack this slice of B panel by panel: 16 wide, the last one 8 wide when 8 columns do.
       float* panel = packed;
@@ -273,8 +276,9 @@ void sgemm_avx2_packed(int64_t m, int64_t n, int64_t k, int64_t j_lo, int64_t j_
   }
   const auto& kernels = kKernels[0];
   const int64_t j_end = std::min(n, j_hi);
-  for (int64_t pc = 0; pc < k; pc += kKC) {
-    const int64_t kc = std::min(kKC, k - pc);
+  const int64_t k_step = (k + (k + kKC - 1) / kKC - 1) / ((k + kKC - 1) / kKC);  // equal slices, as above
+  for (int64_t pc = 0; pc < k; pc += k_step) {
+    const int64_t kc = std::min(k_step, k - pc);
     const bool accumulate = pc > 0, last = pc + kc == k;
     // The 32-wide panels (the last 16 wide) in 16-column halves, each `width` floats a row.
     for (int64_t jr = j_lo; jr < j_end; jr += 16) {
