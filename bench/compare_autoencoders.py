@@ -5,8 +5,11 @@ peak RSS. Each side runs at 1 and 2 threads on the first seed and keeps its fast
 the other seeds; medians over seeds are compared (seed-to-seed spread is several percent).
 
 usage: bench/compare_autoencoders.py [--epochs 2] [--seeds 0 1 2] [--workloads dense conv vae] [--threads 1 2]
-                                    [--latent PATH]
+                                    [--latent PATH] [--isa avx2]
 --threads: the thread settings each side tries on the first seed (default 1 and 2; both sides get the same list).
+--isa avx2: both sides as on a CPU with AVX2 and no AVX-512: latent with LATENT_CPU_ISA=avx2, PyTorch with
+  ATEN_CPU_CAPABILITY=avx2, DNNL_MAX_CPU_ISA=AVX2 and its OpenBLAS on Haswell kernels (OPENBLAS_CORETYPE=Haswell,
+  the one comparison where the peer's OpenBLAS stays pinned).
 needs: build/tools/latent (release build; --latent picks another), /usr/bin/python3 with Debian's python3-torch.
 """
 import argparse, json, os, statistics, subprocess, sys, tempfile, time
@@ -36,16 +39,34 @@ def peak_rss(cmd, env=None):
     return p.stdout, float("nan")
 
 
+ISA = None  # --isa: None (each side's best) or "avx2"
+
+
+def torch_env():
+    """The peer's environment: fair_env(), or limited to AVX2 with --isa avx2."""
+    env = fair_env()
+    if ISA == "avx2":
+        env.update(ATEN_CPU_CAPABILITY="avx2", DNNL_MAX_CPU_ISA="AVX2", OPENBLAS_CORETYPE="Haswell")
+    return env
+
+
+def latent_env():
+    env = dict(os.environ)
+    if ISA:
+        env["LATENT_CPU_ISA"] = ISA
+    return env
+
+
 def torch_baseline(threads):
     """Peak RSS (MB) of torch_bench.py up to its data load: a workload name it does not know."""
-    out, rss = peak_rss(["/usr/bin/python3", PEERS, "load-only", str(threads)], env=fair_env())
+    out, rss = peak_rss(["/usr/bin/python3", PEERS, "load-only", str(threads)], env=torch_env())
     if out.strip().splitlines()[-1].strip() != "{}":
         sys.exit(f"compare: torch_bench.py load-only printed {out!r}, expected {{}}: the baseline needs updating")
     return rss
 
 
 def torch_run(workload, threads, epochs, seed):
-    out, rss = peak_rss(["/usr/bin/python3", PEERS, workload, str(threads), str(epochs), str(seed)], env=fair_env())
+    out, rss = peak_rss(["/usr/bin/python3", PEERS, workload, str(threads), str(epochs), str(seed)], env=torch_env())
     res = json.loads(out.strip().splitlines()[-1])
     return statistics.mean(res["epoch_s"]), res["test_metric"], rss, torch_baseline(threads)
 
@@ -54,9 +75,9 @@ def latent_run(workload, threads, epochs, seed):
     with tempfile.TemporaryDirectory() as tmp:
         out_dir = os.path.join(tmp, "run")
         _, rss = peak_rss([LATENT, "train", "--model", MODEL[workload], "--epochs", str(epochs), "--seed", str(seed),
-                           "--threads", str(threads), "--out", out_dir, "--quiet"])
+                           "--threads", str(threads), "--out", out_dir, "--quiet"], env=latent_env())
         lines = [json.loads(l) for l in open(os.path.join(out_dir, "metrics.jsonl"))]
-        _, base = peak_rss([LATENT, "eval", out_dir, "--limit", "1"])
+        _, base = peak_rss([LATENT, "eval", out_dir, "--limit", "1"], env=latent_env())
     return statistics.mean(l["epoch_seconds"] for l in lines), lines[-1]["test_loss"], rss, base
 
 
@@ -68,16 +89,26 @@ def main():
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2],
                     help="thread settings each side tries on the first seed, keeping its fastest")
     ap.add_argument("--latent", default=LATENT, help="the latent binary (default: build/tools/latent)")
+    ap.add_argument("--isa", choices=["avx2"], default=None,
+                    help="limit both sides to AVX2 (LATENT_CPU_ISA=avx2; PyTorch's ATen, oneDNN and OpenBLAS)")
     a = ap.parse_args()
+    globals()["ISA"] = a.isa
     if min(a.threads) < 1 or a.epochs < 1:
         sys.exit(f"compare: --threads must be at least 1 and --epochs at least 1; got {a.threads}, {a.epochs}")
     globals()["LATENT"] = os.path.abspath(a.latent)
     if not os.path.exists(LATENT):
         sys.exit(f"compare: {LATENT} is missing: meson setup build --buildtype=release && ninja -C build")
-    blas = json.loads(subprocess.run([LATENT, "version", "--json"], capture_output=True, text=True).stdout)["blas"]
+    blas = json.loads(subprocess.run([LATENT, "version", "--json"], capture_output=True, text=True,
+                                     env=latent_env()).stdout)["blas"]
     print(f"# {time.strftime('%Y-%m-%d %H:%M')}  {blas}  load {os.getloadavg()[0]:.1f}")
     pins = removed_pins()
-    print(f"# PyTorch runs without {' '.join(pins)}" if pins else "# OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are not set")
+    if ISA == "avx2":
+        print("# AVX2 only: latent LATENT_CPU_ISA=avx2; PyTorch ATEN_CPU_CAPABILITY=avx2 DNNL_MAX_CPU_ISA=AVX2 "
+              "OPENBLAS_CORETYPE=Haswell")
+    elif pins:
+        print(f"# PyTorch runs without {' '.join(pins)}")
+    else:
+        print("# OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are not set")
     rows = []
     for w in a.workloads:
         sides = {}
@@ -105,7 +136,11 @@ def main():
               f"{t['above']:.0f} / {l['above']:.0f} |")
     print("\nbaselines (process after import and data load): "
           + ", ".join(f"{w} PyTorch {s['torch']['base']:.0f} MB, latent {s['latent']['base']:.0f} MB" for w, s in rows))
-    print("targets: time ratio <= 0.5 (dense, vae), <= 0.67 (conv); quality ratio <= 1.03; RSS latent <= PyTorch")
+    if ISA == "avx2":
+        print("targets (AVX2 only, issue 21): time ratio <= 0.35 (dense), <= 0.4 (vae), <= 0.27 (conv); "
+              "quality ratio <= 1.03")
+    else:
+        print("targets: time ratio <= 0.5 (dense, vae), <= 0.67 (conv); quality ratio <= 1.03; RSS latent <= PyTorch")
 
 
 if __name__ == "__main__":

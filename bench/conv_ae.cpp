@@ -8,12 +8,16 @@
 // Also prints each convolution kernel of each layer timed alone.
 //
 // usage: conv_ae [--steps 20] [--reps 7] [--warmup 5] [--threads N] [--torch 1] [--cpu 1] [--layers 1]
+//                [--peak GFLOPS]   (one core's FMA peak for the profile; default: measured here)
 // Two comparisons: (1) wall clock, each side at its best of 1 and 2 threads (latent at --threads N
 // only, when given); (2) with --cpu 1, both at one thread timed by the thread's CPU time, which
 // other processes' load does not inflate (the machine is shared), and the per-layer kernel table
-// (--layers 1) in the same clock.
+// (--layers 1) in the same clock, followed by the step's profile: forward, backward-data and
+// backward-weight convolutions and the non-conv rest, each with its share of the step and its
+// fraction of one core's measured FMA peak.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -21,6 +25,7 @@
 #include <vector>
 
 #include "bench_util.h"
+#include "fma_peak.h"
 #include "latent.h"
 #include "ops/backend.h"
 
@@ -102,8 +107,16 @@ double json_number(const std::string& line, const std::string& key) {
   return std::strtod(line.c_str() + at + key.size() + 3, nullptr);
 }
 
+/// Seconds and GFLOP of one step's convolution kernels, by part (training's terms: a transposed
+/// layer's forward is conv2d's backward-input kernel).
+struct ConvParts {
+  double fwd_s = 0, in_s = 0, w_s = 0;
+  double fwd_gflop = 0, in_gflop = 0, w_gflop = 0;
+};
+
 /// Times the three kernels of each layer alone (the op-level overhead is not included).
-void layer_table(const std::vector<Layer>& layers, int64_t warmup, int64_t steps, int reps) {
+ConvParts layer_table(const std::vector<Layer>& layers, int64_t warmup, int64_t steps, int reps) {
+  ConvParts parts;
   latent::Backend& be = latent::cpu_backend();
   latent::Conv2dParams p;
   p.stride[0] = p.stride[1] = 2;
@@ -139,8 +152,40 @@ void layer_table(const std::vector<Layer>& layers, int64_t warmup, int64_t steps
     };
     fmt::print("{:<22} {:>16} {:>16} {:>16}\n", l.name, cell(t_fwd), cell(t_in), cell(t_w));
     total += t_fwd + t_in + t_w;
+    parts.fwd_s += t_fwd;
+    parts.in_s += t_in;
+    parts.w_s += t_w;
+    parts.fwd_gflop += gflop;
+    parts.in_gflop += t_in > 0 ? gflop : 0.0;
+    parts.w_gflop += gflop;
   }
   fmt::print("{:<22} {:>16.3f} ms per step in convolution kernels\n", "sum", total * 1e3);
+  return parts;
+}
+
+/// The step's time split into the convolutions' forward, backward-data and backward-weight
+/// kernels and the rest (bias, activations, loss, autograd and op overhead: step minus the
+/// three), each part's share and its GFLOP/s as a fraction of one core's FMA peak.
+void profile(const ConvParts& p, double step_s, double peak) {
+  fmt::print("\nprofile of one step at one thread (thread CPU time); one core's {} FMA peak {:.0f} GFLOP/s:\n",
+             latent::cpu::cpu_isa() >= 2 ? "AVX-512" : latent::cpu::cpu_isa() == 1 ? "AVX2" : "SSE", peak);
+  fmt::print("{:<26} {:>9} {:>7} {:>8} {:>9} {:>7}\n", "part", "ms", "share", "GFLOP", "GFLOP/s", "%peak");
+  const double rest = std::max(0.0, step_s - p.fwd_s - p.in_s - p.w_s);
+  auto row = [&](const char* name, double s, double gflop) {
+    const double rate = s > 0 && gflop > 0 ? gflop / s : 0.0;
+    fmt::print("{:<26} {:>9.3f} {:>6.1f}% {:>8.3f} {:>9} {:>7}\n", name, s * 1e3, 100.0 * s / step_s, gflop,
+               rate > 0 ? fmt::format("{:.0f}", rate) : "-",
+               rate > 0 && peak > 0 ? fmt::format("{:.0f}%", 100.0 * rate / peak) : "-");
+  };
+  row("conv forward", p.fwd_s, p.fwd_gflop);
+  row("conv backward-data", p.in_s, p.in_gflop);
+  row("conv backward-weight", p.w_s, p.w_gflop);
+  row("non-conv passes (rest)", rest, 0.0);
+  const double total_gflop = p.fwd_gflop + p.in_gflop + p.w_gflop;
+  row("step", step_s, total_gflop);
+  fmt::print("per 60k epoch: {:.1f} GFLOP of convolution; at one core's peak {:.2f} s, measured {:.2f} s\n",
+             total_gflop * 60000.0 / kBatch, peak > 0 ? total_gflop / peak * 60000.0 / kBatch : 0.0,
+             step_s * 60000.0 / kBatch);
 }
 
 /// Runs bench/conv_ae_torch.py and returns its JSON line (empty with a message on failure).
@@ -249,7 +294,12 @@ int main(int argc, char** argv) {
         fmt::print("ratio latent/PyTorch at one thread (CPU time): {:.2f}\n", cpu_s * epoch_steps / torch_epoch);
       }
     }
-    if (with_layers) layer_table(layers, warmup, steps, reps);
+    if (with_layers) {
+      const ConvParts parts = layer_table(layers, warmup, steps, reps);
+      bench::fma_peak_cpu_clock() = true;
+      const double given = static_cast<double>(bench::int_flag(argc, argv, "--peak", 0));
+      profile(parts, cpu_s, given > 0 ? given : bench_peak::fma_peak_gflops());
+    }
     g_cpu_clock = false;
   }
   return 0;

@@ -1,9 +1,14 @@
 // float32 GEMM on the autoencoders' shapes: latent's blas_gemm (ops/cpu/cpu_blas.h: its AVX-512
-// kernel where the CPU has one, split over latent's pool) against bare cblas_sgemm on the same
+// or AVX2 kernel, whichever the CPU has and LATENT_CPU_ISA allows, split over latent's pool) against bare cblas_sgemm on the same
 // data, at 1 and 2 threads, in the same binary. Also probes this core's FMA peak (a register-only
 // loop) and prints each figure as a share of it.
 //
 //   build/bench/gemm [--reps 7] [--min-ms 20]
+//   LATENT_CPU_ISA=avx2 OPENBLAS_CORETYPE=Haswell build/bench/gemm   (an AVX2-only CPU, both sides)
+//   build/bench/gemm --peak 263  one core's FMA peak in GFLOP/s for %peak (default: measured here,
+//                                which a loaded shared machine understates)
+//   build/bench/gemm --cpu 1   one thread only, every time (peak included) the calling thread's CPU
+//                              time, which other processes' load on this shared machine does not inflate
 //
 // Shapes (m x n x k, layout): the dense AE's 784-128 layer at batch 128 forward (x W^T), input
 // gradient (g W) and weight gradient (g^T x), and the VAE's 784-400 layer the same three ways.
@@ -17,13 +22,23 @@
 #include "../ops/cpu/cpu_blas.h"
 #include "../ops/cpu/isa.h"
 #include "bench_util.h"
+#include "fma_peak.h"
 #include "latent.h"
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
 
 namespace {
+
+bool g_cpu_clock = false;  // --cpu 1: time by the thread's CPU time
+
+double clock_s() { return g_cpu_clock ? bench::thread_cpu_s() : bench::now_s(); }
+
+template <class F>
+double us_per_call(int64_t iters, F&& fn) {
+  fn();  // warm
+  const double t0 = clock_s();
+  for (int64_t i = 0; i < iters; ++i) fn();
+  return (clock_s() - t0) / double(iters) * 1e6;
+}
 
 struct Shape3 {
   const char* name;
@@ -38,54 +53,20 @@ const Shape3 kShapes[] = {
     {"vae L4 dgrad   g W   ", 128, 400, 784, false, false}, {"vae L1 wgrad   g^T x ", 400, 784, 128, true, false},
 };
 
-#if defined(__x86_64__) && defined(__GNUC__)
-/// Single-core float32 AVX-512 FMA peak in GFLOP/s: 20 independent FMA chains, each its own
-/// register variable (an array of them is spilled to the stack by GCC 12, halving the figure).
-LATENT_TARGET_AVX512 double avx512_fma_peak_gflops() {
-#define LATENT_CHAINS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15) X(16) X(17) X(18) X(19)
-#define LATENT_INIT(i) __m512 a##i = _mm512_set1_ps(0.001f * i);
-#define LATENT_STEP(i) a##i = _mm512_fmadd_ps(a##i, b, c);
-#define LATENT_KEEP(i) __asm__ volatile("" : "+v"(a##i));
-#define LATENT_SUM(i) sum = _mm512_add_ps(sum, a##i);
-  LATENT_CHAINS(LATENT_INIT)
-  const __m512 b = _mm512_set1_ps(0.9999f), c = _mm512_set1_ps(1e-4f);
-  const int64_t iters = 20'000'000;
-  const double t0 = bench::now_s();
-  for (int64_t it = 0; it < iters; ++it) {
-    LATENT_CHAINS(LATENT_STEP)
-    LATENT_CHAINS(LATENT_KEEP)
-  }
-  const double seconds = bench::now_s() - t0;
-  __m512 sum = _mm512_setzero_ps();
-  LATENT_CHAINS(LATENT_SUM)
-  alignas(64) float lanes[16];
-  _mm512_store_ps(lanes, sum);
-  volatile float sink = lanes[0];
-  (void)sink;
-#undef LATENT_CHAINS
-#undef LATENT_INIT
-#undef LATENT_STEP
-#undef LATENT_KEEP
-#undef LATENT_SUM
-  return double(iters) * 20 * 16 * 2 / seconds / 1e9;
-}
-#endif
-
-double fma_peak_gflops() {
-#if defined(__x86_64__) && defined(__GNUC__)
-  if (latent::cpu::sgemm_avx512_available()) return avx512_fma_peak_gflops();
-#endif
-  return 0.0;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   const int reps = static_cast<int>(bench::int_flag(argc, argv, "--reps", 7));
   const double min_s = static_cast<double>(bench::int_flag(argc, argv, "--min-ms", 20)) / 1e3;
-  const double peak = fma_peak_gflops();
+  g_cpu_clock = bench::int_flag(argc, argv, "--cpu", 0) != 0;
+  bench::fma_peak_cpu_clock() = g_cpu_clock;
+  const double given = static_cast<double>(bench::int_flag(argc, argv, "--peak", 0));
+  const double peak = given > 0 ? given : bench_peak::fma_peak_gflops();
   fmt::print("# {}\n", latent::blas_info());
-  if (peak > 0) fmt::print("# one core's AVX-512 FMA peak, measured: {:.0f} GFLOP/s\n", peak);
+  if (peak > 0)
+    fmt::print("# one core's {} FMA peak, {}: {:.0f} GFLOP/s\n",
+               latent::cpu::sgemm_avx512_available() ? "AVX-512" : "AVX2", given > 0 ? "given (--peak)" : "measured",
+               peak);
   fmt::print("{:<22} {:>5} {:>5} {:>5} {:>3} | {:>9} {:>9} {:>6} | {:>9} {:>9} {:>6}\n", "shape", "m", "n", "k", "thr",
              "latent us", "BLAS us", "ratio", "latent GF", "BLAS GF", "%peak");
   std::mt19937 rng(1);
@@ -96,7 +77,7 @@ int main(int argc, char** argv) {
     for (float& v : b) v = dist(rng);
     const int64_t lda = s.ta ? s.m : s.k, ldb = s.tb ? s.k : s.n;
     const double flops = 2.0 * double(s.m) * double(s.n) * double(s.k);
-    for (int threads : {1, 2}) {
+    for (int threads : g_cpu_clock ? std::vector<int>{1} : std::vector<int>{1, 2}) {
       latent::set_num_threads(threads);
       auto ours = [&] {
         latent::cpu::blas_gemm<float>(s.ta, s.tb, s.m, s.n, s.k, a.data(), lda, b.data(), ldb, 0.f, c.data(), s.n);
@@ -109,9 +90,9 @@ int main(int argc, char** argv) {
       const int64_t iters = std::max<int64_t>(10, int64_t(min_s / (flops / 50e9)));
       std::vector<double> t_ours, t_blas;
       for (int r = 0; r < reps; ++r) {
-        t_ours.push_back(bench::us_per_call(iters, ours));
+        t_ours.push_back(us_per_call(iters, ours));
         openblas_set_num_threads(threads);  // latent holds OpenBLAS at 1 thread; the bare side gets `threads`
-        t_blas.push_back(bench::us_per_call(iters, blas));
+        t_blas.push_back(us_per_call(iters, blas));
         openblas_set_num_threads(1);
       }
       const double uo = bench::median(t_ours), ub = bench::median(t_blas);
@@ -120,7 +101,7 @@ int main(int argc, char** argv) {
                  s.m, s.n, s.k, threads, uo, ub, uo / ub, go, gb, peak > 0 ? 100.0 * go / (peak * threads) : 0.0);
     }
   }
-  fmt::print("ratio = latent time / BLAS time (median of {} repetitions); %peak = latent GFLOP/s over threads x "
+  fmt::print("ratio = latent time / BLAS time (median of {} repetitions, {}); %peak = latent GFLOP/s over threads x "
              "one core's measured peak\n",
-             reps);
+             reps, g_cpu_clock ? "thread CPU time" : "wall clock");
 }

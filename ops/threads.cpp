@@ -12,6 +12,7 @@
 
 #include "../autograd/error.h"
 #include "cpu/cpu_blas.h"
+#include "cpu/isa.h"
 
 namespace latent {
 namespace {
@@ -90,7 +91,9 @@ std::string blas_info() {
   // openblas_get_config() names the core chosen at load time; the corename is the one in use.
   return fmt::format("{} ({}), {} kernels, {} threads, float32 GEMM: {}", openblas_get_config(), model,
                      openblas_get_corename(), get_num_threads(),
-                     cpu::sgemm_uses_latent_kernel() ? "latent AVX-512 kernel" : "OpenBLAS");
+                     !cpu::sgemm_uses_latent_kernel() ? "OpenBLAS"
+                     : cpu::cpu_isa() >= 2      ? "latent AVX-512 kernel"
+                                                : "latent AVX2 kernel");
 }
 
 }  // namespace latent

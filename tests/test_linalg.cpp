@@ -155,7 +155,7 @@ TEST_CASE("fused_linear errors name linear") {
                            "[linear] bias shape [5] does not match weight shape [4, 5]: expected [4]");
 }
 
-// ---- The CPU GEMM (ops/cpu/cpu_blas.h): latent's AVX-512 kernel where the CPU has it, OpenBLAS
+// ---- The CPU GEMM (ops/cpu/cpu_blas.h): latent's AVX-512 or AVX2 kernel where the CPU has it, OpenBLAS
 // otherwise, split over the thread pool. Checked against a float64 reference at tile edges (12
 // rows, 16/32 columns), across the packing slices (k > 256, n > 512), in all four layouts with
 // padded leading dimensions, for beta 0 (C starts as NaN: it must be overwritten), 1 and 0.5.
@@ -163,7 +163,11 @@ TEST_CASE("fused_linear errors name linear") {
 #include <random>
 #include <thread>
 
+#include <tuple>
+
 #include "../ops/cpu/cpu_blas.h"
+#include "../ops/cpu/sgemm_small.h"
+#include "../ops/cpu/sgemm_small_dispatch.h"
 #include "../ops/cpu/workers.h"
 
 namespace {
@@ -227,8 +231,7 @@ TEST_CASE("blas_gemm float32 matches a float64 reference in every layout, beta a
         }
   }
   set_num_threads(saved);
-  const std::string kernel = latent::cpu::sgemm_uses_latent_kernel() ? "latent AVX-512" : "OpenBLAS";
-  MESSAGE("float32 GEMM kernel: " << kernel);
+  MESSAGE("float32 GEMM kernel: " << std::string(latent::cpu::sgemm_kernel_name()));
 }
 
 TEST_CASE("the AVX-512 kernel alone, on one thread, where the CPU has AVX-512") {
@@ -244,6 +247,136 @@ TEST_CASE("the AVX-512 kernel alone, on one thread, where the CPU has AVX-512") 
                       int64_t ldb, float beta, float* c, int64_t ldc) {
           latent::cpu::sgemm_avx512(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
         }, cs, layout & 1, layout & 2, beta, seed++);
+}
+
+TEST_CASE("the AVX2 kernel alone, on one thread, on odd shapes, all layouts and betas (forced on AVX-512 CPUs too)") {
+  if (!latent::cpu::sgemm_avx2_available()) {
+    MESSAGE("skipped: this CPU has no AVX2 + FMA (or LATENT_CPU_ISA=base); blas_gemm uses OpenBLAS here");
+    return;
+  }
+  const auto avx2 = [](bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+                       int64_t ldb, float beta, float* c, int64_t ldc) {
+    latent::cpu::sgemm_avx2(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
+  };
+  uint32_t seed = 2000;
+  for (const GemmCase& cs : kGemmCases)
+    for (int layout = 0; layout < 4; ++layout)
+      for (float beta : {0.0f, 1.0f, 0.5f}) check_gemm(avx2, cs, layout & 1, layout & 2, beta, seed++);
+  // Random odd shapes across the 6-row tile, the 8/16-wide panels, the 256-deep k slices and the
+  // 512-wide n slices; M = 1 and N = 1 included.
+  std::mt19937 rng(77);
+  std::uniform_int_distribution<int64_t> small(1, 40), big(1, 600);
+  for (int r = 0; r < 40; ++r) {
+    const GemmCase cs{r % 5 == 0 ? 1 : small(rng), r % 7 == 0 ? 1 : (r % 3 ? small(rng) : big(rng)),
+                      r % 4 ? small(rng) : big(rng)};
+    check_gemm(avx2, cs, r & 1, r & 2, r % 3 == 0 ? 0.0f : 1.0f, seed++);
+  }
+}
+
+TEST_CASE("the AVX2 kernel's bias + relu epilogue matches the plain product plus bias then relu") {
+  if (!latent::cpu::sgemm_avx2_available()) {
+    MESSAGE("skipped: this CPU has no AVX2 + FMA (or LATENT_CPU_ISA=base)");
+    return;
+  }
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  for (const GemmCase& cs : {GemmCase{1, 1, 1}, GemmCase{7, 9, 5}, GemmCase{6, 16, 300}, GemmCase{13, 530, 31},
+                             GemmCase{1, 15, 784}, GemmCase{5, 3, 0}})
+    for (int layout = 0; layout < 4; ++layout)
+      for (int mode = 0; mode < 3; ++mode) {  // bias only, relu only, both
+        const bool ta = layout & 1, tb = layout & 2;
+        const int64_t m = cs.m, n = cs.n, k = cs.k, lda = (ta ? m : k) + 1, ldb = (tb ? k : n) + 2, ldc = n + 3;
+        std::vector<float> a(std::max<int64_t>(1, (ta ? k : m) * lda)), b(std::max<int64_t>(1, (tb ? n : k) * ldb));
+        std::vector<float> bias(n), c(m * ldc, std::nanf(""));
+        for (float& v : a) v = dist(rng);
+        for (float& v : b) v = dist(rng);
+        for (float& v : bias) v = dist(rng);
+        latent::cpu::GemmEpilogue e;
+        e.bias = mode != 1 ? bias.data() : nullptr;
+        e.relu = mode != 0;
+        latent::cpu::sgemm_avx2(ta, tb, m, n, k, a.data(), lda, b.data(), ldb, 0.0f, c.data(), ldc, &e);
+        int64_t bad = 0;
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t j = 0; j < n; ++j) {
+            double ref = e.bias ? bias[j] : 0.0, mag = std::fabs(ref);
+            for (int64_t p = 0; p < k; ++p) {
+              const double x = ta ? a[p * lda + i] : a[i * lda + p], y = tb ? b[j * ldb + p] : b[p * ldb + j];
+              ref += x * y;
+              mag += std::fabs(x * y);
+            }
+            if (e.relu) ref = std::max(ref, 0.0);
+            const double got = c[i * ldc + j];
+            if (!(std::fabs(got - ref) <= 2e-6 * std::sqrt(double(k + 1)) * mag + 1e-30) && bad++ < 3)
+              FAIL_CHECK("m=" << m << " n=" << n << " k=" << k << " mode=" << mode << " at (" << i << ", " << j
+                              << "): got " << got << ", expected " << ref);
+          }
+        CHECK(bad == 0);
+      }
+}
+
+TEST_CASE("the AVX2 prepacked kernels (small M on 64-wide panels, any M on 32-wide) match a float64 reference") {
+  if (!latent::cpu::sgemm_avx2_available()) {
+    MESSAGE("skipped: this CPU has no AVX2 + FMA (or LATENT_CPU_ISA=base)");
+    return;
+  }
+  using latent::cpu::PackedB;
+  const int saved = get_num_threads();
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  // C = A W^T (+ bias, relu) with W (n x k) row-major or stored as W^T (k x n), through the
+  // small-M kernel (large false) or the general kernel on 32-wide panels (large true).
+  auto check = [&](int64_t m, int64_t n, int64_t k, bool w_t, bool with_bias, bool relu, bool large) {
+    CAPTURE(m);
+    CAPTURE(n);
+    CAPTURE(k);
+    CAPTURE(w_t);
+    CAPTURE(large);
+    const int64_t lda = k + 3, ldc = n + 5;
+    std::vector<float> a(std::max<int64_t>(1, m * lda)), w(std::max<int64_t>(1, n * k)), bias(n),
+        c(m * ldc, std::nanf(""));
+    for (float& v : a) v = dist(rng);
+    for (float& v : w) v = dist(rng);
+    for (float& v : bias) v = dist(rng);
+    auto w_at = [&](int64_t j, int64_t p) { return w_t ? w[p * n + j] : w[j * k + p]; };
+    const int64_t panel = large ? PackedB::kPanelLarge : PackedB::kPanel;
+    auto packed = w_t ? latent::cpu::pack_b_small(k, n, w.data(), n, 1, panel)
+                      : latent::cpu::pack_b_small(k, n, w.data(), 1, k, panel);
+    latent::cpu::GemmEpilogue e;
+    e.bias = with_bias ? bias.data() : nullptr;
+    e.relu = relu;
+    if (large) latent::cpu::sgemm_large_packed_avx2(m, a.data(), lda, *packed, c.data(), ldc, e);
+    else latent::cpu::sgemm_small_avx2(m, a.data(), lda, *packed, c.data(), ldc, e);
+    int64_t bad = 0;
+    for (int64_t i = 0; i < m; ++i) {
+      for (int64_t j = 0; j < n; ++j) {
+        double ref = with_bias ? bias[j] : 0.0, mag = std::fabs(ref);
+        for (int64_t p = 0; p < k; ++p) {
+          ref += double(a[i * lda + p]) * w_at(j, p);
+          mag += std::fabs(double(a[i * lda + p]) * w_at(j, p));
+        }
+        if (relu) ref = std::max(ref, 0.0);
+        const double got = c[i * ldc + j];
+        if (!(std::fabs(got - ref) <= 2e-6 * std::sqrt(double(k + 1)) * mag + 1e-30) && bad++ < 3)
+          FAIL_CHECK("at (" << i << ", " << j << "): got " << got << ", expected " << ref);
+      }
+      for (int64_t j = n; j < ldc; ++j) REQUIRE(std::isnan(c[i * ldc + j]));
+    }
+    CHECK(bad == 0);
+  };
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    for (int64_t m = 1; m <= latent::cpu::kSmallM; ++m)
+      for (auto [n, k] : {std::pair<int64_t, int64_t>{1, 1}, {15, 7}, {17, 33}, {63, 129}, {65, 3}, {20, 400}})
+        for (int variant = 0; variant < 4; ++variant)
+          check(m, n, k, variant & 1, variant & 2, (m + variant) % 3 == 0, false);
+    for (int64_t m : {1, 5, 16}) check(m, 784, 128, false, true, true, false);  // split over the pool
+    check(3, 40, 0, false, true, true, false);                                  // k = 0: relu(bias)
+    for (auto [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{17, 1, 1}, {20, 17, 33}, {33, 48, 257},
+                           {128, 20, 784}, {256, 128, 300}, {100, 65, 300}, {300, 17, 64}, {25, 40, 0}})
+      for (int variant = 0; variant < 4; ++variant)
+        check(m, n, k, variant & 1, variant & 2, variant == 1 || variant == 2, true);
+  }
+  set_num_threads(saved);
 }
 
 TEST_CASE("run_parallel runs every part once, more parts than threads, nested, and for two callers") {

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "../threads.h"
+#include "isa.h"
 #include "workers.h"
 
 namespace latent::cpu {
@@ -26,7 +27,7 @@ void gemm_serial(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, 
     return;
   }
   if constexpr (std::is_same_v<T, float>) {
-    if (sgemm_uses_latent_kernel()) return sgemm_avx512(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
+    if (sgemm_uses_latent_kernel()) return sgemm_latent(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
   }
   const auto tra = ta ? CblasTrans : CblasNoTrans, trb = tb ? CblasTrans : CblasNoTrans;
   if constexpr (std::is_same_v<T, float>)
@@ -41,9 +42,20 @@ bool sgemm_uses_latent_kernel() {
   static const bool on = [] {
     const char* env = std::getenv("LATENT_SGEMM");
     if (env && std::strcmp(env, "openblas") == 0) return false;
-    return sgemm_avx512_available();
+    return sgemm_avx2_available();  // AVX-512 implies it (cpu_isa() >= 1)
   }();
   return on;
+}
+
+const char* sgemm_kernel_name() {
+  if (!sgemm_uses_latent_kernel()) return "OpenBLAS";
+  return sgemm_avx512_available() ? "latent AVX-512" : "latent AVX2";
+}
+
+void sgemm_latent(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+                  int64_t ldb, float beta, float* c, int64_t ldc, const GemmEpilogue* epilogue) {
+  if (cpu_isa() >= 2) return sgemm_avx512(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc, epilogue);
+  sgemm_avx2(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc, epilogue);
 }
 
 namespace {
@@ -75,9 +87,9 @@ void sgemm_epilogue(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const flo
     if (by_cols) {
       GemmEpilogue shifted = epilogue;
       if (shifted.bias) shifted.bias += lo;
-      sgemm_avx512(ta, tb, m, hi - lo, k, a, lda, tb ? b + lo * ldb : b + lo, ldb, 0.f, c + lo, ldc, &shifted);
+      sgemm_latent(ta, tb, m, hi - lo, k, a, lda, tb ? b + lo * ldb : b + lo, ldb, 0.f, c + lo, ldc, &shifted);
     } else {
-      sgemm_avx512(ta, tb, hi - lo, n, k, ta ? a + lo : a + lo * lda, lda, b, ldb, 0.f, c + lo * ldc, ldc, &epilogue);
+      sgemm_latent(ta, tb, hi - lo, n, k, ta ? a + lo : a + lo * lda, lda, b, ldb, 0.f, c + lo * ldc, ldc, &epilogue);
     }
   });
 }

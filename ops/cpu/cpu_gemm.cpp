@@ -9,6 +9,7 @@
 #include "cpu_backend.h"
 #include "cpu_blas.h"
 #include "sgemm_small.h"
+#include "sgemm_small_dispatch.h"
 #include "qgemm.h"
 #include "../quantize.h"
 
@@ -73,7 +74,7 @@ void linear_cpu(CpuBackend& be, const Tensor& x, const Tensor& weight, const Ten
   // Inference: W^T packed once per weight version and cached (sgemm_small.h), any weight strides
   // (a tied decoder's W.t() too). Up to kSmallM rows the small-M kernel reads each weight once
   // per call; more rows run the general kernel on its panels without packing.
-  const bool packed = prepack && sgemm_uses_latent_kernel() && m >= 1 && f32(x) && f32(out) &&
+  const bool packed = prepack && sgemm_uses_latent_kernel() && sgemm_packed_available() && m >= 1 && f32(x) && f32(out) &&
                       weight.dtype() == kFloat32 && (!bias.defined() || f32(bias));
   if (!fused && !packed) return be.Backend::linear_forward(x, weight, bias, activation, out);
   GemmEpilogue epilogue;
@@ -82,9 +83,9 @@ void linear_cpu(CpuBackend& be, const Tensor& x, const Tensor& weight, const Ten
   // The prepacked kernels apply the sigmoid in their store (bit for bit the separate pass).
   epilogue.sigmoid = packed && activation == Activation::Sigmoid;
   if (packed && m <= kSmallM) {
-    sgemm_small(m, x.data_ptr<float>(), k, *prepacked_weight_t(weight), out.data_ptr<float>(), n, epilogue);
+    sgemm_small_any(m, x.data_ptr<float>(), k, *prepacked_weight_t(weight), out.data_ptr<float>(), n, epilogue);
   } else if (packed) {
-    sgemm_large_packed(m, x.data_ptr<float>(), k, *prepacked_weight_t(weight, PackedB::kPanelLarge),
+    sgemm_large_packed_any(m, x.data_ptr<float>(), k, *prepacked_weight_t(weight, PackedB::kPanelLarge),
                        out.data_ptr<float>(), n, epilogue);
   } else {
     // out = x W^T: A = x (m x k), B = W^T read transposed from W (n x k); bias and relu in the store.
