@@ -32,6 +32,9 @@ struct TrainOptions {
   int64_t normal_class = -1;       ///< train on this class only (one-class anomaly detection)
   int64_t limit_batches = 0;       ///< > 0: train on at most this many batches per epoch
   int64_t limit_test = 0;          ///< > 0: evaluate on at most this many test samples
+  /// > 0: hold out this many training samples (chosen by the seed, before any class filter) as
+  /// the evaluation part in place of the test set: model selection that never sees test labels.
+  int64_t validation = 0;
   bool progress = true;            ///< show the progress bar / periodic lines
   /// Data-parallel over the ranks of mpirun (models/dist/): batch_size is the global batch,
   /// split evenly; rank 0 alone writes the run directory.
@@ -73,6 +76,9 @@ void TrainOptions::fields(Self& o, V& v) {
             1 << 20);
   v.integer(F{"normal_class", "K", "train on class K only (one-class anomaly detection)", F::All, "all classes"},
             o.normal_class, -1, 1 << 20);
+  v.integer(F{"validation", "N", "hold out N training samples as the evaluation set instead of the test set",
+              F::All, "none: the test set"},
+            o.validation, 0, 1LL << 40);
   v.integer(F{"limit_batches", "N", "train on at most N batches per epoch (quick runs)", F::Cli}, o.limit_batches, 1,
             1LL << 40);
   v.integer(F{"limit_test", "N", "evaluate on at most N test samples", F::Cli}, o.limit_test, 1, 1LL << 40);
@@ -115,6 +121,9 @@ struct DataOptions {
   /// CSV runs from before stored preprocessing: min-max over the whole file, as they were trained.
   bool fit_on_all_rows = false;
   int64_t normal_class = -1;    ///< >= 0: keep only this class in the training part (the test part keeps all)
+  /// > 0: this many training samples (seeded choice, before the class filters) become the test
+  /// part and leave the training part; the test set itself is not read.
+  int64_t validation = 0;
 };
 
 /// Loads Fashion-MNIST from a folder, or a CSV file split 80/20 (seeded), flattened, optionally
