@@ -165,6 +165,11 @@ json::Value EpochMetrics::to_json() const {
   v["epoch_seconds"] = epoch_seconds;
   v["samples_per_second"] = samples_per_second;
   if (mean_activation >= 0) v["mean_activation"] = mean_activation;
+  if (!loss_terms.empty()) {
+    json::Value terms = json::Value::object();
+    for (const auto& [name, value] : loss_terms) terms[name] = value;
+    v["loss_terms"] = terms;
+  }
   if (!train_curve.empty()) {
     json::Value c = json::Value::array();
     for (double x : train_curve) c.push_back(x);
@@ -436,6 +441,10 @@ EpochMetrics run_epoch(TrainingState& s, DataLoader& loader, int64_t epoch, int6
     stretch_sum[stretch] += value * static_cast<double>(bs);
     stretch_n[stretch] += static_cast<double>(bs);
     if (loss.mean_activation >= 0) activation_sum += loss.mean_activation * static_cast<double>(bs);
+    if (m.loss_terms.empty())
+      for (const auto& [name, value] : loss.terms) m.loss_terms.emplace_back(name, 0.0);
+    for (size_t i = 0; i < loss.terms.size() && i < m.loss_terms.size(); ++i)
+      m.loss_terms[i].second += loss.terms[i].second * static_cast<double>(bs);
     seen += bs;
     ++b;
     ++s.step;
@@ -458,6 +467,7 @@ EpochMetrics run_epoch(TrainingState& s, DataLoader& loader, int64_t epoch, int6
   m.train_loss = seen ? loss_sum / static_cast<double>(seen) : 0;
   for (size_t i = 0; i < stretch_sum.size(); ++i)
     if (stretch_n[i] > 0) m.train_curve.push_back(stretch_sum[i] / stretch_n[i]);
+  for (auto& term : m.loss_terms) term.second /= static_cast<double>(std::max<int64_t>(seen, 1));
   m.samples_per_second = m.epoch_seconds > 0 ? static_cast<double>(seen) / m.epoch_seconds : 0;
   if (s.o.model.model == "sparse") m.mean_activation = activation_sum / static_cast<double>(std::max<int64_t>(seen, 1));
   return m;

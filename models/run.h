@@ -96,6 +96,8 @@ struct EpochMetrics {
   int64_t epoch = 0;
   double train_loss = 0, test_loss = 0, epoch_seconds = 0, samples_per_second = 0;
   double mean_activation = -1;        ///< sparse models
+  /// VAE variants: each AELoss::terms entry averaged over the epoch's samples (this rank's).
+  std::vector<std::pair<std::string, double>> loss_terms;
   double noisy_mse = -1, denoised_mse = -1;  ///< denoising models: MSE to the clean test images
   /// The training loss smoothed along the epoch: the mean over each of up to 20 equal stretches of
   /// its batches, in order ("train_curve" in metrics.jsonl; loss.svg draws it).
