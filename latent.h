@@ -29,6 +29,7 @@
 #include "ops/shape_ops.h"
 #include "ops/threads.h"
 #include "models/autoencoder.h"
+#include "models/vae_variants.h"
 #include "models/checkpoint.h"
 #include "models/data.h"
 #include "models/dist/ddp.h"

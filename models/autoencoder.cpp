@@ -11,8 +11,17 @@
 #include "../ops/reduce.h"
 #include "../ops/shape_ops.h"
 #include "layers.h"
+#include "vae_variants.h"
 
 namespace latent::models {
+
+namespace {
+bool is_variant(const std::string& model) {
+  for (const std::string& v : vae_variant_names())
+    if (v == model) return true;
+  return false;
+}
+}  // namespace
 
 using nn::Module;
 using nn::Sequential;
@@ -22,7 +31,7 @@ using nn::Sequential;
 int64_t AEConfig::code_dim() const {
   if (latent_dim > 0) return latent_dim;
   if (model == "linear") return 32;
-  if (model == "vae") return 20;
+  if (model == "vae" || is_variant(model)) return 20;
   if (model == "conv-vae") return 16;
   return 64;
 }
@@ -209,29 +218,6 @@ class ConvAE : public Autoencoder {
   std::shared_ptr<Sequential> encoder_, decoder_;
 };
 
-/// torch_bench.py's `vae`: fc1 (D -> 400), fc21/fc22 (400 -> latent), fc3 (latent -> 400), fc4 (400 -> D).
-class DenseVAE : public VariationalAutoencoder {
- public:
-  explicit DenseVAE(const AEConfig& c) : VariationalAutoencoder("VAE", c) {
-    const int64_t hidden = c.hidden.empty() ? 400 : c.hidden[0];
-    fc1 = register_module("fc1", std::make_shared<nn::Linear>(c.input_dim, hidden));
-    fc21 = register_module("fc21", std::make_shared<nn::Linear>(hidden, c.code_dim()));
-    fc22 = register_module("fc22", std::make_shared<nn::Linear>(hidden, c.code_dim()));
-    fc3 = register_module("fc3", std::make_shared<nn::Linear>(c.code_dim(), hidden));
-    fc4 = register_module("fc4", std::make_shared<nn::Linear>(hidden, c.input_dim));
-  }
-  std::pair<Tensor, Tensor> encode_distribution(const Tensor& x) override {
-    fc1->check_input(x);  // the Linear's own error messages; then Linear + ReLU as one op
-    Tensor h = linear(x, fc1->weight, fc1->bias, Activation::Relu);
-    return {fc21->forward(h), fc22->forward(h)};
-  }
-  Tensor decode(const Tensor& z) override {
-    fc3->check_input(z);
-    return linear(linear(z, fc3->weight, fc3->bias, Activation::Relu), fc4->weight, fc4->bias, Activation::Sigmoid);
-  }
-  std::shared_ptr<nn::Linear> fc1, fc21, fc22, fc3, fc4;
-};
-
 /// Convolutional VAE: the conv encoder, linear heads to mu/logvar, a linear map back to the
 /// feature maps and the conv decoder.
 class ConvVAE : public VariationalAutoencoder {
@@ -262,6 +248,28 @@ class ConvVAE : public VariationalAutoencoder {
 };
 
 }  // namespace
+
+// ---- the dense VAE (torch_bench.py's `vae`) ----
+
+DenseVAE::DenseVAE(const AEConfig& c, std::string type) : VariationalAutoencoder(std::move(type), c) {
+  const int64_t hidden = c.hidden.empty() ? 400 : c.hidden[0];
+  fc1 = register_module("fc1", std::make_shared<nn::Linear>(c.input_dim, hidden));
+  fc21 = register_module("fc21", std::make_shared<nn::Linear>(hidden, c.code_dim()));
+  fc22 = register_module("fc22", std::make_shared<nn::Linear>(hidden, c.code_dim()));
+  fc3 = register_module("fc3", std::make_shared<nn::Linear>(c.code_dim(), hidden));
+  fc4 = register_module("fc4", std::make_shared<nn::Linear>(hidden, c.input_dim));
+}
+
+std::pair<Tensor, Tensor> DenseVAE::encode_distribution(const Tensor& x) {
+  fc1->check_input(x);  // the Linear's own error messages; then Linear + ReLU as one op
+  Tensor h = linear(x, fc1->weight, fc1->bias, Activation::Relu);
+  return {fc21->forward(h), fc22->forward(h)};
+}
+
+Tensor DenseVAE::decode(const Tensor& z) {
+  fc3->check_input(z);
+  return linear(linear(z, fc3->weight, fc3->bias, Activation::Relu), fc4->weight, fc4->bias, Activation::Sigmoid);
+}
 
 // ---- VAE ----
 
@@ -299,10 +307,18 @@ double VariationalAutoencoder::test_metric_sum(const Tensor& x) {
   return (sum(reconstruction_nll(decode(z), x)) + gaussian_kl_divergence(mu, logvar, Reduction::Sum)).item<double>();
 }
 
+Tensor VariationalAutoencoder::log_prior(const Tensor& z) {
+  return sum(z * z, {1}) * -0.5 - 0.5 * kLog2Pi * static_cast<double>(z.size(1));
+}
+
+Tensor VariationalAutoencoder::sample_prior(int64_t n, Generator* gen) {
+  return randn({n, config_.code_dim()}, kFloat32, gen);
+}
+
 Tensor VariationalAutoencoder::sample(int64_t n, Generator* gen) {
   if (n <= 0) fail("sample", "number of samples must be positive; got {}", n);
   NoGradGuard no_grad;
-  return decode(randn({n, config_.code_dim()}, kFloat32, gen));
+  return decode(sample_prior(n, gen));
 }
 
 double VariationalAutoencoder::importance_weighted_nll_sum(const Tensor& x, int64_t k, Generator* gen) {
@@ -316,7 +332,7 @@ double VariationalAutoencoder::importance_weighted_nll_sum(const Tensor& x, int6
     Tensor eps = randn(mu.shape(), mu.dtype(), gen);
     Tensor z = mu + eps * std;
     Tensor log_px_z = -reconstruction_nll(decode(z), x);
-    Tensor log_pz = sum(z * z, {1}) * -0.5 - 0.5 * kLog2Pi * d;
+    Tensor log_pz = log_prior(z);
     Tensor log_qz = sum(eps * eps + logvar, {1}) * -0.5 - 0.5 * kLog2Pi * d;
     log_w.push_back((log_px_z + log_pz - log_qz).unsqueeze(0));
   }
@@ -333,7 +349,11 @@ const std::vector<std::string>& activation_names() {
 }
 
 const std::vector<std::string>& autoencoder_names() {
-  static const std::vector<std::string> names{"linear", "deep", "conv", "sparse", "denoising", "vae", "conv-vae"};
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> n{"linear", "deep", "conv", "sparse", "denoising", "vae", "conv-vae"};
+    for (const std::string& v : vae_variant_names()) n.push_back(v);
+    return n;
+  }();
   return names;
 }
 
@@ -349,8 +369,9 @@ std::shared_ptr<Autoencoder> make_autoencoder(const AEConfig& c) {
   if (c.model == "denoising") return std::make_shared<DenseAE>("DenoisingAE", c);
   if (c.model == "conv") return std::make_shared<ConvAE>(c);
   if (c.model == "vae") return std::make_shared<DenseVAE>(c);
+  if (is_variant(c.model)) return make_vae_variant(c);
   if (c.model == "conv-vae") return std::make_shared<ConvVAE>(c);
-  fail("autoencoder", "unknown model '{}' (linear, deep, conv, sparse, denoising, vae, conv-vae)", c.model);
+  fail("autoencoder", "unknown model '{}' ({})", c.model, fmt::join(autoencoder_names(), ", "));
 }
 
 }  // namespace latent::models

@@ -11,6 +11,7 @@
 #include "../ops/random.h"
 #include "fields.h"
 #include "json.h"
+#include "layers.h"
 #include "module.h"
 
 namespace latent::models {
@@ -19,7 +20,7 @@ enum class Likelihood { Bernoulli, Gaussian };
 
 /// Everything that defines an autoencoder; stored in a run's config.json.
 struct AEConfig {
-  std::string model = "deep";           ///< linear, deep, conv, sparse, denoising, vae, conv-vae
+  std::string model = "deep";           ///< linear, deep, conv, sparse, denoising, vae, conv-vae, or a variant (vae_variants.h)
   int64_t input_dim = 784;              ///< features of one flat sample
   int64_t image_height = 28, image_width = 28;  ///< conv models: one channel of H x W
   int64_t latent_dim = 0;               ///< 0: the model's default (deep 64, linear 32, vae 20, conv-vae 16)
@@ -34,6 +35,11 @@ struct AEConfig {
   double noise_level = 0.3;
   double beta = 1.0;                    ///< VAE: weight of the KL term
   double kl_warmup = 0;                 ///< VAE: epochs over which the KL weight rises linearly from 0
+  int64_t iwae_samples = 5;              ///< iwae: importance samples per image in the training bound
+  int64_t components = 50;              ///< vamp-vae: learned pseudo-inputs of the mixture prior
+  double mmd_weight = 10;               ///< wae-mmd: weight of the MMD penalty
+  double code_penalty = 1e-2;           ///< rae: weight of 1/2 ||z||^2 per image
+  double decoder_l2 = 1e-6;             ///< rae: weight of the decoder weights' squared norm
   Likelihood likelihood = Likelihood::Bernoulli;
 
   /// latent_dim with the model's default applied.
@@ -76,6 +82,11 @@ void AEConfig::fields(Self& c, V& v) {
   v.number(Field{"noise_level", "F", "denoising: noise standard deviation or fraction"}, c.noise_level, 0, 10);
   v.number(Field{"beta", "F", "VAE: weight of the KL term"}, c.beta, 0, 1e6);
   v.number(Field{"kl_warmup", "E", "VAE: epochs over which the KL weight rises from 0"}, c.kl_warmup, 0, 1e6);
+  v.integer(Field{"iwae_samples", "K", "iwae: importance samples per image in the training bound"}, c.iwae_samples, 1, 4096);
+  v.integer(Field{"components", "K", "vamp-vae: pseudo-inputs of the mixture prior"}, c.components, 1, 1 << 16);
+  v.number(Field{"mmd_weight", "F", "wae-mmd: weight of the MMD penalty"}, c.mmd_weight, 0, 1e6);
+  v.number(Field{"code_penalty", "F", "rae: weight of 1/2 |z|^2"}, c.code_penalty, 0, 1e6);
+  v.number(Field{"decoder_l2", "F", "rae: weight of the decoder weights' squared norm"}, c.decoder_l2, 0, 1e6);
   v.choice(Field{"likelihood", "L", "VAE"}, c.likelihood,
            std::vector<std::pair<std::string, Likelihood>>{{"bernoulli", Likelihood::Bernoulli},
                                                            {"gaussian", Likelihood::Gaussian}});
@@ -87,6 +98,9 @@ struct AELoss {
   double reconstruction = 0;    ///< the reconstruction term (its value)
   double penalty = 0;           ///< KL (VAE) or sparsity term (its value, weighted)
   double mean_activation = -1;  ///< sparse models: mean code activation; -1 otherwise
+  /// A variant's own loss terms (name, per-image value), averaged per epoch into metrics.jsonl's
+  /// "loss_terms" object.
+  std::vector<std::pair<std::string, double>> terms;
 };
 
 /// Base of the family.
@@ -130,6 +144,26 @@ class VariationalAutoencoder : public Autoencoder {
   double importance_weighted_nll_sum(const Tensor& x, int64_t k, Generator* gen = nullptr);
   /// Negative log-likelihood of x under the decoder output, summed per image: (N).
   Tensor reconstruction_nll(const Tensor& recon, const Tensor& x) const;
+  /// log p(z) per code row, (N, latent) -> (N): the standard normal unless a variant learns its prior.
+  virtual Tensor log_prior(const Tensor& z);
+  /// n codes drawn from the prior (what sample() decodes).
+  virtual Tensor sample_prior(int64_t n, Generator* gen = nullptr);
+};
+
+/// torch_bench.py's `vae`: fc1 (D -> hidden, default 400), fc21/fc22 (hidden -> latent: mu and
+/// logvar), fc3 (latent -> hidden), fc4 (hidden -> D); ReLU hidden layers, sigmoid output. The VAE
+/// variants of models/vae_variants.h share these layers and change the objective.
+class DenseVAE : public VariationalAutoencoder {
+ public:
+  /// The layers for `c` (input_dim, hidden[0], latent_dim); `type` names the module.
+  explicit DenseVAE(const AEConfig& c, std::string type = "VAE");
+  std::pair<Tensor, Tensor> encode_distribution(const Tensor& x) override;
+  Tensor decode(const Tensor& z) override;
+  std::shared_ptr<nn::Linear> fc1,  ///< input -> hidden
+      fc21,                         ///< hidden -> mu
+      fc22,                         ///< hidden -> logvar
+      fc3,                          ///< latent -> hidden
+      fc4;                          ///< hidden -> input
 };
 
 /// Builds the model a config describes ("[autoencoder] unknown model 'foo' (...)" otherwise).

@@ -165,6 +165,11 @@ json::Value EpochMetrics::to_json() const {
   v["epoch_seconds"] = epoch_seconds;
   v["samples_per_second"] = samples_per_second;
   if (mean_activation >= 0) v["mean_activation"] = mean_activation;
+  if (!loss_terms.empty()) {
+    json::Value terms = json::Value::object();
+    for (const auto& [name, value] : loss_terms) terms[name] = value;
+    v["loss_terms"] = terms;
+  }
   if (!train_curve.empty()) {
     json::Value c = json::Value::array();
     for (double x : train_curve) c.push_back(x);
@@ -209,6 +214,12 @@ DataSplit load_data(const std::string& path, const DataOptions& o) {
     const int64_t n_train = std::max<int64_t>(1, rows * 4 / 5);
     std::vector<int64_t> train_rows(perm.begin(), perm.begin() + n_train);
     std::vector<int64_t> test_rows(perm.begin() + (n_train == rows ? 0 : n_train), perm.end());
+    if (o.validation > 0) {  // the last rows of the training part evaluate; the test rows stay unread
+      if (o.validation >= n_train)
+        fail("data", "--validation {}: {} has {} training rows; hold out fewer", o.validation, path, n_train);
+      test_rows.assign(train_rows.end() - o.validation, train_rows.end());
+      train_rows.resize(static_cast<size_t>(n_train - o.validation));
+    }
     if (o.exclude_class >= 0 || o.normal_class >= 0) {
       if (!table.labels.defined())
         fail("train", "--{} needs labelled data; {} has no label column",
@@ -247,7 +258,19 @@ DataSplit load_data(const std::string& path, const DataOptions& o) {
   IdxOptions options;
   options.flatten = true;
   train_all = std::make_shared<IdxDataset>(load_fashion_mnist(path, true, options));
-  split.test = std::make_shared<IdxDataset>(load_fashion_mnist(path, false, options));
+  if (o.validation > 0) {  // a seeded hold-out of the training images stands in for the test set
+    const int64_t n = train_all->size();
+    if (o.validation >= n) fail("data", "--validation {}: {} has {} training images; hold out fewer", o.validation, path, n);
+    Generator gen(o.seed);
+    std::vector<int64_t> perm = randperm(n, &gen).to_vector<int64_t>();
+    std::vector<int64_t> kept(perm.begin(), perm.end() - o.validation), held(perm.end() - o.validation, perm.end());
+    std::sort(kept.begin(), kept.end());
+    std::sort(held.begin(), held.end());
+    split.test = std::make_shared<SubsetDataset>(train_all, held);
+    train_all = std::make_shared<SubsetDataset>(train_all, kept);
+  } else {
+    split.test = std::make_shared<IdxDataset>(load_fashion_mnist(path, false, options));
+  }
   split.input_dim = 784;
   split.height = split.width = 28;
   split.class_names = fashion_mnist_classes();
@@ -341,7 +364,7 @@ TrainingState resume_or_initialize(const TrainOptions& options, std::shared_ptr<
   if (const json::Value* p = resumed_config.is_object() ? resumed_config.find("preprocessing") : nullptr)
     stored = Preprocessing::from_json(*p);
   s.split = load_data(o.data, DataOptions{o.label_column, o.seed, o.exclude_class, stored ? &*stored : nullptr,
-                                          !o.resume.empty() && !stored, o.normal_class});
+                                          !o.resume.empty() && !stored, o.normal_class, o.validation});
   o.model.input_dim = s.split.input_dim;
   if (s.split.height > 0) {
     o.model.image_height = s.split.height;
@@ -420,6 +443,10 @@ EpochMetrics run_epoch(TrainingState& s, DataLoader& loader, int64_t epoch, int6
     stretch_sum[stretch] += value * static_cast<double>(bs);
     stretch_n[stretch] += static_cast<double>(bs);
     if (loss.mean_activation >= 0) activation_sum += loss.mean_activation * static_cast<double>(bs);
+    if (m.loss_terms.empty())
+      for (const auto& [name, value] : loss.terms) m.loss_terms.emplace_back(name, 0.0);
+    for (size_t i = 0; i < loss.terms.size() && i < m.loss_terms.size(); ++i)
+      m.loss_terms[i].second += loss.terms[i].second * static_cast<double>(bs);
     seen += bs;
     ++b;
     ++s.step;
@@ -442,6 +469,7 @@ EpochMetrics run_epoch(TrainingState& s, DataLoader& loader, int64_t epoch, int6
   m.train_loss = seen ? loss_sum / static_cast<double>(seen) : 0;
   for (size_t i = 0; i < stretch_sum.size(); ++i)
     if (stretch_n[i] > 0) m.train_curve.push_back(stretch_sum[i] / stretch_n[i]);
+  for (auto& term : m.loss_terms) term.second /= static_cast<double>(std::max<int64_t>(seen, 1));
   m.samples_per_second = m.epoch_seconds > 0 ? static_cast<double>(seen) / m.epoch_seconds : 0;
   if (s.o.model.model == "sparse") m.mean_activation = activation_sum / static_cast<double>(std::max<int64_t>(seen, 1));
   return m;
@@ -629,6 +657,7 @@ DataSplit run_data(const LoadedRun& run, const std::string& path, bool ignore_ex
     o.seed = t.at("seed").as_uint64();
     o.preprocessing = run.preprocessing_stored ? &run.preprocessing : nullptr;
     o.fit_on_all_rows = !run.preprocessing_stored;
+    if (const json::Value* v = t.find("validation")) o.validation = v->as_int64();  // runs before it: 0
     split = load_data(t.at("data").as_string(), o);
   } else {
     std::unique_ptr<SampleSource> source = open_new_data(run, path, ignore_extra_columns);

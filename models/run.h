@@ -37,6 +37,9 @@ struct TrainOptions {
   int64_t normal_class = -1;       ///< train on this class only (one-class anomaly detection)
   int64_t limit_batches = 0;       ///< > 0: train on at most this many batches per epoch
   int64_t limit_test = 0;          ///< > 0: evaluate on at most this many test samples
+  /// > 0: hold out this many training samples (chosen by the seed, before any class filter) as
+  /// the evaluation part in place of the test set: model selection that never sees test labels.
+  int64_t validation = 0;
   bool progress = true;            ///< show the progress bar / periodic lines
   /// Data-parallel over the ranks of mpirun (models/dist/): batch_size is the global batch,
   /// split evenly; rank 0 alone writes the run directory.
@@ -79,6 +82,9 @@ void TrainOptions::fields(Self& o, V& v) {
             1 << 20);
   v.integer(F{"normal_class", "K", "train on class K only (one-class anomaly detection)", F::All, "all classes"},
             o.normal_class, -1, 1 << 20);
+  v.integer(F{"validation", "N", "hold out N training samples as the evaluation set instead of the test set",
+              F::All, "none: the test set"},
+            o.validation, 0, 1LL << 40);
   v.integer(F{"limit_batches", "N", "train on at most N batches per epoch (quick runs)", F::Cli}, o.limit_batches, 1,
             1LL << 40);
   v.integer(F{"limit_test", "N", "evaluate on at most N test samples", F::Cli}, o.limit_test, 1, 1LL << 40);
@@ -103,6 +109,8 @@ struct EpochMetrics {
   double train_loss = 0, test_loss = 0, epoch_seconds = 0, samples_per_second = 0;
   /// @}
   double mean_activation = -1;        ///< sparse models
+  /// VAE variants: each AELoss::terms entry averaged over the epoch's samples (this rank's).
+  std::vector<std::pair<std::string, double>> loss_terms;
   /// Denoising models: MSE of the noisy and the denoised test images to the clean ones (-1 otherwise).
   /// @{
   double noisy_mse = -1, denoised_mse = -1;  ///< denoising models: MSE to the clean test images
@@ -139,6 +147,9 @@ struct DataOptions {
   /// CSV runs from before stored preprocessing: min-max over the whole file, as they were trained.
   bool fit_on_all_rows = false;
   int64_t normal_class = -1;    ///< >= 0: keep only this class in the training part (the test part keeps all)
+  /// > 0: this many training samples (seeded choice, before the class filters) become the test
+  /// part and leave the training part; the test set itself is not read.
+  int64_t validation = 0;
 };
 
 /// Loads Fashion-MNIST from a folder, or a CSV file split 80/20 (seeded), flattened, optionally

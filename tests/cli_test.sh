@@ -23,7 +23,7 @@ expect train-bad-lr 2 "--lr expects a number in [1e-12, 10]; got 'fast'" -- trai
 expect train-bad-likelihood 2 "--likelihood must be one of bernoulli, gaussian; got 'poisson'" -- train --likelihood poisson
 expect eval-bad-limit 2 "--limit expects an integer" -- eval /nonexistent/run --limit -3
 expect train-help 0 "usage: latent train" -- train --help
-expect train-bad-model 2 "--model must be one of linear, deep, conv, sparse, denoising, vae, conv-vae; got 'foo'" -- train --model foo
+expect train-bad-model 2 "--model must be one of linear, deep, conv, sparse, denoising, vae, conv-vae, beta-tc-vae, iwae, vamp-vae, wae-mmd, rae; got 'foo'" -- train --model foo
 # Without a CUDA build or GPU, --device cuda fails in one line naming why; with a GPU the run gets as
 # far as the data check.
 cuda_out=$("$latent" train --device cuda --data /nonexistent/fmnist 2>&1)

@@ -143,6 +143,7 @@ std::vector<FamilyCase> family_cases() {
   add("sparse-kl", kl);
   add("denoising", small_config("denoising"));
   add("vae", small_config("vae"));
+  for (const std::string& variant : models::vae_variant_names()) add(variant, small_config(variant));
   for (const char* variant : {"strided", "pool"})
     for (bool bn : {false, true})
       for (const char* model : {"conv", "conv-vae"}) {

@@ -76,14 +76,15 @@ int cmd_anomaly_bench(const std::vector<std::string>& argv) {
     throw UsageError{fmt::format("--out: '{}' already holds a benchmark (auc.csv); choose another --out", out)};
 
   // The class labels of the test part (all of it: the normal class filters training only).
-  models::DataSplit data = models::load_data(o.data, models::DataOptions{o.label_column, o.seed});
+  models::DataSplit data = models::load_data(o.data, models::DataOptions{o.label_column, o.seed});  // labels and class names only
   if (data.class_names.empty()) throw UsageError{fmt::format("anomaly-bench needs labelled data; {} has no labels", o.data)};
   const auto n_classes = static_cast<int64_t>(data.class_names.size());
   const std::vector<int64_t> classes = parse_classes(classes_text, n_classes);
   std::filesystem::create_directories(out);
 
-  Report report(fmt::format("one-class anomaly detection, {} on {} ({} epochs), score: reconstruction error",
-                            o.model.model, o.data, o.epochs));
+  Report report(fmt::format("one-class anomaly detection, {} on {} ({} epochs), score: reconstruction error{}",
+                            o.model.model, o.data, o.epochs,
+                            o.validation > 0 ? fmt::format(", evaluated on {} held-out training samples (--validation)", o.validation) : ""));
   std::string csv = "class,name,auc,train_samples,test_samples\n";
   std::string md = fmt::format("| class | name | ROC AUC |\n|---|---|---|\n");
   double auc_sum = 0;
