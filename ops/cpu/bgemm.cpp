@@ -71,39 +71,69 @@ namespace {
 #define LATENT_TARGET_BF16 \
   __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,avx2,fma,prefer-vector-width=512")))
 
-/// Packs rows [0, m) x pairs [p0, p0 + np) of A as bf16 pairs: ap[i * np + q] = (a[i][2q], a[i][2q+1]).
+/// Packs rows [0, m) x pairs [p0, p0 + np) of A as bf16 pairs in tiles of kMR rows, the pairs of
+/// a tile's rows for one k pair adjacent: ap[(i / kMR) * np * kMR + t * kMR + i % kMR] = (a[i][2t], a[i][2t+1]).
+constexpr int kMR = 12;
 LATENT_TARGET_BF16 void pack_a(bool ta, int64_t m, int64_t k, const float* a, int64_t lda, int64_t p0, int64_t np,
                                uint32_t* ap) {
   const int64_t k0 = 2 * p0, kk = std::min<int64_t>(2 * np, k - k0);  // k values in this block
-  uint16_t* out = reinterpret_cast<uint16_t*>(ap);
+  const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7,
+                                              22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  auto at = [&](int64_t i, int64_t t) -> uint32_t& { return ap[(i / kMR) * np * kMR + t * kMR + i % kMR]; };
   if (!ta) {
+    thread_local std::vector<uint16_t> row;
+    row.resize(size_t(2 * np));
     for (int64_t i = 0; i < m; ++i) {
-      const float* row = a + i * lda + k0;
-      uint16_t* o = out + i * 2 * np;
+      const float* src = a + i * lda + k0;
       int64_t p = 0;
       for (; p + 32 <= kk; p += 32) {
-        __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(row + p + 16), _mm512_loadu_ps(row + p));
-        _mm512_storeu_si512(o + p, (__m512i)v);
+        __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + p + 16), _mm512_loadu_ps(src + p));
+        _mm512_storeu_si512(row.data() + p, (__m512i)v);
       }
-      for (; p < kk; ++p) o[p] = half_bits::bf16_from_float(row[p]);
-      for (; p < 2 * np; ++p) o[p] = 0;
+      for (; p < kk; ++p) row[size_t(p)] = half_bits::bf16_from_float(src[p]);
+      for (; p < 2 * np; ++p) row[size_t(p)] = 0;
+      const uint32_t* pairs = reinterpret_cast<const uint32_t*>(row.data());
+      uint32_t* dst = &at(i, 0);
+      for (int64_t t = 0; t < np; ++t) dst[t * kMR] = pairs[t];
     }
   } else {
-    // a[p * lda + i]: 16 rows i at once per k, stored with stride 2 * np.
-    for (int64_t p = 0; p < 2 * np; ++p) {
-      if (p >= kk) {
-        for (int64_t i = 0; i < m; ++i) out[i * 2 * np + p] = 0;
-        continue;
-      }
-      const float* col = a + (k0 + p) * lda;
+    // a[p * lda + i]: for each k pair, 16 rows at once, interleaved into 16 pairs.
+    alignas(64) uint32_t tmp[16];
+    for (int64_t t = 0; t < np; ++t) {
+      const int64_t p = 2 * t;
       int64_t i = 0;
-      for (; i + 16 <= m; i += 16) {
-        alignas(32) uint16_t tmp[16];
-        _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(col + i)));
-        for (int r = 0; r < 16; ++r) out[(i + r) * 2 * np + p] = tmp[r];
+      for (; i < m; i += 16) {
+        const int64_t w = std::min<int64_t>(16, m - i);
+        const __mmask16 mask = static_cast<__mmask16>((1u << w) - 1u);
+        const __m512 r0 = p < kk ? _mm512_maskz_loadu_ps(mask, a + (k0 + p) * lda + i) : _mm512_setzero_ps();
+        const __m512 r1 = p + 1 < kk ? _mm512_maskz_loadu_ps(mask, a + (k0 + p + 1) * lda + i) : _mm512_setzero_ps();
+        _mm512_store_si512(tmp, _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(r1, r0)));
+        for (int64_t r = 0; r < w; ++r) at(i + r, t) = tmp[r];
       }
-      for (; i < m; ++i) out[i * 2 * np + p] = half_bits::bf16_from_float(col[i]);
     }
+  }
+}
+
+/// Transposes a 16 x 16 matrix of 32-bit values held as 16 rows.
+LATENT_TARGET_BF16 [[gnu::always_inline]] inline void transpose16x16_epi32(__m512i* r) {
+  __m512i t[16], u[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {  // u[4i + c], lane L: rows 4i..4i+3 of column 4L + c
+    u[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512i v0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x88), v4 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xDD);
+    const __m512i v8 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x88), v12 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xDD);
+    r[c] = _mm512_shuffle_i32x4(v0, v8, 0x88);
+    r[c + 8] = _mm512_shuffle_i32x4(v0, v8, 0xDD);
+    r[c + 4] = _mm512_shuffle_i32x4(v4, v12, 0x88);
+    r[c + 12] = _mm512_shuffle_i32x4(v4, v12, 0xDD);
   }
 }
 
@@ -129,25 +159,29 @@ LATENT_TARGET_BF16 void pack_b(bool tb, int64_t n, int64_t k, const float* b, in
       }
     }
   } else {
-    // b[j * ldb + p]: each column's pairs are adjacent in memory.
-    thread_local std::vector<uint16_t> row;
-    row.assign(size_t(2 * np), 0);
+    // b[j * ldb + p]: each column's pairs are adjacent in memory. 16 columns x 16 pairs are
+    // converted as 16 rows of 32 bf16 and transposed as a 16 x 16 matrix of pairs in registers.
     for (int64_t q = 0; q < panels; ++q) {
+      const int64_t j0 = q * 16, w = std::min<int64_t>(16, n - j0);
       uint32_t* o = bp + q * np * 16;
-      for (int64_t jj = 0; jj < 16; ++jj) {
-        const int64_t j = q * 16 + jj;
-        if (j >= n) {
-          for (int64_t t = 0; t < np; ++t) o[t * 16 + jj] = 0;
-          continue;
+      for (int64_t t0 = 0; t0 < np; t0 += 16) {
+        const int64_t rem = kk - 2 * t0;  // k values left in the block
+        const auto mask_of = [](int64_t c) {
+          return static_cast<__mmask16>(c >= 16 ? 0xFFFFu : c <= 0 ? 0u : (1u << c) - 1u);
+        };
+        const __mmask16 m0 = mask_of(rem), m1 = mask_of(rem - 16);
+        __m512i r[16];
+        for (int jj = 0; jj < 16; ++jj) {
+          if (jj >= w) {
+            r[jj] = _mm512_setzero_si512();
+            continue;
+          }
+          const float* src = b + (j0 + jj) * ldb + k0 + 2 * t0;
+          r[jj] = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, src + 16), _mm512_maskz_loadu_ps(m0, src));
         }
-        const float* src = b + j * ldb + k0;
-        int64_t p = 0;
-        for (; p + 16 <= kk; p += 16)
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(row.data() + p), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(src + p)));
-        for (; p < kk; ++p) row[size_t(p)] = half_bits::bf16_from_float(src[p]);
-        for (; p < 2 * np; ++p) row[size_t(p)] = 0;
-        const uint32_t* pairs = reinterpret_cast<const uint32_t*>(row.data());
-        for (int64_t t = 0; t < np; ++t) o[t * 16 + jj] = pairs[t];
+        transpose16x16_epi32(r);
+        const int64_t tn = std::min<int64_t>(16, np - t0);
+        for (int64_t tt = 0; tt < tn; ++tt) _mm512_storeu_si512(o + (t0 + tt) * 16, r[tt]);
       }
     }
   }
@@ -160,21 +194,27 @@ LATENT_TARGET_BF16 [[gnu::always_inline]] inline void tile(const uint32_t* ap, i
                                                           float* c, int64_t ldc, int w_last, bool first, float beta,
                                                           const GemmEpilogue* ep, const float* bias) {
   __m512 acc[MR][NV];
+#pragma GCC unroll 12
   for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 2
     for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
   const uint32_t* b1 = bp + np * 16;
   for (int64_t t = 0; t < np; ++t) {
     __m512bh bv[NV];
     bv[0] = (__m512bh)_mm512_loadu_si512(bp + t * 16);
     if constexpr (NV == 2) bv[1] = (__m512bh)_mm512_loadu_si512(b1 + t * 16);
+#pragma GCC unroll 12
     for (int r = 0; r < MR; ++r) {
-      const __m512bh av = (__m512bh)_mm512_set1_epi32(static_cast<int>(ap[r * np + t]));
+      const __m512bh av = (__m512bh)_mm512_set1_epi32(static_cast<int>(ap[t * kMR + r]));
+#pragma GCC unroll 2
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], av, bv[v]);
     }
   }
+#pragma GCC unroll 2
   for (int v = 0; v < NV; ++v) {
     const __mmask16 mask = v == NV - 1 ? static_cast<__mmask16>((1u << w_last) - 1u) : __mmask16(0xFFFF);
     const __m512 bias_v = ep && ep->bias ? _mm512_maskz_loadu_ps(mask, bias + v * 16) : _mm512_setzero_ps();
+#pragma GCC unroll 12
     for (int r = 0; r < MR; ++r) {
       float* cp = c + r * ldc + v * 16;
       __m512 x = acc[r][v];
@@ -206,8 +246,7 @@ LATENT_TARGET_BF16 void tile_rows(int mr, const uint32_t* ap, int64_t np, const 
 void bgemm_avx512(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
                   int64_t ldb, float beta, float* c, int64_t ldc, const GemmEpilogue* ep) {
   thread_local std::vector<uint32_t> apack, bpack;
-  const int64_t pairs = (k + 1) / 2, panels = (n + 15) / 16;
-  constexpr int kMR = 12;
+  const int64_t pairs = (k + 1) / 2, panels = (n + 15) / 16, mtiles = (m + kMR - 1) / kMR;
   if (pairs == 0) {  // no products: C = beta C, then the epilogue
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) {
@@ -219,7 +258,7 @@ void bgemm_avx512(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float
   }
   for (int64_t p0 = 0; p0 < pairs; p0 += kBlockPairs) {
     const int64_t np = std::min(kBlockPairs, pairs - p0);
-    apack.resize(size_t(m * np));
+    apack.resize(size_t(mtiles * kMR * np));
     bpack.resize(size_t(panels * np * 16));
     pack_a(ta, m, k, a, lda, p0, np, apack.data());
     pack_b(tb, n, k, b, ldb, p0, np, bpack.data());
