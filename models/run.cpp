@@ -540,6 +540,49 @@ std::string train(const TrainOptions& options, FILE* log) {
   }
 }
 
+namespace {
+
+/// A lower bound on the parameters `c` builds, computed without building it (make_autoencoder's
+/// shapes): the dense models' encoder matrices between consecutive widths, the dense VAE's fc1,
+/// fc21 and fc22, conv-vae's code layer (32 maps of H/4 x W/4 to the code); conv's own weights do
+/// not grow with the image. Other models: each width is one side of some weight matrix. Double
+/// arithmetic: widths from a file may multiply past int64.
+double min_parameters(const AEConfig& c) {
+  const double input = static_cast<double>(c.input_dim), code = static_cast<double>(c.code_dim());
+  std::vector<double> widths{input};
+  for (int64_t h : c.hidden) widths.push_back(static_cast<double>(h));
+  if (c.model == "conv") return 0;
+  if (c.model == "conv-vae") return 2.0 * input * code;
+  if (c.model == "vae") {
+    const double h = c.hidden.empty() ? 400 : widths[1];
+    return input * h + 2 * h * code;
+  }
+  if (c.model == "linear") return input * code;
+  if (c.model == "deep" || c.model == "sparse" || c.model == "denoising") {
+    if (c.hidden.empty()) widths.push_back(2 * code);
+    widths.push_back(code);
+    double n = 0;
+    for (size_t i = 1; i < widths.size(); ++i) n += widths[i - 1] * widths[i];
+    return n;
+  }
+  widths.push_back(code);
+  return *std::max_element(widths.begin(), widths.end());
+}
+
+/// A config.json claiming layers far wider than model.safetensors holds would allocate the whole
+/// model (gigabytes from a few hundred bytes) before the weights are compared with it: refuse first.
+void check_config_fits_weights(const AEConfig& c, const safetensors::File& weights, const std::string& dir) {
+  double held = 0;
+  for (const auto& [name, t] : weights.tensors) held += static_cast<double>(t.numel());
+  const double needed = min_parameters(c);
+  if (needed > held)
+    fail("load", "{}/config.json: model '{}' with input_dim {}, hidden [{}] and latent_dim {} needs at least {:.0f} "
+         "weights, but model.safetensors holds {:.0f} values", dir, c.model, c.input_dim, fmt::join(c.hidden, ", "),
+         c.code_dim(), needed, held);
+}
+
+}  // namespace
+
 LoadedRun load(const std::string& dir) {
   if (!fs::is_directory(dir)) fail("load", "run directory '{}' does not exist", dir);
   LoadedRun run;
@@ -548,8 +591,9 @@ LoadedRun load(const std::string& dir) {
   const json::Value* model_cfg = run.config_json.find("model");
   if (!model_cfg) fail("load", "{}/config.json has no 'model' section", dir);
   run.config = AEConfig::from_json(*model_cfg);
-  run.model = make_autoencoder(run.config);
   safetensors::File weights = safetensors::load_file(dir + "/model.safetensors");
+  check_config_fits_weights(run.config, weights, dir);  // before make_autoencoder allocates the model
+  run.model = make_autoencoder(run.config);
   const bool int8 = is_quantized_config(run.config_json);  // `latent quantize`'s output (models/quantize.h)
   load_named_tensors(run.model->state_dict(), int8 ? dequantized_tensors(weights.tensors) : weights.tensors, true,
                      dir + "/model.safetensors");

@@ -327,6 +327,16 @@ TEST_CASE("a run trains on CSV data, loads back, and resumes bit for bit") {
   CHECK(run.model->parameters().size() == 8);
   CHECK(run.config_json.at("anomaly").at("threshold").as_double() > 0);
   CHECK_THROWS_WITH_SUBSTR(models::load(dir + "/missing"), "[load] run directory");
+  // resource limits: a config.json claiming layers far wider than model.safetensors holds fails
+  // before the model is built (1e9 x 6 floats would be 24 GB), naming the file and the counts.
+  fs::create_directories(dir + "/wide");
+  fs::copy_file(dir + "/full/model.safetensors", dir + "/wide/model.safetensors");
+  json::Value config = run.config_json;
+  config["model"]["hidden"] = json::parse("[1000000000, 4]");
+  std::ofstream(dir + "/wide/config.json") << config.dump();
+  CHECK_THROWS_WITH_SUBSTR(models::load(dir + "/wide"),
+                           "[load] " + dir + "/wide/config.json: model 'deep' with input_dim 6, hidden [1000000000, 4] "
+                           "and latent_dim 2 needs at least 10000000008 weights, but model.safetensors holds 80 values");
   CHECK_THROWS_WITH_SUBSTR(models::train(o, nullptr), "already holds a run");
 }
 
