@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "error.h"
+#include "half.h"
 
 namespace latent {
 
@@ -19,24 +20,30 @@ namespace latent {
 /// kind: kFloatingKind: float math and autograd; kComputeKind: the elementwise, reduction and
 /// index kernels run on it (`visit_dtype`); kStorageKind: stored, copied, converted, filled and
 /// read (`visit_any_dtype`), but computed on only by the kernels made for it (the int8 GEMM in
-/// ops/cpu/qgemm.h): every other kernel throws "dtype int8 is not supported".
+/// ops/cpu/qgemm.h): every other kernel throws "dtype int8 is not supported"; kHalfKind: a
+/// storage dtype that is a float (bfloat16, float16): `to()` between it and float32 is
+/// differentiable, and the low-precision kernels (ops/cpu/bgemm.h) and autocast use it.
 #define LATENT_DTYPES(X)                                                \
-  X(Float32, float, "float32", "F32", 1, 4, ::latent::kFloatingKind)   \
-  X(Float64, double, "float64", "F64", 11, 5, ::latent::kFloatingKind) \
+  X(Float32, float, "float32", "F32", 1, 6, ::latent::kFloatingKind)   \
+  X(Float64, double, "float64", "F64", 11, 7, ::latent::kFloatingKind) \
   X(Int64, int64_t, "int64", "I64", 7, 3, ::latent::kComputeKind)     \
   X(Int32, int32_t, "int32", "I32", 6, 2, ::latent::kStorageKind)     \
   X(Int8, int8_t, "int8", "I8", 3, 1, ::latent::kStorageKind)         \
-  X(UInt8, uint8_t, "uint8", "U8", 2, 0, ::latent::kStorageKind)
+  X(UInt8, uint8_t, "uint8", "U8", 2, 0, ::latent::kStorageKind)         \
+  X(BFloat16, ::latent::BFloat16, "bfloat16", "BF16", 16, 5, ::latent::kHalfKind) \
+  X(Float16, ::latent::Float16, "float16", "F16", 10, 4, ::latent::kHalfKind)
 
 /// Which kernels a dtype reaches (the last column of LATENT_DTYPES).
 enum DTypeKind : uint8_t {
   kStorageKind = 0,   ///< stored, converted, copied, indexed; computed on only by kernels made for it
   kComputeKind = 1,   ///< also the elementwise, reduction and index kernels (visit_dtype)
   kFloatingKind = 2,  ///< also float math and autograd (visit_floating)
+  kHalfKind = 3,      ///< 16-bit floats: storage, plus differentiable `to()` and the low-precision kernels
 };
 
 /// Element type of a tensor. float64 exists for gradcheck; int64 for labels and indices;
-/// int8/uint8/int32 for quantized weights, activations and accumulators.
+/// int8/uint8/int32 for quantized weights, activations and accumulators; bfloat16/float16 for
+/// mixed precision.
 enum class DType : uint8_t {
 #define LATENT_DTYPE_ENUM(E, T, N, S, O, R, K) E,
   LATENT_DTYPES(LATENT_DTYPE_ENUM)
@@ -49,6 +56,9 @@ inline constexpr DType kInt64 = DType::Int64;
 inline constexpr DType kInt32 = DType::Int32;  ///< int32 (int8 GEMM accumulators, ONNX int32 tensors)
 inline constexpr DType kInt8 = DType::Int8;    ///< int8 (quantized weights)
 inline constexpr DType kUInt8 = DType::UInt8;  ///< uint8 (quantized activations)
+inline constexpr DType kBFloat16 = DType::BFloat16;  ///< bfloat16 (mixed precision: autocast, the bf16 GEMM)
+inline constexpr DType kFloat16 = DType::Float16;    ///< IEEE float16 (storage; autocast on CUDA)
+inline constexpr DType kHalf = DType::Float16;       ///< LibTorch's name for float16
 inline constexpr DType kFloat = DType::Float32;
 inline constexpr DType kDouble = DType::Float64;
 inline constexpr DType kLong = DType::Int64;
@@ -80,7 +90,7 @@ constexpr const DTypeInfo* dtype_info(DType d) {
 }
 }  // namespace detail
 
-/// "float32", "float64", "int64", "int32", "int8", "uint8".
+/// "float32", "float64", "int64", "int32", "int8", "uint8", "bfloat16", "float16".
 constexpr std::string_view dtype_name(DType dtype) {
   const auto* i = detail::dtype_info(dtype);
   return i ? i->name : "unknown";
@@ -100,7 +110,13 @@ constexpr bool is_floating(DType dtype) {
 /// Whether the general elementwise/reduction/index kernels run on this dtype (float32, float64, int64).
 constexpr bool is_compute_dtype(DType dtype) {
   const auto* i = detail::dtype_info(dtype);
-  return i && i->kind != kStorageKind;
+  return i && (i->kind == kComputeKind || i->kind == kFloatingKind);
+}
+
+/// Whether the dtype is a 16-bit float (bfloat16, float16).
+constexpr bool is_half(DType dtype) {
+  const auto* i = detail::dtype_info(dtype);
+  return i && i->kind == kHalfKind;
 }
 
 /// The safetensors code ("F32", "I8", ...), or nullptr for an unknown dtype.
@@ -130,7 +146,7 @@ constexpr bool dtype_from_onnx(int32_t code, DType& out) {
 }
 
 /// The dtype both operands of a binary op are converted to: the higher promotion rank
-/// (uint8 < int8 < int32 < int64 < float32 < float64).
+/// (uint8 < int8 < int32 < int64 < float16 < bfloat16 < float32 < float64).
 constexpr DType promote_types(DType a, DType b) {
   const auto* ia = detail::dtype_info(a);
   const auto* ib = detail::dtype_info(b);
@@ -162,7 +178,7 @@ template <class Fn>
 decltype(auto) visit_dtype(const char* op, DType dtype, Fn&& fn) {
   switch (dtype) {
 #define LATENT_DTYPE_CASE(E, T, N, S, O, R, K) \
-  case DType::E: if constexpr (K != kStorageKind) return fn(T{}); else break;
+  case DType::E: if constexpr (K == kComputeKind || K == kFloatingKind) return fn(T{}); else break;
     LATENT_DTYPES(LATENT_DTYPE_CASE)
 #undef LATENT_DTYPE_CASE
   }

@@ -17,7 +17,9 @@
 #include "../ops/shape_ops.h"
 #include "../ops/threads.h"
 #include "checkpoint.h"
+#include "../ops/autocast.h"
 #include "dist/ddp.h"
+#include "grad_scaler.h"
 #include "optim.h"
 #include "progress.h"
 #include "quantize.h"
@@ -289,6 +291,7 @@ struct TrainingState {
   DataSplit split;
   std::shared_ptr<Autoencoder> model;
   std::unique_ptr<optim::Optimizer> optimizer;
+  std::unique_ptr<GradScaler> scaler;  ///< --precision fp16 only
   json::Value config;         ///< what config.json holds
   int64_t start_epoch = 0, step = 0;
   // --distributed: the MPI group (null otherwise) and the gradient averaging attached to the model.
@@ -374,6 +377,10 @@ TrainingState resume_or_initialize(const TrainOptions& options, std::shared_ptr<
          o.data);
   }
   check_device_available("train", o.device);
+  if (o.precision != "fp32" && !o.device.is_cpu())
+    fail("train", "--precision {} runs on the CPU only so far (the CUDA half-precision GEMMs are not written); use "
+                  "--precision fp32 with --device cuda", o.precision);
+  if (o.precision == "fp16") s.scaler = std::make_unique<GradScaler>();
   s.model = make_autoencoder(o.model);  // initialised on the host: same weights on every device
   if (!o.device.is_cpu()) s.model->to(o.device);
   s.optimizer = make_optimizer(o.optimizer, s.model->parameters(), o.lr);  // state on the parameters' device
@@ -431,10 +438,17 @@ EpochMetrics run_epoch(TrainingState& s, DataLoader& loader, int64_t epoch, int6
     const double progress = static_cast<double>(epoch) + static_cast<double>(b) / static_cast<double>(batches);
     const Tensor inputs = batch.inputs.to(s.o.device);
     const Tensor clean = batch.clean.is_same(batch.inputs) ? inputs : batch.clean.to(s.o.device);
+    const DType low = s.o.precision == "bf16" ? kBFloat16 : s.o.precision == "fp16" ? kFloat16 : kFloat32;
+    AutocastGuard autocast(low, low != kFloat32);
     AELoss loss = s.model->loss(inputs, clean, progress);
     s.optimizer->zero_grad();
-    loss.total.backward();
-    s.optimizer->step();
+    if (s.scaler) {
+      s.scaler->scale(loss.total).backward();
+      s.scaler->step(*s.optimizer);
+    } else {
+      loss.total.backward();
+      s.optimizer->step();
+    }
     const int64_t bs = batch.inputs.size(0);
     const double value = s.model->variational() ? loss.total.item<double>() / static_cast<double>(bs)
                                                 : loss.total.item<double>();

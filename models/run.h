@@ -51,6 +51,10 @@ struct TrainOptions {
   /// the CPU, then copied per batch). Checkpoints are written from CPU copies, so a CUDA run
   /// loads and resumes on either device.
   Device device = kCPU;
+  /// fp32, bf16 (autocast to bfloat16: VDPBF16PS products on CPUs with AVX512_BF16) or fp16
+  /// (autocast to float16 with a GradScaler; on the CPU a check of the numerics, not a fast path).
+  /// Parameters, checkpoints and exports stay float32 in every precision.
+  std::string precision = "fp32";
 
   /// Every training field of `o` (a TrainOptions, const or not) once: config.json's "training"
   /// object, what --resume takes from it, and `latent train`'s options with AEConfig::fields for
@@ -73,6 +77,8 @@ void TrainOptions::fields(Self& o, V& v) {
             o.threads, 0, 256);
   v.choice(F{"device", "D", "", F::Cli | F::Stored}, o.device,
            std::vector<std::pair<std::string, Device>>{{"cpu", kCPU}, {"cuda", kCUDA}});
+  v.choice(F{"precision", "P", "training precision: autocast GEMMs/convolutions to bfloat16 or float16 (loss-scaled)",
+             F::Cli | F::Stored}, o.precision, {"fp32", "bf16", "fp16"});
   v.text(F{"data", "PATH", "Fashion-MNIST folder or a CSV file"}, o.data);
   v.text(F{"label_column", "NAME", "CSV: the column holding class labels"}, o.label_column);
   v.text(F{"out", "DIR", "run directory", F::Cli, "runs/<model>-<timestamp>"}, o.out);

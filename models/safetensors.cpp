@@ -86,7 +86,11 @@ Entry parse_entry(const std::string& source, const std::string& name, const json
   if (!dtype->is_string()) bad("dtype is not a string");
   const std::string& code = dtype->as_string();
   if (!dtype_from_safetensors(code, e.dtype)) {
-    if (is_spec_dtype(code)) bad(fmt::format("dtype {} is not supported (latent reads F32, F64, I64, I32, I8, U8)", code));
+    if (is_spec_dtype(code)) {
+      std::string held;  // the codes of the dtype list, in its order
+      for (const auto& info : detail::kDTypeInfo) held += (held.empty() ? "" : ", ") + std::string(info.safetensors);
+      bad(fmt::format("dtype {} is not supported (latent reads {})", code, held));
+    }
     bad(fmt::format("unknown dtype '{}'", code));
   }
 

@@ -14,6 +14,9 @@
 //
 // Tracing (ops/trace.h, for the ONNX exporter): while a trace::TraceGuard is alive, apply() and
 // apply_list() record each top-level call; otherwise the hook is one relaxed load and a branch.
+// Autocast (ops/autocast.h): for an op in the policy table, apply() also makes one relaxed load
+// and branch; while some AutocastGuard is alive it casts 16-bit float inputs to float32 and, for
+// kLower ops, runs the op (and later its backward) with the GEMM precision lowered.
 #pragma once
 
 #include <array>
@@ -23,10 +26,13 @@
 #include "../autograd/grad_mode.h"
 #include "../autograd/node.h"
 #include "../autograd/small_alloc.h"
+#include "autocast.h"
 #include "op_registry.h"
 #include "trace.h"
 
 namespace latent {
+
+Tensor to_dtype(const Tensor& x, DType dtype);  // ops/shape_ops.h (autocast's casts)
 
 /// Base of every op's backward context: up to four saved tensors plus which inputs need grads.
 class OpContext {
@@ -57,10 +63,15 @@ class OpContext {
   bool needs_grad(int i) const { return i >= 32 || ((needs_ >> i) & 1u); }
   /// Marks tensor argument i (< 32) as needing a gradient (apply() does this).
   void set_needs_grad(int i) { needs_ |= 1u << i; }
+  /// The GEMM precision the op's forward ran in (autocast kLower ops); backward runs in it too.
+  DType gemm_dtype() const { return gemm_dtype_; }
+  /// Records the GEMM precision of the forward (apply() does this for kLower ops).
+  void set_gemm_dtype(DType d) { gemm_dtype_ = d; }
 
  private:
   std::array<SavedTensor, kMaxSaved> saved_;
   uint32_t needs_ = 0;
+  DType gemm_dtype_ = kFloat32;
 };
 
 /// Shape and dtype of an input, enough to shape its gradient.
@@ -103,7 +114,13 @@ class OpNode final : public Node {
   OpNode() : Node(N) {}
   const char* name() const override { return display_name<Op>(); }
   void backward(const Tensor& grad, std::span<Tensor> grads) override {
-    std::array<Tensor, N> g = Op::backward(ctx, grad);
+    std::array<Tensor, N> g;
+    if constexpr (autocast_policy(Op::name) == CastPolicy::kLower) {
+      autocast::detail::GemmScope scope(ctx.gemm_dtype());
+      g = Op::backward(ctx, grad);
+    } else {
+      g = Op::backward(ctx, grad);
+    }
     for (int i = 0; i < N; ++i) grads[i] = std::move(g[i]);
   }
   void release_saved() override { ctx.release(); }
@@ -122,6 +139,7 @@ Tensor apply_untraced(const Args&... args) {
   if (!is_grad_enabled() || !(false || ... || detail::arg_requires_grad(args)))
     return Op::forward(nullptr, args...);
   auto node = std::allocate_shared<OpNode<Op, N>>(PoolAllocator<OpNode<Op, N>>());
+  if constexpr (autocast_policy(Op::name) == CastPolicy::kLower) node->ctx.set_gemm_dtype(autocast::detail::gemm_dtype());
   Tensor out;
   {
     NoGradGuard no_grad;
@@ -166,12 +184,44 @@ template <class Op, class... Args>
   return out;
 }
 
+/// apply() after the autocast hook: tracing or not.
+template <class Op, class... Args>
+inline Tensor apply_traced_or_not(const Args&... args) {
+  if (trace::maybe_tracing()) [[unlikely]] return traced_apply<Op>(args...);
+  return apply_untraced<false, Op>(args...);
+}
+
+/// An argument as autocast passes it on: a bfloat16/float16 tensor converted to float32 (a
+/// recorded cast), anything else unchanged.
+template <class T>
+decltype(auto) autocast_arg(const T& arg) {
+  if constexpr (is_tensor_v<T>) return arg.defined() && is_half(arg.dtype()) ? to_dtype(arg, kFloat32) : arg;
+  else return (arg);
+}
+
+// The autocast path, taken only while some AutocastGuard is alive (ops/autocast.h), for ops in
+// the policy table: 16-bit inputs to float32; kLower ops run with this thread's GEMM precision
+// lowered (their node records it for backward).
+template <class Op, class... Args>
+[[gnu::noinline, gnu::cold]] Tensor autocast_apply(const Args&... args) {
+  const DType low = autocast_dtype();
+  if (low == kFloat32) return apply_traced_or_not<Op>(args...);  // the guard is another thread's, or disabled
+  if constexpr (autocast_policy(Op::name) == CastPolicy::kLower) {
+    autocast::detail::GemmScope scope(low);
+    return apply_traced_or_not<Op>(autocast_arg(args)...);
+  } else {
+    return apply_traced_or_not<Op>(autocast_arg(args)...);
+  }
+}
+
 }  // namespace detail
 
 /// Runs Op::forward, recording a tape node when some tensor argument requires grad (and a trace
-/// record while tracing).
+/// record while tracing; under autocast, with the policy of ops/autocast.h).
 template <class Op, class... Args>
 [[gnu::always_inline]] inline Tensor apply(const Args&... args) {
+  if constexpr (autocast_policy(Op::name) != CastPolicy::kNone)
+    if (autocast::detail::maybe_active()) [[unlikely]] return detail::autocast_apply<Op>(args...);
   if (trace::maybe_tracing()) [[unlikely]] return detail::traced_apply<Op>(args...);
   return detail::apply_untraced<false, Op>(args...);
 }

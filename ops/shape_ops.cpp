@@ -323,7 +323,7 @@ Tensor contiguous(const Tensor& x) {
 Tensor to_dtype(const Tensor& x, DType dtype) {
   check::defined("to", x);
   if (x.dtype() == dtype) return x;
-  if (x.requires_grad() && !is_floating(dtype))
+  if (x.requires_grad() && !is_floating(dtype) && !is_half(dtype))
     fail("to", "cannot convert a tensor that requires grad to {}; detach() it first", dtype);
   return apply<CopyOp>(x, dtype);
 }

@@ -36,6 +36,7 @@ else
   echo "$cuda_out" | head -5
   failures=$((failures + 1))
 fi
+expect train-bad-precision 2 "--precision must be one of fp32, bf16, fp16; got 'fp8'" -- train --precision fp8
 expect train-missing-data 2 "--data: '/nonexistent/fmnist' does not exist" -- train --data /nonexistent/fmnist
 expect eval-missing-run 2 "run directory '/nonexistent/run' does not exist" -- eval /nonexistent/run
 expect eval-no-run 2 "eval needs a run directory" -- eval

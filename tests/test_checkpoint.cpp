@@ -173,8 +173,8 @@ TEST_CASE("safetensors: every malformed file fails with one line naming the file
   CHECK_THROWS_WITH_SUBSTR(load(R"({"w":{"dtype":"F32","shape":[1]}})", four),
                            "tensor 'w': missing field 'dtype', 'shape' or 'data_offsets'");
   CHECK_THROWS_WITH_SUBSTR(load(R"({"w":{"dtype":4,"shape":[1],"data_offsets":[0,4]}})", four), "tensor 'w': dtype is not a string");
-  CHECK_THROWS_WITH_SUBSTR(load(R"({"w":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}})", four),
-                           "tensor 'w': dtype F16 is not supported (latent reads F32, F64, I64, I32, I8, U8)");
+  CHECK_THROWS_WITH_SUBSTR(load(R"({"w":{"dtype":"U16","shape":[2],"data_offsets":[0,4]}})", four),
+                           "tensor 'w': dtype U16 is not supported (latent reads F32, F64, I64, I32, I8, U8, BF16, F16)");
   CHECK_THROWS_WITH_SUBSTR(load(R"({"w":{"dtype":"Q7","shape":[1],"data_offsets":[0,4]}})", four), "tensor 'w': unknown dtype 'Q7'");
   CHECK_THROWS_WITH_SUBSTR(load(R"({"w":{"dtype":"F32","shape":1,"data_offsets":[0,4]}})", four), "tensor 'w': shape is not an array");
   CHECK_THROWS_WITH_SUBSTR(load(R"({"w":{"dtype":"F32","shape":[1,1,1,1,1,1,1,1,1],"data_offsets":[0,4]}})", four),

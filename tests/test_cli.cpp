@@ -247,6 +247,11 @@ TEST_CASE("fields: train's options come from the field lists, with their names, 
   CHECK(train_error({"--input-dim", "5"}).find("--input-dim") != std::string::npos);
   CHECK(train_error({"--model", "big"}).find("linear, deep, conv, sparse, denoising, vae, conv-vae") !=
         std::string::npos);
+  CHECK(o.precision == "fp32");
+  REQUIRE(opts.parse({"--precision", "bf16"}));
+  CHECK(o.precision == "bf16");
+  CHECK(help.find("--precision P") != std::string::npos);
+  CHECK(train_error({"--precision", "fp8"}).find("fp32, bf16, fp16") != std::string::npos);
 }
 
 TEST_CASE("fields: config.json round trip keeps every stored field; command-line-only fields stay out") {
@@ -274,6 +279,7 @@ TEST_CASE("fields: config.json round trip keeps every stored field; command-line
   CHECK(v.find("limit_batches") == nullptr);
   CHECK(v.find("progress") == nullptr);
   CHECK(v.at("device").as_string() == "cpu");
+  CHECK(v.at("precision").as_string() == "fp32");  // recorded in config.json
   const AEConfig back = AEConfig::from_json(o.model.to_json());
   CHECK(back.model == "sparse");
   CHECK(back.input_dim == 12);

@@ -6,7 +6,9 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "../autocast.h"
 #include "../threads.h"
+#include "bgemm.h"
 #include "isa.h"
 #include "workers.h"
 
@@ -80,9 +82,28 @@ void split_gemm(int64_t m, int64_t n, int64_t k, F&& run_block) {
 }
 }  // namespace
 
+void lowp_gemm(DType dtype, bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+               const float* b, int64_t ldb, float beta, float* c, int64_t ldc, const GemmEpilogue* epilogue) {
+  if (m <= 0 || n <= 0) return;
+  split_gemm(m, n, k, [&](int64_t lo, int64_t hi, bool by_cols) {
+    if (by_cols) {
+      GemmEpilogue shifted = epilogue ? *epilogue : GemmEpilogue{};
+      if (shifted.bias) shifted.bias += lo;
+      lowp_gemm_serial(dtype, ta, tb, m, hi - lo, k, a, lda, tb ? b + lo * ldb : b + lo, ldb, beta, c + lo, ldc,
+                       epilogue ? &shifted : nullptr);
+    } else {
+      lowp_gemm_serial(dtype, ta, tb, hi - lo, n, k, ta ? a + lo : a + lo * lda, lda, b, ldb, beta, c + lo * ldc, ldc,
+                       epilogue);
+    }
+  });
+}
+
 void sgemm_epilogue(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
                     int64_t ldb, float* c, int64_t ldc, const GemmEpilogue& epilogue) {
   if (m <= 0 || n <= 0) return;
+  // Autocast's kLower ops (ops/autocast.h) lower this thread's products.
+  if (const DType low = autocast::detail::gemm_dtype(); low != kFloat32)
+    return lowp_gemm(low, ta, tb, m, n, k, a, lda, b, ldb, 0.f, c, ldc, &epilogue);
   split_gemm(m, n, k, [&](int64_t lo, int64_t hi, bool by_cols) {
     if (by_cols) {
       GemmEpilogue shifted = epilogue;
@@ -98,6 +119,11 @@ template <class T>
 void blas_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb,
                T beta, T* c, int64_t ldc) {
   if (m <= 0 || n <= 0) return;
+  if constexpr (std::is_same_v<T, float>) {
+    // Autocast's kLower ops (ops/autocast.h) lower this thread's products.
+    if (const DType low = autocast::detail::gemm_dtype(); low != kFloat32)
+      return lowp_gemm(low, ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
+  }
   split_gemm(m, n, k, [&](int64_t lo, int64_t hi, bool by_cols) {
     if (by_cols) {
       const T* bp = tb ? b + lo * ldb : b + lo;

@@ -88,11 +88,13 @@ void run_binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out
 }
 
 // Conversion for copy/to/fill: float -> narrower integer dtypes saturates (NaN -> 0) after
-// truncation toward zero, where a plain cast would be undefined out of range; other conversions
-// are the C++ casts (PyTorch's).
+// truncation toward zero, where a plain cast would be undefined out of range; bfloat16/float16
+// go through float32 (round to nearest even into them); other conversions are the C++ casts (PyTorch's).
 template <class To, class From>
 inline To convert_to(From v) {
-  if constexpr (std::is_integral_v<To> && sizeof(To) < 8 && std::is_floating_point_v<From>) {
+  if constexpr (!std::is_same_v<To, From> && (std::is_same_v<From, BFloat16> || std::is_same_v<From, Float16>)) {
+    return convert_to<To>(static_cast<float>(v));  // 16-bit floats convert through float32 (exact)
+  } else if constexpr (std::is_integral_v<To> && sizeof(To) < 8 && std::is_floating_point_v<From>) {
     if (!(v == v)) return To(0);
     if (v >= From(std::numeric_limits<To>::max())) return std::numeric_limits<To>::max();
     if (v <= From(std::numeric_limits<To>::min())) return std::numeric_limits<To>::min();

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "../autocast.h"
 #include "../blas_layout.h"
 #include "cpu_backend.h"
 #include "cpu_blas.h"
@@ -74,7 +75,9 @@ void linear_cpu(CpuBackend& be, const Tensor& x, const Tensor& weight, const Ten
   // Inference: W^T packed once per weight version and cached (sgemm_small.h), any weight strides
   // (a tied decoder's W.t() too). Up to kSmallM rows the small-M kernel reads each weight once
   // per call; more rows run the general kernel on its panels without packing.
-  const bool packed = prepack && sgemm_uses_latent_kernel() && sgemm_packed_available() && m >= 1 && f32(x) && f32(out) &&
+  // Under autocast (lowered GEMM precision) the cached float32 packing does not apply.
+  const bool packed = prepack && autocast::detail::gemm_dtype() == kFloat32 && sgemm_uses_latent_kernel() &&
+                      sgemm_packed_available() && m >= 1 && f32(x) && f32(out) &&
                       weight.dtype() == kFloat32 && (!bias.defined() || f32(bias));
   if (!fused && !packed) return be.Backend::linear_forward(x, weight, bias, activation, out);
   GemmEpilogue epilogue;
