@@ -55,6 +55,7 @@ struct QEpilogue {
   uint8_t* out_u8 = nullptr;
   int32_t* out_i32 = nullptr;
   int64_t ldc = 0;                 ///< row stride of the output, in elements
+  int64_t col_stride = 1;          ///< column stride of the float32/uint8 output (a conv's NCHW store: H*W)
   float out_scale = 1.0f;          ///< for out_u8
   int32_t out_zero = 0;            ///< for out_u8
 };
