@@ -38,8 +38,13 @@ void over_images(int64_t n, int64_t work_per_image, F&& f) {
 }  // namespace
 
 PackedQWeight pack_qconv_weight(int64_t c_out, int64_t c_in, int64_t kh, int64_t kw, const int8_t* w) {
-  const int64_t k = c_in * kh * kw;
-  return pack_qweight(c_out, k, w, k);  // (C_out, C_in, kH, kW) row-major already is (C_out, K)
+  // Columns in (ki, kj, ci) order, so one kernel tap's C_in values are one run of an NHWC row.
+  const int64_t taps = kh * kw, k = c_in * taps;
+  std::vector<int8_t> t(size_t(c_out * k));
+  for (int64_t co = 0; co < c_out; ++co)
+    for (int64_t ci = 0; ci < c_in; ++ci)
+      for (int64_t tap = 0; tap < taps; ++tap) t[size_t(co * k + tap * c_in + ci)] = w[(co * c_in + ci) * taps + tap];
+  return pack_qweight(c_out, k, t.data(), k);
 }
 
 PackedQWeight pack_qconv_transpose_weight(int64_t c_in, int64_t c_out, int64_t kh, int64_t kw, const int8_t* w) {
@@ -50,29 +55,47 @@ PackedQWeight pack_qconv_transpose_weight(int64_t c_in, int64_t c_out, int64_t k
   return pack_qweight(rows, c_in, t.data(), c_in);
 }
 
+namespace {
+// dst (p, c_in) with row stride ld = src (c_in, p): an NCHW image as pixel rows.
+void to_pixel_rows(const uint8_t* src, int64_t c_in, int64_t p, uint8_t* dst, int64_t ld) {
+  if (c_in == 1 && ld == 1) {
+    std::memcpy(dst, src, size_t(p));
+    return;
+  }
+  for (int64_t c = 0; c < c_in; ++c)
+    for (int64_t q = 0; q < p; ++q) dst[q * ld + c] = src[c * p + q];
+}
+}  // namespace
+
 void qconv2d_u8s8(const QConvShape& s, const uint8_t* x, const PackedQWeight& w, const QConvStore& st) {
   check_shape(s, w, false);
-  const int64_t p_out = s.ho * s.wo, in_image = s.c_in * s.h * s.w, out_image = s.c_out * p_out;
+  const int64_t p_in = s.h * s.w, p_out = s.ho * s.wo, in_image = s.c_in * p_in, out_image = s.c_out * p_out;
   const uint8_t zero = static_cast<uint8_t>(st.a_zero);
+  const int64_t c = s.c_in;
   over_images(s.n, p_out * w.k * s.c_out, [&](int64_t img) {
-    thread_local std::vector<uint8_t> col;
-    col.assign(size_t(p_out * w.k4), zero);
-    const uint8_t* xi = x + img * in_image;
-    // col[(oh, ow)][(ci, ki, kj)] = x[ci][oh*sh - ph + ki*dh][ow*sw - pw + kj*dw] (zero point outside)
+    thread_local std::vector<uint8_t> nhwc, col;
+    nhwc.resize(size_t(in_image));
+    to_pixel_rows(x + img * in_image, c, p_in, nhwc.data(), c);
+    col.resize(size_t(p_out * w.k4));
+    // col[(oh, ow)][(ki, kj, ci)] = x[ci][oh*sh - ph + ki*dh][ow*sw - pw + kj*dw] (zero point outside):
+    // one run of C_in bytes per tap.
     for (int64_t oh = 0; oh < s.ho; ++oh)
       for (int64_t ow = 0; ow < s.wo; ++ow) {
-        uint8_t* row = col.data() + (oh * s.wo + ow) * w.k4;
-        for (int64_t ci = 0; ci < s.c_in; ++ci)
-          for (int64_t ki = 0; ki < s.kh; ++ki) {
-            const int64_t ih = oh * s.sh - s.ph + ki * s.dh;
-            if (ih < 0 || ih >= s.h) continue;
-            const uint8_t* src = xi + (ci * s.h + ih) * s.w;
-            uint8_t* dst = row + (ci * s.kh + ki) * s.kw;
-            for (int64_t kj = 0; kj < s.kw; ++kj) {
-              const int64_t iw = ow * s.sw - s.pw + kj * s.dw;
-              if (iw >= 0 && iw < s.w) dst[kj] = src[iw];
+        uint8_t* dst = col.data() + (oh * s.wo + ow) * w.k4;
+        for (int64_t ki = 0; ki < s.kh; ++ki) {
+          const int64_t ih = oh * s.sh - s.ph + ki * s.dh;
+          const bool row_in = ih >= 0 && ih < s.h;
+          for (int64_t kj = 0; kj < s.kw; ++kj, dst += c) {
+            const int64_t iw = ow * s.sw - s.pw + kj * s.dw;
+            if (row_in && iw >= 0 && iw < s.w) {
+              const uint8_t* src = nhwc.data() + (ih * s.w + iw) * c;
+              if (c == 1) *dst = *src;
+              else std::memcpy(dst, src, size_t(c));
+            } else {
+              std::memset(dst, zero, size_t(c));
             }
           }
+        }
       }
     QEpilogue ep;
     ep.a_scale = st.a_scale;
@@ -90,40 +113,43 @@ void qconv2d_u8s8(const QConvShape& s, const uint8_t* x, const PackedQWeight& w,
 void qconv_transpose2d_u8s8(const QConvShape& s, const uint8_t* x, const PackedQWeight& w, const QConvStore& st) {
   check_shape(s, w, true);
   const int64_t p_in = s.h * s.w, in_image = s.c_in * p_in, p_out = s.ho * s.wo, out_image = s.c_out * p_out;
-  const int64_t taps = s.kh * s.kw, cols = w.n;
   over_images(s.n, p_in * w.k * w.n, [&](int64_t img) {
     thread_local std::vector<uint8_t> a;
     thread_local std::vector<int32_t> sums, acc;
-    a.assign(size_t(p_in * w.k4), 0);
-    sums.resize(size_t(p_in * cols));
+    a.resize(size_t(p_in * w.k4));
+    sums.resize(size_t(w.n * p_in));
     acc.assign(size_t(out_image), 0);
-    const uint8_t* xi = x + img * in_image;
-    for (int64_t ci = 0; ci < s.c_in; ++ci)  // a[(ih, iw)][ci] = x[ci][ih][iw]
-      for (int64_t p = 0; p < p_in; ++p) a[size_t(p * w.k4 + ci)] = xi[ci * p_in + p];
+    to_pixel_rows(x + img * in_image, s.c_in, p_in, a.data(), w.k4);  // bytes [c_in, k4) meet zero weights
+    // sums (C_out*kH*kW, P_in): column j = (co, ki, kj) of the GEMM stored as a row, zero term removed
     QEpilogue ep;
+    ep.a_zero = st.a_zero;
     ep.out_i32 = sums.data();
-    ep.ldc = cols;
+    ep.ldc = 1;
+    ep.col_stride = p_in;
     qgemm_u8s8(p_in, a.data(), w.k4, w, ep);
-    // col2im: the zero-point-corrected sum of input pixel (ih, iw) and column (co, ki, kj) lands on
-    // output pixel (ih*sh - ph + ki*dh, iw*sw - pw + kj*dw) when that lies inside the output.
-    const int32_t* col_sum = w.col_sum.data();
-    for (int64_t ih = 0; ih < s.h; ++ih)
-      for (int64_t iw = 0; iw < s.w; ++iw) {
-        const int32_t* row = sums.data() + (ih * s.w + iw) * cols;
-        for (int64_t co = 0; co < s.c_out; ++co) {
-          int32_t* out_c = acc.data() + co * p_out;
-          for (int64_t ki = 0; ki < s.kh; ++ki) {
-            const int64_t oh = ih * s.sh - s.ph + ki * s.dh;
-            if (oh < 0 || oh >= s.ho) continue;
-            for (int64_t kj = 0; kj < s.kw; ++kj) {
-              const int64_t ow = iw * s.sw - s.pw + kj * s.dw;
-              if (ow < 0 || ow >= s.wo) continue;
-              const int64_t j = co * taps + ki * s.kw + kj;
-              out_c[oh * s.wo + ow] += row[j] - st.a_zero * col_sum[j];
+    // col2im: input pixel (ih, iw) of row (co, ki, kj) lands on (ih*sh - ph + ki*dh, iw*sw - pw + kj*dw).
+    for (int64_t co = 0; co < s.c_out; ++co) {
+      int32_t* out_c = acc.data() + co * p_out;
+      for (int64_t ki = 0; ki < s.kh; ++ki)
+        for (int64_t kj = 0; kj < s.kw; ++kj) {
+          const int32_t* src = sums.data() + ((co * s.kh + ki) * s.kw + kj) * p_in;
+          const int64_t off_h = ki * s.dh - s.ph, off_w = kj * s.dw - s.pw;
+          // input rows/columns whose output lies inside [0, ho) x [0, wo)
+          const int64_t ih_lo = off_h >= 0 ? 0 : (-off_h + s.sh - 1) / s.sh;
+          const int64_t ih_hi = std::min(s.h, s.ho - off_h <= 0 ? 0 : (s.ho - off_h + s.sh - 1) / s.sh);
+          const int64_t iw_lo = off_w >= 0 ? 0 : (-off_w + s.sw - 1) / s.sw;
+          const int64_t iw_hi = std::min(s.w, s.wo - off_w <= 0 ? 0 : (s.wo - off_w + s.sw - 1) / s.sw);
+          for (int64_t ih = ih_lo; ih < ih_hi; ++ih) {
+            int32_t* o = out_c + (ih * s.sh + off_h) * s.wo + off_w;
+            const int32_t* in = src + ih * s.w;
+            if (s.sw == 2) {
+              for (int64_t iw = iw_lo; iw < iw_hi; ++iw) o[2 * iw] += in[iw];
+            } else {
+              for (int64_t iw = iw_lo; iw < iw_hi; ++iw) o[iw * s.sw] += in[iw];
             }
           }
         }
-      }
+    }
     float* out = st.out + img * out_image;
     for (int64_t co = 0; co < s.c_out; ++co) {
       const float scale = st.a_scale * st.w_scale[co], b = st.bias ? st.bias[co] : 0.0f;
