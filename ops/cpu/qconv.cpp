@@ -56,6 +56,21 @@ PackedQWeight pack_qconv_transpose_weight(int64_t c_in, int64_t c_out, int64_t k
 }
 
 namespace {
+// One tap's run of c bytes: fixed-size copies for the common channel counts (a memcpy call per
+// 16 bytes cost more than the copy).
+inline void copy_run(uint8_t* dst, const uint8_t* src, int64_t c) {
+  if (c == 1) *dst = *src;
+  else if (c == 16) std::memcpy(dst, src, 16);
+  else if (c == 32) std::memcpy(dst, src, 32);
+  else std::memcpy(dst, src, size_t(c));
+}
+inline void fill_run(uint8_t* dst, uint8_t v, int64_t c) {
+  if (c == 1) *dst = v;
+  else if (c == 16) std::memset(dst, v, 16);
+  else if (c == 32) std::memset(dst, v, 32);
+  else std::memset(dst, v, size_t(c));
+}
+
 // dst (p, c_in) with row stride ld = src (c_in, p): an NCHW image as pixel rows.
 void to_pixel_rows(const uint8_t* src, int64_t c_in, int64_t p, uint8_t* dst, int64_t ld) {
   if (c_in == 1 && ld == 1) {
@@ -87,13 +102,8 @@ void qconv2d_u8s8(const QConvShape& s, const uint8_t* x, const PackedQWeight& w,
           const bool row_in = ih >= 0 && ih < s.h;
           for (int64_t kj = 0; kj < s.kw; ++kj, dst += c) {
             const int64_t iw = ow * s.sw - s.pw + kj * s.dw;
-            if (row_in && iw >= 0 && iw < s.w) {
-              const uint8_t* src = nhwc.data() + (ih * s.w + iw) * c;
-              if (c == 1) *dst = *src;
-              else std::memcpy(dst, src, size_t(c));
-            } else {
-              std::memset(dst, zero, size_t(c));
-            }
+            if (row_in && iw >= 0 && iw < s.w) copy_run(dst, nhwc.data() + (ih * s.w + iw) * c, c);
+            else fill_run(dst, zero, c);
           }
         }
       }
