@@ -146,6 +146,17 @@ ratio_at_most score-conv "$cqm" "$cfm" 1.01
 check conv-errors-differ test "$(sed -n 2p "$work/cq.csv")" != "$(sed -n 2p "$work/cf.csv")"
 expect reconstruct-conv-int8 0 "wrote $work/cr.png" -- reconstruct "$work/conv/int8" --out "$work/cr.png"
 expect anomaly-conv-int8 0 '"roc_auc"' -- anomaly "$work/conv/int8" --limit 1000 --anomaly-class 1 --json
+if command -v curl > /dev/null; then  # the service scores with the int8 conv layers too
+  "$latent" serve "$work/conv/int8" --port 0 --threads 1 > "$work/serve-conv.log" 2>&1 &
+  serve_pid=$!
+  for _ in $(seq 50); do grep -q "listening on" "$work/serve-conv.log" && break; sleep 0.1; done
+  url=$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$work/serve-conv.log" | head -1)
+  zeros=$(awk 'BEGIN { for (i = 0; i < 784; i++) printf "%s0", (i ? "," : "") }')
+  reply=$(curl -s "$url/v2/models/int8/infer" -H 'Content-Type: application/json' \
+    -d "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,784],\"datatype\":\"FP32\",\"data\":[$zeros]}]}")
+  kill "$serve_pid" 2> /dev/null; wait "$serve_pid" 2> /dev/null
+  check serve-conv-int8 test -n "$(echo "$reply" | grep '"name":"score"')"
+fi
 if "$root/.venv-onnx/bin/python" -c 'import onnx, onnxruntime' 2>/dev/null; then
   expect export-conv-int8-encoder 0 "cenc.onnx" -- export "$work/conv/int8" --out "$work/cenc.onnx" --part encoder
   expect export-conv-int8-full 0 "cfull.onnx" -- export "$work/conv/int8" --out "$work/cfull.onnx"
