@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "../../autograd/error.h"
+#include "isa.h"
 #include "workers.h"
 
 namespace latent::cpu {
@@ -80,6 +81,48 @@ void to_pixel_rows(const uint8_t* src, int64_t c_in, int64_t p, uint8_t* dst, in
   for (int64_t c = 0; c < c_in; ++c)
     for (int64_t q = 0; q < p; ++q) dst[q * ld + c] = src[c * p + q];
 }
+// The transposed conv's tail for one image: col2im of the int32 sums (C_out*kH*kW, P_in) into
+// acc (C_out, P_out, zeroed), then out = acc * a_scale * w_scale[co] + bias[co] (relu).
+inline __attribute__((always_inline)) void col2im_dequant_body(const QConvShape& s, const int32_t* sums, int32_t* acc,
+                                                               const QConvStore& st, float* out) {
+  const int64_t p_in = s.h * s.w, p_out = s.ho * s.wo;
+  // col2im: input pixel (ih, iw) of row (co, ki, kj) lands on (ih*sh - ph + ki*dh, iw*sw - pw + kj*dw).
+  for (int64_t co = 0; co < s.c_out; ++co) {
+    int32_t* out_c = acc + co * p_out;
+    for (int64_t ki = 0; ki < s.kh; ++ki)
+      for (int64_t kj = 0; kj < s.kw; ++kj) {
+        const int32_t* src = sums + ((co * s.kh + ki) * s.kw + kj) * p_in;
+        const int64_t off_h = ki * s.dh - s.ph, off_w = kj * s.dw - s.pw;
+        // input rows/columns whose output lies inside [0, ho) x [0, wo)
+        const int64_t ih_lo = off_h >= 0 ? 0 : (-off_h + s.sh - 1) / s.sh;
+        const int64_t ih_hi = std::min(s.h, s.ho - off_h <= 0 ? 0 : (s.ho - off_h + s.sh - 1) / s.sh);
+        const int64_t iw_lo = off_w >= 0 ? 0 : (-off_w + s.sw - 1) / s.sw;
+        const int64_t iw_hi = std::min(s.w, s.wo - off_w <= 0 ? 0 : (s.wo - off_w + s.sw - 1) / s.sw);
+        for (int64_t ih = ih_lo; ih < ih_hi; ++ih) {
+          int32_t* o = out_c + (ih * s.sh + off_h) * s.wo + off_w;
+          const int32_t* in = src + ih * s.w;
+          if (s.sw == 2) {
+            for (int64_t iw = iw_lo; iw < iw_hi; ++iw) o[2 * iw] += in[iw];
+          } else {
+            for (int64_t iw = iw_lo; iw < iw_hi; ++iw) o[iw * s.sw] += in[iw];
+          }
+        }
+      }
+  }
+  for (int64_t co = 0; co < s.c_out; ++co) {
+    const float scale = st.a_scale * st.w_scale[co], b = st.bias ? st.bias[co] : 0.0f;
+    const int32_t* in_c = acc + co * p_out;
+    float* o = out + co * p_out;
+    if (st.relu)
+      for (int64_t p = 0; p < p_out; ++p) o[p] = std::max(float(in_c[p]) * scale + b, 0.0f);
+    else
+      for (int64_t p = 0; p < p_out; ++p) o[p] = float(in_c[p]) * scale + b;
+  }
+}
+LATENT_CPU_MULTI_ISA(col2im_dequant,
+                     (const QConvShape& s, const int32_t* sums, int32_t* acc, const QConvStore& st, float* out),
+                     (s, sums, acc, st, out))
+
 }  // namespace
 
 void qconv2d_u8s8(const QConvShape& s, const uint8_t* x, const PackedQWeight& w, const QConvStore& st) {
@@ -137,39 +180,7 @@ void qconv_transpose2d_u8s8(const QConvShape& s, const uint8_t* x, const PackedQ
     ep.ldc = 1;
     ep.col_stride = p_in;
     qgemm_u8s8(p_in, a.data(), w.k4, w, ep);
-    // col2im: input pixel (ih, iw) of row (co, ki, kj) lands on (ih*sh - ph + ki*dh, iw*sw - pw + kj*dw).
-    for (int64_t co = 0; co < s.c_out; ++co) {
-      int32_t* out_c = acc.data() + co * p_out;
-      for (int64_t ki = 0; ki < s.kh; ++ki)
-        for (int64_t kj = 0; kj < s.kw; ++kj) {
-          const int32_t* src = sums.data() + ((co * s.kh + ki) * s.kw + kj) * p_in;
-          const int64_t off_h = ki * s.dh - s.ph, off_w = kj * s.dw - s.pw;
-          // input rows/columns whose output lies inside [0, ho) x [0, wo)
-          const int64_t ih_lo = off_h >= 0 ? 0 : (-off_h + s.sh - 1) / s.sh;
-          const int64_t ih_hi = std::min(s.h, s.ho - off_h <= 0 ? 0 : (s.ho - off_h + s.sh - 1) / s.sh);
-          const int64_t iw_lo = off_w >= 0 ? 0 : (-off_w + s.sw - 1) / s.sw;
-          const int64_t iw_hi = std::min(s.w, s.wo - off_w <= 0 ? 0 : (s.wo - off_w + s.sw - 1) / s.sw);
-          for (int64_t ih = ih_lo; ih < ih_hi; ++ih) {
-            int32_t* o = out_c + (ih * s.sh + off_h) * s.wo + off_w;
-            const int32_t* in = src + ih * s.w;
-            if (s.sw == 2) {
-              for (int64_t iw = iw_lo; iw < iw_hi; ++iw) o[2 * iw] += in[iw];
-            } else {
-              for (int64_t iw = iw_lo; iw < iw_hi; ++iw) o[iw * s.sw] += in[iw];
-            }
-          }
-        }
-    }
-    float* out = st.out + img * out_image;
-    for (int64_t co = 0; co < s.c_out; ++co) {
-      const float scale = st.a_scale * st.w_scale[co], b = st.bias ? st.bias[co] : 0.0f;
-      const int32_t* in_c = acc.data() + co * p_out;
-      float* o = out + co * p_out;
-      if (st.relu)
-        for (int64_t p = 0; p < p_out; ++p) o[p] = std::max(float(in_c[p]) * scale + b, 0.0f);
-      else
-        for (int64_t p = 0; p < p_out; ++p) o[p] = float(in_c[p]) * scale + b;
-    }
+    col2im_dequant(s, sums.data(), acc.data(), st, st.out + img * out_image);
   });
 }
 
