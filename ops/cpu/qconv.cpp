@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "../../autograd/error.h"
@@ -57,21 +58,6 @@ PackedQWeight pack_qconv_transpose_weight(int64_t c_in, int64_t c_out, int64_t k
 }
 
 namespace {
-// One tap's run of c bytes: fixed-size copies for the common channel counts (a memcpy call per
-// 16 bytes cost more than the copy).
-inline void copy_run(uint8_t* dst, const uint8_t* src, int64_t c) {
-  if (c == 1) *dst = *src;
-  else if (c == 16) std::memcpy(dst, src, 16);
-  else if (c == 32) std::memcpy(dst, src, 32);
-  else std::memcpy(dst, src, size_t(c));
-}
-inline void fill_run(uint8_t* dst, uint8_t v, int64_t c) {
-  if (c == 1) *dst = v;
-  else if (c == 16) std::memset(dst, v, 16);
-  else if (c == 32) std::memset(dst, v, 32);
-  else std::memset(dst, v, size_t(c));
-}
-
 // dst (p, c_in) with row stride ld = src (c_in, p): an NCHW image as pixel rows.
 void to_pixel_rows(const uint8_t* src, int64_t c_in, int64_t p, uint8_t* dst, int64_t ld) {
   if (c_in == 1 && ld == 1) {
@@ -81,48 +67,112 @@ void to_pixel_rows(const uint8_t* src, int64_t c_in, int64_t p, uint8_t* dst, in
   for (int64_t c = 0; c < c_in; ++c)
     for (int64_t q = 0; q < p; ++q) dst[q * ld + c] = src[c * p + q];
 }
+// One tap (ki, kj) of the transposed conv, the same for every output channel: the input rows
+// [ih_lo, ih_hi) and columns [iw_lo, iw_hi) whose output lies inside the image, the output row of
+// input row ih (ih * sh + off_h), and the output column's phase r = ow mod sw and index within the
+// phase j = ow div sw = iw + jshift. The int32 accumulator holds each output row as sw phases of
+// wp = ceil(wo / sw) values, so a tap's adds are contiguous (vectorizable) even for stride 2.
+struct Tap {
+  int64_t ih_lo, ih_hi, iw_lo, iw_hi, off_h, r, jshift;
+};
+
+std::vector<Tap> transposed_taps(const QConvShape& s) {
+  std::vector<Tap> taps;
+  for (int64_t ki = 0; ki < s.kh; ++ki)
+    for (int64_t kj = 0; kj < s.kw; ++kj) {
+      Tap t;
+      t.off_h = ki * s.dh - s.ph;
+      const int64_t off_w = kj * s.dw - s.pw;
+      t.ih_lo = t.off_h >= 0 ? 0 : (-t.off_h + s.sh - 1) / s.sh;
+      t.ih_hi = std::min(s.h, s.ho - t.off_h <= 0 ? 0 : (s.ho - t.off_h + s.sh - 1) / s.sh);
+      t.iw_lo = off_w >= 0 ? 0 : (-off_w + s.sw - 1) / s.sw;
+      t.iw_hi = std::min(s.w, s.wo - off_w <= 0 ? 0 : (s.wo - off_w + s.sw - 1) / s.sw);
+      t.r = ((off_w % s.sw) + s.sw) % s.sw;
+      t.jshift = (off_w - t.r) / s.sw;
+      taps.push_back(t);
+    }
+  return taps;
+}
+
 // The transposed conv's tail for one image: col2im of the int32 sums (C_out*kH*kW, P_in) into
-// acc (C_out, P_out, zeroed), then out = acc * a_scale * w_scale[co] + bias[co] (relu).
-inline __attribute__((always_inline)) void col2im_dequant_body(const QConvShape& s, const int32_t* sums, int32_t* acc,
+// acc (C_out, ho, sw phases of wp, zeroed), then out = acc * a_scale * w_scale[co] + bias[co]
+// (relu), each output row read back from its phases.
+inline __attribute__((always_inline)) void col2im_dequant_body(const QConvShape& s, const Tap* taps,
+                                                               const int32_t* sums, int32_t* acc,
                                                                const QConvStore& st, float* out) {
-  const int64_t p_in = s.h * s.w, p_out = s.ho * s.wo;
-  // col2im: input pixel (ih, iw) of row (co, ki, kj) lands on (ih*sh - ph + ki*dh, iw*sw - pw + kj*dw).
+  const int64_t p_in = s.h * s.w, p_out = s.ho * s.wo, ntaps = s.kh * s.kw;
+  const int64_t wp = (s.wo + s.sw - 1) / s.sw, row = s.sw * wp, acc_c = s.ho * row;
   for (int64_t co = 0; co < s.c_out; ++co) {
-    int32_t* out_c = acc + co * p_out;
-    for (int64_t ki = 0; ki < s.kh; ++ki)
-      for (int64_t kj = 0; kj < s.kw; ++kj) {
-        const int32_t* src = sums + ((co * s.kh + ki) * s.kw + kj) * p_in;
-        const int64_t off_h = ki * s.dh - s.ph, off_w = kj * s.dw - s.pw;
-        // input rows/columns whose output lies inside [0, ho) x [0, wo)
-        const int64_t ih_lo = off_h >= 0 ? 0 : (-off_h + s.sh - 1) / s.sh;
-        const int64_t ih_hi = std::min(s.h, s.ho - off_h <= 0 ? 0 : (s.ho - off_h + s.sh - 1) / s.sh);
-        const int64_t iw_lo = off_w >= 0 ? 0 : (-off_w + s.sw - 1) / s.sw;
-        const int64_t iw_hi = std::min(s.w, s.wo - off_w <= 0 ? 0 : (s.wo - off_w + s.sw - 1) / s.sw);
-        for (int64_t ih = ih_lo; ih < ih_hi; ++ih) {
-          int32_t* o = out_c + (ih * s.sh + off_h) * s.wo + off_w;
-          const int32_t* in = src + ih * s.w;
-          if (s.sw == 2) {
-            for (int64_t iw = iw_lo; iw < iw_hi; ++iw) o[2 * iw] += in[iw];
-          } else {
-            for (int64_t iw = iw_lo; iw < iw_hi; ++iw) o[iw * s.sw] += in[iw];
-          }
-        }
+    int32_t* acc_co = acc + co * acc_c;
+    for (int64_t t = 0; t < ntaps; ++t) {
+      const Tap& tp = taps[t];
+      const int32_t* src = sums + (co * ntaps + t) * p_in;
+      const int64_t n = tp.iw_hi - tp.iw_lo;
+      if (n <= 0) continue;
+      for (int64_t ih = tp.ih_lo; ih < tp.ih_hi; ++ih) {
+        int32_t* o = acc_co + (ih * s.sh + tp.off_h) * row + tp.r * wp + tp.jshift + tp.iw_lo;
+        const int32_t* in = src + ih * s.w + tp.iw_lo;
+        for (int64_t i = 0; i < n; ++i) o[i] += in[i];
       }
+    }
   }
   for (int64_t co = 0; co < s.c_out; ++co) {
     const float scale = st.a_scale * st.w_scale[co], b = st.bias ? st.bias[co] : 0.0f;
-    const int32_t* in_c = acc + co * p_out;
-    float* o = out + co * p_out;
-    if (st.relu)
-      for (int64_t p = 0; p < p_out; ++p) o[p] = std::max(float(in_c[p]) * scale + b, 0.0f);
-    else
-      for (int64_t p = 0; p < p_out; ++p) o[p] = float(in_c[p]) * scale + b;
+    const float lo = st.relu ? 0.0f : -std::numeric_limits<float>::infinity();
+    for (int64_t oh = 0; oh < s.ho; ++oh) {
+      const int32_t* a = acc + co * acc_c + oh * row;
+      float* o = out + co * p_out + oh * s.wo;
+      if (s.sw == 1) {
+        for (int64_t ow = 0; ow < s.wo; ++ow) o[ow] = std::max(float(a[ow]) * scale + b, lo);
+      } else if (s.sw == 2) {
+        const int32_t* a1 = a + wp;
+        const int64_t half = s.wo / 2;
+        for (int64_t j = 0; j < half; ++j) {
+          o[2 * j] = std::max(float(a[j]) * scale + b, lo);
+          o[2 * j + 1] = std::max(float(a1[j]) * scale + b, lo);
+        }
+        if (s.wo % 2) o[s.wo - 1] = std::max(float(a[half]) * scale + b, lo);
+      } else {
+        for (int64_t ow = 0; ow < s.wo; ++ow) o[ow] = std::max(float(a[(ow % s.sw) * wp + ow / s.sw]) * scale + b, lo);
+      }
+    }
   }
 }
 LATENT_CPU_MULTI_ISA(col2im_dequant,
-                     (const QConvShape& s, const int32_t* sums, int32_t* acc, const QConvStore& st, float* out),
-                     (s, sums, acc, st, out))
+                     (const QConvShape& s, const Tap* taps, const int32_t* sums, int32_t* acc, const QConvStore& st,
+                      float* out),
+                     (s, taps, sums, acc, st, out))
 
+}  // namespace
+
+namespace {
+// im2col of one NHWC uint8 image: col[(oh, ow)][(ki, kj, ci)] = x[ih][iw][ci] with ih = row_src[oh
+// * kh + ki] and iw = col_src[ow * kw + kj] (-1: outside, the zero point): one run of C_in bytes
+// per tap, C fixed at compile time for the common channel counts (0: s.c_in at run time).
+template <int C>
+void im2col_nhwc(const QConvShape& s, const int64_t* row_src, const int64_t* col_src, const uint8_t* x,
+                 uint8_t zero, uint8_t* col, int64_t k4) {
+  const int64_t c = C > 0 ? C : s.c_in;
+  for (int64_t oh = 0; oh < s.ho; ++oh)
+    for (int64_t ow = 0; ow < s.wo; ++ow) {
+      uint8_t* dst = col + (oh * s.wo + ow) * k4;
+      const int64_t* cs = col_src + ow * s.kw;
+      for (int64_t ki = 0; ki < s.kh; ++ki) {
+        const int64_t ih = row_src[oh * s.kh + ki];
+        const uint8_t* xr = x + (ih >= 0 ? ih : 0) * s.w * c;
+        for (int64_t kj = 0; kj < s.kw; ++kj, dst += c) {
+          const int64_t iw = cs[kj];
+          if (ih >= 0 && iw >= 0) {
+            if constexpr (C > 0) std::memcpy(dst, xr + iw * C, C);
+            else std::memcpy(dst, xr + iw * c, size_t(c));
+          } else {
+            if constexpr (C > 0) std::memset(dst, zero, C);
+            else std::memset(dst, zero, size_t(c));
+          }
+        }
+      }
+    }
+}
 }  // namespace
 
 void qconv2d_u8s8(const QConvShape& s, const uint8_t* x, const PackedQWeight& w, const QConvStore& st) {
@@ -130,26 +180,31 @@ void qconv2d_u8s8(const QConvShape& s, const uint8_t* x, const PackedQWeight& w,
   const int64_t p_in = s.h * s.w, p_out = s.ho * s.wo, in_image = s.c_in * p_in, out_image = s.c_out * p_out;
   const uint8_t zero = static_cast<uint8_t>(st.a_zero);
   const int64_t c = s.c_in;
+  // Source row / column of each (output row or column, tap), -1 outside the image: computed once.
+  std::vector<int64_t> row_src(size_t(s.ho * s.kh)), col_src(size_t(s.wo * s.kw));
+  for (int64_t oh = 0; oh < s.ho; ++oh)
+    for (int64_t ki = 0; ki < s.kh; ++ki) {
+      const int64_t ih = oh * s.sh - s.ph + ki * s.dh;
+      row_src[size_t(oh * s.kh + ki)] = ih >= 0 && ih < s.h ? ih : -1;
+    }
+  for (int64_t ow = 0; ow < s.wo; ++ow)
+    for (int64_t kj = 0; kj < s.kw; ++kj) {
+      const int64_t iw = ow * s.sw - s.pw + kj * s.dw;
+      col_src[size_t(ow * s.kw + kj)] = iw >= 0 && iw < s.w ? iw : -1;
+    }
   over_images(s.n, p_out * w.k * s.c_out, [&](int64_t img) {
-    thread_local std::vector<uint8_t> nhwc, col;
-    nhwc.resize(size_t(in_image));
-    to_pixel_rows(x + img * in_image, c, p_in, nhwc.data(), c);
-    col.resize(size_t(p_out * w.k4));
-    // col[(oh, ow)][(ki, kj, ci)] = x[ci][oh*sh - ph + ki*dh][ow*sw - pw + kj*dw] (zero point outside):
-    // one run of C_in bytes per tap.
-    for (int64_t oh = 0; oh < s.ho; ++oh)
-      for (int64_t ow = 0; ow < s.wo; ++ow) {
-        uint8_t* dst = col.data() + (oh * s.wo + ow) * w.k4;
-        for (int64_t ki = 0; ki < s.kh; ++ki) {
-          const int64_t ih = oh * s.sh - s.ph + ki * s.dh;
-          const bool row_in = ih >= 0 && ih < s.h;
-          for (int64_t kj = 0; kj < s.kw; ++kj, dst += c) {
-            const int64_t iw = ow * s.sw - s.pw + kj * s.dw;
-            if (row_in && iw >= 0 && iw < s.w) copy_run(dst, nhwc.data() + (ih * s.w + iw) * c, c);
-            else fill_run(dst, zero, c);
-          }
-        }
-      }
+    thread_local std::vector<uint8_t> nhwc_buf, col_buf;
+    nhwc_buf.resize(size_t(in_image));
+    col_buf.resize(size_t(p_out * w.k4));
+    uint8_t* nhwc = nhwc_buf.data();
+    uint8_t* col = col_buf.data();
+    const uint8_t* xi = x + img * in_image;
+    if (c != 1) to_pixel_rows(xi, c, p_in, nhwc, c);
+    const uint8_t* src = c == 1 ? xi : nhwc;  // one channel: NCHW is NHWC
+    if (c == 1) im2col_nhwc<1>(s, row_src.data(), col_src.data(), src, zero, col, w.k4);
+    else if (c == 16) im2col_nhwc<16>(s, row_src.data(), col_src.data(), src, zero, col, w.k4);
+    else if (c == 32) im2col_nhwc<32>(s, row_src.data(), col_src.data(), src, zero, col, w.k4);
+    else im2col_nhwc<0>(s, row_src.data(), col_src.data(), src, zero, col, w.k4);
     QEpilogue ep;
     ep.a_scale = st.a_scale;
     ep.a_zero = st.a_zero;
@@ -159,28 +214,32 @@ void qconv2d_u8s8(const QConvShape& s, const uint8_t* x, const PackedQWeight& w,
     ep.out_f32 = st.out + img * out_image;
     ep.ldc = 1;              // row = output pixel
     ep.col_stride = p_out;   // column = output channel
-    qgemm_u8s8(p_out, col.data(), w.k4, w, ep);
+    qgemm_u8s8(p_out, col, w.k4, w, ep);
   });
 }
 
 void qconv_transpose2d_u8s8(const QConvShape& s, const uint8_t* x, const PackedQWeight& w, const QConvStore& st) {
   check_shape(s, w, true);
   const int64_t p_in = s.h * s.w, in_image = s.c_in * p_in, p_out = s.ho * s.wo, out_image = s.c_out * p_out;
+  const int64_t acc_image = s.c_out * s.ho * s.sw * ((s.wo + s.sw - 1) / s.sw);
+  const std::vector<Tap> taps = transposed_taps(s);
   over_images(s.n, p_in * w.k * w.n, [&](int64_t img) {
-    thread_local std::vector<uint8_t> a;
-    thread_local std::vector<int32_t> sums, acc;
-    a.resize(size_t(p_in * w.k4));
-    sums.resize(size_t(w.n * p_in));
-    acc.assign(size_t(out_image), 0);
-    to_pixel_rows(x + img * in_image, s.c_in, p_in, a.data(), w.k4);  // bytes [c_in, k4) meet zero weights
+    thread_local std::vector<uint8_t> a_buf;
+    thread_local std::vector<int32_t> sums_buf, acc_buf;
+    a_buf.resize(size_t(p_in * w.k4));
+    sums_buf.resize(size_t(w.n * p_in));
+    acc_buf.assign(size_t(acc_image), 0);
+    uint8_t* a = a_buf.data();
+    int32_t* sums = sums_buf.data();
+    to_pixel_rows(x + img * in_image, s.c_in, p_in, a, w.k4);  // bytes [c_in, k4) meet zero weights
     // sums (C_out*kH*kW, P_in): column j = (co, ki, kj) of the GEMM stored as a row, zero term removed
     QEpilogue ep;
     ep.a_zero = st.a_zero;
-    ep.out_i32 = sums.data();
+    ep.out_i32 = sums;
     ep.ldc = 1;
     ep.col_stride = p_in;
-    qgemm_u8s8(p_in, a.data(), w.k4, w, ep);
-    col2im_dequant(s, sums.data(), acc.data(), st, st.out + img * out_image);
+    qgemm_u8s8(p_in, a, w.k4, w, ep);
+    col2im_dequant(s, taps.data(), sums, acc_buf.data(), st, st.out + img * out_image);
   });
 }
 
