@@ -50,10 +50,12 @@ PackedQWeight pack_qconv_weight(int64_t c_out, int64_t c_in, int64_t kh, int64_t
 }
 
 PackedQWeight pack_qconv_transpose_weight(int64_t c_in, int64_t c_out, int64_t kh, int64_t kw, const int8_t* w) {
+  // Rows in (ki, kj, co) order: one input pixel's sums for one tap are a contiguous run of C_out.
   const int64_t taps = kh * kw, rows = c_out * taps;
   std::vector<int8_t> t(size_t(rows * c_in));
   for (int64_t ci = 0; ci < c_in; ++ci)
-    for (int64_t j = 0; j < rows; ++j) t[size_t(j * c_in + ci)] = w[ci * rows + j];  // j = (co, ki, kj)
+    for (int64_t co = 0; co < c_out; ++co)
+      for (int64_t tap = 0; tap < taps; ++tap) t[size_t((tap * c_out + co) * c_in + ci)] = w[(ci * c_out + co) * taps + tap];
   return pack_qweight(rows, c_in, t.data(), c_in);
 }
 
@@ -68,12 +70,10 @@ void to_pixel_rows(const uint8_t* src, int64_t c_in, int64_t p, uint8_t* dst, in
     for (int64_t q = 0; q < p; ++q) dst[q * ld + c] = src[c * p + q];
 }
 // One tap (ki, kj) of the transposed conv, the same for every output channel: the input rows
-// [ih_lo, ih_hi) and columns [iw_lo, iw_hi) whose output lies inside the image, the output row of
-// input row ih (ih * sh + off_h), and the output column's phase r = ow mod sw and index within the
-// phase j = ow div sw = iw + jshift. The int32 accumulator holds each output row as sw phases of
-// wp = ceil(wo / sw) values, so a tap's adds are contiguous (vectorizable) even for stride 2.
+// [ih_lo, ih_hi) and columns [iw_lo, iw_hi) whose output (ih * sh + off_h, iw * sw + off_w) lies
+// inside the image.
 struct Tap {
-  int64_t ih_lo, ih_hi, iw_lo, iw_hi, off_h, r, jshift;
+  int64_t ih_lo, ih_hi, iw_lo, iw_hi, off_h, off_w;
 };
 
 std::vector<Tap> transposed_taps(const QConvShape& s) {
@@ -82,60 +82,53 @@ std::vector<Tap> transposed_taps(const QConvShape& s) {
     for (int64_t kj = 0; kj < s.kw; ++kj) {
       Tap t;
       t.off_h = ki * s.dh - s.ph;
-      const int64_t off_w = kj * s.dw - s.pw;
+      t.off_w = kj * s.dw - s.pw;
       t.ih_lo = t.off_h >= 0 ? 0 : (-t.off_h + s.sh - 1) / s.sh;
       t.ih_hi = std::min(s.h, s.ho - t.off_h <= 0 ? 0 : (s.ho - t.off_h + s.sh - 1) / s.sh);
-      t.iw_lo = off_w >= 0 ? 0 : (-off_w + s.sw - 1) / s.sw;
-      t.iw_hi = std::min(s.w, s.wo - off_w <= 0 ? 0 : (s.wo - off_w + s.sw - 1) / s.sw);
-      t.r = ((off_w % s.sw) + s.sw) % s.sw;
-      t.jshift = (off_w - t.r) / s.sw;
+      t.iw_lo = t.off_w >= 0 ? 0 : (-t.off_w + s.sw - 1) / s.sw;
+      t.iw_hi = std::min(s.w, s.wo - t.off_w <= 0 ? 0 : (s.wo - t.off_w + s.sw - 1) / s.sw);
       taps.push_back(t);
     }
   return taps;
 }
 
-// The transposed conv's tail for one image: col2im of the int32 sums (C_out*kH*kW, P_in) into
-// acc (C_out, ho, sw phases of wp, zeroed), then out = acc * a_scale * w_scale[co] + bias[co]
-// (relu), each output row read back from its phases.
-inline __attribute__((always_inline)) void col2im_dequant_body(const QConvShape& s, const Tap* taps,
-                                                               const int32_t* sums, int32_t* acc,
-                                                               const QConvStore& st, float* out) {
-  const int64_t p_in = s.h * s.w, p_out = s.ho * s.wo, ntaps = s.kh * s.kw;
-  const int64_t wp = (s.wo + s.sw - 1) / s.sw, row = s.sw * wp, acc_c = s.ho * row;
-  for (int64_t co = 0; co < s.c_out; ++co) {
-    int32_t* acc_co = acc + co * acc_c;
-    for (int64_t t = 0; t < ntaps; ++t) {
-      const Tap& tp = taps[t];
-      const int32_t* src = sums + (co * ntaps + t) * p_in;
-      const int64_t n = tp.iw_hi - tp.iw_lo;
-      if (n <= 0) continue;
-      for (int64_t ih = tp.ih_lo; ih < tp.ih_hi; ++ih) {
-        int32_t* o = acc_co + (ih * s.sh + tp.off_h) * row + tp.r * wp + tp.jshift + tp.iw_lo;
-        const int32_t* in = src + ih * s.w + tp.iw_lo;
-        for (int64_t i = 0; i < n; ++i) o[i] += in[i];
+// col2im of one image's int32 sums (P_in, kH*kW*C_out: row = input pixel, column (ki, kj, co))
+// into acc (P_out, C_out), channels last so each (pixel, tap) adds one contiguous run of C_out
+// sums; C is C_out fixed at compile time for the common counts (0: s.c_out at run time).
+template <int C>
+inline __attribute__((always_inline)) void col2im_nhwc(const QConvShape& s, const Tap* taps, const int32_t* sums,
+                                                       int32_t* acc) {
+  const int64_t c = C > 0 ? C : s.c_out, ntaps = s.kh * s.kw, n = ntaps * c;
+  for (int64_t t = 0; t < ntaps; ++t) {
+    const Tap& tp = taps[t];
+    for (int64_t ih = tp.ih_lo; ih < tp.ih_hi; ++ih) {
+      int32_t* arow = acc + (ih * s.sh + tp.off_h) * s.wo * c;
+      const int32_t* srow = sums + ih * s.w * n + t * c;
+      for (int64_t iw = tp.iw_lo; iw < tp.iw_hi; ++iw) {
+        int32_t* a = arow + (iw * s.sw + tp.off_w) * c;
+        const int32_t* sp = srow + iw * n;
+        for (int64_t co = 0; co < c; ++co) a[co] += sp[co];
       }
     }
   }
-  for (int64_t co = 0; co < s.c_out; ++co) {
+}
+
+// The transposed conv's tail for one image: col2im into acc (P_out, C_out, zeroed), then
+// out (C_out, P_out) = acc * a_scale * w_scale[co] + bias[co] (relu).
+inline __attribute__((always_inline)) void col2im_dequant_body(const QConvShape& s, const Tap* taps,
+                                                               const int32_t* sums, int32_t* acc,
+                                                               const QConvStore& st, float* out) {
+  const int64_t p_out = s.ho * s.wo, c = s.c_out;
+  if (c == 1) col2im_nhwc<1>(s, taps, sums, acc);
+  else if (c == 16) col2im_nhwc<16>(s, taps, sums, acc);
+  else if (c == 32) col2im_nhwc<32>(s, taps, sums, acc);
+  else col2im_nhwc<0>(s, taps, sums, acc);
+  const float lo = st.relu ? 0.0f : -std::numeric_limits<float>::infinity();
+  for (int64_t co = 0; co < c; ++co) {
     const float scale = st.a_scale * st.w_scale[co], b = st.bias ? st.bias[co] : 0.0f;
-    const float lo = st.relu ? 0.0f : -std::numeric_limits<float>::infinity();
-    for (int64_t oh = 0; oh < s.ho; ++oh) {
-      const int32_t* a = acc + co * acc_c + oh * row;
-      float* o = out + co * p_out + oh * s.wo;
-      if (s.sw == 1) {
-        for (int64_t ow = 0; ow < s.wo; ++ow) o[ow] = std::max(float(a[ow]) * scale + b, lo);
-      } else if (s.sw == 2) {
-        const int32_t* a1 = a + wp;
-        const int64_t half = s.wo / 2;
-        for (int64_t j = 0; j < half; ++j) {
-          o[2 * j] = std::max(float(a[j]) * scale + b, lo);
-          o[2 * j + 1] = std::max(float(a1[j]) * scale + b, lo);
-        }
-        if (s.wo % 2) o[s.wo - 1] = std::max(float(a[half]) * scale + b, lo);
-      } else {
-        for (int64_t ow = 0; ow < s.wo; ++ow) o[ow] = std::max(float(a[(ow % s.sw) * wp + ow / s.sw]) * scale + b, lo);
-      }
-    }
+    const int32_t* a = acc + co;
+    float* o = out + co * p_out;
+    for (int64_t p = 0; p < p_out; ++p) o[p] = std::max(float(a[p * c]) * scale + b, lo);
   }
 }
 LATENT_CPU_MULTI_ISA(col2im_dequant,
@@ -221,23 +214,21 @@ void qconv2d_u8s8(const QConvShape& s, const uint8_t* x, const PackedQWeight& w,
 void qconv_transpose2d_u8s8(const QConvShape& s, const uint8_t* x, const PackedQWeight& w, const QConvStore& st) {
   check_shape(s, w, true);
   const int64_t p_in = s.h * s.w, in_image = s.c_in * p_in, p_out = s.ho * s.wo, out_image = s.c_out * p_out;
-  const int64_t acc_image = s.c_out * s.ho * s.sw * ((s.wo + s.sw - 1) / s.sw);
   const std::vector<Tap> taps = transposed_taps(s);
   over_images(s.n, p_in * w.k * w.n, [&](int64_t img) {
     thread_local std::vector<uint8_t> a_buf;
     thread_local std::vector<int32_t> sums_buf, acc_buf;
     a_buf.resize(size_t(p_in * w.k4));
     sums_buf.resize(size_t(w.n * p_in));
-    acc_buf.assign(size_t(acc_image), 0);
+    acc_buf.assign(size_t(out_image), 0);
     uint8_t* a = a_buf.data();
     int32_t* sums = sums_buf.data();
     to_pixel_rows(x + img * in_image, s.c_in, p_in, a, w.k4);  // bytes [c_in, k4) meet zero weights
-    // sums (C_out*kH*kW, P_in): column j = (co, ki, kj) of the GEMM stored as a row, zero term removed
+    // sums (P_in, kH*kW*C_out): row = input pixel, column (ki, kj, co), zero term removed
     QEpilogue ep;
     ep.a_zero = st.a_zero;
     ep.out_i32 = sums;
-    ep.ldc = 1;
-    ep.col_stride = p_in;
+    ep.ldc = w.n;
     qgemm_u8s8(p_in, a, w.k4, w, ep);
     col2im_dequant(s, taps.data(), sums, acc_buf.data(), st, st.out + img * out_image);
   });

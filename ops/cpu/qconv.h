@@ -8,7 +8,8 @@
 //                     store, which writes the (C_out, H_out, W_out) image directly (column stride
 //                     H_out * W_out).
 //   conv_transpose2d  per image: A (P_in, C_in) uint8 = the input image transposed (rows = input
-//                     pixels); qgemm against Wt (C_out * kH * kW, C_in) into int32 columns; col2im
+//                     pixels); qgemm against Wt (kH * kW * C_out, C_in) into int32 rows (one per input
+//                     pixel, C_out sums per tap side by side); col2im
 //                     scatter-adds the zero-point-corrected int32 sums into the output image (exact:
 //                     integer adds), then one pass dequantizes with the channel's scale, adds the
 //                     bias and applies relu.
@@ -44,7 +45,7 @@ struct QConvStore {
 /// Packs a conv2d weight (C_out, C_in, kH, kW) int8, row-major, as qgemm's W (C_out, C_in*kH*kW).
 PackedQWeight pack_qconv_weight(int64_t c_out, int64_t c_in, int64_t kh, int64_t kw, const int8_t* w);
 /// Packs a conv_transpose2d weight (C_in, C_out, kH, kW) int8, row-major, as qgemm's
-/// Wt (C_out*kH*kW, C_in): row (co, ki, kj), column ci.
+/// Wt (kH*kW*C_out, C_in): row (ki, kj, co), column ci.
 PackedQWeight pack_qconv_transpose_weight(int64_t c_in, int64_t c_out, int64_t kh, int64_t kw, const int8_t* w);
 
 /// int8 conv2d of the uint8 input x (n, c_in, h, w) with the packed weight (pack_qconv_weight).
