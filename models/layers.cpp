@@ -11,6 +11,8 @@
 #include "../ops/join.h"
 #include "../ops/reduce.h"
 #include "../ops/linalg.h"
+#include "../ops/quantize.h"
+#include "../ops/trace.h"
 #include "../ops/shape_ops.h"
 #include "init.h"
 
@@ -182,11 +184,67 @@ Activation fusable_activation(const Module* module) {
 }
 }  // namespace
 
+namespace {
+/// The weight of a Conv2d / ConvTranspose2d module (exactly those types), or null; `transposed` says which.
+const Tensor* conv_weight(const Module* module, bool& transposed) {
+  if (!module) return nullptr;
+  const std::type_info& type = typeid(*module);
+  transposed = type == typeid(ConvTranspose2d);
+  if (type == typeid(Conv2d)) return &static_cast<const Conv2d*>(module)->weight;
+  if (transposed) return &static_cast<const ConvTranspose2d*>(module)->weight;
+  return nullptr;
+}
+
+/// The int8 form of `module`'s conv weight when it has one of the module's direction, else null.
+std::shared_ptr<const QuantizedConv> int8_conv_of(const Module* module) {
+  bool transposed = false;
+  const Tensor* w = conv_weight(module, transposed);
+  if (!w) return nullptr;
+  auto q = find_quantized_conv(*w);
+  return q && q->transposed == transposed ? q : nullptr;
+}
+}  // namespace
+
 Tensor Sequential::forward(const Tensor& input) {
   Tensor x = input;
   const size_t n = modules_.size();
+  // int8 convs at inference (ops/quantize.h, `latent quantize` runs): a conv followed by ReLU
+  // applies it in its int8 store, and when the layer after is another int8 conv the output is
+  // handed over as uint8 in that layer's input parameters (x is then a placeholder of the right
+  // shape). Not while a tape records or the ONNX exporter traces: both need the ops as written.
+  const bool int8_chain = latent::detail::quantization_active() && !is_grad_enabled() && !trace::maybe_tracing();
+  Tensor pending_u8;  // x's uint8 form when x is a placeholder
+  float pending_scale = 1.0f;
+  int32_t pending_zero = 0;
   for (size_t i = 0; i < n; ++i) {
     Module* module = modules_[i].get();
+    if (int8_chain) {
+      if (auto q = int8_conv_of(module)) {
+        bool transposed = false;
+        latent::detail::ConvChain chain;
+        chain.weight = conv_weight(module, transposed);
+        chain.relu = i + 1 < n && typeid(*modules_[i + 1]) == typeid(ReLU);
+        chain.input_u8 = pending_u8;
+        const size_t after = i + 1 + (chain.relu ? 1 : 0);
+        if (after < n) chain.next = int8_conv_of(modules_[after].get());
+        Tensor y;
+        {
+          latent::detail::ConvChainScope scope(&chain);
+          y = module->forward(x);
+        }
+        if (chain.taken) {
+          x = y;
+          pending_u8 = chain.next ? chain.output_u8 : Tensor();
+          if (chain.next) pending_scale = chain.next->input_scale, pending_zero = chain.next->input_zero;
+          if (chain.relu) ++i;
+          continue;
+        }
+      }
+    }
+    if (pending_u8.defined()) {  // the layer did not take the uint8 input: x as float32 after all
+      x = dequantize_linear(pending_u8, full({1}, pending_scale, kFloat32), full({1}, double(pending_zero), kUInt8));
+      pending_u8 = Tensor();
+    }
     // Linear followed by ReLU/Sigmoid/Tanh runs as one fused_linear op: the activation in the
     // GEMM's output pass, its derivative and the bias gradient in one backward pass.
     if (i + 1 < n && typeid(*module) == typeid(Linear)) {
@@ -201,6 +259,8 @@ Tensor Sequential::forward(const Tensor& input) {
     }
     x = module->forward(x);
   }
+  if (pending_u8.defined())
+    x = dequantize_linear(pending_u8, full({1}, pending_scale, kFloat32), full({1}, double(pending_zero), kUInt8));
   return x;
 }
 

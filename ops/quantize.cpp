@@ -309,6 +309,13 @@ void observe_input(const Tensor& weight, const Tensor& x_in, bool transposed) {
 
 void observe_linear_input(const Tensor& weight, const Tensor& x) { observe_input(weight, x, false); }
 
+namespace {
+thread_local ConvChain* t_chain = nullptr;
+}
+
+ConvChainScope::ConvChainScope(ConvChain* chain) { t_chain = chain; }
+ConvChainScope::~ConvChainScope() { t_chain = nullptr; }
+
 bool conv_inference_int8(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dParams& p,
                          bool transposed, const Tensor& out) {
   if (weight.dim() != 4 || x.dim() != 4 || x.dtype() != kFloat32 || !x.device().is_cpu() || p.groups != 1 ||
@@ -319,7 +326,12 @@ bool conv_inference_int8(const Tensor& x, const Tensor& weight, const Tensor& bi
     observe_input(weight, x, transposed);
     return false;
   }
-  const Tensor xc = x.is_contiguous() ? x : x.contiguous();
+  // A Sequential's request for exactly this weight (see ConvChain); taken at most once.
+  ConvChain* chain = t_chain && t_chain->weight && t_chain->weight->data_ptr<float>() == weight.data_ptr<float>() ? t_chain : nullptr;
+  if (chain) t_chain = nullptr;
+  const bool u8_in = chain && chain->input_u8.defined() && chain->input_u8.dtype() == kUInt8 &&
+                     chain->input_u8.is_contiguous() && chain->input_u8.numel() == x.numel();
+  if (chain && chain->input_u8.defined() && !u8_in) return false;  // the placeholder x holds nothing
   const Tensor b = !bias.defined() || (bias.dtype() == kFloat32 && bias.is_contiguous()) ? bias : bias.to(kFloat32).contiguous();
   cpu::QConvShape s;
   s.n = x.shape()[0], s.c_in = x.shape()[1], s.h = x.shape()[2], s.w = x.shape()[3];
@@ -327,17 +339,33 @@ bool conv_inference_int8(const Tensor& x, const Tensor& weight, const Tensor& bi
   s.kh = weight.shape()[2], s.kw = weight.shape()[3];
   s.sh = p.stride[0], s.sw = p.stride[1], s.ph = p.padding[0], s.pw = p.padding[1];
   s.dh = p.dilation[0], s.dw = p.dilation[1];
+  const uint8_t* xq_data = nullptr;
   thread_local std::vector<uint8_t> xq;  // reused: no allocation per call after the first
-  xq.resize(size_t(xc.numel()));
-  cpu::quantize_u8(1, xc.numel(), xc.data_ptr<float>(), xc.numel(), q->input_scale, q->input_zero, xq.data(), xc.numel());
+  if (u8_in) {
+    xq_data = chain->input_u8.data_ptr<uint8_t>();
+  } else {
+    const Tensor xc = x.is_contiguous() ? x : x.contiguous();
+    xq.resize(size_t(xc.numel()));
+    cpu::quantize_u8(1, xc.numel(), xc.data_ptr<float>(), xc.numel(), q->input_scale, q->input_zero, xq.data(), xc.numel());
+    xq_data = xq.data();
+  }
   cpu::QConvStore st;
   st.a_scale = q->input_scale;
   st.a_zero = q->input_zero;
   st.w_scale = q->weight_scale.data();
   st.bias = b.defined() ? b.data_ptr<float>() : nullptr;
-  st.out = out.data_ptr<float>();
-  if (transposed) cpu::qconv_transpose2d_u8s8(s, xq.data(), *q->packed, st);
-  else cpu::qconv2d_u8s8(s, xq.data(), *q->packed, st);
+  st.relu = chain && chain->relu;
+  if (chain && chain->next) {
+    chain->output_u8 = empty(out.shape(), kUInt8, out.device());
+    st.out_u8 = chain->output_u8.data_ptr<uint8_t>();
+    st.out_scale = chain->next->input_scale;
+    st.out_zero = chain->next->input_zero;
+  } else {
+    st.out = out.data_ptr<float>();
+  }
+  if (transposed) cpu::qconv_transpose2d_u8s8(s, xq_data, *q->packed, st);
+  else cpu::qconv2d_u8s8(s, xq_data, *q->packed, st);
+  if (chain) chain->taken = true;
   return true;
 }
 

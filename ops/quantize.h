@@ -141,6 +141,31 @@ bool quantization_active();
 /// `p` is the op's parameters; the bias (or undefined) is added in the int8 store.
 bool conv_inference_int8(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dParams& p,
                          bool transposed, const Tensor& out);
+
+/// What a Sequential (models/layers.cpp) asks of the int8 conv it is about to run at inference, so
+/// consecutive int8 convs pass uint8 activations without a float32 round trip: relu in the store
+/// (the Sequential then skips its ReLU), the input already quantized with this layer's parameters
+/// (the previous layer's uint8 output; x is then only a placeholder of the right shape), and the
+/// output written as uint8 in the next layer's input parameters (`out` is then left unwritten).
+struct ConvChain {
+  const Tensor* weight = nullptr;             ///< the conv's weight: only a call on it takes the request
+  bool relu = false;                          ///< apply relu in the store
+  Tensor input_u8;                            ///< uint8 input (N, C_in, H, W), or undefined
+  std::shared_ptr<const QuantizedConv> next;  ///< non-null: uint8 output in next's input parameters
+  Tensor output_u8;                           ///< set by the conv: the uint8 output (when next)
+  bool taken = false;                         ///< set by the conv when its int8 path ran with the request
+};
+
+/// While alive, the next int8 conv call on this thread on chain->weight takes `chain` (one call).
+class ConvChainScope {
+ public:
+  /// Installs chain for this thread.
+  explicit ConvChainScope(ConvChain* chain);
+  /// Removes it (taken or not).
+  ~ConvChainScope();
+  ConvChainScope(const ConvChainScope&) = delete;
+  ConvChainScope& operator=(const ConvChainScope&) = delete;
+};
 }  // namespace detail
 
 }  // namespace latent

@@ -28,6 +28,12 @@ void check_shape(const QConvShape& s, const PackedQWeight& w, bool transposed) {
          s.kh, s.kw, s.c_in, s.c_out, want_n, want_k);
 }
 
+void check_store(const QConvStore& st) {
+  if (int(!!st.out) + int(!!st.out_u8) != 1) fail(kOp, "exactly one output (float32 or uint8) must be given");
+  if (st.out_u8 && (!(st.out_scale > 0.0f) || st.out_zero < 0 || st.out_zero > 255))
+    fail(kOp, "uint8 output needs a positive scale and a zero point in [0, 255]; got {} and {}", st.out_scale, st.out_zero);
+}
+
 // Images [lo, hi) split over the pool; each part reuses its own scratch buffers.
 template <class F>
 void over_images(int64_t n, int64_t work_per_image, F&& f) {
@@ -117,24 +123,41 @@ inline __attribute__((always_inline)) void col2im_nhwc(const QConvShape& s, cons
 // out (C_out, P_out) = acc * a_scale * w_scale[co] + bias[co] (relu).
 inline __attribute__((always_inline)) void col2im_dequant_body(const QConvShape& s, const Tap* taps,
                                                                const int32_t* sums, int32_t* acc,
-                                                               const QConvStore& st, float* out) {
+                                                               const QConvStore& st, int64_t offset) {
   const int64_t p_out = s.ho * s.wo, c = s.c_out;
   if (c == 1) col2im_nhwc<1>(s, taps, sums, acc);
   else if (c == 16) col2im_nhwc<16>(s, taps, sums, acc);
   else if (c == 32) col2im_nhwc<32>(s, taps, sums, acc);
   else col2im_nhwc<0>(s, taps, sums, acc);
+  if (st.out_u8) {  // requantized for the next int8 layer, as qgemm's uint8 store rounds
+    constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23: adding and subtracting it rounds half to even
+    const float inv = 1.0f / st.out_scale, zero = float(st.out_zero);
+    const float qlo = st.relu ? std::max(zero, 0.0f) : 0.0f;
+    for (int64_t co = 0; co < c; ++co) {
+      const float scale = st.a_scale * st.w_scale[co], b = st.bias ? st.bias[co] : 0.0f;
+      const int32_t* a = acc + co;
+      uint8_t* o = st.out_u8 + offset + co * p_out;
+      for (int64_t p = 0; p < p_out; ++p) {
+        float v = (float(a[p * c]) * scale + b) * inv;
+        v = std::min(std::max(v, -512.0f), 512.0f);
+        v = ((v + kMagic) - kMagic) + zero;
+        o[p] = static_cast<uint8_t>(static_cast<int32_t>(std::min(std::max(v, qlo), 255.0f)));
+      }
+    }
+    return;
+  }
   const float lo = st.relu ? 0.0f : -std::numeric_limits<float>::infinity();
   for (int64_t co = 0; co < c; ++co) {
     const float scale = st.a_scale * st.w_scale[co], b = st.bias ? st.bias[co] : 0.0f;
     const int32_t* a = acc + co;
-    float* o = out + co * p_out;
+    float* o = st.out + offset + co * p_out;
     for (int64_t p = 0; p < p_out; ++p) o[p] = std::max(float(a[p * c]) * scale + b, lo);
   }
 }
 LATENT_CPU_MULTI_ISA(col2im_dequant,
                      (const QConvShape& s, const Tap* taps, const int32_t* sums, int32_t* acc, const QConvStore& st,
-                      float* out),
-                     (s, taps, sums, acc, st, out))
+                      int64_t offset),
+                     (s, taps, sums, acc, st, offset))
 
 }  // namespace
 
@@ -170,6 +193,7 @@ void im2col_nhwc(const QConvShape& s, const int64_t* row_src, const int64_t* col
 
 void qconv2d_u8s8(const QConvShape& s, const uint8_t* x, const PackedQWeight& w, const QConvStore& st) {
   check_shape(s, w, false);
+  check_store(st);
   const int64_t p_in = s.h * s.w, p_out = s.ho * s.wo, in_image = s.c_in * p_in, out_image = s.c_out * p_out;
   const uint8_t zero = static_cast<uint8_t>(st.a_zero);
   const int64_t c = s.c_in;
@@ -204,7 +228,13 @@ void qconv2d_u8s8(const QConvShape& s, const uint8_t* x, const PackedQWeight& w,
     ep.w_scale = st.w_scale;
     ep.bias = st.bias;
     ep.relu = st.relu;
-    ep.out_f32 = st.out + img * out_image;
+    if (st.out_u8) {
+      ep.out_u8 = st.out_u8 + img * out_image;
+      ep.out_scale = st.out_scale;
+      ep.out_zero = st.out_zero;
+    } else {
+      ep.out_f32 = st.out + img * out_image;
+    }
     ep.ldc = 1;              // row = output pixel
     ep.col_stride = p_out;   // column = output channel
     qgemm_u8s8(p_out, col, w.k4, w, ep);
@@ -213,6 +243,7 @@ void qconv2d_u8s8(const QConvShape& s, const uint8_t* x, const PackedQWeight& w,
 
 void qconv_transpose2d_u8s8(const QConvShape& s, const uint8_t* x, const PackedQWeight& w, const QConvStore& st) {
   check_shape(s, w, true);
+  check_store(st);
   const int64_t p_in = s.h * s.w, in_image = s.c_in * p_in, p_out = s.ho * s.wo, out_image = s.c_out * p_out;
   const std::vector<Tap> taps = transposed_taps(s);
   over_images(s.n, p_in * w.k * w.n, [&](int64_t img) {
@@ -230,7 +261,7 @@ void qconv_transpose2d_u8s8(const QConvShape& s, const uint8_t* x, const PackedQ
     ep.out_i32 = sums;
     ep.ldc = w.n;
     qgemm_u8s8(p_in, a, w.k4, w, ep);
-    col2im_dequant(s, taps.data(), sums, acc_buf.data(), st, st.out + img * out_image);
+    col2im_dequant(s, taps.data(), sums, acc_buf.data(), st, img * out_image);
   });
 }
 

@@ -39,7 +39,12 @@ struct QConvStore {
   const float* w_scale = nullptr;  ///< c_out per-channel weight scales
   const float* bias = nullptr;     ///< c_out values or null
   bool relu = false;
-  float* out = nullptr;            ///< (n, c_out, ho, wo) float32
+  float* out = nullptr;            ///< (n, c_out, ho, wo) float32, or null when out_u8 is given
+  /// (n, c_out, ho, wo) uint8 requantized for the next int8 layer instead of float32:
+  /// q = clamp(round_half_even(real / out_scale) + out_zero, 0, 255) (after relu when relu is set).
+  uint8_t* out_u8 = nullptr;
+  float out_scale = 1.0f;          ///< for out_u8
+  int32_t out_zero = 0;            ///< for out_u8
 };
 
 /// Packs a conv2d weight (C_out, C_in, kH, kW) int8, row-major, as qgemm's W (C_out, C_in*kH*kW).
