@@ -1,6 +1,7 @@
 // The quantized dtypes (int8, uint8, int32 in the one dtype list) and the int8 GEMM kernels
 // (ops/cpu/qgemm.h): every variant this CPU runs against a plain int64/float64 reference on random
 // shapes (M = 1, odd k and n, tails of every tile size) and the saturation corners.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -563,6 +564,27 @@ TEST_CASE("qconv: conv2d and conv_transpose2d against a float64 reference on ran
         }
         INFO("worst |diff| " << worst);
         CHECK(bad == 0);
+        // The same call writing uint8 for a next layer: the float64 result requantized (round half
+        // to even, zero point, clamp; relu first), within one level where the float32 value sits on
+        // a rounding tie's edge.
+        const float out_scale = 0.037f;
+        const int32_t out_zero = relu ? 0 : 101;
+        std::vector<uint8_t> q8(out.size(), 7);
+        st.out = nullptr;
+        st.out_u8 = q8.data();
+        st.out_scale = out_scale;
+        st.out_zero = out_zero;
+        if (transposed) cpu::qconv_transpose2d_u8s8(s, p.x.data(), packed, st);
+        else cpu::qconv2d_u8s8(s, p.x.data(), packed, st);
+        int64_t off = 0, far = 0;
+        for (size_t i = 0; i < want.size(); ++i) {
+          const double ref = std::clamp(std::nearbyint(want[i] / out_scale) + out_zero, 0.0, 255.0);
+          const double d = std::abs(double(q8[i]) - ref);
+          off += d != 0;
+          far += d > 1;
+        }
+        CHECK(far == 0);
+        CHECK(off * 100 <= int64_t(want.size()));  // ties only
         ++cases;
       }
   CHECK(cases == 32);
@@ -579,6 +601,107 @@ TEST_CASE("qconv: bad packed weights are one-line errors") {
   st.w_scale = scale.data();
   st.out = out.data();
   CHECK_THROWS_WITH_SUBSTR(cpu::qconv2d_u8s8(s, x.data(), packed, st), "[qconv] packed weight [16, 9] does not fit a 3x3 kernel from 2 to 16 channels");
+  s.c_in = 1;
+  std::vector<uint8_t> q8(256);
+  st.out_u8 = q8.data();
+  CHECK_THROWS_WITH_SUBSTR(cpu::qconv2d_u8s8(s, x.data(), packed, st), "[qconv] exactly one output (float32 or uint8) must be given");
+  st.out = nullptr;
+  st.out_scale = 0.0f;
+  CHECK_THROWS_WITH_SUBSTR(cpu::qconv2d_u8s8(s, x.data(), packed, st), "[qconv] uint8 output needs a positive scale and a zero point in [0, 255]; got 0 and 0");
+}
+
+TEST_CASE("Sequential chains int8 convs: relu in the store, uint8 between layers, float32 when recording") {
+  Generator gen(23);
+  auto seq = std::make_shared<nn::Sequential>(
+      std::make_shared<nn::Conv2d>(1, 8, 3, 2, 1), std::make_shared<nn::ReLU>(), std::make_shared<nn::Conv2d>(8, 16, 3, 2, 1),
+      std::make_shared<nn::ReLU>(), std::make_shared<nn::ConvTranspose2d>(16, 8, 3, 2, 1, 1), std::make_shared<nn::ReLU>(),
+      std::make_shared<nn::ConvTranspose2d>(8, 1, 3, 2, 1, 1));
+  const Tensor x = rand({3, 1, 12, 12}, kFloat32, &gen);
+  // Calibrate each conv's input range, then give every conv its int8 form.
+  std::vector<std::pair<Tensor, bool>> convs;
+  for (const auto& [name, p] : seq->named_parameters())
+    if (p.dim() == 4) convs.emplace_back(p, convs.size() >= 2);
+  {
+    CalibrationGuard guard;
+    NoGradGuard no_grad;
+    (void)seq->forward(x);
+    for (const auto& [w, transposed] : convs) {
+      const CalibrationStats st = guard.stats(w);
+      REQUIRE(st.count > 0);
+      const auto [scale, zero] = uint8_params(st.min, st.max);
+      auto [q, ws] = quantize_conv_weight_symmetric(w, transposed ? 1 : 0);
+      set_quantized_conv(w, make_quantized_conv(q, ws, scale, zero, transposed));
+    }
+  }
+  // Reference: the same int8 layers one op at a time (float32 output, relu op, quantize again).
+  Tensor chained, unchained;
+  {
+    NoGradGuard no_grad;
+    chained = seq->forward(x);
+    Tensor h = x;
+    for (size_t i = 0; i < seq->size(); ++i) h = (*seq)[i]->forward(h);
+    unchained = h;
+  }
+  REQUIRE(chained.shape() == Shape{3, 1, 12, 12});
+  // Equal but for the requantizing store's multiply by 1/scale against quantize's divide (a
+  // rounding tie now and then moves one uint8 level).
+  const std::vector<float> a = chained.to_vector<float>(), b = unchained.to_vector<float>();
+  int64_t same = 0;
+  double worst = 0, range = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    same += a[i] == b[i];
+    worst = std::max(worst, double(std::abs(a[i] - b[i])));
+    range = std::max(range, double(std::abs(b[i])));
+  }
+  INFO("equal " << same << " of " << a.size() << ", worst |diff| " << worst << ", range " << range);
+  CHECK(same * 10 >= int64_t(a.size()) * 9);
+  CHECK(worst <= 0.02 * range);
+  // The request itself (ops/quantize.h ConvChain), on the second conv: uint8 input from the first
+  // layer's uint8 output, relu in the store, uint8 output in the third layer's input parameters.
+  {
+    NoGradGuard no_grad;
+    const auto q1 = find_quantized_conv(convs[1].first), q2 = find_quantized_conv(convs[2].first);
+    REQUIRE(q1);
+    REQUIRE(q2);
+    const Tensor h1 = relu((*seq)[0]->forward(x));
+    detail::ConvChain chain;
+    chain.weight = &convs[1].first;
+    chain.relu = true;
+    chain.input_u8 = quantize_linear(h1, full({1}, q1->input_scale, kFloat32), full({1}, double(q1->input_zero), kUInt8));
+    chain.next = q2;
+    {
+      detail::ConvChainScope scope(&chain);
+      (void)(*seq)[2]->forward(zeros(h1.shape()));  // a placeholder: the uint8 input is what counts
+    }
+    CHECK(chain.taken);
+    REQUIRE(chain.output_u8.defined());
+    const Tensor want = quantize_linear(relu((*seq)[2]->forward(h1)), full({1}, q2->input_scale, kFloat32),
+                                        full({1}, double(q2->input_zero), kUInt8));
+    const std::vector<uint8_t> got8 = chain.output_u8.to_vector<uint8_t>(), want8 = want.to_vector<uint8_t>();
+    REQUIRE(got8.size() == want8.size());
+    int64_t off = 0, far = 0;
+    for (size_t i = 0; i < got8.size(); ++i) {
+      off += got8[i] != want8[i];
+      far += std::abs(int(got8[i]) - int(want8[i])) > 1;
+    }
+    CHECK(far == 0);
+    CHECK(off * 100 <= int64_t(got8.size()));
+    // a request for another weight is left alone
+    detail::ConvChain other;
+    other.weight = &convs[0].first;
+    {
+      detail::ConvChainScope scope(&other);
+      (void)(*seq)[2]->forward(h1);
+    }
+    CHECK_FALSE(other.taken);
+  }
+  // Recording a tape runs float32 (and so does the reference's float model): not the int8 chain.
+  Tensor recorded = seq->forward(x);
+  {
+    NoGradGuard no_grad;
+    CHECK(max(abs(sub(recorded.detach(), chained))).item<float>() > 1e-5f);
+  }
+  clear_quantized_linears();
 }
 
 TEST_CASE("quantize_conv_weight_symmetric: one scale per output channel on axis 0 or 1") {
