@@ -63,6 +63,31 @@ LATENT_ALWAYS_INLINE void store_tile_body(const int32_t* acc, int rows, int64_t 
   const int32_t* zs = t.zero_sum + j0;
   const float* sc = t.scale + j0;
   const float* bi = t.bias + j0;
+  if (ep.col_stride != 1 && ep.ldc == 1 && !ep.out_i32) {
+    // A conv's (C, H, W) output with rows = consecutive pixels: the tile's values computed along
+    // the channels (vectorized), then each channel's `rows` pixels written as one contiguous run.
+    const int64_t cs = ep.col_stride;
+    alignas(64) float v[kMaxMR][kMaxNP * kPanel];
+    const float inv = ep.out_u8 ? 1.0f / ep.out_scale : 1.0f, zero = float(ep.out_zero);
+    const float lo = ep.out_u8 ? (ep.relu ? std::max(zero, 0.0f) : 0.0f) : (ep.relu ? 0.0f : -3.0e38f);
+    for (int r = 0; r < rows; ++r) {
+      const int32_t* row = acc + r * kMaxNP * kPanel;
+      if (ep.out_u8)
+        for (int c = 0; c < cols; ++c) v[r][c] = to_u8_level((float(row[c] - zs[c]) * sc[c] + bi[c]) * inv, zero, lo);
+      else
+        for (int c = 0; c < cols; ++c) v[r][c] = std::max(float(row[c] - zs[c]) * sc[c] + bi[c], lo);
+    }
+    if (ep.out_u8) {
+      uint8_t* o = ep.out_u8 + i0 + j0 * cs;
+      for (int c = 0; c < cols; ++c)
+        for (int r = 0; r < rows; ++r) o[c * cs + r] = static_cast<uint8_t>(static_cast<int32_t>(v[r][c]));
+    } else {
+      float* o = ep.out_f32 + i0 + j0 * cs;
+      for (int c = 0; c < cols; ++c)
+        for (int r = 0; r < rows; ++r) o[c * cs + r] = v[r][c];
+    }
+    return;
+  }
   for (int r = 0; r < rows; ++r) {
     const int32_t* row = acc + r * kMaxNP * kPanel;
     const int64_t at = (i0 + r) * ep.ldc + j0;
