@@ -213,7 +213,7 @@ Tensor Sequential::forward(const Tensor& input) {
   // handed over as uint8 in that layer's input parameters (x is then a placeholder of the right
   // shape). Not while a tape records or the ONNX exporter traces: both need the ops as written.
   const bool int8_chain = latent::detail::quantization_active() && !is_grad_enabled() && !trace::maybe_tracing();
-  Tensor pending_u8;  // x's uint8 form when x is a placeholder
+  Tensor pending_u8;  // x's uint8 form, channels last, when x is a placeholder
   float pending_scale = 1.0f;
   int32_t pending_zero = 0;
   for (size_t i = 0; i < n; ++i) {
@@ -242,7 +242,9 @@ Tensor Sequential::forward(const Tensor& input) {
       }
     }
     if (pending_u8.defined()) {  // the layer did not take the uint8 input: x as float32 after all
-      x = dequantize_linear(pending_u8, full({1}, pending_scale, kFloat32), full({1}, double(pending_zero), kUInt8));
+      x = dequantize_linear(pending_u8, full({1}, pending_scale, kFloat32), full({1}, double(pending_zero), kUInt8))
+              .permute({0, 3, 1, 2})
+              .contiguous();  // channels last -> (N, C, H, W)
       pending_u8 = Tensor();
     }
     // Linear followed by ReLU/Sigmoid/Tanh runs as one fused_linear op: the activation in the
@@ -260,7 +262,9 @@ Tensor Sequential::forward(const Tensor& input) {
     x = module->forward(x);
   }
   if (pending_u8.defined())
-    x = dequantize_linear(pending_u8, full({1}, pending_scale, kFloat32), full({1}, double(pending_zero), kUInt8));
+    x = dequantize_linear(pending_u8, full({1}, pending_scale, kFloat32), full({1}, double(pending_zero), kUInt8))
+            .permute({0, 3, 1, 2})
+            .contiguous();
   return x;
 }
 

@@ -340,9 +340,11 @@ bool conv_inference_int8(const Tensor& x, const Tensor& weight, const Tensor& bi
   s.sh = p.stride[0], s.sw = p.stride[1], s.ph = p.padding[0], s.pw = p.padding[1];
   s.dh = p.dilation[0], s.dw = p.dilation[1];
   const uint8_t* xq_data = nullptr;
+  bool st_in_nhwc = false;
   thread_local std::vector<uint8_t> xq;  // reused: no allocation per call after the first
   if (u8_in) {
     xq_data = chain->input_u8.data_ptr<uint8_t>();
+    st_in_nhwc = true;
   } else {
     const Tensor xc = x.is_contiguous() ? x : x.contiguous();
     xq.resize(size_t(xc.numel()));
@@ -355,9 +357,11 @@ bool conv_inference_int8(const Tensor& x, const Tensor& weight, const Tensor& bi
   st.w_scale = q->weight_scale.data();
   st.bias = b.defined() ? b.data_ptr<float>() : nullptr;
   st.relu = chain && chain->relu;
+  st.in_nhwc = st_in_nhwc;
   if (chain && chain->next) {
-    chain->output_u8 = empty(out.shape(), kUInt8, out.device());
+    chain->output_u8 = empty({s.n, s.ho, s.wo, s.c_out}, kUInt8, out.device());  // channels last
     st.out_u8 = chain->output_u8.data_ptr<uint8_t>();
+    st.out_nhwc = true;
     st.out_scale = chain->next->input_scale;
     st.out_zero = chain->next->input_zero;
   } else {

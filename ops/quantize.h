@@ -150,9 +150,9 @@ bool conv_inference_int8(const Tensor& x, const Tensor& weight, const Tensor& bi
 struct ConvChain {
   const Tensor* weight = nullptr;             ///< the conv's weight: only a call on it takes the request
   bool relu = false;                          ///< apply relu in the store
-  Tensor input_u8;                            ///< uint8 input (N, C_in, H, W), or undefined
+  Tensor input_u8;                            ///< uint8 input, channels last (N, H, W, C_in), or undefined
   std::shared_ptr<const QuantizedConv> next;  ///< non-null: uint8 output in next's input parameters
-  Tensor output_u8;                           ///< set by the conv: the uint8 output (when next)
+  Tensor output_u8;                           ///< set by the conv: the uint8 output (N, H, W, C_out) (when next)
   bool taken = false;                         ///< set by the conv when its int8 path ran with the request
 };
 

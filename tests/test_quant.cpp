@@ -585,6 +585,32 @@ TEST_CASE("qconv: conv2d and conv_transpose2d against a float64 reference on ran
         }
         CHECK(far == 0);
         CHECK(off * 100 <= int64_t(want.size()));  // ties only
+        // Channels last, out and in (the layout int8 layers chain in): the same values.
+        const int64_t p_out = s.ho * s.wo, p_in = s.h * s.w;
+        std::vector<uint8_t> q8n(out.size(), 7);
+        st.out_u8 = q8n.data();
+        st.out_nhwc = true;
+        if (transposed) cpu::qconv_transpose2d_u8s8(s, p.x.data(), packed, st);
+        else cpu::qconv2d_u8s8(s, p.x.data(), packed, st);
+        int64_t moved = 0;
+        for (int64_t i = 0; i < s.n; ++i)
+          for (int64_t co = 0; co < s.c_out; ++co)
+            for (int64_t q = 0; q < p_out; ++q)
+              moved += q8n[size_t((i * p_out + q) * s.c_out + co)] != q8[size_t((i * s.c_out + co) * p_out + q)];
+        CHECK(moved == 0);
+        std::vector<uint8_t> xn(p.x.size());
+        for (int64_t i = 0; i < s.n; ++i)
+          for (int64_t ci = 0; ci < s.c_in; ++ci)
+            for (int64_t q = 0; q < p_in; ++q)
+              xn[size_t((i * p_in + q) * s.c_in + ci)] = p.x[size_t((i * s.c_in + ci) * p_in + q)];
+        std::vector<float> out_n(out.size(), -99.0f);
+        st.out_u8 = nullptr;
+        st.out_nhwc = false;
+        st.out = out_n.data();
+        st.in_nhwc = true;
+        if (transposed) cpu::qconv_transpose2d_u8s8(s, xn.data(), packed, st);
+        else cpu::qconv2d_u8s8(s, xn.data(), packed, st);
+        CHECK(out_n == out);
         ++cases;
       }
   CHECK(cases == 32);
@@ -667,7 +693,9 @@ TEST_CASE("Sequential chains int8 convs: relu in the store, uint8 between layers
     detail::ConvChain chain;
     chain.weight = &convs[1].first;
     chain.relu = true;
-    chain.input_u8 = quantize_linear(h1, full({1}, q1->input_scale, kFloat32), full({1}, double(q1->input_zero), kUInt8));
+    chain.input_u8 = quantize_linear(h1, full({1}, q1->input_scale, kFloat32), full({1}, double(q1->input_zero), kUInt8))
+                         .permute({0, 2, 3, 1})
+                         .contiguous();  // channels last
     chain.next = q2;
     {
       detail::ConvChainScope scope(&chain);
@@ -676,7 +704,10 @@ TEST_CASE("Sequential chains int8 convs: relu in the store, uint8 between layers
     CHECK(chain.taken);
     REQUIRE(chain.output_u8.defined());
     const Tensor want = quantize_linear(relu((*seq)[2]->forward(h1)), full({1}, q2->input_scale, kFloat32),
-                                        full({1}, double(q2->input_zero), kUInt8));
+                                        full({1}, double(q2->input_zero), kUInt8))
+                           .permute({0, 2, 3, 1})
+                           .contiguous();
+    CHECK(chain.output_u8.shape() == want.shape());
     const std::vector<uint8_t> got8 = chain.output_u8.to_vector<uint8_t>(), want8 = want.to_vector<uint8_t>();
     REQUIRE(got8.size() == want8.size());
     int64_t off = 0, far = 0;

@@ -32,6 +32,7 @@ void check_store(const QConvStore& st) {
   if (int(!!st.out) + int(!!st.out_u8) != 1) fail(kOp, "exactly one output (float32 or uint8) must be given");
   if (st.out_u8 && (!(st.out_scale > 0.0f) || st.out_zero < 0 || st.out_zero > 255))
     fail(kOp, "uint8 output needs a positive scale and a zero point in [0, 255]; got {} and {}", st.out_scale, st.out_zero);
+  if (st.out_nhwc && !st.out_u8) fail(kOp, "a channels-last output must be uint8");
 }
 
 // Images [lo, hi) split over the pool; each part reuses its own scratch buffers.
@@ -133,16 +134,38 @@ inline __attribute__((always_inline)) void col2im_dequant_body(const QConvShape&
     constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23: adding and subtracting it rounds half to even
     const float inv = 1.0f / st.out_scale, zero = float(st.out_zero);
     const float qlo = st.relu ? std::max(zero, 0.0f) : 0.0f;
-    for (int64_t co = 0; co < c; ++co) {
-      const float scale = st.a_scale * st.w_scale[co], b = st.bias ? st.bias[co] : 0.0f;
-      const int32_t* a = acc + co;
-      uint8_t* o = st.out_u8 + offset + co * p_out;
+    const auto level = [&](int32_t a, int64_t co) {
+      float v = (float(a) * (st.a_scale * st.w_scale[co]) + (st.bias ? st.bias[co] : 0.0f)) * inv;
+      v = std::min(std::max(v, -512.0f), 512.0f);
+      v = ((v + kMagic) - kMagic) + zero;
+      return static_cast<uint8_t>(static_cast<int32_t>(std::min(std::max(v, qlo), 255.0f)));
+    };
+    if (st.out_nhwc && c <= 64) {  // the accumulator's own layout, per-channel constants hoisted
+      float sc[64], bi[64];
+      int32_t lv[64];
+      for (int64_t co = 0; co < c; ++co) sc[co] = st.a_scale * st.w_scale[co], bi[co] = st.bias ? st.bias[co] : 0.0f;
+      uint8_t* o = st.out_u8 + offset;
       for (int64_t p = 0; p < p_out; ++p) {
-        float v = (float(a[p * c]) * scale + b) * inv;
-        v = std::min(std::max(v, -512.0f), 512.0f);
-        v = ((v + kMagic) - kMagic) + zero;
-        o[p] = static_cast<uint8_t>(static_cast<int32_t>(std::min(std::max(v, qlo), 255.0f)));
+        const int32_t* a = acc + p * c;
+        for (int64_t co = 0; co < c; ++co) {
+          float v = (float(a[co]) * sc[co] + bi[co]) * inv;  // as `level` rounds
+          v = std::min(std::max(v, -512.0f), 512.0f);
+          v = ((v + kMagic) - kMagic) + zero;
+          lv[co] = static_cast<int32_t>(std::min(std::max(v, qlo), 255.0f));
+        }
+        for (int64_t co = 0; co < c; ++co) o[p * c + co] = static_cast<uint8_t>(lv[co]);
       }
+      return;
+    }
+    if (st.out_nhwc) {
+      uint8_t* o = st.out_u8 + offset;
+      for (int64_t p = 0; p < p_out; ++p)
+        for (int64_t co = 0; co < c; ++co) o[p * c + co] = level(acc[p * c + co], co);
+      return;
+    }
+    for (int64_t co = 0; co < c; ++co) {
+      uint8_t* o = st.out_u8 + offset + co * p_out;
+      for (int64_t p = 0; p < p_out; ++p) o[p] = level(acc[p * c + co], co);
     }
     return;
   }
@@ -216,8 +239,8 @@ void qconv2d_u8s8(const QConvShape& s, const uint8_t* x, const PackedQWeight& w,
     uint8_t* nhwc = nhwc_buf.data();
     uint8_t* col = col_buf.data();
     const uint8_t* xi = x + img * in_image;
-    if (c != 1) to_pixel_rows(xi, c, p_in, nhwc, c);
-    const uint8_t* src = c == 1 ? xi : nhwc;  // one channel: NCHW is NHWC
+    if (c != 1 && !st.in_nhwc) to_pixel_rows(xi, c, p_in, nhwc, c);
+    const uint8_t* src = c == 1 || st.in_nhwc ? xi : nhwc;  // one channel: NCHW is NHWC
     if (c == 1) im2col_nhwc<1>(s, row_src.data(), col_src.data(), src, zero, col, w.k4);
     else if (c == 16) im2col_nhwc<16>(s, row_src.data(), col_src.data(), src, zero, col, w.k4);
     else if (c == 32) im2col_nhwc<32>(s, row_src.data(), col_src.data(), src, zero, col, w.k4);
@@ -232,11 +255,14 @@ void qconv2d_u8s8(const QConvShape& s, const uint8_t* x, const PackedQWeight& w,
       ep.out_u8 = st.out_u8 + img * out_image;
       ep.out_scale = st.out_scale;
       ep.out_zero = st.out_zero;
+      if (st.out_nhwc) ep.ldc = s.c_out, ep.col_stride = 1;  // the GEMM's own (pixel, channel) layout
     } else {
       ep.out_f32 = st.out + img * out_image;
     }
-    ep.ldc = 1;              // row = output pixel
-    ep.col_stride = p_out;   // column = output channel
+    if (!st.out_nhwc) {
+      ep.ldc = 1;              // row = output pixel
+      ep.col_stride = p_out;   // column = output channel
+    }
     qgemm_u8s8(p_out, col, w.k4, w, ep);
   });
 }
@@ -254,13 +280,20 @@ void qconv_transpose2d_u8s8(const QConvShape& s, const uint8_t* x, const PackedQ
     acc_buf.assign(size_t(out_image), 0);
     uint8_t* a = a_buf.data();
     int32_t* sums = sums_buf.data();
-    to_pixel_rows(x + img * in_image, s.c_in, p_in, a, w.k4);  // bytes [c_in, k4) meet zero weights
+    const uint8_t* a_rows = a;
+    if (!st.in_nhwc) {
+      to_pixel_rows(x + img * in_image, s.c_in, p_in, a, w.k4);  // bytes [c_in, k4) meet zero weights
+    } else if (w.k4 == s.c_in) {
+      a_rows = x + img * in_image;  // already (pixel, channel) rows
+    } else {
+      for (int64_t q = 0; q < p_in; ++q) std::memcpy(a + q * w.k4, x + img * in_image + q * s.c_in, size_t(s.c_in));
+    }
     // sums (P_in, kH*kW*C_out): row = input pixel, column (ki, kj, co), zero term removed
     QEpilogue ep;
     ep.a_zero = st.a_zero;
     ep.out_i32 = sums;
     ep.ldc = w.n;
-    qgemm_u8s8(p_in, a, w.k4, w, ep);
+    qgemm_u8s8(p_in, a_rows, w.k4, w, ep);
     col2im_dequant(s, taps.data(), sums, acc_buf.data(), st, img * out_image);
   });
 }

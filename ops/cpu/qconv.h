@@ -45,6 +45,10 @@ struct QConvStore {
   uint8_t* out_u8 = nullptr;
   float out_scale = 1.0f;          ///< for out_u8
   int32_t out_zero = 0;            ///< for out_u8
+  /// out_u8 channels last, (n, ho, wo, c_out): what the next int8 conv reads without a transpose.
+  bool out_nhwc = false;
+  /// The uint8 input x is channels last, (n, h, w, c_in) (a previous layer's out_nhwc output).
+  bool in_nhwc = false;
 };
 
 /// Packs a conv2d weight (C_out, C_in, kH, kW) int8, row-major, as qgemm's W (C_out, C_in*kH*kW).

@@ -123,10 +123,11 @@ LATENT_ALWAYS_INLINE void store_tile_body(const int32_t* acc, int rows, int64_t 
       uint8_t* o = ep.out_u8 + at;
       const float inv = 1.0f / ep.out_scale, zero = float(ep.out_zero);
       const float lo = ep.relu ? std::max(zero, 0.0f) : 0.0f;
-      for (int c = 0; c < cols; ++c) {
-        const float q = to_u8_level((float(row[c] - zs[c]) * sc[c] + bi[c]) * inv, zero, lo);
-        o[c] = static_cast<uint8_t>(static_cast<int32_t>(q));
-      }
+      // levels first (vectorized along the columns), then the narrowing to bytes
+      alignas(64) int32_t lv[kMaxNP * kPanel];
+      for (int c = 0; c < cols; ++c)
+        lv[c] = static_cast<int32_t>(to_u8_level((float(row[c] - zs[c]) * sc[c] + bi[c]) * inv, zero, lo));
+      for (int c = 0; c < cols; ++c) o[c] = static_cast<uint8_t>(lv[c]);
     }
   }
 }
