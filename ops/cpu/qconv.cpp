@@ -221,7 +221,9 @@ void qconv2d_u8s8(const QConvShape& s, const uint8_t* x, const PackedQWeight& w,
   const uint8_t zero = static_cast<uint8_t>(st.a_zero);
   const int64_t c = s.c_in;
   // Source row / column of each (output row or column, tap), -1 outside the image: computed once.
-  std::vector<int64_t> row_src(size_t(s.ho * s.kh)), col_src(size_t(s.wo * s.kw));
+  thread_local std::vector<int64_t> row_src, col_src;  // reused: no allocation per call after the first
+  row_src.resize(size_t(s.ho * s.kh));
+  col_src.resize(size_t(s.wo * s.kw));
   for (int64_t oh = 0; oh < s.ho; ++oh)
     for (int64_t ki = 0; ki < s.kh; ++ki) {
       const int64_t ih = oh * s.sh - s.ph + ki * s.dh;
@@ -232,6 +234,9 @@ void qconv2d_u8s8(const QConvShape& s, const uint8_t* x, const PackedQWeight& w,
       const int64_t iw = ow * s.sw - s.pw + kj * s.dw;
       col_src[size_t(ow * s.kw + kj)] = iw >= 0 && iw < s.w ? iw : -1;
     }
+  // this thread's tables, read by the pool's threads (a thread_local named in the lambda would be theirs)
+  const int64_t* rs = row_src.data();
+  const int64_t* cs = col_src.data();
   over_images(s.n, p_out * w.k * s.c_out, [&](int64_t img) {
     thread_local std::vector<uint8_t> nhwc_buf, col_buf;
     nhwc_buf.resize(size_t(in_image));
@@ -241,10 +246,10 @@ void qconv2d_u8s8(const QConvShape& s, const uint8_t* x, const PackedQWeight& w,
     const uint8_t* xi = x + img * in_image;
     if (c != 1 && !st.in_nhwc) to_pixel_rows(xi, c, p_in, nhwc, c);
     const uint8_t* src = c == 1 || st.in_nhwc ? xi : nhwc;  // one channel: NCHW is NHWC
-    if (c == 1) im2col_nhwc<1>(s, row_src.data(), col_src.data(), src, zero, col, w.k4);
-    else if (c == 16) im2col_nhwc<16>(s, row_src.data(), col_src.data(), src, zero, col, w.k4);
-    else if (c == 32) im2col_nhwc<32>(s, row_src.data(), col_src.data(), src, zero, col, w.k4);
-    else im2col_nhwc<0>(s, row_src.data(), col_src.data(), src, zero, col, w.k4);
+    if (c == 1) im2col_nhwc<1>(s, rs, cs, src, zero, col, w.k4);
+    else if (c == 16) im2col_nhwc<16>(s, rs, cs, src, zero, col, w.k4);
+    else if (c == 32) im2col_nhwc<32>(s, rs, cs, src, zero, col, w.k4);
+    else im2col_nhwc<0>(s, rs, cs, src, zero, col, w.k4);
     QEpilogue ep;
     ep.a_scale = st.a_scale;
     ep.a_zero = st.a_zero;
