@@ -63,11 +63,16 @@ for s in "${suites[@]}"; do
   echo "== tsan: $s"
   set +e
   if [ "$s" = serve ]; then
-    /usr/bin/python3 tests/serve_test.py "$build/tools/latent" > "$build/tsan_$s.log" 2>&1
+    # The servers' stderr is read by the test, so their reports go to files (one per process).
+    rm -f "$build"/tsan_serve_report.*
+    TSAN_OPTIONS="$TSAN_OPTIONS log_path=$(cd "$build" && pwd)/tsan_serve_report" \
+      /usr/bin/python3 tests/serve_test.py "$build/tools/latent" > "$build/tsan_$s.log" 2>&1
+    status=$?
+    cat "$build"/tsan_serve_report.* >> "$build/tsan_$s.log" 2>/dev/null || true
   else
     "$build/tests/test_$s" > "$build/tsan_$s.log" 2>&1
+    status=$?
   fi
-  status=$?
   set -e
   if [ "$status" -ne 0 ] || grep -q "WARNING: ThreadSanitizer" "$build/tsan_$s.log"; then
     failed+=("$s")
