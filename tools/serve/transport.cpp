@@ -134,8 +134,10 @@ int serve_http(Service& service, const TransportOptions& options) {
   // httplib's stop() (not async-signal-safe, so never from a handler). A signal that lands on a
   // thread started before that (OpenBLAS's) is forwarded to the sigwait thread by a handler. The
   // old way, a handler writing to a self-pipe, lost SIGTERM under ThreadSanitizer: TSan runs a
-  // handler only when its thread next passes through an intercepted call, and the main thread sat
-  // in accept(), restarted by SA_RESTART, so the handler never ran (tests/run_tsan.sh serve).
+  // handler only when its thread next passes through an intercepted call, and the thread the
+  // signal landed on could wait indefinitely in a system call that SA_RESTART restarts (the main
+  // thread's accept()) or spin on atomics (the compute pool), so the server never stopped
+  // (tests/run_tsan.sh serve).
   block_stop_signals();
   std::signal(SIGPIPE, SIG_IGN);
   std::atomic<bool> stopping{false}, listen_ended{false}, waiting{false};
