@@ -29,6 +29,7 @@ if [ "$#" -gt 0 ]; then suites=("$@"); else suites=("${all[@]}"); fi
 
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 history_size=4 suppressions=$root/tests/tsan.supp"
 failed=()
+clean=()
 if [[ " ${suites[*]} " == *" pool "* ]]; then
   mkdir -p "$build"
   echo "== tsan: pool (tests/tsan/pool_tsan.cpp + ops/cpu/workers.cpp)"
@@ -36,6 +37,7 @@ if [[ " ${suites[*]} " == *" pool "* ]]; then
   nice g++ -std=c++20 -O1 -g -fsanitize=thread -I"$root" tests/tsan/pool_tsan.cpp ops/cpu/workers.cpp ops/threads.cpp \
     -o "$build/pool_tsan" -lopenblas -lfmt
   if "$build/pool_tsan" > "$build/tsan_pool.log" 2>&1 && ! grep -q "WARNING: ThreadSanitizer" "$build/tsan_pool.log"; then
+    clean+=(pool)
     echo "== tsan: pool clean in $(( $(date +%s) - start ))s ($(tail -1 "$build/tsan_pool.log"))"
   else
     failed+=(pool)
@@ -63,17 +65,23 @@ for s in "${suites[@]}"; do
   echo "== tsan: $s"
   set +e
   if [ "$s" = serve ]; then
-    /usr/bin/python3 tests/serve_test.py "$build/tools/latent" > "$build/tsan_$s.log" 2>&1
+    # The servers' stderr is read by the test, so their reports go to files (one per process).
+    rm -f "$build"/tsan_serve_report.*
+    TSAN_OPTIONS="$TSAN_OPTIONS log_path=$(cd "$build" && pwd)/tsan_serve_report" \
+      /usr/bin/python3 tests/serve_test.py "$build/tools/latent" > "$build/tsan_$s.log" 2>&1
+    status=$?
+    cat "$build"/tsan_serve_report.* >> "$build/tsan_$s.log" 2>/dev/null || true
   else
     "$build/tests/test_$s" > "$build/tsan_$s.log" 2>&1
+    status=$?
   fi
-  status=$?
   set -e
   if [ "$status" -ne 0 ] || grep -q "WARNING: ThreadSanitizer" "$build/tsan_$s.log"; then
     failed+=("$s")
     grep -A40 "WARNING: ThreadSanitizer" "$build/tsan_$s.log" | head -80 || tail -30 "$build/tsan_$s.log"
     echo "== tsan: $s FAILED (exit $status) after $(( $(date +%s) - start ))s; log: $build/tsan_$s.log"
   else
+    clean+=("$s")
     echo "== tsan: $s clean in $(( $(date +%s) - start ))s ($(grep -E '^\[doctest\] test cases|^serve_test|passed' "$build/tsan_$s.log" | tail -1))"
   fi
 done
@@ -81,4 +89,4 @@ if [ "${#failed[@]}" -gt 0 ]; then
   echo "run_tsan: FAILED: ${failed[*]}"
   exit 1
 fi
-echo "run_tsan: clean: ${suites[*]}"
+echo "run_tsan: clean: ${clean[*]}"

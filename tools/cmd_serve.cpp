@@ -83,6 +83,8 @@ int cmd_serve(const std::vector<std::string>& argv) {
   opts.text("api-key-file", "FILE", api_key_file, "require `Authorization: Bearer KEY` (KEY: the file's first line) except on the health endpoints and the web page's files (its data needs it)");
   opts.text("access-log", "FILE", service_options.access_log, "append one JSON line per request");
   if (!opts.parse(argv)) return 0;
+  // Before any thread starts (loading may run the compute pool), so that all of them inherit it.
+  serve::block_stop_signals();
   transport.max_body_bytes = max_body_mb << 20;
   if (!api_key_file.empty()) service_options.api_key = read_key(api_key_file);
   if (threads > 0) set_num_threads(static_cast<int>(threads));

@@ -6,9 +6,12 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <stdexcept>
 #include <thread>
@@ -16,17 +19,6 @@
 namespace latent::serve {
 
 namespace {
-
-// The signal handler only writes a byte to this pipe; a watcher thread reads it and stops the
-// server, because httplib's stop() is not async-signal-safe.
-int stop_pipe[2] = {-1, -1};
-
-extern "C" void on_stop_signal(int) {
-  const int saved = errno;
-  const char byte = 1;
-  [[maybe_unused]] ssize_t n = ::write(stop_pipe[1], &byte, 1);
-  errno = saved;
-}
 
 // Debian's compiled cpp-httplib listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG), so a
 // burst of new connections overflows the accept queue and clients wait out SYN retransmits (1 s
@@ -53,7 +45,33 @@ void reply_with(httplib::Response& res, HttpReply&& reply) {
   res.set_content(std::move(reply.body), reply.content_type.c_str());
 }
 
+/// The kernel thread id of serve_http's sigwait thread, for the forwarding handler (0: none yet).
+std::atomic<pid_t> watcher_tid{0};
+
+/// Threads started before cmd_serve blocked the stop signals (OpenBLAS starts its own when the
+/// library loads) still take them; this handler, async-signal-safe, sends the signal on to the
+/// sigwait thread instead of letting it kill the process.
+extern "C" void forward_stop_signal(int signal) {
+  const int saved = errno;
+  if (const pid_t tid = watcher_tid.load()) ::syscall(SYS_tgkill, ::getpid(), tid, signal);
+  errno = saved;
+}
+
+/// SIGTERM and SIGINT, the signals that stop the server.
+sigset_t stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  return set;
+}
+
 }  // namespace
+
+void block_stop_signals() {
+  const sigset_t set = stop_signals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
 
 int serve_http(Service& service, const TransportOptions& options) {
   httplib::Server server;
@@ -111,31 +129,53 @@ int serve_http(Service& service, const TransportOptions& options) {
 
   raise_backlog(port);
 
-  if (::pipe(stop_pipe) != 0) throw std::runtime_error("[serve] cannot create the signal pipe");
-  struct sigaction action {};
-  action.sa_handler = on_stop_signal;
-  action.sa_flags = SA_RESTART;  // accept() and reads resume; the pipe is what stops the server
-  sigemptyset(&action.sa_mask);
-  sigaction(SIGTERM, &action, nullptr);
-  sigaction(SIGINT, &action, nullptr);
+  // The stop signals are blocked in every thread latent starts (cmd_serve blocks them before it
+  // starts any, and threads inherit the mask) and taken by one thread in sigwait, which then calls
+  // httplib's stop() (not async-signal-safe, so never from a handler). A signal that lands on a
+  // thread started before that (OpenBLAS's) is forwarded to the sigwait thread by a handler. The
+  // old way, a handler writing to a self-pipe, lost SIGTERM under ThreadSanitizer: TSan runs a
+  // handler only when its thread next passes through an intercepted call, and the thread the
+  // signal landed on could wait indefinitely in a system call that SA_RESTART restarts (the main
+  // thread's accept()) or spin on atomics (the compute pool), so the server never stopped
+  // (tests/run_tsan.sh serve).
+  block_stop_signals();
   std::signal(SIGPIPE, SIG_IGN);
-  std::thread watcher([&server] {
-    char byte = 0;
-    while (::read(stop_pipe[0], &byte, 1) < 0 && errno == EINTR) {
+  std::atomic<bool> stopping{false}, listen_ended{false}, waiting{false};
+  std::thread watcher([&server, &stopping, &listen_ended, &waiting] {
+    watcher_tid.store(static_cast<pid_t>(::syscall(SYS_gettid)));
+    waiting.store(true);
+    const sigset_t set = stop_signals();
+    int signal = 0;
+    while (sigwait(&set, &signal) != 0) {
     }
+    // Either a real SIGTERM/SIGINT, or the wake-up below after listening ended by itself.
+    if (stopping.exchange(true)) return;
+    // httplib's stop() does nothing until listen_after_bind has begun (a signal that came while
+    // the models loaded waited, blocked, and arrives here at once).
+    while (!server.is_running() && !listen_ended.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     server.stop();
   });
-
+  while (!waiting.load()) std::this_thread::yield();
+  struct sigaction action {};
+  action.sa_handler = forward_stop_signal;
+  action.sa_flags = SA_RESTART;
+  sigfillset(&action.sa_mask);
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
   fmt::print("listening on http://{}:{}\n", options.host, port);
   std::fflush(stdout);
   // Returns once stop() closed the socket and the pool finished the requests it held.
   server.listen_after_bind();
-  // Wake the watcher if listening ended for another reason.
-  on_stop_signal(0);
+  listen_ended.store(true);
+  // Wake the watcher if listening ended for another reason: a signal aimed at its thread, which
+  // its sigwait takes (if a real signal got there first, this one dies with the thread).
+  if (!stopping.exchange(true)) ::syscall(SYS_tgkill, ::getpid(), watcher_tid.load(), SIGTERM);
   watcher.join();
+  watcher_tid.store(0);
+  action.sa_handler = SIG_DFL;
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
   service.stop();
-  ::close(stop_pipe[0]);
-  ::close(stop_pipe[1]);
   fmt::print(stderr, "latent serve: stopped\n");
   return 0;
 }

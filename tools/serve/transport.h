@@ -1,6 +1,6 @@
 // The HTTP transport of `latent serve`: cpp-httplib's server, configured explicitly (thread pool,
 // keep-alive, timeouts, payload limit, TCP_NODELAY), forwarding every request to a Service.
-// SIGTERM and SIGINT stop accepting, let in-flight requests finish, and make serve_http return.
+// SIGTERM and SIGINT (taken by one sigwait thread) stop accepting, let in-flight requests finish, and make serve_http return.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +20,11 @@ struct TransportOptions {
   int write_timeout_s = 5;
   int keep_alive_timeout_s = 5;     ///< idle keep-alive connections are closed after this
 };
+
+/// Blocks SIGTERM and SIGINT in the calling thread, so that every thread it starts afterwards
+/// (compute pool, batchers, HTTP threads) blocks them too and serve_http's sigwait thread is the
+/// only one that receives them. Call it before starting any thread.
+void block_stop_signals();
 
 /// Binds, prints `listening on http://HOST:PORT` as a flushed line on stdout, and serves until
 /// SIGTERM or SIGINT; then drains in-flight requests, stops the service's batchers and returns 0.
