@@ -204,7 +204,7 @@ decltype(auto) visit_floating(const char* op, DType dtype, Fn&& fn) {
 /// Kind of memory a tensor's storage lives in; indexes the allocator and backend tables.
 enum class DeviceType : uint8_t {
   CPU = 0,   ///< host memory, the CPU backend (always present)
-  CUDA = 1,  ///< an NVIDIA GPU; registered only by a build with -Dcuda=enabled on a machine with a GPU
+  CUDA = 1   ///< an NVIDIA GPU; registered only by a build with -Dcuda=enabled on a machine with a GPU
 };
 /// Number of DeviceType values (the size of the per-device allocator and backend tables).
 inline constexpr int kNumDeviceTypes = 2;

@@ -19,7 +19,7 @@ namespace latent::models {
 /// The decoder's output distribution p(x|z) in a VAE's reconstruction term (reconstruction_nll).
 enum class Likelihood {
   Bernoulli,  ///< pixels in [0, 1]: binary cross-entropy summed per image (the default)
-  Gaussian,   ///< unit variance: 1/2 ||x - recon||^2 + D/2 log(2 pi) per image
+  Gaussian    ///< unit variance: 1/2 ||x - recon||^2 + D/2 log(2 pi) per image
 };
 
 /// Everything that defines an autoencoder; stored in a run's config.json.
