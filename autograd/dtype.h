@@ -133,7 +133,7 @@ constexpr bool dtype_from_safetensors(std::string_view code, DType& out) {
   return false;
 }
 
-/// ONNX's TensorProto data type number (FLOAT = 1, UINT8 = 2, INT8 = 3, INT32 = 6, INT64 = 7, DOUBLE = 11).
+/// ONNX's TensorProto data type number (FLOAT 1, UINT8 2, INT8 3, INT32 6, INT64 7, FLOAT16 10, DOUBLE 11, BFLOAT16 16), 0 if unknown.
 constexpr int32_t dtype_onnx_code(DType dtype) {
   const auto* i = detail::dtype_info(dtype);
   return i ? i->onnx : 0;
