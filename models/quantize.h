@@ -6,8 +6,13 @@
 // "quantization" section, model.safetensors holding the int8 weights and their scales), so
 // `models::load` opens it and every command that runs a model runs it int8 (ops/quantize.h).
 //
-// Stored per quantized layer L (ONNX QDQ's naming): L.weight (I8, (out, in)), L.weight_scale
-// (F32, (out)), L.input_scale (F32, (1)), L.input_zero_point (U8, (1)).
+// Conv models (conv, conv-vae) get the same scheme for their Conv2d and ConvTranspose2d layers:
+// int8 weights with one scale per output channel (axis 0 of a Conv2d weight, axis 1 of a
+// ConvTranspose2d weight), uint8 inputs per tensor.
+//
+// Stored per quantized layer L (ONNX QDQ's naming): L.weight (I8, (out, in), or a conv's 4-d
+// weight), L.weight_scale (F32, (out); conv: (C_out, 1, 1, 1), ConvTranspose: (1, C_out, 1, 1),
+// shapes that broadcast against the weight), L.input_scale (F32, (1)), L.input_zero_point (U8, (1)).
 #pragma once
 
 #include <string>
@@ -38,9 +43,9 @@ struct QuantizeSummary {
   uint64_t int8_bytes = 0;          ///< the quantized run's model.safetensors
 };
 
-/// Quantizes `run`'s linear layers calibrated on the first `options.calibration` samples of
-/// `calibration` and writes the quantized run to `out_dir` (created; config.json and
-/// model.safetensors). Conv models fail with "[quantize] model 'conv' ...: not supported yet".
+/// Quantizes `run`'s linear and conv layers calibrated on the first `options.calibration` samples
+/// of `calibration` and writes the quantized run to `out_dir` (created; config.json and
+/// model.safetensors). Other models fail with "[quantize] model 'X' ...: not supported yet".
 QuantizeSummary quantize_run(const LoadedRun& run, const Dataset& calibration, const QuantizeOptions& options,
                              const std::string& out_dir);
 
@@ -48,7 +53,7 @@ QuantizeSummary quantize_run(const LoadedRun& run, const Dataset& calibration, c
 bool is_quantized_config(const json::Value& config);
 
 /// The tensors of a quantized run's file as the float model loads them: each int8 weight
-/// dequantized (q * scale per row) under its own name, the scale/zero-point tensors left out.
+/// dequantized (q * scale per output channel) under its own name, the scale/zero-point tensors left out.
 /// Other files' tensors come back unchanged.
 NamedTensors dequantized_tensors(const NamedTensors& stored);
 

@@ -228,18 +228,46 @@ std::string emit_extreme_dim(const Emit& e) {  // max(x, dim), min(x, dim): (dim
 
 // ---- convolution, pooling, resampling (inputs are (N, C, H, W)) ----
 
+namespace {
+// The QDQ form of a conv weight with an int8 form (a `latent quantize` run, ops/quantize.h), as
+// gemm_maybe_quantized does for Gemm: QuantizeLinear -> DequantizeLinear on the input (uint8, per
+// tensor) and DequantizeLinear of the int8 weight initializer with per-axis scales (axis 0 for
+// Conv, axis 1 for ConvTranspose: the output channels' axis). Returns {x, w}, unchanged without one.
+std::pair<std::string, std::string> conv_inputs_maybe_quantized(const Emit& e, bool transposed) {
+  const auto q = find_quantized_conv(e.r.inputs[1]);
+  if (!q || q->transposed != transposed) return {e.in[0], e.in[1]};
+  const std::string& w = e.in[1];
+  const float s = q->input_scale;
+  const uint8_t z = static_cast<uint8_t>(q->input_zero);
+  const std::string sx = e.g.add_initializer(make_tensor<float>(e.g.fresh(w + "_input_scale"), {}, std::span<const float>(&s, 1)));
+  const std::string zx = e.g.add_initializer(make_tensor<uint8_t>(e.g.fresh(w + "_input_zero_point"), {}, std::span<const uint8_t>(&z, 1)));
+  const std::string x = e.node("DequantizeLinear", {e.node("QuantizeLinear", {e.in[0], sx, zx}), sx, zx});
+  const Shape& shape = q->int8_weight.shape();
+  const std::vector<int64_t> dims{shape[0], shape[1], shape[2], shape[3]};
+  const std::vector<int8_t> values = q->int8_weight.to_vector<int8_t>();
+  const std::vector<int8_t> zeros(q->weight_scale.size(), 0);
+  const int64_t c_out = static_cast<int64_t>(q->weight_scale.size());
+  const std::string wq = e.g.add_initializer(make_tensor<int8_t>(e.g.fresh(w + "_quantized"), dims, std::span<const int8_t>(values)));
+  const std::string ws = e.g.add_initializer(make_tensor<float>(e.g.fresh(w + "_scale"), {c_out}, std::span<const float>(q->weight_scale)));
+  const std::string wz = e.g.add_initializer(make_tensor<int8_t>(e.g.fresh(w + "_zero_point"), {c_out}, std::span<const int8_t>(zeros)));
+  return {x, e.node("DequantizeLinear", {wq, ws, wz}, {attr_int("axis", transposed ? 1 : 0)})};
+}
+}  // namespace
+
 std::string emit_conv(const Emit& e) {  // conv2d, conv_transpose2d: (Conv2dParams, output shape)
   const Conv2dParams& p = e.r.attrs.at(0).get<Conv2dParams>();
+  const bool transposed = std::string(e.r.op) != "conv2d";
+  const auto [x, w_in] = conv_inputs_maybe_quantized(e, transposed);
   const Shape& w = e.x_shape(1);
   std::vector<AttributeProto> attrs{attr_ints("kernel_shape", {w[2], w[3]}),
                                     attr_ints("strides", {p.stride[0], p.stride[1]}),
                                     attr_ints("pads", {p.padding[0], p.padding[1], p.padding[0], p.padding[1]}),
                                     attr_ints("dilations", {p.dilation[0], p.dilation[1]}),
                                     attr_int("group", p.groups)};
-  if (std::string(e.r.op) == "conv2d") return e.node("Conv", {e.in[0], e.in[1], e.in[2]}, attrs);
+  if (!transposed) return e.node("Conv", {x, w_in, e.in[2]}, attrs);
   if (p.output_padding[0] != 0 || p.output_padding[1] != 0)
     attrs.push_back(attr_ints("output_padding", {p.output_padding[0], p.output_padding[1]}));
-  return e.node("ConvTranspose", {e.in[0], e.in[1], e.in[2]}, attrs);
+  return e.node("ConvTranspose", {x, w_in, e.in[2]}, attrs);
 }
 
 std::string emit_pool(const Emit& e) {  // max/avg_pool2d/1d: (Pool2dParams, output shape[, indices slot])

@@ -14,6 +14,7 @@
 #include "backend.h"
 #include "check.h"
 #include "creation.h"
+#include "quantize.h"
 #include "shape_ops.h"
 
 namespace latent {
@@ -154,6 +155,8 @@ struct Conv2dOp {
                         const Conv2dParams& p, const Shape& out_shape) {
     Tensor x = dense(x_in), w = dense(w_in);
     Tensor out = empty(out_shape, x.dtype(), x.device());
+    // A `latent quantize` run's weight (ops/quantize.h): no tape node, so the int8 kernel may run.
+    if (!ctx && detail::quantization_active() && detail::conv_inference_int8(x, w, bias, p, false, out)) return out;
     backend(x.device(), name).conv2d(x, w, bias.defined() ? dense(bias) : bias, out, p);
     if (ctx) {
       ctx->p = p;
@@ -189,6 +192,7 @@ struct ConvTranspose2dOp {
     Tensor x = dense(x_in), w = dense(w_in);
     Backend& be = backend(x.device(), name);
     Tensor out = empty(out_shape, x.dtype(), x.device());
+    if (!ctx && detail::quantization_active() && detail::conv_inference_int8(x, w, bias, p, true, out)) return out;
     be.conv2d_backward_input(x, w, out, p);
     // out + 1 * bias, broadcast over N, H and W
     if (bias.defined()) be.binary(BinaryOp::Add, out, bias.view({1, out_shape[1], 1, 1}), out, 1.0, 0.0);

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "cpu/qconv.h"
 #include "cpu/qgemm.h"
 #include "creation.h"
 
@@ -17,24 +18,31 @@ namespace {
 constexpr const char* kOp = "quantize";
 
 // Identity of a weight tensor: storage (weak, so a freed storage never matches a new one at the
-// same address), offset, shape, strides; the version is compared on lookup.
+// same address), offset, shape, strides (2-d linear or 4-d conv weights); the version is compared
+// on lookup.
 struct WeightKey {
   std::weak_ptr<Storage> storage;
-  int64_t offset = 0, n = 0, k = 0, stride_n = 0, stride_k = 0;
+  int64_t offset = 0;
+  int rank = 0;
+  int64_t sizes[4] = {}, strides[4] = {};
   uint32_t version = 0;
   static WeightKey of(const Tensor& w) {
-    return {w.storage(), w.storage_offset(), w.shape()[0], w.shape()[1], w.strides()[0], w.strides()[1],
-            w.storage()->version()};
+    WeightKey k{w.storage(), w.storage_offset(), std::min(w.dim(), 4), {}, {}, w.storage()->version()};
+    for (int d = 0; d < k.rank; ++d) k.sizes[d] = w.shape()[d], k.strides[d] = w.strides()[d];
+    return k;
   }
   bool same_tensor(const WeightKey& o) const {
-    return offset == o.offset && n == o.n && k == o.k && stride_n == o.stride_n && stride_k == o.stride_k &&
-           !storage.expired();
+    if (offset != o.offset || rank != o.rank || storage.expired()) return false;
+    for (int d = 0; d < rank; ++d)
+      if (sizes[d] != o.sizes[d] || strides[d] != o.strides[d]) return false;
+    return true;
   }
 };
 
 struct Entry {
   WeightKey key;
-  std::shared_ptr<const QuantizedLinear> q;
+  std::shared_ptr<const QuantizedLinear> q;     // a linear weight's form, or
+  std::shared_ptr<const QuantizedConv> conv;    // a conv weight's
 };
 
 struct ObservedEntry {
@@ -59,6 +67,32 @@ std::atomic<int> g_active{0};
 
 // Values kept per weight for percentiles: all of them up to this many, then a strided subsample.
 constexpr size_t kSampleCap = size_t{1} << 21;
+
+// Adds (or replaces) the entry of e.key's tensor.
+void add_entry(const Tensor& weight, Entry e) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  auto& list = r.entries[weight.storage().get()];
+  const size_t before = list.size();
+  list.erase(std::remove_if(list.begin(), list.end(),
+                            [&](const Entry& o) { return o.key.same_tensor(e.key) || o.key.storage.expired(); }),
+             list.end());
+  g_active -= int(before - list.size());
+  list.push_back(std::move(e));
+  ++g_active;
+}
+
+// A copy of the entry of exactly this tensor and version (both forms null when there is none).
+Entry find_entry(const Tensor& weight) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  auto it = r.entries.find(weight.storage().get());
+  if (it == r.entries.end()) return {};
+  const WeightKey key = WeightKey::of(weight);
+  for (const Entry& e : it->second)
+    if (e.key.same_tensor(key) && e.key.version == key.version) return e;
+  return {};
+}
 
 }  // namespace
 
@@ -129,28 +163,67 @@ void set_quantized_linear(const Tensor& weight, std::shared_ptr<const QuantizedL
   if (!q || q->packed->n != weight.shape()[0] || q->packed->k != weight.shape()[1])
     fail(kOp, "int8 weights [{}, {}] do not match the weight's shape {}", q ? q->packed->n : 0, q ? q->packed->k : 0,
          weight.shape());
-  Registry& r = registry();
-  std::lock_guard<std::mutex> lock(r.mutex);
-  const WeightKey key = WeightKey::of(weight);
-  auto& list = r.entries[weight.storage().get()];
-  const size_t before = list.size();
-  list.erase(std::remove_if(list.begin(), list.end(), [&](const Entry& e) { return e.key.same_tensor(key) || e.key.storage.expired(); }),
-             list.end());
-  g_active -= int(before - list.size());
-  list.push_back(Entry{key, std::move(q)});
-  ++g_active;
+  add_entry(weight, Entry{WeightKey::of(weight), std::move(q), nullptr});
 }
 
 std::shared_ptr<const QuantizedLinear> find_quantized_linear(const Tensor& weight) {
   if (g_active.load(std::memory_order_relaxed) == 0 || weight.dim() != 2) return nullptr;
-  Registry& r = registry();
-  std::lock_guard<std::mutex> lock(r.mutex);
-  auto it = r.entries.find(weight.storage().get());
-  if (it == r.entries.end()) return nullptr;
-  const WeightKey key = WeightKey::of(weight);
-  for (const Entry& e : it->second)
-    if (e.key.same_tensor(key) && e.key.version == key.version) return e.q;
-  return nullptr;
+  return find_entry(weight).q;
+}
+
+std::pair<Tensor, Tensor> quantize_conv_weight_symmetric(const Tensor& weight, int64_t axis, bool per_channel) {
+  if (!weight.defined() || weight.dim() != 4 || (axis != 0 && axis != 1))
+    fail(kOp, "a conv weight must be 4-d with its output channels on axis 0 or 1; got {} (axis {})",
+         weight.defined() ? fmt::format("{}", weight.shape()) : "undefined", axis);
+  // Output channels first, (C_out, rest): quantize its rows, then back to the weight's layout.
+  const Tensor w = (axis == 1 ? weight.transpose(0, 1) : weight).to(kFloat32).contiguous();
+  const int64_t c_out = w.shape()[0];
+  auto [q2, scales] = quantize_weight_symmetric(w.view({c_out, w.numel() / c_out}), per_channel);
+  Tensor q = q2.view(w.shape());
+  if (axis == 1) q = q.transpose(0, 1).contiguous();
+  return {q, scales};
+}
+
+std::shared_ptr<const QuantizedConv> make_quantized_conv(const Tensor& q_in, const Tensor& weight_scale,
+                                                         float input_scale, int32_t input_zero, bool transposed) {
+  if (!q_in.defined() || q_in.dim() != 4 || q_in.dtype() != kInt8)
+    fail(kOp, "quantized conv weights must be a 4-d int8 tensor; got {} {}", q_in.defined() ? dtype_name(q_in.dtype()) : "undefined",
+         q_in.defined() ? fmt::format("{}", q_in.shape()) : "");
+  const Tensor q = q_in.contiguous();
+  const int64_t a = q.shape()[0], b = q.shape()[1], kh = q.shape()[2], kw = q.shape()[3];
+  const int64_t c_out = transposed ? b : a;
+  if (!weight_scale.defined() || weight_scale.numel() != c_out)
+    fail(kOp, "conv weight scales: expected {} values (one per output channel); got {}", c_out,
+         weight_scale.defined() ? weight_scale.numel() : 0);
+  if (!(input_scale > 0.0f) || !std::isfinite(input_scale))
+    fail(kOp, "input scale must be positive and finite; got {}", input_scale);
+  if (input_zero < 0 || input_zero > 255) fail(kOp, "input zero point {} is outside [0, 255]", input_zero);
+  auto out = std::make_shared<QuantizedConv>();
+  out->packed = std::make_shared<const cpu::PackedQWeight>(
+      transposed ? cpu::pack_qconv_transpose_weight(a, b, kh, kw, q.data_ptr<int8_t>())
+                 : cpu::pack_qconv_weight(a, b, kh, kw, q.data_ptr<int8_t>()));
+  out->int8_weight = q;
+  out->weight_scale = weight_scale.to(kFloat32).contiguous().to_vector<float>();
+  for (float s : out->weight_scale)
+    if (!(s > 0.0f) || !std::isfinite(s)) fail(kOp, "weight scales must be positive and finite; got {}", s);
+  out->input_scale = input_scale;
+  out->input_zero = input_zero;
+  out->transposed = transposed;
+  return out;
+}
+
+void set_quantized_conv(const Tensor& weight, std::shared_ptr<const QuantizedConv> q) {
+  if (!weight.defined() || weight.dim() != 4 || weight.dtype() != kFloat32 || !weight.device().is_cpu())
+    fail(kOp, "int8 conv inference needs a 4-d float32 CPU weight; got {}", weight.defined() ? fmt::format("{} {} on {}", weight.dtype(), weight.shape(), weight.device()) : "undefined");
+  if (!q || q->int8_weight.shape() != weight.shape())
+    fail(kOp, "int8 conv weights {} do not match the weight's shape {}", q ? fmt::format("{}", q->int8_weight.shape()) : "(none)",
+         weight.shape());
+  add_entry(weight, Entry{WeightKey::of(weight), nullptr, std::move(q)});
+}
+
+std::shared_ptr<const QuantizedConv> find_quantized_conv(const Tensor& weight) {
+  if (g_active.load(std::memory_order_relaxed) == 0 || weight.dim() != 4) return nullptr;
+  return find_entry(weight).conv;
 }
 
 void clear_quantized_linears() {
@@ -192,7 +265,8 @@ namespace detail {
 
 bool quantization_active() { return g_active.load(std::memory_order_relaxed) != 0; }
 
-void observe_linear_input(const Tensor& weight, const Tensor& x_in) {
+namespace {
+void observe_input(const Tensor& weight, const Tensor& x_in, bool transposed) {
   Registry& r = registry();
   {
     std::lock_guard<std::mutex> lock(r.mutex);
@@ -212,10 +286,11 @@ void observe_linear_input(const Tensor& weight, const Tensor& x_in) {
     list.push_back(ObservedEntry{key, {}});
     entry = &list.back();
     entry->stats.min = entry->stats.max = p[0];
+    entry->stats.transposed = transposed;
   }
   CalibrationStats& s = entry->stats;
   for (int64_t i = 0; i < count; ++i) {
-    if (!std::isfinite(p[i])) fail(kOp, "calibration input of a [{}, {}] linear layer holds {}", key.n, key.k, p[i]);
+    if (!std::isfinite(p[i])) fail(kOp, "calibration input of a {} layer with weight {} holds {}", transposed ? "conv_transpose2d" : key.rank == 4 ? "conv2d" : "linear", weight.shape(), p[i]);
     s.min = std::min(s.min, double(p[i]));
     s.max = std::max(s.max, double(p[i]));
   }
@@ -229,6 +304,41 @@ void observe_linear_input(const Tensor& weight, const Tensor& x_in) {
     s.sample.resize(w);
   }
   s.count += count;
+}
+}  // namespace
+
+void observe_linear_input(const Tensor& weight, const Tensor& x) { observe_input(weight, x, false); }
+
+bool conv_inference_int8(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dParams& p,
+                         bool transposed, const Tensor& out) {
+  if (weight.dim() != 4 || x.dim() != 4 || x.dtype() != kFloat32 || !x.device().is_cpu() || p.groups != 1 ||
+      !out.is_contiguous() || out.dtype() != kFloat32)
+    return false;
+  const std::shared_ptr<const QuantizedConv> q = find_entry(weight).conv;
+  if (!q || q->transposed != transposed) {
+    observe_input(weight, x, transposed);
+    return false;
+  }
+  const Tensor xc = x.is_contiguous() ? x : x.contiguous();
+  const Tensor b = !bias.defined() || (bias.dtype() == kFloat32 && bias.is_contiguous()) ? bias : bias.to(kFloat32).contiguous();
+  cpu::QConvShape s;
+  s.n = x.shape()[0], s.c_in = x.shape()[1], s.h = x.shape()[2], s.w = x.shape()[3];
+  s.c_out = out.shape()[1], s.ho = out.shape()[2], s.wo = out.shape()[3];
+  s.kh = weight.shape()[2], s.kw = weight.shape()[3];
+  s.sh = p.stride[0], s.sw = p.stride[1], s.ph = p.padding[0], s.pw = p.padding[1];
+  s.dh = p.dilation[0], s.dw = p.dilation[1];
+  thread_local std::vector<uint8_t> xq;  // reused: no allocation per call after the first
+  xq.resize(size_t(xc.numel()));
+  cpu::quantize_u8(1, xc.numel(), xc.data_ptr<float>(), xc.numel(), q->input_scale, q->input_zero, xq.data(), xc.numel());
+  cpu::QConvStore st;
+  st.a_scale = q->input_scale;
+  st.a_zero = q->input_zero;
+  st.w_scale = q->weight_scale.data();
+  st.bias = b.defined() ? b.data_ptr<float>() : nullptr;
+  st.out = out.data_ptr<float>();
+  if (transposed) cpu::qconv_transpose2d_u8s8(s, xq.data(), *q->packed, st);
+  else cpu::qconv2d_u8s8(s, xq.data(), *q->packed, st);
+  return true;
 }
 
 }  // namespace detail

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "../autograd/tensor.h"
+#include "params.h"
 
 namespace latent {
 
@@ -56,15 +57,45 @@ std::shared_ptr<const QuantizedLinear> find_quantized_linear(const Tensor& weigh
 /// Drops every entry (tests).
 void clear_quantized_linears();
 
-/// Input statistics of one weight's linear calls while calibrating.
+/// The int8 form of one conv2d or conv_transpose2d weight (groups 1): symmetric int8 weights with
+/// one scale per output channel (axis 0 of a conv2d weight (C_out, C_in, kH, kW), axis 1 of a
+/// conv_transpose2d weight (C_in, C_out, kH, kW)), packed for ops/cpu/qconv.h, and the uint8
+/// quantization of the layer's input. Inference calls (no tape node) on that weight run int8.
+struct QuantizedConv {
+  std::shared_ptr<const cpu::PackedQWeight> packed;  ///< int8 weights packed for the int8 conv kernels
+  Tensor int8_weight;                                ///< the same int8 weights in the weight's own layout (export)
+  std::vector<float> weight_scale;                   ///< C_out values (per channel; all equal when per tensor)
+  float input_scale = 1.0f;                          ///< uint8 input: x ~ (q - zero) * scale
+  int32_t input_zero = 0;                            ///< the input's zero point (0..255)
+  bool transposed = false;                           ///< a conv_transpose2d weight
+};
+
+/// Symmetric int8 quantization of a 4-d conv weight with one scale per index of `axis` (0 for
+/// conv2d, 1 for conv_transpose2d; per tensor when per_channel is false), as
+/// quantize_weight_symmetric. Returns q (int8, the weight's shape) and the scales (float32, (C_out)).
+std::pair<Tensor, Tensor> quantize_conv_weight_symmetric(const Tensor& weight, int64_t axis, bool per_channel = true);
+
+/// The QuantizedConv of int8 weights q (4-d, the float weight's layout), scales (C_out values) and
+/// the input's parameters.
+std::shared_ptr<const QuantizedConv> make_quantized_conv(const Tensor& q, const Tensor& weight_scale, float input_scale,
+                                                         int32_t input_zero, bool transposed);
+
+/// Makes inference calls of conv2d (or conv_transpose2d when q->transposed) on `weight` (a 4-d
+/// float32 CPU tensor of q's shape) run int8. Replaces an earlier entry for the same weight.
+void set_quantized_conv(const Tensor& weight, std::shared_ptr<const QuantizedConv> q);
+/// The int8 conv form registered for exactly this weight tensor and version, or null.
+std::shared_ptr<const QuantizedConv> find_quantized_conv(const Tensor& weight);
+
+/// Input statistics of one weight's linear (or conv) calls while calibrating.
 struct CalibrationStats {
   double min = 0;             ///< smallest value seen
   double max = 0;             ///< largest value seen
   int64_t count = 0;          ///< values seen
   std::vector<float> sample;  ///< every value up to a cap, then a strided subsample (percentiles)
+  bool transposed = false;    ///< the weight was used by conv_transpose2d (a 4-d weight's layout)
 };
 
-/// While alive (one at a time, process-wide), inference-path linear calls record their inputs.
+/// While alive (one at a time, process-wide), inference-path linear and conv calls record their inputs.
 class CalibrationGuard {
  public:
   /// Starts recording ("[quantize] a calibration is already running" when another guard lives).
@@ -104,6 +135,12 @@ namespace detail {
 void observe_linear_input(const Tensor& weight, const Tensor& x);
 /// Whether any int8 form or a calibration is active (one relaxed load).
 bool quantization_active();
+/// Called by conv2d/conv_transpose2d's forward when it records no tape node: runs the int8 kernel
+/// into `out` and returns true when `weight` has an int8 conv form of that direction (x float32
+/// (N, C_in, H, W) on the CPU, groups 1); otherwise records x when calibrating and returns false.
+/// `p` is the op's parameters; the bias (or undefined) is added in the int8 store.
+bool conv_inference_int8(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dParams& p,
+                         bool transposed, const Tensor& out);
 }  // namespace detail
 
 }  // namespace latent

@@ -9,6 +9,7 @@
 #include "../models/autoencoder.h"
 #include "../ops/cpu/isa.h"
 #include "../ops/cpu/sgemm_small.h"
+#include "../ops/cpu/sgemm_small_dispatch.h"
 #include "../ops/cpu/vec_math.h"
 #include "helpers.h"
 
@@ -46,8 +47,10 @@ void check_small(int64_t m, int64_t n, int64_t k, bool w_t, bool with_bias, int 
   epilogue.bias = with_bias ? bias.data() : nullptr;
   epilogue.relu = relu;
   epilogue.sigmoid = sigmoid;
-  if (large) cpu::sgemm_large_packed(m, a.data(), lda, *packed, c.data(), ldc, epilogue);
-  else cpu::sgemm_small(m, a.data(), lda, *packed, c.data(), ldc, epilogue);
+  // The *_any entry points (what linear calls): the AVX-512 kernels here, the AVX2 ones under
+  // LATENT_CPU_ISA=avx2 (the infer-isa-avx2 test), each with the whole epilogue.
+  if (large) cpu::sgemm_large_packed_any(m, a.data(), lda, *packed, c.data(), ldc, epilogue);
+  else cpu::sgemm_small_any(m, a.data(), lda, *packed, c.data(), ldc, epilogue);
   int64_t bad = 0;
   for (int64_t i = 0; i < m; ++i) {
     for (int64_t j = 0; j < n; ++j) {

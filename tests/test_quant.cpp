@@ -8,6 +8,7 @@
 
 #include "helpers.h"
 #include "models/safetensors.h"
+#include "ops/cpu/qconv.h"
 #include "ops/cpu/qgemm.h"
 
 using namespace latent;
@@ -440,4 +441,222 @@ TEST_CASE("quantize_linear / dequantize_linear errors name the op and the values
   CHECK_THROWS_WITH_SUBSTR(dequantize_linear(as({1}, {1}, kUInt8), scalar_tensor(1.0), as({0}, {1}, kInt8)),
                            "[dequantize_linear] zero point dtype int8 differs from the input's uint8");
   CHECK_THROWS_WITH_SUBSTR(dynamic_quantize_linear(f32({1, NAN}, {2})), "[dynamic_quantize_linear] input element 1 is nan");
+}
+
+// ---- int8 convolutions (ops/cpu/qconv.h) and their op-level form (ops/quantize.h) ----
+
+namespace {
+
+struct ConvProblem {
+  cpu::QConvShape s;
+  std::vector<uint8_t> x;        // (n, c_in, h, w)
+  std::vector<int8_t> w;         // conv (c_out, c_in, kh, kw); transposed (c_in, c_out, kh, kw)
+  std::vector<float> w_scale, bias;
+  int32_t zero = 0;
+  float a_scale = 0.01f;
+};
+
+ConvProblem random_conv(bool transposed, int64_t n, int64_t c_in, int64_t h, int64_t w, int64_t c_out, int64_t kh,
+                        int64_t kw, int64_t stride, int64_t pad, int64_t dil, int64_t out_pad, uint32_t seed) {
+  std::mt19937 gen(seed);
+  ConvProblem p;
+  cpu::QConvShape& s = p.s;
+  s.n = n, s.c_in = c_in, s.h = h, s.w = w, s.c_out = c_out, s.kh = kh, s.kw = kw;
+  s.sh = stride, s.sw = stride == 1 ? 1 : stride - 1 > 0 ? stride - 1 : 1;  // unequal strides where possible
+  s.ph = pad, s.pw = pad > 0 ? pad - 1 : 0;
+  s.dh = dil, s.dw = 1;
+  if (!transposed) {
+    s.ho = (h + 2 * s.ph - s.dh * (kh - 1) - 1) / s.sh + 1;
+    s.wo = (w + 2 * s.pw - s.dw * (kw - 1) - 1) / s.sw + 1;
+  } else {
+    s.ho = (h - 1) * s.sh - 2 * s.ph + s.dh * (kh - 1) + 1 + std::min(out_pad, s.sh - 1);
+    s.wo = (w - 1) * s.sw - 2 * s.pw + s.dw * (kw - 1) + 1 + std::min(out_pad, s.sw - 1);
+  }
+  std::uniform_int_distribution<int> ua(0, 255), uw(-128, 127);
+  std::uniform_real_distribution<float> us(0.001f, 0.02f), ub(-1.0f, 1.0f);
+  p.x.resize(size_t(n * c_in * h * w));
+  for (auto& v : p.x) v = uint8_t(ua(gen));
+  p.w.resize(size_t(c_in * c_out * kh * kw));
+  for (auto& v : p.w) v = int8_t(uw(gen));
+  for (int64_t c = 0; c < c_out; ++c) p.w_scale.push_back(us(gen)), p.bias.push_back(ub(gen));
+  p.zero = ua(gen);
+  return p;
+}
+
+// Plain float64 convolution from the definitions (no im2col), then the store's arithmetic.
+std::vector<double> reference_conv(const ConvProblem& p, bool transposed, bool relu) {
+  const cpu::QConvShape& s = p.s;
+  std::vector<double> out(size_t(s.n * s.c_out * s.ho * s.wo), 0.0);
+  const auto x_at = [&](int64_t i, int64_t c, int64_t y, int64_t x) {
+    return double(p.x[size_t(((i * s.c_in + c) * s.h + y) * s.w + x)]) - p.zero;
+  };
+  for (int64_t i = 0; i < s.n; ++i)
+    for (int64_t ci = 0; ci < s.c_in; ++ci)
+      for (int64_t co = 0; co < s.c_out; ++co)
+        for (int64_t ki = 0; ki < s.kh; ++ki)
+          for (int64_t kj = 0; kj < s.kw; ++kj) {
+            const double wv = transposed ? p.w[size_t(((ci * s.c_out + co) * s.kh + ki) * s.kw + kj)]
+                                         : p.w[size_t(((co * s.c_in + ci) * s.kh + ki) * s.kw + kj)];
+            if (!transposed) {
+              for (int64_t oh = 0; oh < s.ho; ++oh)
+                for (int64_t ow = 0; ow < s.wo; ++ow) {
+                  const int64_t ih = oh * s.sh - s.ph + ki * s.dh, iw = ow * s.sw - s.pw + kj * s.dw;
+                  if (ih >= 0 && ih < s.h && iw >= 0 && iw < s.w)
+                    out[size_t(((i * s.c_out + co) * s.ho + oh) * s.wo + ow)] += x_at(i, ci, ih, iw) * wv;
+                }
+            } else {
+              for (int64_t ih = 0; ih < s.h; ++ih)
+                for (int64_t iw = 0; iw < s.w; ++iw) {
+                  const int64_t oh = ih * s.sh - s.ph + ki * s.dh, ow = iw * s.sw - s.pw + kj * s.dw;
+                  if (oh >= 0 && oh < s.ho && ow >= 0 && ow < s.wo)
+                    out[size_t(((i * s.c_out + co) * s.ho + oh) * s.wo + ow)] += x_at(i, ci, ih, iw) * wv;
+                }
+            }
+          }
+  for (int64_t i = 0; i < s.n; ++i)
+    for (int64_t co = 0; co < s.c_out; ++co)
+      for (int64_t q = 0; q < s.ho * s.wo; ++q) {
+        double& v = out[size_t((i * s.c_out + co) * s.ho * s.wo + q)];
+        v = v * double(p.a_scale) * p.w_scale[size_t(co)] + p.bias[size_t(co)];
+        if (relu) v = std::max(v, 0.0);
+      }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("qconv: conv2d and conv_transpose2d against a float64 reference on random shapes") {
+  // n, c_in, h, w, c_out, kh, kw, stride, pad, dilation, output_padding
+  const int64_t shapes[][11] = {{1, 1, 28, 28, 16, 3, 3, 2, 1, 1, 1}, {3, 16, 14, 14, 32, 3, 3, 2, 1, 1, 1},
+                                {1, 3, 7, 9, 5, 3, 3, 1, 1, 1, 0},    {2, 5, 11, 6, 17, 2, 3, 3, 2, 1, 2},
+                                {1, 7, 9, 9, 3, 1, 1, 1, 0, 1, 0},    {2, 4, 10, 13, 33, 3, 2, 2, 0, 2, 1},
+                                {5, 32, 7, 7, 16, 3, 3, 2, 1, 1, 1},  {1, 16, 14, 14, 1, 3, 3, 2, 1, 1, 1}};
+  uint32_t seed = 500;
+  int64_t cases = 0;
+  for (const auto& v : shapes)
+    for (bool transposed : {false, true})
+      for (bool relu : {false, true}) {
+        ConvProblem p = random_conv(transposed, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], seed++);
+        const cpu::QConvShape& s = p.s;
+        INFO((transposed ? "conv_transpose2d" : "conv2d") << " n " << s.n << " c_in " << s.c_in << " " << s.h << "x"
+             << s.w << " c_out " << s.c_out << " kernel " << s.kh << "x" << s.kw << " stride " << s.sh << "," << s.sw
+             << " pad " << s.ph << "," << s.pw << " dilation " << s.dh << " out " << s.ho << "x" << s.wo << " relu " << relu);
+        const cpu::PackedQWeight packed = transposed ? cpu::pack_qconv_transpose_weight(s.c_in, s.c_out, s.kh, s.kw, p.w.data())
+                                                     : cpu::pack_qconv_weight(s.c_out, s.c_in, s.kh, s.kw, p.w.data());
+        std::vector<float> out(size_t(s.n * s.c_out * s.ho * s.wo), -99.0f);
+        cpu::QConvStore st;
+        st.a_scale = p.a_scale;
+        st.a_zero = p.zero;
+        st.w_scale = p.w_scale.data();
+        st.bias = p.bias.data();
+        st.relu = relu;
+        st.out = out.data();
+        if (transposed) cpu::qconv_transpose2d_u8s8(s, p.x.data(), packed, st);
+        else cpu::qconv2d_u8s8(s, p.x.data(), packed, st);
+        const std::vector<double> want = reference_conv(p, transposed, relu);
+        int64_t bad = 0;
+        double worst = 0;
+        for (size_t i = 0; i < want.size(); ++i) {
+          const double d = std::abs(double(out[i]) - want[i]);
+          worst = std::max(worst, d);
+          bad += d > 1e-4 + 1e-5 * std::abs(want[i]);
+        }
+        INFO("worst |diff| " << worst);
+        CHECK(bad == 0);
+        ++cases;
+      }
+  CHECK(cases == 32);
+}
+
+TEST_CASE("qconv: bad packed weights are one-line errors") {
+  std::vector<int8_t> w(16 * 9, 1);
+  const cpu::PackedQWeight packed = cpu::pack_qconv_weight(16, 1, 3, 3, w.data());
+  cpu::QConvShape s;
+  s.n = 1, s.c_in = 2, s.h = 4, s.w = 4, s.c_out = 16, s.ho = 4, s.wo = 4, s.kh = 3, s.kw = 3, s.ph = 1, s.pw = 1;
+  std::vector<uint8_t> x(32);
+  std::vector<float> out(256), scale(16, 1.0f);
+  cpu::QConvStore st;
+  st.w_scale = scale.data();
+  st.out = out.data();
+  CHECK_THROWS_WITH_SUBSTR(cpu::qconv2d_u8s8(s, x.data(), packed, st), "[qconv] packed weight [16, 9] does not fit a 3x3 kernel from 2 to 16 channels");
+}
+
+TEST_CASE("quantize_conv_weight_symmetric: one scale per output channel on axis 0 or 1") {
+  // (2, 3, 1, 1): axis 0 channels are rows {1, -2, 4}, {0.5, 0.25, -1}; axis 1 columns.
+  Tensor w = tensor({1.0f, -2.0f, 4.0f, 0.5f, 0.25f, -1.0f}).view({2, 3, 1, 1});
+  auto [q0, s0] = quantize_conv_weight_symmetric(w, 0);
+  check_values(s0, {4.0 / 127, 1.0 / 127}, 1e-7, 0);
+  CHECK(q0.to_vector<int8_t>() == std::vector<int8_t>{32, -64, 127, 64, 32, -127});
+  auto [q1, s1] = quantize_conv_weight_symmetric(w, 1);
+  check_values(s1, {1.0 / 127, 2.0 / 127, 4.0 / 127}, 1e-7, 0);
+  CHECK(q1.shape() == Shape{2, 3, 1, 1});
+  CHECK(q1.to_vector<int8_t>() == std::vector<int8_t>{127, -127, 127, 64, 16, -32});
+  CHECK_THROWS_WITH_SUBSTR(quantize_conv_weight_symmetric(w, 2), "output channels on axis 0 or 1");
+}
+
+TEST_CASE("a conv weight's int8 form runs inference-path conv2d/conv_transpose2d int8; training runs float32") {
+  Generator gen(11);
+  for (bool transposed : {false, true}) {
+    INFO((transposed ? "conv_transpose2d" : "conv2d"));
+    const int64_t c_in = 5, c_out = 6, n = 2, h = 9, wd = 8;
+    Tensor w = randn(transposed ? Shape{c_in, c_out, 3, 3} : Shape{c_out, c_in, 3, 3}, kFloat32, &gen);
+    Tensor b = randn({c_out}, kFloat32, &gen);
+    Tensor x = rand({n, c_in, h, wd}, kFloat32, &gen);
+    auto [q, s] = quantize_conv_weight_symmetric(w, transposed ? 1 : 0);
+    const float in_scale = 1.0f / 250;
+    const int32_t in_zero = 3;
+    set_quantized_conv(w, make_quantized_conv(q, s, in_scale, in_zero, transposed));
+    const auto run = [&](const Tensor& weight) {
+      return transposed ? conv_transpose2d(x, weight, b, 2, 1, 1) : conv2d(x, weight, b, 2, 1);
+    };
+    // Reference: x at its uint8 levels, the int8 weights dequantized, float64 via the op itself
+    // (float64 conv of dequantized values equals the int8 sums times the scales).
+    Tensor xq = quantize_linear(x, full({}, in_scale, kFloat32), full({}, double(in_zero), kUInt8));
+    Tensor xd = dequantize_linear(xq, full({}, in_scale, kFloat32), full({}, double(in_zero), kUInt8)).to(kFloat64);
+    Tensor wd64 = mul(q.to(kFloat64), s.to(kFloat64).view(transposed ? Shape{1, c_out, 1, 1} : Shape{c_out, 1, 1, 1}));
+    Tensor want = transposed ? conv_transpose2d(xd, wd64, b.to(kFloat64), 2, 1, 1) : conv2d(xd, wd64, b.to(kFloat64), 2, 1);
+    {
+      NoGradGuard no_grad;
+      Tensor got = run(w);
+      check_close(got.to(kFloat64), want, 1e-4, 1e-5);
+      CHECK(max(abs(sub(got, run(w.detach().clone())))).item<float>() > 1e-4f);  // int8 really ran
+      Tensor one = transposed ? conv_transpose2d(x.slice(0, 1, 2), w, b, 2, 1, 1) : conv2d(x.slice(0, 1, 2), w, b, 2, 1);
+      check_close(one.to(kFloat64), want.slice(0, 1, 2), 1e-4, 1e-5);  // batch 1
+    }
+    // a recorded forward (training) runs float32
+    Tensor wg = w.detach().requires_grad_(true);
+    set_quantized_conv(wg, make_quantized_conv(q, s, in_scale, in_zero, transposed));
+    Tensor y = run(wg);
+    {
+      NoGradGuard no_grad;
+      check_close(y.detach(), run(w.detach().clone()), 1e-5, 1e-5);
+    }
+  }
+  clear_quantized_linears();
+  Tensor w = ones({4, 3, 3, 3});
+  auto [q, s] = quantize_conv_weight_symmetric(w, 0);
+  CHECK_THROWS_WITH_SUBSTR(make_quantized_conv(q, s.slice(0, 0, 2), 0.1f, 0, false), "expected 4 values");
+  CHECK_THROWS_WITH_SUBSTR(make_quantized_conv(q, s, 0.1f, 0, true), "expected 3 values");
+  CHECK_THROWS_WITH_SUBSTR(set_quantized_conv(ones({4, 3, 3, 2}), make_quantized_conv(q, s, 0.1f, 0, false)),
+                           "do not match the weight's shape [4, 3, 3, 2]");
+}
+
+TEST_CASE("CalibrationGuard records conv2d and conv_transpose2d inputs, with the direction") {
+  Tensor wc = ones({2, 1, 3, 3}), wt = ones({2, 1, 3, 3});
+  CalibrationGuard guard;
+  {
+    NoGradGuard no_grad;
+    Tensor x = tensor({-1.0f, 0.5f, 2.0f, 0.0f}).view({1, 1, 2, 2});
+    Tensor h = conv2d(x, wc, Tensor(), 1, 1);            // (1, 2, 2, 2): each output sums all 4 inputs = 1.5
+    (void)conv_transpose2d(h, wt, Tensor(), 1, 1);
+  }
+  const CalibrationStats sc = guard.stats(wc), st = guard.stats(wt);
+  CHECK(sc.count == 4);
+  CHECK(sc.min == -1.0);
+  CHECK(sc.max == 2.0);
+  CHECK_FALSE(sc.transposed);
+  CHECK(st.count == 8);
+  CHECK(st.min == doctest::Approx(1.5));
+  CHECK(st.max == doctest::Approx(1.5));
+  CHECK(st.transposed);
 }

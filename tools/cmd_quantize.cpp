@@ -15,11 +15,12 @@ int cmd_quantize(const std::vector<std::string>& argv) {
   models::QuantizeOptions q;
   bool as_json = false;
   Options opts("quantize",
-               "Writes an int8 copy of a trained dense run (linear, deep, sparse, denoising, vae): static\n"
-               "post-training quantization with symmetric int8 weights (per output channel) and uint8\n"
-               "activations (one scale and zero point per layer input) calibrated on training samples;\n"
-               "biases, the sigmoid output and losses stay float32. The copy is a run directory: eval,\n"
-               "score, reconstruct, anomaly and serve run it int8.");
+               "Writes an int8 copy of a trained run (linear, deep, sparse, denoising, vae, conv,\n"
+               "conv-vae): static post-training quantization with symmetric int8 weights (per output\n"
+               "channel: Conv2d axis 0, ConvTranspose2d axis 1) and uint8 activations (one scale and zero\n"
+               "point per layer input) calibrated on training samples; biases, the sigmoid output and\n"
+               "losses stay float32. The copy is a run directory: eval, score, reconstruct, anomaly and\n"
+               "serve run it int8.");
   opts.positional("RUN", dir, "a run directory");
   opts.integer("calibration", "N", q.calibration, 1, 1LL << 40, "training samples that set the activation ranges");
   opts.choice("method", "M", q.method, {"minmax", "percentile"},

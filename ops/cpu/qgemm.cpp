@@ -66,8 +66,28 @@ LATENT_ALWAYS_INLINE void store_tile_body(const int32_t* acc, int rows, int64_t 
   for (int r = 0; r < rows; ++r) {
     const int32_t* row = acc + r * kMaxNP * kPanel;
     const int64_t at = (i0 + r) * ep.ldc + j0;
-    if (ep.out_i32) {
-      std::memcpy(ep.out_i32 + at, row, sizeof(int32_t) * size_t(cols));
+    if (ep.out_i32 && ep.col_stride == 1) {
+      int32_t* o = ep.out_i32 + at;
+      for (int c = 0; c < cols; ++c) o[c] = row[c] - zs[c];
+    } else if (ep.col_stride != 1) {  // a conv's (N, C, H, W) output: columns are channels
+      const int64_t cs = ep.col_stride, at_strided = (i0 + r) * ep.ldc + j0 * cs;
+      if (ep.out_i32) {
+        int32_t* o = ep.out_i32 + at_strided;
+        for (int c = 0; c < cols; ++c) o[c * cs] = row[c] - zs[c];
+      } else if (ep.out_f32) {
+        float* o = ep.out_f32 + at_strided;
+        for (int c = 0; c < cols; ++c) {
+          const float v = float(row[c] - zs[c]) * sc[c] + bi[c];
+          o[c * cs] = ep.relu ? std::max(v, 0.0f) : v;
+        }
+      } else {
+        uint8_t* o = ep.out_u8 + at_strided;
+        const float inv = 1.0f / ep.out_scale, zero = float(ep.out_zero);
+        const float lo = ep.relu ? std::max(zero, 0.0f) : 0.0f;
+        for (int c = 0; c < cols; ++c)
+          o[c * cs] = static_cast<uint8_t>(
+              static_cast<int32_t>(to_u8_level((float(row[c] - zs[c]) * sc[c] + bi[c]) * inv, zero, lo)));
+      }
     } else if (ep.out_f32) {
       float* o = ep.out_f32 + at;
       if (ep.relu)
@@ -316,6 +336,7 @@ void qgemm_u8s8(int64_t m, const uint8_t* a, int64_t lda, const PackedQWeight& b
   if (int(!!ep.out_f32) + int(!!ep.out_u8) + int(!!ep.out_i32) != 1)
     fail(kOp, "exactly one output (float32, uint8 or int32) must be given");
   if (ep.a_zero < 0 || ep.a_zero > 255) fail(kOp, "activation zero point {} is outside [0, 255]", ep.a_zero);
+  if (ep.col_stride < 1) fail(kOp, "column stride {} must be 1 or more", ep.col_stride);
 
   // Per-column constants, in per-thread buffers reused across calls.
   thread_local std::vector<int32_t> zero_sum;

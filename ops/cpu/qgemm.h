@@ -13,7 +13,8 @@
 //
 // Per output channel j:  real = a_scale * w_scale[j] * (acc - a_zero * colsum[j]) + bias[j],
 // colsum[j] = sum_k W[j][k] (computed at packing), then relu, then either a float32 store or
-// q = clamp(round_half_even(real / out_scale) + out_zero, 0, 255).
+// q = clamp(round_half_even(real / out_scale) + out_zero, 0, 255), or the corrected int32 sum
+// acc - a_zero * colsum[j].
 #pragma once
 
 #include <cstdint>
@@ -50,11 +51,13 @@ struct QEpilogue {
   const float* w_scale = nullptr;  ///< n per-channel weight scales (null: all 1)
   const float* bias = nullptr;     ///< n values or null
   bool relu = false;
-  // Exactly one output: float32, requantized uint8, or the raw int32 sums (tests).
+  // Exactly one output: float32, requantized uint8, or the int32 sums less the zero-point term
+  // (acc - a_zero * colsum[j]: the raw sums when a_zero is 0).
   float* out_f32 = nullptr;
   uint8_t* out_u8 = nullptr;
   int32_t* out_i32 = nullptr;
   int64_t ldc = 0;                 ///< row stride of the output, in elements
+  int64_t col_stride = 1;          ///< column stride of the output (a conv's NCHW store: H*W)
   float out_scale = 1.0f;          ///< for out_u8
   int32_t out_zero = 0;            ///< for out_u8
 };

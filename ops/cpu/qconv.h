@@ -1,0 +1,57 @@
+// int8 convolutions for quantized inference, built on the int8 GEMM (qgemm.h): uint8 activations
+// with a zero point, symmetric int8 weights with one scale per output channel, int32 sums.
+//
+//   conv2d            per image: A (P_out, K) uint8 = im2col of the input, rows = output pixels,
+//                     K = C_in * kH * kW in the weight's (ci, ki, kj) order, padding filled with the
+//                     input's zero point (so it adds exactly 0 after the zero-point correction);
+//                     qgemm against W (C_out, K) with dequantization, bias and relu fused into its
+//                     store, which writes the (C_out, H_out, W_out) image directly (column stride
+//                     H_out * W_out).
+//   conv_transpose2d  per image: A (P_in, C_in) uint8 = the input image transposed (rows = input
+//                     pixels); qgemm against Wt (kH * kW * C_out, C_in) into int32 rows (one per input
+//                     pixel, C_out sums per tap side by side); col2im
+//                     scatter-adds the zero-point-corrected int32 sums into the output image (exact:
+//                     integer adds), then one pass dequantizes with the channel's scale, adds the
+//                     bias and applies relu.
+// Images are split over the thread pool (the GEMMs inside run on one thread each). Only groups = 1.
+#pragma once
+
+#include <cstdint>
+
+#include "qgemm.h"
+
+namespace latent::cpu {
+
+/// Sizes of one int8 convolution, (N, C, H, W) layouts. For conv2d, out = (n, c_out, ho, wo) from
+/// in = (n, c_in, h, w); for the transposed form the output sizes are given too (they depend on
+/// output_padding, which the kernel does not otherwise need).
+struct QConvShape {
+  int64_t n = 0, c_in = 0, h = 0, w = 0;        ///< input
+  int64_t c_out = 0, ho = 0, wo = 0;            ///< output
+  int64_t kh = 1, kw = 1;                       ///< kernel
+  int64_t sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1;  ///< stride, padding, dilation
+};
+
+/// The store of an int8 convolution: real = a_scale * w_scale[c] * (sum - a_zero * colsum) + bias[c].
+struct QConvStore {
+  float a_scale = 1.0f;            ///< input's scale
+  int32_t a_zero = 0;              ///< input's zero point (0..255)
+  const float* w_scale = nullptr;  ///< c_out per-channel weight scales
+  const float* bias = nullptr;     ///< c_out values or null
+  bool relu = false;
+  float* out = nullptr;            ///< (n, c_out, ho, wo) float32
+};
+
+/// Packs a conv2d weight (C_out, C_in, kH, kW) int8, row-major, as qgemm's W (C_out, C_in*kH*kW).
+PackedQWeight pack_qconv_weight(int64_t c_out, int64_t c_in, int64_t kh, int64_t kw, const int8_t* w);
+/// Packs a conv_transpose2d weight (C_in, C_out, kH, kW) int8, row-major, as qgemm's
+/// Wt (kH*kW*C_out, C_in): row (ki, kj, co), column ci.
+PackedQWeight pack_qconv_transpose_weight(int64_t c_in, int64_t c_out, int64_t kh, int64_t kw, const int8_t* w);
+
+/// int8 conv2d of the uint8 input x (n, c_in, h, w) with the packed weight (pack_qconv_weight).
+void qconv2d_u8s8(const QConvShape& s, const uint8_t* x, const PackedQWeight& w, const QConvStore& store);
+/// int8 conv_transpose2d of x (n, c_in, h, w) with the packed weight (pack_qconv_transpose_weight):
+/// out[co][ih*sh - ph + ki*dh][iw*sw - pw + kj*dw] += x[ci][ih][iw] * W[ci][co][ki][kj].
+void qconv_transpose2d_u8s8(const QConvShape& s, const uint8_t* x, const PackedQWeight& w, const QConvStore& store);
+
+}  // namespace latent::cpu
