@@ -311,6 +311,11 @@ Tensor VariationalAutoencoder::log_prior(const Tensor& z) {
   return sum(z * z, {1}) * -0.5 - 0.5 * kLog2Pi * static_cast<double>(z.size(1));
 }
 
+Tensor VariationalAutoencoder::kl_to_prior(const Tensor& mu, const Tensor& logvar) {
+  // -1/2 sum(1 + logvar - mu^2 - exp(logvar)) per row.
+  return sum(1.0 + logvar - mu * mu - exp(logvar), {1}) * -0.5;
+}
+
 Tensor VariationalAutoencoder::sample_prior(int64_t n, Generator* gen) {
   return randn({n, config_.code_dim()}, kFloat32, gen);
 }

@@ -160,6 +160,10 @@ class VariationalAutoencoder : public Autoencoder {
   virtual Tensor log_prior(const Tensor& z);
   /// n codes drawn from the prior (what sample() decodes).
   virtual Tensor sample_prior(int64_t n, Generator* gen = nullptr);
+  /// KL(q(z|x) || p(z)) per row for q = N(mu, exp(logvar)): (N, latent) twice -> (N), deterministic
+  /// (what `latent score` adds to the reconstruction NLL for neg_elbo). Analytic for the standard
+  /// normal prior; a variant with a learned prior overrides it (vamp-vae: models/vae_variants.h).
+  virtual Tensor kl_to_prior(const Tensor& mu, const Tensor& logvar);
 };
 
 /// torch_bench.py's `vae`: fc1 (D -> hidden, default 400), fc21/fc22 (hidden -> latent: mu and

@@ -51,9 +51,10 @@ Scores InferenceSession::score(const Tensor& x) const {
   Tensor d = s.reconstruction - x;
   s.error = mean(d * d, {1}).to(kFloat64).to_vector<double>();
   if (run_.model->variational()) {
-    const auto& vae = static_cast<VariationalAutoencoder&>(*run_.model);
-    // KL(q(z|x) || N(0, I)) per sample, analytically: -1/2 sum(1 + logvar - mu^2 - exp(logvar)).
-    Tensor kl = sum(1.0 + logvar - s.code * s.code - exp(logvar), {1}) * -0.5;
+    auto& vae = static_cast<VariationalAutoencoder&>(*run_.model);
+    // KL(q(z|x) || p(z)) per sample, deterministic: analytic for N(0, I), the model's own
+    // estimate for a learned prior.
+    Tensor kl = vae.kl_to_prior(s.code, logvar);
     Tensor nll = vae.reconstruction_nll(s.reconstruction, x);
     s.neg_elbo = (nll + kl).to(kFloat64).to_vector<double>();
   }

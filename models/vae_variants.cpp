@@ -85,6 +85,9 @@ class VampVAE : public DenseVAE {
     auto [mu_k, logvar_k] = components();
     return gaussian_mixture_log_density(z, mu_k, logvar_k);
   }
+  Tensor kl_to_prior(const Tensor& mu, const Tensor& logvar) override {
+    return sigma_point_kl(mu, logvar, [this](const Tensor& z) { return log_prior(z); });
+  }
   Tensor sample_prior(int64_t n, Generator* gen) override {
     NoGradGuard no_grad;
     auto [mu_k, logvar_k] = components();
@@ -238,6 +241,22 @@ Tensor imq_mmd(const Tensor& x, const Tensor& y, double scale) {
 Tensor negative_iwae_bound(const Tensor& log_w) {
   if (log_w.dim() != 2) fail("iwae", "expected log weights (K, N); got {}", log_w.shape());
   return (logsumexp(log_w, {0}) - std::log(static_cast<double>(log_w.size(0)))) * -1.0;
+}
+
+Tensor sigma_point_kl(const Tensor& mu, const Tensor& logvar, const std::function<Tensor(const Tensor&)>& log_prior) {
+  if (mu.dim() != 2 || logvar.shape() != mu.shape())
+    fail("sigma_point_kl", "mu and logvar must be (N, D) of one shape; got {} and {}", mu.shape(), logvar.shape());
+  const int64_t n = mu.size(0), d = mu.size(1);
+  std::vector<float> eye(static_cast<size_t>(d * d), 0.0f);
+  for (int64_t i = 0; i < d; ++i) eye[static_cast<size_t>(i * d + i)] = 1.0f;
+  // (D, N, D): row i of point set d is sqrt(D) sigma_{i,d} e_d.
+  Tensor offsets = from_vector(eye, {d, 1, d}).to(mu.dtype()) * unsqueeze(exp(logvar * 0.5), 0) *
+                   std::sqrt(static_cast<double>(d));
+  Tensor centre = unsqueeze(mu, 0);
+  Tensor points = reshape(cat({centre + offsets, centre - offsets}, 0), {2 * d * n, d});
+  Tensor expected_log_p = mean(reshape(log_prior(points), {2 * d, n}), Shape{0});
+  Tensor expected_log_q = sum(logvar + (1.0 + kLog2Pi), {1}) * -0.5;  // minus the entropy
+  return expected_log_q - expected_log_p;
 }
 
 Tensor gaussian_mixture_log_density(const Tensor& z, const Tensor& mu, const Tensor& logvar) {

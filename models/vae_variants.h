@@ -15,6 +15,7 @@
 // The estimators are free functions so tests can check them on fixed inputs against float64 sums.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -55,6 +56,12 @@ Tensor imq_mmd(const Tensor& x, const Tensor& y, double scale);
 /// -log((1/K) sum_k exp(log_w_k)) per column of log_w (K, N) -> (N): the negative
 /// importance-weighted bound (IWAE) from the log weights log p(x, z_k) - log q(z_k | x).
 Tensor negative_iwae_bound(const Tensor& log_w);
+
+/// KL(N(mu, exp(logvar)) || p) per row, (N, D) -> (N), with log p given by `log_prior` ((M, D) ->
+/// (M)) and no sampling: the Gaussian's entropy in closed form, E_q[log p(z)] from the 2D sigma
+/// points mu +- sqrt(D) sigma_d e_d with equal weights (exact when log p is quadratic, as for
+/// N(0, I); vamp-vae's neg_elbo in `latent score` uses it for its mixture prior).
+Tensor sigma_point_kl(const Tensor& mu, const Tensor& logvar, const std::function<Tensor(const Tensor&)>& log_prior);
 
 /// log of the mixture (1/K) sum_k N(z; mu_k, exp(logvar_k)) per row of z (M, D) -> (M).
 Tensor gaussian_mixture_log_density(const Tensor& z, const Tensor& mu, const Tensor& logvar);
