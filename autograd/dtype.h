@@ -50,18 +50,18 @@ enum class DType : uint8_t {
 #undef LATENT_DTYPE_ENUM
 };
 
-inline constexpr DType kFloat32 = DType::Float32;
-inline constexpr DType kFloat64 = DType::Float64;
-inline constexpr DType kInt64 = DType::Int64;
+inline constexpr DType kFloat32 = DType::Float32;  ///< float32: the default dtype of tensors and parameters
+inline constexpr DType kFloat64 = DType::Float64;  ///< float64 (gradcheck, accumulations)
+inline constexpr DType kInt64 = DType::Int64;      ///< int64 (labels, indices)
 inline constexpr DType kInt32 = DType::Int32;  ///< int32 (int8 GEMM accumulators, ONNX int32 tensors)
 inline constexpr DType kInt8 = DType::Int8;    ///< int8 (quantized weights)
 inline constexpr DType kUInt8 = DType::UInt8;  ///< uint8 (quantized activations)
 inline constexpr DType kBFloat16 = DType::BFloat16;  ///< bfloat16 (mixed precision: autocast, the bf16 GEMM)
 inline constexpr DType kFloat16 = DType::Float16;    ///< IEEE float16 (storage; autocast on CUDA)
 inline constexpr DType kHalf = DType::Float16;       ///< LibTorch's name for float16
-inline constexpr DType kFloat = DType::Float32;
-inline constexpr DType kDouble = DType::Float64;
-inline constexpr DType kLong = DType::Int64;
+inline constexpr DType kFloat = DType::Float32;   ///< LibTorch's name for float32
+inline constexpr DType kDouble = DType::Float64;  ///< LibTorch's name for float64
+inline constexpr DType kLong = DType::Int64;      ///< LibTorch's name for int64
 inline constexpr DType kInt = DType::Int32;    ///< LibTorch's name for int32
 inline constexpr DType kChar = DType::Int8;    ///< LibTorch's name for int8
 inline constexpr DType kByte = DType::UInt8;   ///< LibTorch's name for uint8
@@ -102,6 +102,7 @@ constexpr size_t dtype_size(DType dtype) {
   return i ? i->size : 0;
 }
 
+/// Whether autograd and float math run on the dtype (float32, float64; not the 16-bit floats, see is_half).
 constexpr bool is_floating(DType dtype) {
   const auto* i = detail::dtype_info(dtype);
   return i && i->kind == kFloatingKind;
@@ -132,7 +133,7 @@ constexpr bool dtype_from_safetensors(std::string_view code, DType& out) {
   return false;
 }
 
-/// ONNX's TensorProto data type number (FLOAT = 1, UINT8 = 2, INT8 = 3, INT32 = 6, INT64 = 7, DOUBLE = 11).
+/// ONNX's TensorProto data type number (FLOAT 1, UINT8 2, INT8 3, INT32 6, INT64 7, FLOAT16 10, DOUBLE 11, BFLOAT16 16), 0 if unknown.
 constexpr int32_t dtype_onnx_code(DType dtype) {
   const auto* i = detail::dtype_info(dtype);
   return i ? i->onnx : 0;
@@ -200,26 +201,39 @@ decltype(auto) visit_floating(const char* op, DType dtype, Fn&& fn) {
   fail(op, "dtype {} is not supported: expected float32 or float64", dtype_name(dtype));
 }
 
-enum class DeviceType : uint8_t { CPU = 0, CUDA = 1 };
+/// Kind of memory a tensor's storage lives in; indexes the allocator and backend tables.
+enum class DeviceType : uint8_t {
+  CPU = 0,   ///< host memory, the CPU backend (always present)
+  CUDA = 1   ///< an NVIDIA GPU; registered only by a build with -Dcuda=enabled on a machine with a GPU
+};
+/// Number of DeviceType values (the size of the per-device allocator and backend tables).
 inline constexpr int kNumDeviceTypes = 2;
 
-/// Where a tensor's storage lives. Only CPU exists until the CUDA backend lands.
+/// Where a tensor's storage lives: the CPU, or a CUDA GPU in a build with the CUDA backend
+/// (cuda/; tensors move with to(Device)). Using a device that is not available throws
+/// "[to] device cuda is not available: ...".
 struct Device {
-  DeviceType type = DeviceType::CPU;
-  int8_t index = 0;
+  DeviceType type = DeviceType::CPU;  ///< kind of device
+  int8_t index = 0;                   ///< which device of that kind (only 0 is used today)
+  /// Same type and index.
   constexpr bool operator==(const Device&) const = default;
+  /// Whether this is host memory.
   constexpr bool is_cpu() const { return type == DeviceType::CPU; }
 };
 
-inline constexpr Device kCPU{DeviceType::CPU, 0};
-inline constexpr Device kCUDA{DeviceType::CUDA, 0};
+inline constexpr Device kCPU{DeviceType::CPU, 0};    ///< the host
+inline constexpr Device kCUDA{DeviceType::CUDA, 0};  ///< the first CUDA GPU
 
+/// "cpu" or "cuda" (what `--device` takes and error messages print).
 constexpr std::string_view device_name(Device device) {
   return device.type == DeviceType::CPU ? "cpu" : "cuda";
 }
 
 }  // namespace latent
 
+// fmt::format("{}", dtype) and ("{}", device) print dtype_name / device_name. (Left out of the
+// API reference: Doxygen cannot place specializations of another library's templates.)
+/// @cond
 template <>
 struct fmt::formatter<latent::DType> : fmt::formatter<std::string_view> {
   auto format(latent::DType d, fmt::format_context& ctx) const {
@@ -232,3 +246,4 @@ struct fmt::formatter<latent::Device> : fmt::formatter<std::string_view> {
     return fmt::formatter<std::string_view>::format(latent::device_name(d), ctx);
   }
 };
+/// @endcond

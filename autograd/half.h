@@ -8,7 +8,7 @@
 #include <cstdint>
 
 namespace latent {
-
+/// Bit-level conversions of float32 to and from bfloat16 and float16 (constexpr; BFloat16 and Float16 call them).
 namespace half_bits {
 /// float32 -> bfloat16 bits, round to nearest even; NaN -> a quiet NaN with the same sign.
 constexpr uint16_t bf16_from_float(float f) {

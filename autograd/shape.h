@@ -156,6 +156,9 @@ Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b);
 
 }  // namespace latent
 
+// fmt::format("{}", shape) prints "[2, 3]". (Left out of the API reference: Doxygen cannot place
+// specializations of another library's templates.)
+/// @cond
 template <>
 struct fmt::formatter<latent::Shape> {
   constexpr auto parse(fmt::format_parse_context& ctx) { return ctx.begin(); }
@@ -163,3 +166,4 @@ struct fmt::formatter<latent::Shape> {
     return fmt::format_to(ctx.out(), "[{}]", fmt::join(s.begin(), s.end(), ", "));
   }
 };
+/// @endcond

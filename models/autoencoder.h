@@ -16,13 +16,18 @@
 
 namespace latent::models {
 
-enum class Likelihood { Bernoulli, Gaussian };
+/// The decoder's output distribution p(x|z) in a VAE's reconstruction term (reconstruction_nll).
+enum class Likelihood {
+  Bernoulli,  ///< pixels in [0, 1]: binary cross-entropy summed per image (the default)
+  Gaussian    ///< unit variance: 1/2 ||x - recon||^2 + D/2 log(2 pi) per image
+};
 
 /// Everything that defines an autoencoder; stored in a run's config.json.
 struct AEConfig {
   std::string model = "deep";           ///< linear, deep, conv, sparse, denoising, vae, conv-vae, or a variant (vae_variants.h)
   int64_t input_dim = 784;              ///< features of one flat sample
-  int64_t image_height = 28, image_width = 28;  ///< conv models: one channel of H x W
+  /// Conv models: image height in pixels (one channel of image_height x image_width = input_dim).
+  int64_t image_height = 28, image_width = 28;  ///< conv models: image width in pixels
   int64_t latent_dim = 0;               ///< 0: the model's default (deep 64, linear 32, vae 20, conv-vae 16)
   std::vector<int64_t> hidden;          ///< dense widths between input and code; empty: {2 * latent}
   std::string activation = "relu";      ///< hidden activation of dense models
@@ -30,8 +35,12 @@ struct AEConfig {
   bool batch_norm = false;              ///< conv models: BatchNorm after each hidden conv
   std::string conv_variant = "strided"; ///< conv models: "strided" or "pool" (MaxPool + Upsample)
   std::string sparsity = "l1";          ///< sparse: "l1" activity penalty or "kl" towards rho
-  double sparsity_weight = 1e-3, rho = 0.05;
+  /// Sparse: weight of the penalty (l1: mean over the batch of sum |code|; kl: sum over code units of
+  /// KL(rho || mean activation over the batch)).
+  double sparsity_weight = 1e-3, rho = 0.05;  ///< sparse kl: target mean activation of each code unit, in (0, 1)
   std::string noise = "gaussian";       ///< denoising: gaussian, mask, salt-pepper
+  /// Denoising: the gaussian noise's standard deviation (result clipped to [0, 1]), or the fraction
+  /// of pixels masked to 0 (mask) or set to 0 or 1 (salt-pepper).
   double noise_level = 0.3;
   double beta = 1.0;                    ///< VAE: weight of the KL term
   double kl_warmup = 0;                 ///< VAE: epochs over which the KL weight rises linearly from 0
@@ -40,7 +49,7 @@ struct AEConfig {
   double mmd_weight = 10;               ///< wae-mmd: weight of the MMD penalty
   double code_penalty = 1e-2;           ///< rae: weight of 1/2 ||z||^2 per image
   double decoder_l2 = 1e-6;             ///< rae: weight of the decoder weights' squared norm
-  Likelihood likelihood = Likelihood::Bernoulli;
+  Likelihood likelihood = Likelihood::Bernoulli;  ///< VAE: the decoder's output distribution
 
   /// latent_dim with the model's default applied.
   int64_t code_dim() const;
@@ -106,6 +115,7 @@ struct AELoss {
 /// Base of the family.
 class Autoencoder : public nn::Module {
  public:
+  /// `type` names the module (its checkpoint and summary name); `config` is kept for config().
   Autoencoder(std::string type, AEConfig config) : Module(std::move(type)), config_(std::move(config)) {}
   /// Code of flat inputs x: (N, D) -> (N, code features). VAEs return the mean.
   virtual Tensor encode(const Tensor& x) = 0;
@@ -120,15 +130,17 @@ class Autoencoder : public nn::Module {
   virtual double test_metric_sum(const Tensor& x);
   /// Whether test_metric_sum is per image (VAE) rather than per element.
   virtual bool variational() const { return false; }
+  /// The config the model was built from.
   const AEConfig& config() const { return config_; }
 
  protected:
-  AEConfig config_;
+  AEConfig config_;  ///< what config() returns (subclasses read their sizes and loss weights here)
 };
 
 /// The VAE interface: reparameterised sampling, prior samples, importance-weighted NLL.
 class VariationalAutoencoder : public Autoencoder {
  public:
+  /// Autoencoder's constructor: `type` names the module, `config` is kept for config().
   using Autoencoder::Autoencoder;
   /// mu and logvar of q(z|x).
   virtual std::pair<Tensor, Tensor> encode_distribution(const Tensor& x) = 0;

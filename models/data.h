@@ -302,10 +302,13 @@ class DataLoader {
 
 }  // namespace latent
 
-// Structured bindings for Batch: auto& [inputs, targets] = batch.
+// Structured bindings for Batch: auto& [inputs, targets] = batch. (Left out of the API reference:
+// Doxygen cannot place specializations of std's templates.)
+/// @cond
 template <>
 struct std::tuple_size<latent::Batch> : std::integral_constant<size_t, 2> {};
 template <size_t I>
 struct std::tuple_element<I, latent::Batch> {
   using type = const latent::Tensor;
 };
+/// @endcond

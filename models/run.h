@@ -30,7 +30,7 @@ struct TrainOptions {
   int threads = 0;                 ///< 0: leave OpenBLAS's default
   std::string data = kFashionMnistDir;  ///< a Fashion-MNIST folder or a .csv file
   std::string label_column;        ///< CSV: the column with class labels
-  std::string out;                 ///< run directory; empty: runs/<model>-<timestamp>
+  std::string out;                 ///< run directory; empty: `runs/<model>-<timestamp>`
   std::string metrics_file;        ///< also append metrics lines here
   std::string resume;              ///< run directory to resume from
   int64_t exclude_class = -1;      ///< drop this class from training (anomaly detection)

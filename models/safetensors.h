@@ -8,7 +8,7 @@
 //   the rest     the data section: each tensor's raw little-endian bytes, row-major, at
 //                [begin, end) relative to the start of the data section, with no gaps or overlaps
 //
-// latent writes and reads F32, F64 and I64. Reading never trusts the file: the header length is
+// latent writes and reads every dtype of LATENT_DTYPES. Reading never trusts the file: the header length is
 // checked against the file size, every entry's dtype, shape and offsets against each other and the
 // data section; every error is one line naming the file and the tensor.
 #pragma once

@@ -20,47 +20,95 @@ namespace latent::onnx {
 
 /// Field numbers from onnx.proto, one namespace per message.
 namespace field {
+/// onnx.proto's ModelProto message.
 namespace model {
+/// Field numbers of ModelProto, each named after its field in onnx.proto (k + CamelCase).
+/// @{
 inline constexpr uint32_t kIrVersion = 1, kProducerName = 2, kProducerVersion = 3, kDomain = 4, kModelVersion = 5,
                           kDocString = 6, kGraph = 7, kOpsetImport = 8, kMetadataProps = 14;
+/// @}
 }  // namespace model
+/// onnx.proto's OperatorSetIdProto message.
 namespace opset_id {
+/// Field numbers of OperatorSetIdProto, each named after its field in onnx.proto (k + CamelCase).
+/// @{
 inline constexpr uint32_t kDomain = 1, kVersion = 2;
+/// @}
 }  // namespace opset_id
+/// onnx.proto's StringStringEntryProto message.
 namespace string_entry {
+/// Field numbers of StringStringEntryProto, each named after its field in onnx.proto (k + CamelCase).
+/// @{
 inline constexpr uint32_t kKey = 1, kValue = 2;
+/// @}
 }  // namespace string_entry
+/// onnx.proto's GraphProto message.
 namespace graph {
+/// Field numbers of GraphProto, each named after its field in onnx.proto (k + CamelCase).
+/// @{
 inline constexpr uint32_t kNode = 1, kName = 2, kInitializer = 5, kDocString = 10, kInput = 11, kOutput = 12,
                           kValueInfo = 13;
+/// @}
 }  // namespace graph
+/// onnx.proto's NodeProto message.
 namespace node {
+/// Field numbers of NodeProto, each named after its field in onnx.proto (k + CamelCase).
+/// @{
 inline constexpr uint32_t kInput = 1, kOutput = 2, kName = 3, kOpType = 4, kAttribute = 5, kDocString = 6,
                           kDomain = 7;
+/// @}
 }  // namespace node
+/// onnx.proto's AttributeProto message.
 namespace attribute {
+/// Field numbers of AttributeProto, each named after its field in onnx.proto (k + CamelCase).
+/// @{
 inline constexpr uint32_t kName = 1, kF = 2, kI = 3, kS = 4, kT = 5, kG = 6, kFloats = 7, kInts = 8, kStrings = 9,
                           kTensors = 10, kGraphs = 11, kDocString = 13, kType = 20, kRefAttrName = 21;
+/// @}
 }  // namespace attribute
+/// onnx.proto's TensorProto message.
 namespace tensor {
+/// Field numbers of TensorProto, each named after its field in onnx.proto (k + CamelCase).
+/// @{
 inline constexpr uint32_t kDims = 1, kDataType = 2, kFloatData = 4, kInt32Data = 5, kStringData = 6,
                           kInt64Data = 7, kName = 8, kRawData = 9, kDoubleData = 10, kUint64Data = 11,
                           kDocString = 12, kExternalData = 13, kDataLocation = 14;
+/// @}
 }  // namespace tensor
+/// onnx.proto's ValueInfoProto message.
 namespace value_info {
+/// Field numbers of ValueInfoProto, each named after its field in onnx.proto (k + CamelCase).
+/// @{
 inline constexpr uint32_t kName = 1, kType = 2, kDocString = 3;
+/// @}
 }  // namespace value_info
+/// onnx.proto's TypeProto message.
 namespace type {
+/// Field numbers of TypeProto, each named after its field in onnx.proto (k + CamelCase).
+/// @{
 inline constexpr uint32_t kTensorType = 1;
+/// @}
 }  // namespace type
+/// onnx.proto's TypeProto.Tensor message.
 namespace type_tensor {
+/// Field numbers of TypeProto.Tensor, each named after its field in onnx.proto (k + CamelCase).
+/// @{
 inline constexpr uint32_t kElemType = 1, kShape = 2;
+/// @}
 }  // namespace type_tensor
+/// onnx.proto's TensorShapeProto message.
 namespace shape {
+/// Field numbers of TensorShapeProto, each named after its field in onnx.proto (k + CamelCase).
+/// @{
 inline constexpr uint32_t kDim = 1;
+/// @}
 }  // namespace shape
+/// onnx.proto's TensorShapeProto.Dimension message.
 namespace dimension {
+/// Field numbers of TensorShapeProto.Dimension, each named after its field in onnx.proto (k + CamelCase).
+/// @{
 inline constexpr uint32_t kDimValue = 1, kDimParam = 2;
+/// @}
 }  // namespace dimension
 }  // namespace field
 

@@ -27,7 +27,11 @@
 
 namespace latent::dist {
 
-enum class ReduceOp { Sum, Avg };
+/// How allreduce combines the ranks' tensors, element by element.
+enum class ReduceOp {
+  Sum,  ///< the sum over ranks
+  Avg   ///< the sum divided by the group size
+};
 
 /// A collective in flight. wait() finishes it (dividing by the group size for Avg).
 class Work {
