@@ -61,7 +61,7 @@ def float_output_steps(node, producers, init):
     times the largest dequantized weight; every input one step off: the step times the largest
     column sum of |W|), each times sigmoid's largest slope (1/4) when a Sigmoid follows. Two
     engines whose float sums differ in the last bits round an activation that lands next to a
-    step differently: in about 1e-4 of them here. (0, 0) when the graph is not that shape."""
+    step differently: 35 of 784,000 outputs in an ASan build here, none in release. (0, 0) when the graph is not that shape."""
     slope = 1.0
     if node is not None and node.op_type == "Sigmoid":
         slope, node = 0.25, producers.get(node.input[0])

@@ -93,12 +93,13 @@ fi
 
 # ---------------------------------------------------------------- ONNX Runtime-quantized models in latent
 # A quantized model's outputs differ between engines where a float sum lands next to a rounding
-# step and rounds the other way: 1 in 10,000 outputs may pass ATOL, within OUTLIER_ATOL.
+# step and rounds the other way (35 of 784,000 in an ASan build, 0 in release): 1 in 2,000 outputs
+# may pass ATOL, within OUTLIER_ATOL.
 ort_cases() {  # ort_cases LINES: each line "NAME ATOL OUTLIER_ATOL OPS" from quantize_ort_import.py
   while read -r name atol outlier ops; do
     [ -n "$name" ] || continue
     if "$roundtrip" "$work/ortq/$name/model.onnx" --check-data "$work/ortq/$name" --atol "$atol" --rtol 0 \
-        --outliers 1e-4 --outlier-atol "$outlier" > "$work/rt.log" 2>&1; then
+        --outliers 5e-4 --outlier-atol "$outlier" > "$work/rt.log" 2>&1; then
       echo "ok   ort-import-$name ($ops): $(grep -o 'max difference [^)]*' "$work/rt.log") <= atol $atol"
     else
       cat "$work/rt.log"; echo "FAIL ort-import-$name"; failures=$((failures + 1))
