@@ -133,6 +133,22 @@ std::pair<float, int32_t> uint8_params(double lo, double hi) {
   return {scale, zero};
 }
 
+namespace {
+
+/// What both int8 forms check and keep: the per-channel weight scales (positive, finite) and the
+/// input's scale and zero point.
+std::vector<float> checked_scales(const Tensor& weight_scale, float input_scale, int32_t input_zero) {
+  if (!(input_scale > 0.0f) || !std::isfinite(input_scale))
+    fail(kOp, "input scale must be positive and finite; got {}", input_scale);
+  if (input_zero < 0 || input_zero > 255) fail(kOp, "input zero point {} is outside [0, 255]", input_zero);
+  std::vector<float> scales = weight_scale.to(kFloat32).contiguous().to_vector<float>();
+  for (float v : scales)
+    if (!(v > 0.0f) || !std::isfinite(v)) fail(kOp, "weight scales must be positive and finite; got {}", v);
+  return scales;
+}
+
+}  // namespace
+
 std::shared_ptr<const QuantizedLinear> make_quantized_linear(const Tensor& q_in, const Tensor& weight_scale,
                                                              float input_scale, int32_t input_zero) {
   if (!q_in.defined() || q_in.dim() != 2 || q_in.dtype() != kInt8)
@@ -142,16 +158,12 @@ std::shared_ptr<const QuantizedLinear> make_quantized_linear(const Tensor& q_in,
   if (!weight_scale.defined() || weight_scale.numel() != n)
     fail(kOp, "weight scales: expected {} values (one per output channel); got {}", n,
          weight_scale.defined() ? weight_scale.numel() : 0);
-  if (!(input_scale > 0.0f) || !std::isfinite(input_scale))
-    fail(kOp, "input scale must be positive and finite; got {}", input_scale);
-  if (input_zero < 0 || input_zero > 255) fail(kOp, "input zero point {} is outside [0, 255]", input_zero);
+  std::vector<float> scales = checked_scales(weight_scale, input_scale, input_zero);
   const Tensor q = q_in.contiguous();
   auto out = std::make_shared<QuantizedLinear>();
   out->packed = std::make_shared<const cpu::PackedQWeight>(cpu::pack_qweight(n, k, q.data_ptr<int8_t>(), k));
   out->int8_weight = q;
-  out->weight_scale = weight_scale.to(kFloat32).contiguous().to_vector<float>();
-  for (float s : out->weight_scale)
-    if (!(s > 0.0f) || !std::isfinite(s)) fail(kOp, "weight scales must be positive and finite; got {}", s);
+  out->weight_scale = std::move(scales);
   out->input_scale = input_scale;
   out->input_zero = input_zero;
   return out;
@@ -195,17 +207,13 @@ std::shared_ptr<const QuantizedConv> make_quantized_conv(const Tensor& q_in, con
   if (!weight_scale.defined() || weight_scale.numel() != c_out)
     fail(kOp, "conv weight scales: expected {} values (one per output channel); got {}", c_out,
          weight_scale.defined() ? weight_scale.numel() : 0);
-  if (!(input_scale > 0.0f) || !std::isfinite(input_scale))
-    fail(kOp, "input scale must be positive and finite; got {}", input_scale);
-  if (input_zero < 0 || input_zero > 255) fail(kOp, "input zero point {} is outside [0, 255]", input_zero);
+  std::vector<float> scales = checked_scales(weight_scale, input_scale, input_zero);
   auto out = std::make_shared<QuantizedConv>();
   out->packed = std::make_shared<const cpu::PackedQWeight>(
       transposed ? cpu::pack_qconv_transpose_weight(a, b, kh, kw, q.data_ptr<int8_t>())
                  : cpu::pack_qconv_weight(a, b, kh, kw, q.data_ptr<int8_t>()));
   out->int8_weight = q;
-  out->weight_scale = weight_scale.to(kFloat32).contiguous().to_vector<float>();
-  for (float s : out->weight_scale)
-    if (!(s > 0.0f) || !std::isfinite(s)) fail(kOp, "weight scales must be positive and finite; got {}", s);
+  out->weight_scale = std::move(scales);
   out->input_scale = input_scale;
   out->input_zero = input_zero;
   out->transposed = transposed;
