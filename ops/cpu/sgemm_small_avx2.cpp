@@ -178,30 +178,32 @@ void sgemm_large_packed_avx2(int64_t, const float*, int64_t, const PackedB&, flo
 bool sgemm_packed_available() { return cpu_isa() >= 1; }
 
 namespace {
-/// The AVX2 kernels take bias and relu in their store; the sigmoid (which only the AVX-512 store
-/// fuses) runs here after them, with the same math::sigmoid as the separate pass.
-void sigmoid_rows(int64_t m, int64_t n, float* c, int64_t ldc) {
+using PackedKernel = void (*)(int64_t, const float*, int64_t, const PackedB&, float*, int64_t, const GemmEpilogue&);
+
+/// An AVX2 kernel with the whole epilogue: the kernel's store takes bias and relu; the sigmoid
+/// (which only the AVX-512 store fuses) runs after it, with the same math::sigmoid as the
+/// separate pass.
+void with_epilogue(PackedKernel kernel, int64_t m, const float* a, int64_t lda, const PackedB& b, float* c,
+                   int64_t ldc, const GemmEpilogue& epilogue) {
+  GemmEpilogue store = epilogue;
+  store.sigmoid = false;
+  kernel(m, a, lda, b, c, ldc, store);
+  if (!epilogue.sigmoid) return;
   for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = math::sigmoid(c[i * ldc + j]);
+    for (int64_t j = 0; j < b.n; ++j) c[i * ldc + j] = math::sigmoid(c[i * ldc + j]);
 }
 }  // namespace
 
 void sgemm_small_any(int64_t m, const float* a, int64_t lda, const PackedB& b, float* c, int64_t ldc,
                      const GemmEpilogue& epilogue) {
   if (cpu_isa() >= 2) return sgemm_small(m, a, lda, b, c, ldc, epilogue);
-  GemmEpilogue store = epilogue;
-  store.sigmoid = false;
-  sgemm_small_avx2(m, a, lda, b, c, ldc, store);
-  if (epilogue.sigmoid) sigmoid_rows(m, b.n, c, ldc);
+  with_epilogue(sgemm_small_avx2, m, a, lda, b, c, ldc, epilogue);
 }
 
 void sgemm_large_packed_any(int64_t m, const float* a, int64_t lda, const PackedB& b, float* c, int64_t ldc,
                             const GemmEpilogue& epilogue) {
   if (cpu_isa() >= 2) return sgemm_large_packed(m, a, lda, b, c, ldc, epilogue);
-  GemmEpilogue store = epilogue;
-  store.sigmoid = false;
-  sgemm_large_packed_avx2(m, a, lda, b, c, ldc, store);
-  if (epilogue.sigmoid) sigmoid_rows(m, b.n, c, ldc);
+  with_epilogue(sgemm_large_packed_avx2, m, a, lda, b, c, ldc, epilogue);
 }
 
 }  // namespace latent::cpu
