@@ -682,7 +682,7 @@ TEST_CASE("Sequential chains int8 convs: relu in the store, uint8 between layers
   INFO("equal " << same << " of " << a.size() << ", worst |diff| " << worst << ", range " << range);
   CHECK(same * 10 >= int64_t(a.size()) * 9);
   CHECK(worst <= 0.02 * range);
-  // The request itself (ops/quantize.h ConvChain), on the second conv: uint8 input from the first
+  // The request itself (ops/quantize.h Int8Chain), on the second conv: uint8 input from the first
   // layer's uint8 output, relu in the store, uint8 output in the third layer's input parameters.
   {
     NoGradGuard no_grad;
@@ -690,15 +690,17 @@ TEST_CASE("Sequential chains int8 convs: relu in the store, uint8 between layers
     REQUIRE(q1);
     REQUIRE(q2);
     const Tensor h1 = relu((*seq)[0]->forward(x));
-    detail::ConvChain chain;
+    detail::Int8Chain chain;
     chain.weight = &convs[1].first;
     chain.relu = true;
     chain.input_u8 = quantize_linear(h1, full({1}, q1->input_scale, kFloat32), full({1}, double(q1->input_zero), kUInt8))
                          .permute({0, 2, 3, 1})
                          .contiguous();  // channels last
-    chain.next = q2;
+    chain.requantize = true;
+    chain.out_scale = q2->input_scale;
+    chain.out_zero = q2->input_zero;
     {
-      detail::ConvChainScope scope(&chain);
+      detail::Int8ChainScope scope(&chain);
       (void)(*seq)[2]->forward(zeros(h1.shape()));  // a placeholder: the uint8 input is what counts
     }
     CHECK(chain.taken);
@@ -718,10 +720,10 @@ TEST_CASE("Sequential chains int8 convs: relu in the store, uint8 between layers
     CHECK(far == 0);
     CHECK(off * 100 <= int64_t(got8.size()));
     // a request for another weight is left alone
-    detail::ConvChain other;
+    detail::Int8Chain other;
     other.weight = &convs[0].first;
     {
-      detail::ConvChainScope scope(&other);
+      detail::Int8ChainScope scope(&other);
       (void)(*seq)[2]->forward(h1);
     }
     CHECK_FALSE(other.taken);

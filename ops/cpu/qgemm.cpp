@@ -14,6 +14,7 @@
 #endif
 
 #include "../../autograd/error.h"
+#include "../scalar_math.h"
 #include "isa.h"
 #include "workers.h"
 
@@ -25,7 +26,7 @@ constexpr const char* kOp = "qgemm";
 constexpr int kPanel = 16;   // output channels per panel
 constexpr int kMaxNP = 4;    // panels per tile
 constexpr int kMaxMR = 6;    // rows per tile (buffers; the VNNI tiles take kVnniMR)
-constexpr int kVnniMR = 4;   // 4 rows x 4 panels: 16 accumulators (GCC spills 6 x 4, which halved the speed)
+constexpr int kVnniMR = 4;   // 4 rows x 4 panels: 16 accumulators (tile_vnni_fixed names them)
 
 // Per-call, per-column constants of the epilogue: real = float(acc - zero_sum[j]) * scale[j] + bias[j].
 struct ColumnTerms {
@@ -76,6 +77,8 @@ LATENT_ALWAYS_INLINE void store_tile_body(const int32_t* acc, int rows, int64_t 
         for (int c = 0; c < cols; ++c) v[r][c] = to_u8_level((float(row[c] - zs[c]) * sc[c] + bi[c]) * inv, zero, lo);
       else
         for (int c = 0; c < cols; ++c) v[r][c] = std::max(float(row[c] - zs[c]) * sc[c] + bi[c], lo);
+      if (ep.sigmoid && ep.out_f32)
+        for (int c = 0; c < cols; ++c) v[r][c] = math::sigmoid(v[r][c]);
     }
     if (ep.out_u8) {
       uint8_t* o = ep.out_u8 + i0 + j0 * cs;
@@ -102,8 +105,8 @@ LATENT_ALWAYS_INLINE void store_tile_body(const int32_t* acc, int rows, int64_t 
       } else if (ep.out_f32) {
         float* o = ep.out_f32 + at_strided;
         for (int c = 0; c < cols; ++c) {
-          const float v = float(row[c] - zs[c]) * sc[c] + bi[c];
-          o[c * cs] = ep.relu ? std::max(v, 0.0f) : v;
+          const float v = float(row[c] - zs[c]) * sc[c] + bi[c], u = ep.relu ? std::max(v, 0.0f) : v;
+          o[c * cs] = ep.sigmoid ? math::sigmoid(u) : u;
         }
       } else {
         uint8_t* o = ep.out_u8 + at_strided;
@@ -119,6 +122,8 @@ LATENT_ALWAYS_INLINE void store_tile_body(const int32_t* acc, int rows, int64_t 
         for (int c = 0; c < cols; ++c) o[c] = std::max(float(row[c] - zs[c]) * sc[c] + bi[c], 0.0f);
       else
         for (int c = 0; c < cols; ++c) o[c] = float(row[c] - zs[c]) * sc[c] + bi[c];
+      if (ep.sigmoid)
+        for (int c = 0; c < cols; ++c) o[c] = math::sigmoid(o[c]);
     } else {
       uint8_t* o = ep.out_u8 + at;
       const float inv = 1.0f / ep.out_scale, zero = float(ep.out_zero);
@@ -167,29 +172,122 @@ void tile_base(const Job& job, int64_t i0, int rows, int64_t panel0, int np) {
 
 // ---- AVX-512 VNNI: VPDPBUSD, 16 int32 lanes per panel -------------------------------------------
 
+// acc += a (unsigned bytes) x w (signed bytes), four products per int32 lane. Inline assembly
+// rather than _mm512_dpbusd_epi32: with the intrinsic GCC 12 copied every accumulator to a fresh
+// register (and some to the stack) around each VPDPBUSD of the 4 x 4 tile, a third of the loop's
+// instructions; "+v" keeps each accumulator in its register.
+LATENT_TARGET_VNNI LATENT_ALWAYS_INLINE void dpbusd(__m512i& acc, __m512i a, __m512i w) {
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(w));
+}
+
+// sigmoid(x) = 1 / (1 + e^-x) on 16 lanes for the float32 store of the last layer: e^-x as
+// 2^n * p(r) (n = round(-x / ln 2), r = -x - n ln 2, p Taylor to degree 6: relative error under
+// 2e-7 for |r| <= ln 2 / 2) scaled by VSCALEFPS, the reciprocal by VRCP14PS and one Newton step.
+// The argument is clamped to [-30, 30] (beyond it the result is 0 or 1 to float precision below
+// 1e-13), which also keeps 1 + e^-x finite for the Newton step; NaN stays NaN. Within 3e-7 of
+// the exact sigmoid (tests/test_quant.cpp), not bit for bit math::sigmoid: an int8 output is
+// quantization steps (1e-3 and more) away from the float32 model's anyway.
+LATENT_TARGET_VNNI LATENT_ALWAYS_INLINE __m512 sigmoid16(__m512 x) {
+  const __m512 t = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-30.0f)), _mm512_set1_ps(30.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(t, _mm512_set1_ps(-1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693147180559945309f), _mm512_sub_ps(_mm512_setzero_ps(), t));
+  __m512 p = _mm512_set1_ps(1.0f / 720.0f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  const __m512 d = _mm512_add_ps(_mm512_scalef_ps(p, n), _mm512_set1_ps(1.0f));  // 1 + e^-x
+  const __m512 y = _mm512_rcp14_ps(d);
+  const __m512 out = _mm512_mul_ps(y, _mm512_fnmadd_ps(d, y, _mm512_set1_ps(2.0f)));  // y (2 - d y)
+  return _mm512_mask_mov_ps(out, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
+}
+
+// clamp(round_half_even(v) + zero, lo, 255) as 16 int32 lanes, NaN to the zero point: the
+// to_u8_level of the generic store (clamp to [-512, 512] first, as there), with VCVTPS2DQ's
+// round-to-nearest-even instead of the magic number.
+LATENT_TARGET_VNNI LATENT_ALWAYS_INLINE __m512i u8_levels16(__m512 v, __m512i zero, __m512i lo) {
+  v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), v);
+  v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(-512.0f)), _mm512_set1_ps(512.0f));
+  const __m512i q = _mm512_add_epi32(_mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), zero);
+  return _mm512_min_epi32(_mm512_max_epi32(q, lo), _mm512_set1_epi32(255));
+}
+
+// One row of one panel of a VNNI tile, from its accumulator register into the output (row-major,
+// ldc apart): the same arithmetic as store_tile_body (the scale and bias as one FMA).
+LATENT_TARGET_VNNI LATENT_ALWAYS_INLINE void store_row_vnni(__m512i acc, int p, int64_t i, int64_t j0, int cols,
+                                                          const QEpilogue& ep, const ColumnTerms& t) {
+  const int64_t c = j0 + p * kPanel;
+  const int live = cols - p * kPanel;  // 1..16 columns of this panel hold outputs
+  const __mmask16 mask = live >= kPanel ? __mmask16(0xffff) : __mmask16((1u << live) - 1);
+  const __m512i v = _mm512_sub_epi32(acc, _mm512_loadu_si512(t.zero_sum + c));  // the terms hold whole panels
+  const int64_t at = i * ep.ldc + c;
+  if (ep.out_i32) {
+    _mm512_mask_storeu_epi32(ep.out_i32 + at, mask, v);
+    return;
+  }
+  __m512 f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(t.scale + c), _mm512_loadu_ps(t.bias + c));
+  if (ep.relu) f = _mm512_max_ps(f, _mm512_setzero_ps());
+  if (ep.out_f32) {
+    if (ep.sigmoid) f = sigmoid16(f);
+    _mm512_mask_storeu_ps(ep.out_f32 + at, mask, f);
+    return;
+  }
+  const int32_t lo = ep.relu ? std::max(ep.out_zero, 0) : 0;
+  const __m512i q = u8_levels16(_mm512_mul_ps(f, _mm512_set1_ps(1.0f / ep.out_scale)), _mm512_set1_epi32(ep.out_zero),
+                                _mm512_set1_epi32(lo));
+  _mm_mask_storeu_epi8(ep.out_u8 + at, mask, _mm512_cvtepi32_epi8(q));
+}
+
 template <int MR, int NP>
 LATENT_TARGET_VNNI void tile_vnni_fixed(const Job& job, int64_t i0, int64_t panel0) {
   const PackedQWeight& b = *job.b;
-  __m512i acc[MR][NP];
-  for (int r = 0; r < MR; ++r)
-    for (int p = 0; p < NP; ++p) acc[r][p] = _mm512_setzero_si512();
+  // Named accumulators (c[r][p] spelled out by the macros), not an array: GCC kept an array of
+  // __m512i in memory around the asm's "+v" operands.
+#define LATENT_Q_ROW(r) __m512i c##r##0 = _mm512_setzero_si512(), c##r##1 = c##r##0, c##r##2 = c##r##0, c##r##3 = c##r##0;
+  LATENT_Q_ROW(0) LATENT_Q_ROW(1) LATENT_Q_ROW(2) LATENT_Q_ROW(3)
+#undef LATENT_Q_ROW
   const int8_t* w = b.data.get() + panel0 * b.panel_bytes();
-  const int64_t pb = b.panel_bytes();
-  const uint8_t* a = job.a + i0 * job.lda;
-  for (int64_t g = 0; g < b.k4; g += 4) {
-    __m512i wv[NP];
-    for (int p = 0; p < NP; ++p) wv[p] = _mm512_load_si512(w + p * pb + g * 16);
-    for (int r = 0; r < MR; ++r) {
-      const __m512i av = _mm512_set1_epi32(load_group(a + r * job.lda + g));
-      for (int p = 0; p < NP; ++p) acc[r][p] = _mm512_dpbusd_epi32(acc[r][p], av, wv[p]);
-    }
+  const int64_t pb = b.panel_bytes(), k4 = b.k4, lda = job.lda;
+  const uint8_t* a = job.a + i0 * lda;
+  for (int64_t g = 0; g < k4; g += 4, w += 64) {
+    const __m512i w0 = _mm512_load_si512(w);
+    const __m512i w1 = NP > 1 ? _mm512_load_si512(w + pb) : w0;
+    const __m512i w2 = NP > 2 ? _mm512_load_si512(w + 2 * pb) : w0;
+    const __m512i w3 = NP > 3 ? _mm512_load_si512(w + 3 * pb) : w0;
+#define LATENT_Q_ROW(r)                                                  \
+  if constexpr (MR > r) {                                                \
+    const __m512i av = _mm512_set1_epi32(load_group(a + r * lda + g));  \
+    dpbusd(c##r##0, av, w0);                                             \
+    if constexpr (NP > 1) dpbusd(c##r##1, av, w1);                       \
+    if constexpr (NP > 2) dpbusd(c##r##2, av, w2);                       \
+    if constexpr (NP > 3) dpbusd(c##r##3, av, w3);                       \
   }
+    LATENT_Q_ROW(0) LATENT_Q_ROW(1) LATENT_Q_ROW(2) LATENT_Q_ROW(3)
+#undef LATENT_Q_ROW
+  }
+  const int64_t j0 = panel0 * kPanel;
+  const int cols = int(std::min<int64_t>(int64_t(NP) * kPanel, b.n - j0));
+  const QEpilogue& ep = *job.ep;
+  if (ep.col_stride == 1) {  // row-major output: the epilogue on the registers
+#define LATENT_Q_ROW(r)                                                                      \
+  if constexpr (MR > r) {                                                                    \
+    store_row_vnni(c##r##0, 0, i0 + r, j0, cols, ep, job.terms);                              \
+    if constexpr (NP > 1) store_row_vnni(c##r##1, 1, i0 + r, j0, cols, ep, job.terms);        \
+    if constexpr (NP > 2) store_row_vnni(c##r##2, 2, i0 + r, j0, cols, ep, job.terms);        \
+    if constexpr (NP > 3) store_row_vnni(c##r##3, 3, i0 + r, j0, cols, ep, job.terms);        \
+  }
+    LATENT_Q_ROW(0) LATENT_Q_ROW(1) LATENT_Q_ROW(2) LATENT_Q_ROW(3)
+#undef LATENT_Q_ROW
+    return;
+  }
+  const __m512i acc[4][4] = {{c00, c01, c02, c03}, {c10, c11, c12, c13}, {c20, c21, c22, c23}, {c30, c31, c32, c33}};
   alignas(64) int32_t buf[kMaxMR * kMaxNP * kPanel];
   for (int r = 0; r < MR; ++r)
     for (int p = 0; p < NP; ++p) _mm512_store_si512(buf + r * kMaxNP * kPanel + p * kPanel, acc[r][p]);
-  const int64_t j0 = panel0 * kPanel;
-  const int cols = int(std::min<int64_t>(int64_t(NP) * kPanel, b.n - j0));
-  store_tile_body(buf, MR, i0, j0, cols, *job.ep, job.terms);
+  store_tile_body(buf, MR, i0, j0, cols, ep, job.terms);
 }
 
 // ---- AVX2: VPMADDUBSW on the low 7 bits and the top bit, VPMADDWD to int32 ----------------------
@@ -363,6 +461,7 @@ void qgemm_u8s8(int64_t m, const uint8_t* a, int64_t lda, const PackedQWeight& b
     fail(kOp, "exactly one output (float32, uint8 or int32) must be given");
   if (ep.a_zero < 0 || ep.a_zero > 255) fail(kOp, "activation zero point {} is outside [0, 255]", ep.a_zero);
   if (ep.col_stride < 1) fail(kOp, "column stride {} must be 1 or more", ep.col_stride);
+  if (ep.sigmoid && !ep.out_f32) fail(kOp, "the sigmoid store needs the float32 output");
 
   // Per-column constants, in per-thread buffers reused across calls.
   thread_local std::vector<int32_t> zero_sum;
@@ -402,9 +501,31 @@ LATENT_CPU_MULTI_ISA(quantize_u8_impl,
                      (m, k, x, ldx, scale, zero, q, ldq))
 }  // namespace
 
+#if defined(__x86_64__) && defined(__GNUC__)
+// The AVX-512 form of quantize_u8_impl: 16 floats -> 16 bytes with u8_levels16 (GCC's
+// vectorisation of to_u8_level's NaN-aware clamps spent 18% of a deep AE's int8 pass here).
+LATENT_TARGET_VNNI void quantize_u8_avx512(int64_t m, int64_t k, const float* x, int64_t ldx, float scale,
+                                           int32_t zero, uint8_t* q, int64_t ldq) {
+  const __m512 inv = _mm512_set1_ps(1.0f / scale);
+  const __m512i z = _mm512_set1_epi32(zero), lo = _mm512_setzero_si512();
+  for (int64_t i = 0; i < m; ++i) {
+    const float* xi = x + i * ldx;
+    uint8_t* qi = q + i * ldq;
+    for (int64_t p = 0; p < k; p += 16) {
+      const __mmask16 mask = k - p >= 16 ? __mmask16(0xffff) : __mmask16((1u << (k - p)) - 1);
+      const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, xi + p), inv);
+      _mm_mask_storeu_epi8(qi + p, mask, _mm512_cvtepi32_epi8(u8_levels16(v, z, lo)));
+    }
+  }
+}
+#endif
+
 void quantize_u8(int64_t m, int64_t k, const float* x, int64_t ldx, float scale, int32_t zero, uint8_t* q,
                  int64_t ldq) {
   if (!(scale > 0.0f)) fail("quantize", "scale must be positive; got {}", scale);
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (qgemm_best_isa() == QIsa::Avx512Vnni) return quantize_u8_avx512(m, k, x, ldx, scale, zero, q, ldq);
+#endif
   quantize_u8_impl(m, k, x, ldx, scale, zero, q, ldq);
 }
 
