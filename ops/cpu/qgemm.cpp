@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 
@@ -28,11 +29,15 @@ constexpr int kMaxNP = 4;    // panels per tile
 constexpr int kMaxMR = 6;    // rows per tile (buffers; the VNNI tiles take kVnniMR)
 constexpr int kVnniMR = 4;   // 4 rows x 4 panels: 16 accumulators (tile_vnni_fixed names them)
 
-// Per-call, per-column constants of the epilogue: real = float(acc - zero_sum[j]) * scale[j] + bias[j].
+// Per-call constants of the epilogue: v = float(acc - zero_sum[j]) * scale[j] + bias[j] is the real
+// value (float32 and int32 outputs), or, for a uint8 output, the real value over out_scale plus
+// out_zero (both folded into scale and bias), so the level is clamp(round_half_even(v), lo, 255)
+// with lo = the zero point under relu (relu and requantizing commute), else 0.
 struct ColumnTerms {
   const int32_t* zero_sum;
   const float* scale;
   const float* bias;
+  int32_t lo;
 };
 
 struct Job {
@@ -46,7 +51,7 @@ struct Job {
 
 #define LATENT_ALWAYS_INLINE inline __attribute__((always_inline))
 
-// clamp(round_half_even(v) + zero, 0, 255) as a float holding an integer. The clamp to
+// clamp(round_half_even(v) + zero, lo, 255) as a float holding an integer. The clamp to
 // [-512, 512] first keeps the magic-number rounding exact (it needs |v| < 2^22, under the default
 // rounding mode: the build has no -ffast-math) and maps NaN to the zero point; written without
 // calls so the compiler vectorises it.
@@ -69,12 +74,11 @@ LATENT_ALWAYS_INLINE void store_tile_body(const int32_t* acc, int rows, int64_t 
     // the channels (vectorized), then each channel's `rows` pixels written as one contiguous run.
     const int64_t cs = ep.col_stride;
     alignas(64) float v[kMaxMR][kMaxNP * kPanel];
-    const float inv = ep.out_u8 ? 1.0f / ep.out_scale : 1.0f, zero = float(ep.out_zero);
-    const float lo = ep.out_u8 ? (ep.relu ? std::max(zero, 0.0f) : 0.0f) : (ep.relu ? 0.0f : -3.0e38f);
+    const float lo = ep.out_u8 ? float(t.lo) : (ep.relu ? 0.0f : -3.0e38f);
     for (int r = 0; r < rows; ++r) {
       const int32_t* row = acc + r * kMaxNP * kPanel;
       if (ep.out_u8)
-        for (int c = 0; c < cols; ++c) v[r][c] = to_u8_level((float(row[c] - zs[c]) * sc[c] + bi[c]) * inv, zero, lo);
+        for (int c = 0; c < cols; ++c) v[r][c] = to_u8_level(float(row[c] - zs[c]) * sc[c] + bi[c], 0.0f, lo);
       else
         for (int c = 0; c < cols; ++c) v[r][c] = std::max(float(row[c] - zs[c]) * sc[c] + bi[c], lo);
       if (ep.sigmoid && ep.out_f32)
@@ -110,11 +114,9 @@ LATENT_ALWAYS_INLINE void store_tile_body(const int32_t* acc, int rows, int64_t 
         }
       } else {
         uint8_t* o = ep.out_u8 + at_strided;
-        const float inv = 1.0f / ep.out_scale, zero = float(ep.out_zero);
-        const float lo = ep.relu ? std::max(zero, 0.0f) : 0.0f;
+        const float lo = float(t.lo);
         for (int c = 0; c < cols; ++c)
-          o[c * cs] = static_cast<uint8_t>(
-              static_cast<int32_t>(to_u8_level((float(row[c] - zs[c]) * sc[c] + bi[c]) * inv, zero, lo)));
+          o[c * cs] = static_cast<uint8_t>(static_cast<int32_t>(to_u8_level(float(row[c] - zs[c]) * sc[c] + bi[c], 0.0f, lo)));
       }
     } else if (ep.out_f32) {
       float* o = ep.out_f32 + at;
@@ -126,12 +128,11 @@ LATENT_ALWAYS_INLINE void store_tile_body(const int32_t* acc, int rows, int64_t 
         for (int c = 0; c < cols; ++c) o[c] = math::sigmoid(o[c]);
     } else {
       uint8_t* o = ep.out_u8 + at;
-      const float inv = 1.0f / ep.out_scale, zero = float(ep.out_zero);
-      const float lo = ep.relu ? std::max(zero, 0.0f) : 0.0f;
+      const float lo = float(t.lo);
       // levels first (vectorized along the columns), then the narrowing to bytes
       alignas(64) int32_t lv[kMaxNP * kPanel];
       for (int c = 0; c < cols; ++c)
-        lv[c] = static_cast<int32_t>(to_u8_level((float(row[c] - zs[c]) * sc[c] + bi[c]) * inv, zero, lo));
+        lv[c] = static_cast<int32_t>(to_u8_level(float(row[c] - zs[c]) * sc[c] + bi[c], 0.0f, lo));
       for (int c = 0; c < cols; ++c) o[c] = static_cast<uint8_t>(lv[c]);
     }
   }
@@ -180,43 +181,34 @@ LATENT_TARGET_VNNI LATENT_ALWAYS_INLINE void dpbusd(__m512i& acc, __m512i a, __m
   asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(w));
 }
 
-// sigmoid(x) = 1 / (1 + e^-x) on 16 lanes for the float32 store of the last layer: e^-x as
-// 2^n * p(r) (n = round(-x / ln 2), r = -x - n ln 2, p Taylor to degree 6: relative error under
-// 2e-7 for |r| <= ln 2 / 2) scaled by VSCALEFPS, the reciprocal by VRCP14PS and one Newton step.
-// The argument is clamped to [-30, 30] (beyond it the result is 0 or 1 to float precision below
-// 1e-13), which also keeps 1 + e^-x finite for the Newton step; NaN stays NaN. Within 3e-7 of
-// the exact sigmoid (tests/test_quant.cpp), not bit for bit math::sigmoid: an int8 output is
-// quantization steps (1e-3 and more) away from the float32 model's anyway.
+// sigmoid(x) = 1 / (1 + e^-x) on 16 lanes for the float32 store of the last layer. e^-x = 2^u with
+// u = -x log2(e): 2^n (VSCALEFPS) times 2^f for f = u - n in [-1/2, 1/2] (n = round(u)), 2^f by a
+// degree-4 polynomial (least-squares fit on Chebyshev nodes, relative error 2.7e-6); the
+// reciprocal by VRCP14PS and one Newton step. x is clamped to [-30, 30] by VRANGEPS (beyond it the
+// result is 0 or 1 within 1e-13), which keeps 1 + e^-x finite for the Newton step; NaN stays NaN.
+// 13 vector operations, most of them on the FMA pipes that VPDPBUSD also uses, so each one counts;
+// within 2e-6 of the exact sigmoid (tests/test_quant.cpp), not math::sigmoid bit for bit: an int8
+// layer's outputs are quantization steps (1e-3 and more) from the float32 model's anyway.
 LATENT_TARGET_VNNI LATENT_ALWAYS_INLINE __m512 sigmoid16(__m512 x) {
-  const __m512 t = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-30.0f)), _mm512_set1_ps(30.0f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(t, _mm512_set1_ps(-1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693147180559945309f), _mm512_sub_ps(_mm512_setzero_ps(), t));
-  __m512 p = _mm512_set1_ps(1.0f / 720.0f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  const __m512 t = _mm512_range_ps(x, _mm512_set1_ps(30.0f), 0x6);  // min(|x|, 30), x's sign
+  const __m512 u = _mm512_mul_ps(t, _mm512_set1_ps(-1.44269504088896341f));
+  const __m512 n = _mm512_roundscale_ps(u, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 f = _mm512_sub_ps(u, n);
+  __m512 p = _mm512_set1_ps(9.570100345e-03f);
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.591785908e-02f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.402474433e-01f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931217909e-01f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.999992847e-01f));
   const __m512 d = _mm512_add_ps(_mm512_scalef_ps(p, n), _mm512_set1_ps(1.0f));  // 1 + e^-x
   const __m512 y = _mm512_rcp14_ps(d);
-  const __m512 out = _mm512_mul_ps(y, _mm512_fnmadd_ps(d, y, _mm512_set1_ps(2.0f)));  // y (2 - d y)
-  return _mm512_mask_mov_ps(out, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
-}
-
-// clamp(round_half_even(v) + zero, lo, 255) as 16 int32 lanes, NaN to the zero point: the
-// to_u8_level of the generic store (clamp to [-512, 512] first, as there), with VCVTPS2DQ's
-// round-to-nearest-even instead of the magic number.
-LATENT_TARGET_VNNI LATENT_ALWAYS_INLINE __m512i u8_levels16(__m512 v, __m512i zero, __m512i lo) {
-  v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), v);
-  v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(-512.0f)), _mm512_set1_ps(512.0f));
-  const __m512i q = _mm512_add_epi32(_mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), zero);
-  return _mm512_min_epi32(_mm512_max_epi32(q, lo), _mm512_set1_epi32(255));
+  return _mm512_mul_ps(y, _mm512_fnmadd_ps(d, y, _mm512_set1_ps(2.0f)));  // y (2 - d y)
 }
 
 // One row of one panel of a VNNI tile, from its accumulator register into the output (row-major,
-// ldc apart): the same arithmetic as store_tile_body (the scale and bias as one FMA).
+// ldc apart): the arithmetic of store_tile_body with the scale and bias as one FMA. A uint8
+// level is VCVTPS2DQ's round half to even of v clamped to 512 above (larger values and +inf
+// saturate to 255), then max(., lo) and VPMOVUSDB's unsigned saturation at 255; NaN, which only
+// a NaN bias gives, lands on lo.
 LATENT_TARGET_VNNI LATENT_ALWAYS_INLINE void store_row_vnni(__m512i acc, int p, int64_t i, int64_t j0, int cols,
                                                           const QEpilogue& ep, const ColumnTerms& t) {
   const int64_t c = j0 + p * kPanel;
@@ -229,16 +221,15 @@ LATENT_TARGET_VNNI LATENT_ALWAYS_INLINE void store_row_vnni(__m512i acc, int p, 
     return;
   }
   __m512 f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(t.scale + c), _mm512_loadu_ps(t.bias + c));
-  if (ep.relu) f = _mm512_max_ps(f, _mm512_setzero_ps());
   if (ep.out_f32) {
+    if (ep.relu) f = _mm512_max_ps(f, _mm512_setzero_ps());
     if (ep.sigmoid) f = sigmoid16(f);
     _mm512_mask_storeu_ps(ep.out_f32 + at, mask, f);
     return;
   }
-  const int32_t lo = ep.relu ? std::max(ep.out_zero, 0) : 0;
-  const __m512i q = u8_levels16(_mm512_mul_ps(f, _mm512_set1_ps(1.0f / ep.out_scale)), _mm512_set1_epi32(ep.out_zero),
-                                _mm512_set1_epi32(lo));
-  _mm_mask_storeu_epi8(ep.out_u8 + at, mask, _mm512_cvtepi32_epi8(q));
+  const __m512i q = _mm512_cvt_roundps_epi32(_mm512_min_ps(_mm512_set1_ps(512.0f), f),
+                                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  _mm_mask_storeu_epi8(ep.out_u8 + at, mask, _mm512_cvtusepi32_epi8(_mm512_max_epi32(q, _mm512_set1_epi32(t.lo))));
 }
 
 template <int MR, int NP>
@@ -270,7 +261,7 @@ LATENT_TARGET_VNNI void tile_vnni_fixed(const Job& job, int64_t i0, int64_t pane
   }
   const int64_t j0 = panel0 * kPanel;
   const int cols = int(std::min<int64_t>(int64_t(NP) * kPanel, b.n - j0));
-  const QEpilogue& ep = *job.ep;
+  const QEpilogue ep = *job.ep;  // a local copy: the output stores cannot alias it, so nothing is reloaded
   if (ep.col_stride == 1) {  // row-major output: the epilogue on the registers
 #define LATENT_Q_ROW(r)                                                                      \
   if constexpr (MR > r) {                                                                    \
@@ -462,6 +453,9 @@ void qgemm_u8s8(int64_t m, const uint8_t* a, int64_t lda, const PackedQWeight& b
   if (ep.a_zero < 0 || ep.a_zero > 255) fail(kOp, "activation zero point {} is outside [0, 255]", ep.a_zero);
   if (ep.col_stride < 1) fail(kOp, "column stride {} must be 1 or more", ep.col_stride);
   if (ep.sigmoid && !ep.out_f32) fail(kOp, "the sigmoid store needs the float32 output");
+  if (ep.out_u8 && (!(ep.out_scale > 0.0f) || !std::isfinite(ep.out_scale) || ep.out_zero < 0 || ep.out_zero > 255))
+    fail(kOp, "uint8 output needs a positive finite scale and a zero point in [0, 255]; got {} and {}", ep.out_scale,
+         ep.out_zero);
 
   // Per-column constants, in per-thread buffers reused across calls.
   thread_local std::vector<int32_t> zero_sum;
@@ -470,13 +464,16 @@ void qgemm_u8s8(int64_t m, const uint8_t* a, int64_t lda, const PackedQWeight& b
   zero_sum.resize(cols);
   scale.resize(cols);
   bias.resize(cols);
+  // A uint8 output folds 1 / out_scale and out_zero into the scale and bias (see ColumnTerms).
+  const float fold = ep.out_u8 ? 1.0f / ep.out_scale : 1.0f, shift = ep.out_u8 ? float(ep.out_zero) : 0.0f;
   for (size_t j = 0; j < cols; ++j) {
     const bool real = int64_t(j) < b.n;
     zero_sum[j] = ep.a_zero * b.col_sum[j];
-    scale[j] = ep.a_scale * (real && ep.w_scale ? ep.w_scale[j] : 1.0f);
-    bias[j] = real && ep.bias ? ep.bias[j] : 0.0f;
+    scale[j] = ep.a_scale * (real && ep.w_scale ? ep.w_scale[j] : 1.0f) * fold;
+    bias[j] = (real && ep.bias ? ep.bias[j] : 0.0f) * fold + shift;
   }
-  const Job job{m, a, lda, &b, &ep, {zero_sum.data(), scale.data(), bias.data()}};
+  const int32_t lo = ep.out_u8 && ep.relu ? ep.out_zero : 0;
+  const Job job{m, a, lda, &b, &ep, {zero_sum.data(), scale.data(), bias.data(), lo}};
 
   const int64_t work = m * b.n * b.k;
   const RangeSplit split = split_range(b.panels, work >= (int64_t{1} << 18) ? 0 : b.panels + 1, 1);
@@ -502,19 +499,32 @@ LATENT_CPU_MULTI_ISA(quantize_u8_impl,
 }  // namespace
 
 #if defined(__x86_64__) && defined(__GNUC__)
-// The AVX-512 form of quantize_u8_impl: 16 floats -> 16 bytes with u8_levels16 (GCC's
-// vectorisation of to_u8_level's NaN-aware clamps spent 18% of a deep AE's int8 pass here).
+// The AVX-512 form of quantize_u8_impl, 16 floats at a time in 6 operations: NaN to 0
+// (VFIXUPIMMPS), x / scale + zero as one FMA with x times 1 / scale, clamped to 512 above,
+// VCVTPS2DQ's round half to even, max(., 0) and VPMOVUSDB's unsigned saturation at 255. The zero
+// point added before the rounding instead of after gives the same level (it is an integer) but
+// where the float32 sum lands on the other side of a tie; GCC's vectorisation of to_u8_level's
+// NaN-aware clamps spent 18% of a deep AE's int8 pass here.
+LATENT_TARGET_VNNI LATENT_ALWAYS_INLINE __m128i quantize16(__m512 x, __m512 inv, __m512 zero) {
+  // class table: QNaN and SNaN -> +0 (token 8), every other class -> x itself (token 1)
+  x = _mm512_fixupimm_ps(x, x, _mm512_set1_epi32(0x11111188), 0);
+  const __m512 v = _mm512_min_ps(_mm512_set1_ps(512.0f), _mm512_fmadd_ps(x, inv, zero));
+  const __m512i q = _mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  return _mm512_cvtusepi32_epi8(_mm512_max_epi32(q, _mm512_setzero_si512()));
+}
+
 LATENT_TARGET_VNNI void quantize_u8_avx512(int64_t m, int64_t k, const float* x, int64_t ldx, float scale,
                                            int32_t zero, uint8_t* q, int64_t ldq) {
-  const __m512 inv = _mm512_set1_ps(1.0f / scale);
-  const __m512i z = _mm512_set1_epi32(zero), lo = _mm512_setzero_si512();
+  const __m512 inv = _mm512_set1_ps(1.0f / scale), z = _mm512_set1_ps(float(zero));
   for (int64_t i = 0; i < m; ++i) {
     const float* xi = x + i * ldx;
     uint8_t* qi = q + i * ldq;
-    for (int64_t p = 0; p < k; p += 16) {
-      const __mmask16 mask = k - p >= 16 ? __mmask16(0xffff) : __mmask16((1u << (k - p)) - 1);
-      const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, xi + p), inv);
-      _mm_mask_storeu_epi8(qi + p, mask, _mm512_cvtepi32_epi8(u8_levels16(v, z, lo)));
+    int64_t p = 0;
+    for (; p + 16 <= k; p += 16)
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(qi + p), quantize16(_mm512_loadu_ps(xi + p), inv, z));
+    if (p < k) {
+      const __mmask16 mask = __mmask16((1u << (k - p)) - 1);
+      _mm_mask_storeu_epi8(qi + p, mask, quantize16(_mm512_maskz_loadu_ps(mask, xi + p), inv, z));
     }
   }
 }
