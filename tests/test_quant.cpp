@@ -816,3 +816,46 @@ TEST_CASE("CalibrationGuard records conv2d and conv_transpose2d inputs, with the
   CHECK(st.max == doctest::Approx(1.5));
   CHECK(st.transposed);
 }
+
+TEST_CASE("qgemm: the sigmoid store is within 2e-6 of 1 / (1 + e^-x), special values included") {
+  // Zero weights: every output is sigmoid(bias[j]); 37 columns (a partial last panel), rows 1 and 5.
+  std::vector<float> xs = {-1e30f, -INFINITY, -100.0f, -31.0f, -30.0f, -29.5f, -17.3f, -9.01f, -5.0f, -2.5f, -1.0f,
+                           -0.3466f, -0.1f, -1e-3f, -1e-8f, 0.0f, 1e-8f, 1e-3f, 0.1f, 0.3466f, 0.5f, 0.6931f, 1.0f,
+                           1.7f, 2.5f, 3.1f, 4.0f, 5.5f, 8.0f, 12.25f, 16.0f, 29.9f, 30.0f, 31.0f, 100.0f, INFINITY, NAN};
+  const int64_t n = int64_t(xs.size()), k = 8;
+  std::vector<int8_t> w(size_t(n * k), 0);
+  cpu::PackedQWeight packed = cpu::pack_qweight(n, k, w.data(), k);
+  for (int64_t m : {1, 5})
+    for (QIsa isa : isas_here()) {
+      INFO("isa " << cpu::qisa_name(isa) << ", m " << m);
+      std::vector<uint8_t> a(size_t(m * 8), 200);
+      std::vector<float> out(size_t(m * n), -5.0f);
+      cpu::QEpilogue ep;
+      ep.a_zero = 3;
+      ep.bias = xs.data();
+      ep.sigmoid = true;
+      ep.out_f32 = out.data();
+      ep.ldc = n;
+      cpu::qgemm_u8s8(m, a.data(), 8, packed, ep, isa);
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+          const double x = xs[size_t(j)], got = out[size_t(i * n + j)];
+          INFO("x = " << x << ", got " << got);
+          if (std::isnan(x)) {
+            CHECK(std::isnan(got));
+          } else {
+            const double want = 1.0 / (1.0 + std::exp(-x));
+            CHECK(std::abs(got - want) <= 2e-6);
+            CHECK(got >= 0.0);
+            CHECK(got <= 1.0);
+          }
+        }
+    }
+  std::vector<uint8_t> q(4);
+  cpu::QEpilogue ep;
+  ep.sigmoid = true;
+  ep.out_u8 = q.data();
+  ep.ldc = n;
+  std::vector<uint8_t> a(8, 1);
+  CHECK_THROWS_WITH_SUBSTR(cpu::qgemm_u8s8(1, a.data(), 8, packed, ep), "[qgemm] the sigmoid store needs the float32 output");
+}

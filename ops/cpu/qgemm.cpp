@@ -184,13 +184,14 @@ LATENT_TARGET_VNNI LATENT_ALWAYS_INLINE void dpbusd(__m512i& acc, __m512i a, __m
 // sigmoid(x) = 1 / (1 + e^-x) on 16 lanes for the float32 store of the last layer. e^-x = 2^u with
 // u = -x log2(e): 2^n (VSCALEFPS) times 2^f for f = u - n in [-1/2, 1/2] (n = round(u)), 2^f by a
 // degree-4 polynomial (least-squares fit on Chebyshev nodes, relative error 2.7e-6); the
-// reciprocal by VRCP14PS and one Newton step. x is clamped to [-30, 30] by VRANGEPS (beyond it the
+// reciprocal by VRCP14PS and one Newton step. x is clamped to [-30, 30] (beyond it the
 // result is 0 or 1 within 1e-13), which keeps 1 + e^-x finite for the Newton step; NaN stays NaN.
-// 13 vector operations, most of them on the FMA pipes that VPDPBUSD also uses, so each one counts;
+// 14 vector operations, most of them on the FMA pipes that VPDPBUSD also uses, so each one counts;
 // within 2e-6 of the exact sigmoid (tests/test_quant.cpp), not math::sigmoid bit for bit: an int8
 // layer's outputs are quantization steps (1e-3 and more) from the float32 model's anyway.
 LATENT_TARGET_VNNI LATENT_ALWAYS_INLINE __m512 sigmoid16(__m512 x) {
-  const __m512 t = _mm512_range_ps(x, _mm512_set1_ps(30.0f), 0x6);  // min(|x|, 30), x's sign
+  // VMAXPS/VMINPS return their second operand when either is NaN: x's NaN goes through
+  const __m512 t = _mm512_min_ps(_mm512_set1_ps(30.0f), _mm512_max_ps(_mm512_set1_ps(-30.0f), x));
   const __m512 u = _mm512_mul_ps(t, _mm512_set1_ps(-1.44269504088896341f));
   const __m512 n = _mm512_roundscale_ps(u, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const __m512 f = _mm512_sub_ps(u, n);
