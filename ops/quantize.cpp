@@ -320,6 +320,7 @@ void observe_linear_input(const Tensor& weight, const Tensor& x) { observe_input
 
 namespace {
 thread_local Int8Chain* t_chain = nullptr;
+thread_local int64_t t_hand_overs = 0;
 
 /// This thread's request when it names `weight` (the same data), else null; a request is taken
 /// at most once.
@@ -334,6 +335,8 @@ Tensor float32_bias(const Tensor& bias) {
   return !bias.defined() || (bias.dtype() == kFloat32 && bias.is_contiguous()) ? bias : bias.to(kFloat32).contiguous();
 }
 }  // namespace
+
+int64_t int8_chain_hand_overs() { return t_hand_overs; }
 
 Int8ChainScope::Int8ChainScope(Int8Chain* chain) { t_chain = chain; }
 Int8ChainScope::~Int8ChainScope() { t_chain = nullptr; }
@@ -374,6 +377,7 @@ bool linear_inference_int8(const Tensor& x_in, const Tensor& weight, const Tenso
   if (to_u8) {  // rows of the next layer's K4 = round_up(out, 4) bytes
     const int64_t k4 = (w.n + 3) / 4 * 4;
     chain->output_u8 = empty({m, k4}, kUInt8, out.device());
+    ++t_hand_overs;
     ep.out_u8 = chain->output_u8.data_ptr<uint8_t>();
     ep.ldc = k4;
     ep.out_scale = chain->out_scale;
@@ -431,6 +435,7 @@ bool conv_inference_int8(const Tensor& x, const Tensor& weight, const Tensor& bi
   st.in_nhwc = st_in_nhwc;
   if (chain && chain->requantize) {
     chain->output_u8 = empty({s.n, s.ho, s.wo, s.c_out}, kUInt8, out.device());  // channels last
+    ++t_hand_overs;
     st.out_u8 = chain->output_u8.data_ptr<uint8_t>();
     st.out_nhwc = true;
     st.out_scale = chain->out_scale;

@@ -169,6 +169,9 @@ struct Int8Chain {
   bool taken = false;              ///< set by the layer when its int8 path ran with the request
 };
 
+/// uint8 hand-overs (Int8Chain requests answered with output_u8) written on this thread so far (tests).
+int64_t int8_chain_hand_overs();
+
 /// While alive, the next int8 linear or conv call on this thread on chain->weight takes `chain`
 /// (one call).
 class Int8ChainScope {
