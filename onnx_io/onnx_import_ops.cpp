@@ -26,7 +26,7 @@ namespace latent::onnx::detail {
 // NodeView
 
 std::string NodeView::label() const {
-  return fmt::format("node '{}' ({}, opset {})", name_, node_.op_type, opset_);
+  return fmt::format("node '{}' ({}, opset {})", name_, op_key(node_.domain, node_.op_type), opset_);
 }
 
 const AttributeProto* NodeView::attr(const std::string& name) const {
