@@ -396,9 +396,9 @@ TEST_CASE("unsupported ops, versions, attributes and data types fail at load tim
   CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(model(13, {node("Foo", {"x"}, {"y"}, "foo_1")}, {in}, {out})),
                            "[onnx import] node 'foo_1' (Foo, opset 13): op Foo is not supported");
   CHECK_THROWS_WITH_SUBSTR(
-      onnx::OnnxModule(model(13, {node("Resize", {"x", "", "scales"}, {"y"}, "Resize_3", {attr_s("mode", "cubic")})}, {in}, {out},
+      onnx::OnnxModule(model(13, {node("Resize", {"x", "", "scales"}, {"y"}, "Resize_3", {attr_s("mode", "bicubic")})}, {in}, {out},
                              {init_f("scales", {4}, {1, 1, 2, 2})})),
-      "[onnx import] node 'Resize_3' (Resize, opset 13): mode 'cubic' is not supported (supported: nearest, linear)");
+      "[onnx import] node 'Resize_3' (Resize, opset 13): mode 'bicubic' is not supported (supported: nearest, linear, cubic)");
   CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(model(9, {node("Resize", {"x", "s"}, {"y"}, "r")}, {in}, {out})),
                            "node 'r' (Resize, opset 9): Resize does not exist before opset 10");
   CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(model(11, {node("Upsample", {"x", "s"}, {"y"}, "up")}, {in}, {out})),
@@ -440,9 +440,9 @@ TEST_CASE("unsupported ops, versions, attributes and data types fail at load tim
             .forward(latent::ones({1, 1, 4, 4}))
             .shape() == Shape{1, 1, 3, 3});  // ONNX pools default to stride 1
   CHECK_THROWS_WITH_SUBSTR(
-      onnx::OnnxModule(model(13, {node("Resize", {"x", "", "scales"}, {"y"}, "rs", {attr_s("coordinate_transformation_mode", "tf_crop_and_resize")})},
+      onnx::OnnxModule(model(13, {node("Resize", {"x", "", "scales"}, {"y"}, "rs", {attr_s("coordinate_transformation_mode", "tf_crop")})},
                              {in}, {out}, {init_f("scales", {4}, {1, 1, 2, 2})})),
-      "coordinate_transformation_mode 'tf_crop_and_resize' is not supported");
+      "coordinate_transformation_mode 'tf_crop' is not supported");
 }
 
 TEST_CASE("run-time errors name the node; inputs are checked against the declared types and shapes") {
