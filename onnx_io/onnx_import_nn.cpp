@@ -222,8 +222,10 @@ Kernel compile_pool(const NodeView& n) {
       n.allow_attributes({"auto_pad", "kernel_shape", "pads", "strides"});
   }
   n.expect_inputs(1, 1);
-  if (max_op && n.has_output(1)) n.error("the Indices output is not supported");
-  n.expect_outputs(1);
+  if (max_op && n.has_output(1) && v < 8) n.error("the Indices output exists from opset 8");
+  const bool indices = max_op && n.has_output(1);
+  n.expect_outputs(indices ? 2 : 1);
+  const bool column_major = n.get_int("storage_order", 0) != 0;
   if (!n.has("kernel_shape")) n.error("attribute 'kernel_shape' is required");
   check_spatial_rank(n, "pooling", -1);
   Window w;
@@ -252,11 +254,26 @@ Kernel compile_pool(const NodeView& n) {
     const Pair kernel{k[0], k[1]}, stride{st[0], st[1]}, dilation{dl[0], dl[1]};
     Tensor y;
     if (max_op) {
-      if (native) {
-        y = max_pool2d(x, kernel, stride, {pads[0], pads[1]}, dilation, ceil_mode);
+      const int64_t height = x.size(2), width = x.size(3);
+      const int64_t top = native ? 0 : pads[0], left = native ? 0 : pads[1];
+      if (!native) x = pad(x, pad2d(pads[0], pads[2], pads[1], pads[3]), PadMode::Constant, -std::numeric_limits<double>::infinity());
+      const Pair padding = native ? Pair{pads[0], pads[1]} : Pair{0, 0};
+      if (!indices) {
+        y = max_pool2d(x, kernel, stride, padding, dilation, ceil_mode);
       } else {
-        x = pad(x, pad2d(pads[0], pads[2], pads[1], pads[3]), PadMode::Constant, -std::numeric_limits<double>::infinity());
-        y = max_pool2d(x, kernel, stride, 0, dilation, ceil_mode);
+        // ONNX's Indices: positions in the whole unpadded input, row-major (storage_order 0) or
+        // with each (H, W) plane column-major (1). max_pool2d_with_indices gives h * W + w within
+        // the plane it pooled (the padded one when the pads were applied here).
+        auto [values, plane_index] = max_pool2d_with_indices(x, kernel, stride, padding, dilation, ceil_mode);
+        const std::vector<int64_t> at = plane_index.to_vector<int64_t>();
+        std::vector<int64_t> flat(at.size());
+        const int64_t plane_out = values.size(2) * values.size(3), pooled_width = x.size(3);
+        for (size_t i = 0; i < at.size(); ++i) {
+          const int64_t h = at[i] / pooled_width - top, w = at[i] % pooled_width - left;
+          const int64_t plane = int64_t(i) / plane_out;  // n * C + c
+          flat[i] = plane * height * width + (column_major ? w * height + h : h * width + w);
+        }
+        return {a.lower(values), a.lower(from_vector(flat, values.shape()))};
       }
     } else if (native) {
       y = avg_pool2d(x, kernel, stride, {pads[0], pads[1]}, ceil_mode, count_include_pad);

@@ -432,9 +432,28 @@ TEST_CASE("unsupported ops, versions, attributes and data types fail at load tim
   custom.opset_import.push_back({"com.microsoft", 1, {}});
   CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(custom), "node 'r' (com.microsoft:Relu, opset 1): op com.microsoft:Relu is not supported");
   CHECK_THROWS_WITH_SUBSTR(
-      onnx::OnnxModule(model(13, {node("MaxPool", {"x"}, {"y", "idx"}, "mp", {attr_ints("kernel_shape", {2, 2})})}, {in},
+      onnx::OnnxModule(model(7, {node("MaxPool", {"x"}, {"y", "idx"}, "mp", {attr_ints("kernel_shape", {2, 2})})}, {in},
                              {out, value("idx", kInt64, {})})),
-      "node 'mp' (MaxPool, opset 13): the Indices output is not supported");
+      "node 'mp' (MaxPool, opset 7): the Indices output exists from opset 8");
+  {
+    // MaxPool's Indices: flat positions in the unpadded input, row-major or (storage_order 1) each
+    // plane column-major; with asymmetric pads (applied before pooling) still in unpadded terms.
+    const Tensor x = latent::arange(16, latent::kFloat32).reshape({1, 1, 4, 4});
+    auto run = [&](std::vector<onnx::AttributeProto> attrs) {
+      attrs.push_back(attr_ints("kernel_shape", {2, 2}));
+      attrs.push_back(attr_ints("strides", {2, 2}));
+      return onnx::OnnxModule(model(13, {node("MaxPool", {"x"}, {"y", "idx"}, "mp", attrs)}, {in}, {out, value("idx", kInt64, {})}))
+          .run({x});
+    };
+    std::vector<Tensor> r = run({});
+    CHECK(r[0].to_vector<double>() == std::vector<double>{5, 7, 13, 15});
+    CHECK(r[1].to_vector<int64_t>() == std::vector<int64_t>{5, 7, 13, 15});
+    r = run({attr_i("storage_order", 1)});
+    CHECK(r[1].to_vector<int64_t>() == std::vector<int64_t>{5, 13, 7, 15});
+    r = run({attr_ints("pads", {1, 1, 0, 0})});
+    CHECK(r[0].to_vector<double>() == std::vector<double>{0, 2, 8, 10});
+    CHECK(r[1].to_vector<int64_t>() == std::vector<int64_t>{0, 2, 8, 10});
+  }
   // An output nothing reads does not matter.
   CHECK(onnx::OnnxModule(model(13, {node("MaxPool", {"x"}, {"y", "idx"}, "mp", {attr_ints("kernel_shape", {2, 2})})}, {in}, {out}))
             .forward(latent::ones({1, 1, 4, 4}))
