@@ -321,13 +321,33 @@ Kernel compile_batch_norm(const NodeView& n) {
     n.allow_attributes({"epsilon", "momentum", "training_mode"});
   n.expect_inputs(5, 5);
   if (n.get_int("spatial", 1) != 1) n.error("spatial = 0 is not supported");
-  if (n.get_int("training_mode", 0) != 0)
-    n.error("training_mode = 1 (a training graph with running-statistics outputs) is not supported; an eval "
-            "graph normalizes with batch statistics when the module is in train() mode");
-  n.expect_outputs(1);
+  const bool training_mode = n.get_int("training_mode", 0) != 0;
+  n.expect_outputs(training_mode ? 3 : 1);
   const double eps = n.get_float("epsilon", 1e-5f);
   const double momentum = n.get_float("momentum", 0.9f);
   if (!(momentum >= 0.0 && momentum <= 1.0)) n.error("momentum must be in [0, 1]; got {}", momentum);
+  if (training_mode) {
+    // A training graph (opset 14 on): normalize with the batch's mean and biased variance over
+    // every dim but the channels, and output the updated running statistics
+    // (running * momentum + batch * (1 - momentum)), as ONNX's reference does.
+    return [=](const Inputs& in) -> Inputs {
+      const Tensor& x = in[0];
+      if (x.dim() < 2) fail("onnx import", "BatchNormalization expects (N, C, ...); got shape {}", x.shape());
+      Shape dims{0}, channel = Shape::filled(x.dim(), 1);
+      for (int d = 2; d < x.dim(); ++d) dims.push_back(d);
+      channel[1] = x.size(1);
+      const Tensor mu = mean(x, dims, true);
+      const Tensor centered = sub(x, mu);
+      const Tensor var = mean(square(centered), dims, true);
+      const Tensor y = add(mul(div(centered, sqrt(add(var, scalar_tensor(eps, x.dtype())))), reshape(in[1], channel)),
+                           reshape(in[2], channel));
+      auto running = [&](const Tensor& old, const Tensor& batch) {
+        return add(mul(old, scalar_tensor(momentum, old.dtype())),
+                   mul(reshape(batch, {x.size(1)}).to(old.dtype()), scalar_tensor(1.0 - momentum, old.dtype())));
+      };
+      return {y, running(in[3], mu), running(in[4], var)};
+    };
+  }
   return [=](const Inputs& in) -> Inputs {
     // x, scale, B, mean, var -> batch_norm(x, mean, var, weight = scale, bias = B)
     return {batch_norm(in[0], in[3], in[4], in[1], in[2], running_in_training(), 1.0 - momentum, eps)};
