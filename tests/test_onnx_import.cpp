@@ -48,7 +48,7 @@ onnx::ValueInfoProto value(const std::string& name, int32_t elem_type, std::vect
   return v;
 }
 
-constexpr int32_t kFloat = 1, kInt64 = 7;
+constexpr int32_t kFloat = 1, kUInt8Type = 2, kInt64 = 7;
 
 onnx::AttributeProto attr_i(const std::string& name, int64_t v) {
   onnx::AttributeProto a;
@@ -396,9 +396,9 @@ TEST_CASE("unsupported ops, versions, attributes and data types fail at load tim
   CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(model(13, {node("Foo", {"x"}, {"y"}, "foo_1")}, {in}, {out})),
                            "[onnx import] node 'foo_1' (Foo, opset 13): op Foo is not supported");
   CHECK_THROWS_WITH_SUBSTR(
-      onnx::OnnxModule(model(13, {node("Resize", {"x", "", "scales"}, {"y"}, "Resize_3", {attr_s("mode", "cubic")})}, {in}, {out},
+      onnx::OnnxModule(model(13, {node("Resize", {"x", "", "scales"}, {"y"}, "Resize_3", {attr_s("mode", "bicubic")})}, {in}, {out},
                              {init_f("scales", {4}, {1, 1, 2, 2})})),
-      "[onnx import] node 'Resize_3' (Resize, opset 13): mode 'cubic' is not supported (supported: nearest, linear)");
+      "[onnx import] node 'Resize_3' (Resize, opset 13): mode 'bicubic' is not supported (supported: nearest, linear, cubic)");
   CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(model(9, {node("Resize", {"x", "s"}, {"y"}, "r")}, {in}, {out})),
                            "node 'r' (Resize, opset 9): Resize does not exist before opset 10");
   CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(model(11, {node("Upsample", {"x", "s"}, {"y"}, "up")}, {in}, {out})),
@@ -416,29 +416,52 @@ TEST_CASE("unsupported ops, versions, attributes and data types fail at load tim
   CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(model(13, {node("Cast", {"x"}, {"y"}, "c", {attr_i("to", 10)})}, {in}, {out})),
                            "node 'c' (Cast, opset 13): cast to FLOAT16 is not supported (supported: FLOAT, DOUBLE, INT64)");
   CHECK_THROWS_WITH_SUBSTR(
-      onnx::OnnxModule(model(13, {node("MaxPool", {"x"}, {"y"}, "pool", {attr_ints("kernel_shape", {2, 2, 2})})},
-                             {value("x", kFloat, {1, 1, 4, 4, 4})}, {out})),
-      "node 'pool' (MaxPool, opset 13): 3-d pooling is not supported (1-d and 2-d only)");
-  CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(model(13, {node("Conv", {"x", "w"}, {"y"}, "conv")}, {value("x", kFloat, {1, 1, 4, 4, 4})},
-                                                  {out}, {init_f("w", {1, 1, 1, 1, 1}, {1})})),
-                           "node 'conv' (Conv, opset 13): 3-d convolution is not supported");
+      onnx::OnnxModule(model(13, {node("MaxPool", {"x"}, {"y"}, "pool", {attr_ints("kernel_shape", {2, 2, 2, 2})})},
+                             {value("x", kFloat, {1, 1, 4, 4, 4, 4})}, {out})),
+      "node 'pool' (MaxPool, opset 13): 4-d pooling is not supported (1-d to 3-d only)");
+  CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(model(13, {node("Conv", {"x", "w"}, {"y"}, "conv")}, {value("x", kFloat, {1, 1, 4, 4, 4, 4})},
+                                                  {out}, {init_f("w", {1, 1, 1, 1, 1, 1}, {1})})),
+                           "node 'conv' (Conv, opset 13): 4-d convolution is not supported (1-d to 3-d only)");
   CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(model(13, {node("Relu", {"nope"}, {"y"}, "r")}, {in}, {out})),
                            "node 'r' (Relu, opset 13): input 'nope' is not a graph input");
   onnx::ModelProto custom = model(13, {node("Relu", {"x"}, {"y"}, "r")}, {in}, {out});
+  custom.graph.node[0].domain = "com.example";
+  CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(custom), "node 'r' (Relu): domain 'com.example' is not supported");
   custom.graph.node[0].domain = "com.microsoft";
-  CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(custom), "domain 'com.microsoft' is not supported");
+  CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(custom), "node 'r' (Relu): its domain 'com.microsoft' is not among the model's opset imports");
+  custom.opset_import.push_back({"com.microsoft", 1, {}});
+  CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(custom), "node 'r' (com.microsoft:Relu, opset 1): op com.microsoft:Relu is not supported");
   CHECK_THROWS_WITH_SUBSTR(
-      onnx::OnnxModule(model(13, {node("MaxPool", {"x"}, {"y", "idx"}, "mp", {attr_ints("kernel_shape", {2, 2})})}, {in},
+      onnx::OnnxModule(model(7, {node("MaxPool", {"x"}, {"y", "idx"}, "mp", {attr_ints("kernel_shape", {2, 2})})}, {in},
                              {out, value("idx", kInt64, {})})),
-      "node 'mp' (MaxPool, opset 13): the Indices output is not supported");
+      "node 'mp' (MaxPool, opset 7): the Indices output exists from opset 8");
+  {
+    // MaxPool's Indices: flat positions in the unpadded input, row-major or (storage_order 1) each
+    // plane column-major; with asymmetric pads (applied before pooling) still in unpadded terms.
+    const Tensor x = latent::arange(16, latent::kFloat32).reshape({1, 1, 4, 4});
+    auto run = [&](std::vector<onnx::AttributeProto> attrs) {
+      attrs.push_back(attr_ints("kernel_shape", {2, 2}));
+      attrs.push_back(attr_ints("strides", {2, 2}));
+      return onnx::OnnxModule(model(13, {node("MaxPool", {"x"}, {"y", "idx"}, "mp", attrs)}, {in}, {out, value("idx", kInt64, {})}))
+          .run({x});
+    };
+    std::vector<Tensor> r = run({});
+    CHECK(r[0].to_vector<double>() == std::vector<double>{5, 7, 13, 15});
+    CHECK(r[1].to_vector<int64_t>() == std::vector<int64_t>{5, 7, 13, 15});
+    r = run({attr_i("storage_order", 1)});
+    CHECK(r[1].to_vector<int64_t>() == std::vector<int64_t>{5, 13, 7, 15});
+    r = run({attr_ints("pads", {1, 1, 0, 0})});
+    CHECK(r[0].to_vector<double>() == std::vector<double>{0, 2, 8, 10});
+    CHECK(r[1].to_vector<int64_t>() == std::vector<int64_t>{0, 2, 8, 10});
+  }
   // An output nothing reads does not matter.
   CHECK(onnx::OnnxModule(model(13, {node("MaxPool", {"x"}, {"y", "idx"}, "mp", {attr_ints("kernel_shape", {2, 2})})}, {in}, {out}))
             .forward(latent::ones({1, 1, 4, 4}))
             .shape() == Shape{1, 1, 3, 3});  // ONNX pools default to stride 1
   CHECK_THROWS_WITH_SUBSTR(
-      onnx::OnnxModule(model(13, {node("Resize", {"x", "", "scales"}, {"y"}, "rs", {attr_s("coordinate_transformation_mode", "tf_crop_and_resize")})},
+      onnx::OnnxModule(model(13, {node("Resize", {"x", "", "scales"}, {"y"}, "rs", {attr_s("coordinate_transformation_mode", "tf_crop")})},
                              {in}, {out}, {init_f("scales", {4}, {1, 1, 2, 2})})),
-      "coordinate_transformation_mode 'tf_crop_and_resize' is not supported");
+      "coordinate_transformation_mode 'tf_crop' is not supported");
 }
 
 TEST_CASE("run-time errors name the node; inputs are checked against the declared types and shapes") {
@@ -565,4 +588,151 @@ TEST_CASE("an imported Dropout with a training_mode input follows it, whatever t
   CHECK(zeros + twos == 512);
   CHECK(zeros > 128);  // about half of 512
   CHECK(zeros < 384);
+}
+
+TEST_CASE("ONNX Runtime's com.microsoft QGemm and QLinearSigmoid (its QOperator form) against hand-computed values") {
+  // y = QLinearSigmoid(QGemm(x_q, W_q^T, bias)): x (2 x 3) uint8 with zero point 10, W (2 x 3) int8
+  // per output row (transB) with scales 0.5 and 0.25, int32 bias; the QGemm output is uint8.
+  auto u8 = [](const std::string& name, std::vector<int64_t> dims, std::vector<float> v) {
+    return onnx::tensor_to_proto(latent::from_vector(v, Shape(dims)).to(latent::kUInt8), name);
+  };
+  auto i8 = [](const std::string& name, std::vector<int64_t> dims, std::vector<float> v) {
+    return onnx::tensor_to_proto(latent::from_vector(v, Shape(dims)).to(latent::kInt8), name);
+  };
+  auto i32 = [](const std::string& name, std::vector<int64_t> dims, std::vector<float> v) {
+    return onnx::tensor_to_proto(latent::from_vector(v, Shape(dims)).to(latent::kInt32), name);
+  };
+  const std::vector<float> x = {12, 10, 40, 0, 255, 11};
+  const std::vector<float> w = {1, -2, 3, -4, 5, 127};
+  const std::vector<float> bias = {7, -100};
+  const float xs = 0.02f, ys = 0.05f, ss = 1.0f / 255;
+  const float ws[2] = {0.5f, 0.25f};
+  std::vector<onnx::NodeProto> nodes = {
+      node("QGemm", {"x", "xs", "xz", "w", "ws", "wz", "bias", "ys", "yz"}, {"h"}, "qgemm", {attr_i("transB", 1)}),
+      node("QLinearSigmoid", {"h", "ys", "yz", "ss", "sz"}, {"y"}, "qsig"),
+      node("QGemm", {"x", "xs", "xz", "w", "ws", "wz", "bias"}, {"f"}, "qgemm_float", {attr_i("transB", 1)}),
+  };
+  for (auto& n : nodes) n.domain = "com.microsoft";
+  onnx::ModelProto m = model(13, nodes, {value("x", kUInt8Type, {2, 3})},
+                             {value("y", kUInt8Type, {2, 2}), value("f", kFloat, {2, 2})},
+                             {init_f("xs", {}, {xs}), u8("xz", {}, {10}), i8("w", {2, 3}, w), init_f("ws", {2}, {ws[0], ws[1]}),
+                              i8("wz", {2}, {0, 0}), i32("bias", {2}, bias), init_f("ys", {}, {ys}), u8("yz", {}, {128}),
+                              init_f("ss", {}, {ss}), u8("sz", {}, {0})});
+  m.opset_import.push_back({"com.microsoft", 1, {}});
+  onnx::OnnxModule module(m);
+  const std::vector<Tensor> out = module.run({latent::from_vector(x, {2, 3}).to(latent::kUInt8)});
+  REQUIRE(out.size() == 2);
+  REQUIRE(out[0].dtype() == latent::kUInt8);
+  REQUIRE(out[1].dtype() == latent::kFloat32);
+  const std::vector<double> y = out[0].to_vector<double>(), f = out[1].to_vector<double>();
+  for (int i = 0; i < 2; ++i) {
+    for (int j = 0; j < 2; ++j) {
+      double acc = bias[j];
+      for (int k = 0; k < 3; ++k) acc += (x[i * 3 + k] - 10) * w[j * 3 + k];
+      const double scale = double(xs * ws[j]);  // the scales' product in float32, as ONNX Runtime computes it
+      INFO("row " << i << " column " << j << ", integer sum " << acc);
+      CHECK(f[i * 2 + j] == doctest::Approx(acc * scale).epsilon(1e-6));
+      const double h = std::clamp(std::nearbyint(acc * double(float(xs * ws[j]) / ys)) + 128, 0.0, 255.0);
+      const double sig = 1 / (1 + std::exp(-(h - 128) * ys));
+      CHECK(y[i * 2 + j] == std::clamp(std::nearbyint(sig / ss), 0.0, 255.0));
+    }
+  }
+  // Refusals name the node and the values.
+  onnx::ModelProto bad = m;
+  bad.graph.node[0].attribute.push_back(attr_f("alpha", 0.5f));
+  CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(bad), "node 'qgemm' (com.microsoft:QGemm, opset 1): alpha 0.5 is not supported (only 1)");
+}
+
+namespace {
+
+/// Deterministic values in [-1, 1) for the 3-d tests below.
+std::vector<float> wavy(int64_t count, double phase) {
+  std::vector<float> v(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i) v[size_t(i)] = float(std::sin(0.7 * double(i) + phase));
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("3-d Conv, ConvTranspose and AveragePool (depth taps over 2-d slices) against direct loops") {
+  // Strides, asymmetric pads, dilation, groups, output_padding and ceil_mode in one model each;
+  // the references are the definitions summed in float64.
+  const int64_t N = 1, C = 2, D = 4, H = 3, W = 5;
+  const std::vector<float> xv = wavy(N * C * D * H * W, 0.3);
+  auto X = [&](int64_t c, int64_t d, int64_t h, int64_t w) { return double(xv[size_t(((c * D + d) * H + h) * W + w)]); };
+  const auto in = value("x", kFloat, {N, C, D, H, W});
+  const Tensor x = latent::from_vector(xv, {N, C, D, H, W});
+  SUBCASE("Conv: groups 2, strides (1, 2, 1), pads (1, 0, 1 / 0, 1, 0), dilations (2, 1, 1)") {
+    const std::vector<float> wv = wavy(2 * 1 * 2 * 2 * 2, 1.1);  // (C_out 2, C_in / group 1, 2, 2, 2)
+    const std::vector<float> bv = {0.25f, -0.5f};
+    auto m = onnx::OnnxModule(model(13, {node("Conv", {"x", "w", "b"}, {"y"}, "c3",
+                                              {attr_i("group", 2), attr_ints("strides", {1, 2, 1}), attr_ints("pads", {1, 0, 1, 0, 1, 0}),
+                                               attr_ints("dilations", {2, 1, 1})})},
+                                    {in}, {value("y", kFloat, {})}, {init_f("w", {2, 1, 2, 2, 2}, wv), init_f("b", {2}, bv)}));
+    const Tensor y = m.forward(x);
+    // D: 4 + 1 - (2 (2 - 1) + 1) + 1 = 3; H: (3 + 1 - 2) / 2 + 1 = 2; W: 5 + 1 - 2 + 1 = 5.
+    REQUIRE(y.shape() == Shape{1, 2, 3, 2, 5});
+    const std::vector<double> got = y.to_vector<double>();
+    for (int64_t co = 0; co < 2; ++co)
+      for (int64_t od = 0; od < 3; ++od)
+        for (int64_t oh = 0; oh < 2; ++oh)
+          for (int64_t ow = 0; ow < 5; ++ow) {
+            double ref = bv[size_t(co)];
+            for (int64_t a = 0; a < 2; ++a)
+              for (int64_t b = 0; b < 2; ++b)
+                for (int64_t c = 0; c < 2; ++c) {
+                  const int64_t d = od - 1 + 2 * a, h = oh * 2 + b, w = ow - 1 + c;
+                  if (d < 0 || d >= D || h < 0 || h >= H || w < 0 || w >= W) continue;
+                  ref += X(co, d, h, w) * double(wv[size_t(((co * 2 + a) * 2 + b) * 2 + c)]);
+                }
+            CHECK(got[size_t(((co * 3 + od) * 2 + oh) * 5 + ow)] == doctest::Approx(ref).epsilon(1e-5));
+          }
+  }
+  SUBCASE("ConvTranspose: strides (2, 1, 2), pads (1, 0, 0 / 0, 1, 1), output_padding (1, 0, 1), dilations (1, 2, 1)") {
+    const std::vector<float> wv = wavy(2 * 3 * 2 * 2 * 2, 2.0);  // (C_in 2, C_out 3, 2, 2, 2)
+    auto m = onnx::OnnxModule(model(13, {node("ConvTranspose", {"x", "w"}, {"y"}, "t3",
+                                              {attr_ints("strides", {2, 1, 2}), attr_ints("pads", {1, 0, 0, 0, 1, 1}),
+                                               attr_ints("output_padding", {1, 0, 1}), attr_ints("dilations", {1, 2, 1})})},
+                                    {in}, {value("y", kFloat, {})}, {init_f("w", {2, 3, 2, 2, 2}, wv)}));
+    const Tensor y = m.forward(x);
+    // D: 3 * 2 + 1 + 1 + 1 - 1 = 8; H: 2 + 2 + 1 - 1 = 4; W: 4 * 2 + 1 + 1 + 1 - 1 = 10.
+    REQUIRE(y.shape() == Shape{1, 3, 8, 4, 10});
+    std::vector<double> ref(static_cast<size_t>(3 * 8 * 4 * 10), 0.0);
+    for (int64_t ci = 0; ci < C; ++ci)
+      for (int64_t d = 0; d < D; ++d)
+        for (int64_t h = 0; h < H; ++h)
+          for (int64_t w = 0; w < W; ++w)
+            for (int64_t co = 0; co < 3; ++co)
+              for (int64_t a = 0; a < 2; ++a)
+                for (int64_t b = 0; b < 2; ++b)
+                  for (int64_t c = 0; c < 2; ++c) {
+                    const int64_t od = d * 2 + a - 1, oh = h + 2 * b, ow = w * 2 + c;
+                    if (od < 0 || od >= 8 || oh >= 4 || ow >= 10) continue;
+                    ref[size_t(((co * 8 + od) * 4 + oh) * 10 + ow)] +=
+                        X(ci, d, h, w) * double(wv[size_t((((ci * 3 + co) * 2 + a) * 2 + b) * 2 + c)]);
+                  }
+    check_values(y, ref, 1e-5, 1e-5);
+  }
+  SUBCASE("AveragePool: kernel (2, 3, 2), strides (2, 2, 1), pads (1, 1, 0 / 0, 1, 1), ceil_mode, count_include_pad 0") {
+    auto m = onnx::OnnxModule(model(13, {node("AveragePool", {"x"}, {"y"}, "p3",
+                                              {attr_ints("kernel_shape", {2, 3, 2}), attr_ints("strides", {2, 2, 1}),
+                                               attr_ints("pads", {1, 1, 0, 0, 1, 1}), attr_i("ceil_mode", 1)})},
+                                    {in}, {value("y", kFloat, {})}));
+    const Tensor y = m.forward(x);
+    // D: ceil((4 + 1 - 2) / 2) + 1 = 3; H: ceil((3 + 2 - 3) / 2) + 1 = 2; W: 5 + 1 - 2 + 1 = 5.
+    REQUIRE(y.shape() == Shape{1, 2, 3, 2, 5});
+    const std::vector<double> got = y.to_vector<double>();
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t od = 0; od < 3; ++od)
+        for (int64_t oh = 0; oh < 2; ++oh)
+          for (int64_t ow = 0; ow < 5; ++ow) {
+            double sum = 0;
+            int count = 0;
+            for (int64_t d = od * 2 - 1; d < od * 2 - 1 + 2; ++d)
+              for (int64_t h = oh * 2 - 1; h < oh * 2 - 1 + 3; ++h)
+                for (int64_t w = ow; w < ow + 2; ++w)
+                  if (d >= 0 && d < D && h >= 0 && h < H && w >= 0 && w < W) sum += X(c, d, h, w), ++count;
+            CHECK(got[size_t(((c * 3 + od) * 2 + oh) * 5 + ow)] == doctest::Approx(sum / count).epsilon(1e-5));
+          }
+  }
 }
