@@ -216,13 +216,15 @@ Int8Layer int8_layer_of(const Module* module) {
 struct PendingU8 {
   Tensor u8;        // undefined: x holds the values
   Int8Layer::Kind kind = Int8Layer::kNone;
-  int64_t width = 0;  // a linear's in_features (the rows are K4 >= width bytes)
+  Shape shape;      // x's shape (a Linear's input may have more than 2 dims; its rows are K4 >= features bytes)
   float scale = 1.0f;
   int32_t zero = 0;
-  /// The float32 values: (N, width) rows, or channels last back to (N, C, H, W).
+  /// The float32 values in x's shape: a Linear's rows cut to its features, a conv's channels last
+  /// back to (N, C, H, W).
   Tensor dequantized() const {
     const Tensor v = dequantize_linear(u8, full({1}, scale, kFloat32), full({1}, double(zero), kUInt8));
-    return kind == Int8Layer::kLinear ? v.slice(1, 0, width).contiguous() : v.permute({0, 3, 1, 2}).contiguous();
+    if (kind == Int8Layer::kConv) return v.permute({0, 3, 1, 2}).contiguous();
+    return v.slice(1, 0, shape[shape.size() - 1]).contiguous().view(shape);
   }
 };
 }  // namespace
@@ -269,7 +271,7 @@ Tensor Sequential::forward(const Tensor& input) {
           x = y;
           pending = {};
           if (chain.output_u8.defined())
-            pending = {chain.output_u8, layer.kind, linear_layer ? y.shape()[1] : 0, next.input_scale, next.input_zero};
+            pending = {chain.output_u8, layer.kind, y.shape(), next.input_scale, next.input_zero};
           i = after - 1;
           continue;
         }

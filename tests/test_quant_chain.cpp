@@ -190,6 +190,16 @@ TEST_CASE("Sequential chains int8 Linear layers: uint8 rows between them, sigmoi
       check_chained(chained, module_by_module(*seq, xr));
     }
   }
+  // Inputs with more than 2 dims (a Linear runs on the last one): the same rows, chained.
+  {
+    NoGradGuard no_grad;
+    const Tensor x3 = x.slice(0, 0, 4).contiguous().view({2, 2, 50});
+    const int64_t before = detail::int8_chain_hand_overs();
+    const Tensor chained = seq->forward(x3);
+    CHECK(detail::int8_chain_hand_overs() - before == 2);
+    REQUIRE(chained.shape() == Shape{2, 2, 10});
+    check_chained(chained, module_by_module(*seq, x3));
+  }
   // The request itself on fc3 -> fc4: uint8 input rows of fc3's K4 (the padding bytes hold
   // garbage: their weights are zero), relu in the store, uint8 output rows in fc4's parameters.
   {
