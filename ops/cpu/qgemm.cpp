@@ -19,6 +19,11 @@
 #include "isa.h"
 #include "workers.h"
 
+// GCC 12 warns "may be used uninitialized" about its own AVX-512 headers (the _mm512_undefined_*
+// operands of the unmasked intrinsics) and about the tiles' int32 buffers, which the generic
+// store reads only for the rows x panels the tile filled; neither is a real read of garbage.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 namespace latent::cpu {
 
 namespace {
