@@ -5,6 +5,9 @@
 // sessions of the same model. Prints one JSON line with --json.
 //
 // usage: build/bench/quantize RUN [--int8 DIR (RUN/int8)] [--threads 1] [--reps 7] [--json]
+//        build/bench/quantize RUN --profile SECONDS [--batch 256]: only the int8 forward, in a loop
+//        (for `perf record -g`), then its thread-CPU time per call
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -48,6 +51,19 @@ int main(int argc, char** argv) {
   NoGradGuard no_grad;
   f.model->eval();
   q.model->eval();
+  if (const double seconds = double(bench::int_flag(argc, argv, "--profile", 0)); seconds > 0) {
+    const int64_t batch = bench::int_flag(argc, argv, "--batch", 256);
+    const Tensor xb = batch == 1 ? x1 : x256.slice(0, 0, std::min<int64_t>(batch, 256)).contiguous();
+    int64_t calls = 0;
+    const double t0 = bench::thread_cpu_s();
+    while (bench::thread_cpu_s() - t0 < seconds) {
+      for (int i = 0; i < 20; ++i) (void)q.model->forward(xb);
+      calls += 20;
+    }
+    std::printf("int8 batch-%lld: %.2f us per call (thread-CPU, %lld calls)\n", static_cast<long long>(xb.shape()[0]),
+                (bench::thread_cpu_s() - t0) * 1e6 / double(calls), static_cast<long long>(calls));
+    return 0;
+  }
   // Thread-CPU time per call (with one thread, what the call cost its core; on a shared machine the
   // wall time also counts waiting for a core) and wall time, interleaved: both engines see the
   // same machine state.

@@ -185,67 +185,102 @@ Activation fusable_activation(const Module* module) {
 }  // namespace
 
 namespace {
-/// The weight of a Conv2d / ConvTranspose2d module (exactly those types), or null; `transposed` says which.
-const Tensor* conv_weight(const Module* module, bool& transposed) {
-  if (!module) return nullptr;
+/// A module whose weight has an int8 form (ops/quantize.h): exactly a Linear, Conv2d or
+/// ConvTranspose2d (a subclass may override forward), with that form's input parameters.
+struct Int8Layer {
+  enum Kind { kNone, kLinear, kConv } kind = kNone;  // Conv2d and ConvTranspose2d chain alike (channels last)
+  const Tensor* weight = nullptr;
+  float input_scale = 1.0f;
+  int32_t input_zero = 0;
+};
+
+Int8Layer int8_layer_of(const Module* module) {
+  if (!module) return {};
   const std::type_info& type = typeid(*module);
-  transposed = type == typeid(ConvTranspose2d);
-  if (type == typeid(Conv2d)) return &static_cast<const Conv2d*>(module)->weight;
-  if (transposed) return &static_cast<const ConvTranspose2d*>(module)->weight;
-  return nullptr;
+  if (type == typeid(Linear)) {
+    const Tensor* w = &static_cast<const Linear*>(module)->weight;
+    if (auto q = find_quantized_linear(*w)) return {Int8Layer::kLinear, w, q->input_scale, q->input_zero};
+    return {};
+  }
+  const bool transposed = type == typeid(ConvTranspose2d);
+  const Tensor* w = type == typeid(Conv2d) ? &static_cast<const Conv2d*>(module)->weight
+                    : transposed           ? &static_cast<const ConvTranspose2d*>(module)->weight
+                                           : nullptr;
+  if (!w) return {};
+  auto q = find_quantized_conv(*w);
+  if (!q || q->transposed != transposed) return {};
+  return {Int8Layer::kConv, w, q->input_scale, q->input_zero};
 }
 
-/// The int8 form of `module`'s conv weight when it has one of the module's direction, else null.
-std::shared_ptr<const QuantizedConv> int8_conv_of(const Module* module) {
-  bool transposed = false;
-  const Tensor* w = conv_weight(module, transposed);
-  if (!w) return nullptr;
-  auto q = find_quantized_conv(*w);
-  return q && q->transposed == transposed ? q : nullptr;
-}
+/// x's uint8 form between two chained int8 layers (x itself is then a placeholder).
+struct PendingU8 {
+  Tensor u8;        // undefined: x holds the values
+  Int8Layer::Kind kind = Int8Layer::kNone;
+  Shape shape;      // x's shape (a Linear's input may have more than 2 dims; its rows are K4 >= features bytes)
+  float scale = 1.0f;
+  int32_t zero = 0;
+  /// The float32 values in x's shape: a Linear's rows cut to its features, a conv's channels last
+  /// back to (N, C, H, W).
+  Tensor dequantized() const {
+    const Tensor v = dequantize_linear(u8, full({1}, scale, kFloat32), full({1}, double(zero), kUInt8));
+    if (kind == Int8Layer::kConv) return v.permute({0, 3, 1, 2}).contiguous();
+    return v.slice(1, 0, shape[shape.size() - 1]).contiguous().view(shape);
+  }
+};
 }  // namespace
 
 Tensor Sequential::forward(const Tensor& input) {
   Tensor x = input;
   const size_t n = modules_.size();
-  // int8 convs at inference (ops/quantize.h, `latent quantize` runs): a conv followed by ReLU
-  // applies it in its int8 store, and when the layer after is another int8 conv the output is
-  // handed over as uint8 in that layer's input parameters (x is then a placeholder of the right
+  // The int8 chain at inference (ops/quantize.h Int8Chain, `latent quantize` runs): an int8 layer
+  // followed by ReLU applies it in its int8 store (a Linear also Sigmoid or Tanh), and when the
+  // layer after is another int8 layer of the same kind (Linear -> Linear, conv -> conv) the output
+  // is handed over as uint8 in that layer's input parameters (x is then a placeholder of the right
   // shape). Not while a tape records or the ONNX exporter traces: both need the ops as written.
   const bool int8_chain = latent::detail::quantization_active() && !is_grad_enabled() && !trace::maybe_tracing();
-  Tensor pending_u8;  // x's uint8 form, channels last, when x is a placeholder
-  float pending_scale = 1.0f;
-  int32_t pending_zero = 0;
+  PendingU8 pending;
   for (size_t i = 0; i < n; ++i) {
     Module* module = modules_[i].get();
     if (int8_chain) {
-      if (auto q = int8_conv_of(module)) {
-        bool transposed = false;
-        latent::detail::ConvChain chain;
-        chain.weight = conv_weight(module, transposed);
-        chain.relu = i + 1 < n && typeid(*modules_[i + 1]) == typeid(ReLU);
-        chain.input_u8 = pending_u8;
-        const size_t after = i + 1 + (chain.relu ? 1 : 0);
-        if (after < n) chain.next = int8_conv_of(modules_[after].get());
+      if (const Int8Layer layer = int8_layer_of(module); layer.kind != Int8Layer::kNone) {
+        const bool linear_layer = layer.kind == Int8Layer::kLinear;
+        Activation act = i + 1 < n ? fusable_activation(modules_[i + 1].get()) : Activation::None;
+        if (!linear_layer && act != Activation::Relu) act = Activation::None;  // a conv's store applies relu only
+        const size_t after = i + 1 + (act != Activation::None ? 1 : 0);
+        const Int8Layer next = after < n ? int8_layer_of(modules_[after].get()) : Int8Layer{};
+        latent::detail::Int8Chain chain;
+        chain.weight = layer.weight;
+        chain.relu = act == Activation::Relu;
+        if (pending.kind == layer.kind) chain.input_u8 = pending.u8;
+        chain.requantize = next.kind == layer.kind && (act == Activation::None || act == Activation::Relu);
+        chain.out_scale = next.input_scale;
+        chain.out_zero = next.input_zero;
+        if (pending.u8.defined() && !chain.input_u8.defined()) x = pending.dequantized(), pending = {};
         Tensor y;
         {
-          latent::detail::ConvChainScope scope(&chain);
-          y = module->forward(x);
+          latent::detail::Int8ChainScope scope(&chain);
+          if (linear_layer) {
+            auto* l = static_cast<Linear*>(module);
+            l->check_input(x);
+            y = linear(x, l->weight, l->bias, act);
+          } else {
+            y = module->forward(x);
+          }
         }
         if (chain.taken) {
           x = y;
-          pending_u8 = chain.next ? chain.output_u8 : Tensor();
-          if (chain.next) pending_scale = chain.next->input_scale, pending_zero = chain.next->input_zero;
-          if (chain.relu) ++i;
+          pending = {};
+          if (chain.output_u8.defined())
+            pending = {chain.output_u8, layer.kind, y.shape(), next.input_scale, next.input_zero};
+          i = after - 1;
           continue;
         }
+        // Not taken (the layer declined the request): y is discarded and the float32 path below runs.
       }
     }
-    if (pending_u8.defined()) {  // the layer did not take the uint8 input: x as float32 after all
-      x = dequantize_linear(pending_u8, full({1}, pending_scale, kFloat32), full({1}, double(pending_zero), kUInt8))
-              .permute({0, 3, 1, 2})
-              .contiguous();  // channels last -> (N, C, H, W)
-      pending_u8 = Tensor();
+    if (pending.u8.defined()) {  // the layer did not take the uint8 input: x as float32 after all
+      x = pending.dequantized();
+      pending = {};
     }
     // Linear followed by ReLU/Sigmoid/Tanh runs as one fused_linear op: the activation in the
     // GEMM's output pass, its derivative and the bias gradient in one backward pass.
@@ -261,10 +296,7 @@ Tensor Sequential::forward(const Tensor& input) {
     }
     x = module->forward(x);
   }
-  if (pending_u8.defined())
-    x = dequantize_linear(pending_u8, full({1}, pending_scale, kFloat32), full({1}, double(pending_zero), kUInt8))
-            .permute({0, 3, 1, 2})
-            .contiguous();
+  if (pending.u8.defined()) x = pending.dequantized();
   return x;
 }
 

@@ -9,6 +9,7 @@
 
 #include "cpu/qconv.h"
 #include "cpu/qgemm.h"
+#include "backend.h"
 #include "creation.h"
 
 namespace latent {
@@ -318,11 +319,79 @@ void observe_input(const Tensor& weight, const Tensor& x_in, bool transposed) {
 void observe_linear_input(const Tensor& weight, const Tensor& x) { observe_input(weight, x, false); }
 
 namespace {
-thread_local ConvChain* t_chain = nullptr;
+thread_local Int8Chain* t_chain = nullptr;
+thread_local int64_t t_hand_overs = 0;
+
+/// This thread's request when it names `weight` (the same data), else null; a request is taken
+/// at most once.
+Int8Chain* take_chain(const Tensor& weight) {
+  Int8Chain* chain = t_chain;
+  if (!chain || !chain->weight || chain->weight->data_ptr<float>() != weight.data_ptr<float>()) return nullptr;
+  t_chain = nullptr;
+  return chain;
 }
 
-ConvChainScope::ConvChainScope(ConvChain* chain) { t_chain = chain; }
-ConvChainScope::~ConvChainScope() { t_chain = nullptr; }
+Tensor float32_bias(const Tensor& bias) {
+  return !bias.defined() || (bias.dtype() == kFloat32 && bias.is_contiguous()) ? bias : bias.to(kFloat32).contiguous();
+}
+}  // namespace
+
+int64_t int8_chain_hand_overs() { return t_hand_overs; }
+
+Int8ChainScope::Int8ChainScope(Int8Chain* chain) { t_chain = chain; }
+Int8ChainScope::~Int8ChainScope() { t_chain = nullptr; }
+
+bool linear_inference_int8(const Tensor& x_in, const Tensor& weight, const Tensor& bias_in, Activation activation,
+                           const Tensor& out) {
+  const std::shared_ptr<const QuantizedLinear> q = find_quantized_linear(weight);
+  if (!q) {
+    observe_linear_input(weight, x_in);
+    return false;
+  }
+  Int8Chain* chain = take_chain(weight);
+  const cpu::PackedQWeight& w = *q->packed;
+  const int64_t m = x_in.shape()[0];
+  const uint8_t* rows = nullptr;
+  int64_t lda = w.k4;
+  if (chain && chain->input_u8.defined()) {
+    const Tensor& u = chain->input_u8;
+    if (u.dtype() != kUInt8 || u.dim() != 2 || !u.is_contiguous() || u.shape()[0] != m || u.shape()[1] < w.k4)
+      return false;  // not this layer's uint8 rows: the caller runs float32 (x is only a placeholder)
+    rows = u.data_ptr<uint8_t>();
+    lda = u.shape()[1];
+  } else {
+    const Tensor x = x_in.is_contiguous() ? x_in : x_in.contiguous();
+    thread_local std::vector<uint8_t> buffer;  // reused: no allocation per call after the first
+    buffer.resize(size_t(m * w.k4));
+    cpu::quantize_u8(m, w.k, x.data_ptr<float>(), w.k, q->input_scale, q->input_zero, buffer.data(), w.k4);
+    rows = buffer.data();
+  }
+  const Tensor bias = float32_bias(bias_in);
+  cpu::QEpilogue ep;
+  ep.a_scale = q->input_scale;
+  ep.a_zero = q->input_zero;
+  ep.w_scale = q->weight_scale.data();
+  ep.bias = bias.defined() ? bias.data_ptr<float>() : nullptr;
+  ep.relu = activation == Activation::Relu;
+  const bool to_u8 = chain && chain->requantize && (activation == Activation::None || activation == Activation::Relu);
+  if (to_u8) {  // rows of the next layer's K4 = round_up(out, 4) bytes
+    const int64_t k4 = (w.n + 3) / 4 * 4;
+    chain->output_u8 = empty({m, k4}, kUInt8, out.device());
+    ++t_hand_overs;
+    ep.out_u8 = chain->output_u8.data_ptr<uint8_t>();
+    ep.ldc = k4;
+    ep.out_scale = chain->out_scale;
+    ep.out_zero = chain->out_zero;
+  } else {
+    ep.sigmoid = activation == Activation::Sigmoid;
+    ep.out_f32 = out.data_ptr<float>();
+    ep.ldc = w.n;
+  }
+  cpu::qgemm_u8s8(m, rows, lda, w, ep);
+  if (activation == Activation::Tanh) backend(out.device(), "linear").unary(UnaryOp::Tanh, out, out, 0, 0);
+  if (chain) chain->taken = true;
+  return true;
+}
 
 bool conv_inference_int8(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dParams& p,
                          bool transposed, const Tensor& out) {
@@ -334,13 +403,11 @@ bool conv_inference_int8(const Tensor& x, const Tensor& weight, const Tensor& bi
     observe_input(weight, x, transposed);
     return false;
   }
-  // A Sequential's request for exactly this weight (see ConvChain); taken at most once.
-  ConvChain* chain = t_chain && t_chain->weight && t_chain->weight->data_ptr<float>() == weight.data_ptr<float>() ? t_chain : nullptr;
-  if (chain) t_chain = nullptr;
+  Int8Chain* chain = take_chain(weight);
   const bool u8_in = chain && chain->input_u8.defined() && chain->input_u8.dtype() == kUInt8 &&
                      chain->input_u8.is_contiguous() && chain->input_u8.numel() == x.numel();
   if (chain && chain->input_u8.defined() && !u8_in) return false;  // the placeholder x holds nothing
-  const Tensor b = !bias.defined() || (bias.dtype() == kFloat32 && bias.is_contiguous()) ? bias : bias.to(kFloat32).contiguous();
+  const Tensor b = float32_bias(bias);
   cpu::QConvShape s;
   s.n = x.shape()[0], s.c_in = x.shape()[1], s.h = x.shape()[2], s.w = x.shape()[3];
   s.c_out = out.shape()[1], s.ho = out.shape()[2], s.wo = out.shape()[3];
@@ -366,12 +433,13 @@ bool conv_inference_int8(const Tensor& x, const Tensor& weight, const Tensor& bi
   st.bias = b.defined() ? b.data_ptr<float>() : nullptr;
   st.relu = chain && chain->relu;
   st.in_nhwc = st_in_nhwc;
-  if (chain && chain->next) {
+  if (chain && chain->requantize) {
     chain->output_u8 = empty({s.n, s.ho, s.wo, s.c_out}, kUInt8, out.device());  // channels last
+    ++t_hand_overs;
     st.out_u8 = chain->output_u8.data_ptr<uint8_t>();
     st.out_nhwc = true;
-    st.out_scale = chain->next->input_scale;
-    st.out_zero = chain->next->input_zero;
+    st.out_scale = chain->out_scale;
+    st.out_zero = chain->out_zero;
   } else {
     st.out = out.data_ptr<float>();
   }

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "../autograd/tensor.h"
+#include "linalg.h"
 #include "params.h"
 
 namespace latent {
@@ -135,6 +136,12 @@ namespace detail {
 void observe_linear_input(const Tensor& weight, const Tensor& x);
 /// Whether any int8 form or a calibration is active (one relaxed load).
 bool quantization_active();
+/// Called by the CPU backend's linear_inference (x 2-d float32, out contiguous float32 (N, out)):
+/// runs out = activation(x W^T + b) with the int8 GEMM (bias, relu and sigmoid in its store, tanh
+/// after) and returns true when `weight` has an int8 form; otherwise records x when calibrating and
+/// returns false. Takes this thread's Int8Chain request when it names `weight`.
+bool linear_inference_int8(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation activation,
+                           const Tensor& out);
 /// Called by conv2d/conv_transpose2d's forward when it records no tape node: runs the int8 kernel
 /// into `out` and returns true when `weight` has an int8 conv form of that direction (x float32
 /// (N, C_in, H, W) on the CPU, groups 1); otherwise records x when calibrating and returns false.
@@ -142,29 +149,39 @@ bool quantization_active();
 bool conv_inference_int8(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dParams& p,
                          bool transposed, const Tensor& out);
 
-/// What a Sequential (models/layers.cpp) asks of the int8 conv it is about to run at inference, so
-/// consecutive int8 convs pass uint8 activations without a float32 round trip: relu in the store
-/// (the Sequential then skips its ReLU), the input already quantized with this layer's parameters
+/// What a Sequential (models/layers.cpp) asks of the int8 layer (Linear, Conv2d or
+/// ConvTranspose2d) it is about to run at inference, so consecutive int8 layers pass uint8
+/// activations without a float32 round trip: relu in the store (a conv; a linear takes its
+/// activation as the op's argument), the input already quantized in this layer's input parameters
 /// (the previous layer's uint8 output; x is then only a placeholder of the right shape), and the
 /// output written as uint8 in the next layer's input parameters (`out` is then left unwritten).
-struct ConvChain {
-  const Tensor* weight = nullptr;             ///< the conv's weight: only a call on it takes the request
-  bool relu = false;                          ///< apply relu in the store
-  Tensor input_u8;                            ///< uint8 input, channels last (N, H, W, C_in), or undefined
-  std::shared_ptr<const QuantizedConv> next;  ///< non-null: uint8 output in next's input parameters
-  Tensor output_u8;                           ///< set by the conv: the uint8 output (N, H, W, C_out) (when next)
-  bool taken = false;                         ///< set by the conv when its int8 path ran with the request
+/// Layouts: a linear's uint8 rows are (N, K4), K4 = in_features rounded up to a multiple of 4
+/// (the int8 GEMM's packed k; the bytes past in_features are never read as values); a conv's are
+/// channels last, (N, H, W, C).
+struct Int8Chain {
+  const Tensor* weight = nullptr;  ///< the layer's weight: only a call on it takes the request
+  bool relu = false;               ///< a conv: apply relu in the store
+  Tensor input_u8;                 ///< uint8 input in the layout above, or undefined (quantize x)
+  bool requantize = false;         ///< write the output as uint8 in (out_scale, out_zero)
+  float out_scale = 1.0f;          ///< the next layer's input scale (when requantize)
+  int32_t out_zero = 0;            ///< the next layer's input zero point (when requantize)
+  Tensor output_u8;                ///< set by the layer when it wrote uint8 (undefined: `out` holds float32)
+  bool taken = false;              ///< set by the layer when its int8 path ran with the request
 };
 
-/// While alive, the next int8 conv call on this thread on chain->weight takes `chain` (one call).
-class ConvChainScope {
+/// uint8 hand-overs (Int8Chain requests answered with output_u8) written on this thread so far (tests).
+int64_t int8_chain_hand_overs();
+
+/// While alive, the next int8 linear or conv call on this thread on chain->weight takes `chain`
+/// (one call).
+class Int8ChainScope {
  public:
   /// Installs chain for this thread.
-  explicit ConvChainScope(ConvChain* chain);
+  explicit Int8ChainScope(Int8Chain* chain);
   /// Removes it (taken or not).
-  ~ConvChainScope();
-  ConvChainScope(const ConvChainScope&) = delete;
-  ConvChainScope& operator=(const ConvChainScope&) = delete;
+  ~Int8ChainScope();
+  Int8ChainScope(const Int8ChainScope&) = delete;
+  Int8ChainScope& operator=(const Int8ChainScope&) = delete;
 };
 }  // namespace detail
 

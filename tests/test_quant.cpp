@@ -181,7 +181,7 @@ TEST_CASE("qgemm: saturation corners (255 x -128, 255 x 127, mixed signs) stay e
 }
 
 TEST_CASE("qgemm: dequantized float32 and requantized uint8 stores match a float64 reference") {
-  const int64_t shapes[][3] = {{1, 40, 33}, {6, 64, 64}, {19, 70, 130}, {256, 96, 200}};
+  const int64_t shapes[][3] = {{1, 40, 33}, {1, 17, 257}, {6, 64, 64}, {7, 33, 301}, {19, 70, 130}, {256, 96, 200}};
   uint32_t seed = 100;
   for (const auto& s : shapes) {
     Problem p = random_problem(s[0], s[1], s[2], seed++);
@@ -636,105 +636,6 @@ TEST_CASE("qconv: bad packed weights are one-line errors") {
   CHECK_THROWS_WITH_SUBSTR(cpu::qconv2d_u8s8(s, x.data(), packed, st), "[qconv] uint8 output needs a positive scale and a zero point in [0, 255]; got 0 and 0");
 }
 
-TEST_CASE("Sequential chains int8 convs: relu in the store, uint8 between layers, float32 when recording") {
-  Generator gen(23);
-  auto seq = std::make_shared<nn::Sequential>(
-      std::make_shared<nn::Conv2d>(1, 8, 3, 2, 1), std::make_shared<nn::ReLU>(), std::make_shared<nn::Conv2d>(8, 16, 3, 2, 1),
-      std::make_shared<nn::ReLU>(), std::make_shared<nn::ConvTranspose2d>(16, 8, 3, 2, 1, 1), std::make_shared<nn::ReLU>(),
-      std::make_shared<nn::ConvTranspose2d>(8, 1, 3, 2, 1, 1));
-  const Tensor x = rand({3, 1, 12, 12}, kFloat32, &gen);
-  // Calibrate each conv's input range, then give every conv its int8 form.
-  std::vector<std::pair<Tensor, bool>> convs;
-  for (const auto& [name, p] : seq->named_parameters())
-    if (p.dim() == 4) convs.emplace_back(p, convs.size() >= 2);
-  {
-    CalibrationGuard guard;
-    NoGradGuard no_grad;
-    (void)seq->forward(x);
-    for (const auto& [w, transposed] : convs) {
-      const CalibrationStats st = guard.stats(w);
-      REQUIRE(st.count > 0);
-      const auto [scale, zero] = uint8_params(st.min, st.max);
-      auto [q, ws] = quantize_conv_weight_symmetric(w, transposed ? 1 : 0);
-      set_quantized_conv(w, make_quantized_conv(q, ws, scale, zero, transposed));
-    }
-  }
-  // Reference: the same int8 layers one op at a time (float32 output, relu op, quantize again).
-  Tensor chained, unchained;
-  {
-    NoGradGuard no_grad;
-    chained = seq->forward(x);
-    Tensor h = x;
-    for (size_t i = 0; i < seq->size(); ++i) h = (*seq)[i]->forward(h);
-    unchained = h;
-  }
-  REQUIRE(chained.shape() == Shape{3, 1, 12, 12});
-  // Equal but for the requantizing store's multiply by 1/scale against quantize's divide (a
-  // rounding tie now and then moves one uint8 level).
-  const std::vector<float> a = chained.to_vector<float>(), b = unchained.to_vector<float>();
-  int64_t same = 0;
-  double worst = 0, range = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    same += a[i] == b[i];
-    worst = std::max(worst, double(std::abs(a[i] - b[i])));
-    range = std::max(range, double(std::abs(b[i])));
-  }
-  INFO("equal " << same << " of " << a.size() << ", worst |diff| " << worst << ", range " << range);
-  CHECK(same * 10 >= int64_t(a.size()) * 9);
-  CHECK(worst <= 0.02 * range);
-  // The request itself (ops/quantize.h ConvChain), on the second conv: uint8 input from the first
-  // layer's uint8 output, relu in the store, uint8 output in the third layer's input parameters.
-  {
-    NoGradGuard no_grad;
-    const auto q1 = find_quantized_conv(convs[1].first), q2 = find_quantized_conv(convs[2].first);
-    REQUIRE(q1);
-    REQUIRE(q2);
-    const Tensor h1 = relu((*seq)[0]->forward(x));
-    detail::ConvChain chain;
-    chain.weight = &convs[1].first;
-    chain.relu = true;
-    chain.input_u8 = quantize_linear(h1, full({1}, q1->input_scale, kFloat32), full({1}, double(q1->input_zero), kUInt8))
-                         .permute({0, 2, 3, 1})
-                         .contiguous();  // channels last
-    chain.next = q2;
-    {
-      detail::ConvChainScope scope(&chain);
-      (void)(*seq)[2]->forward(zeros(h1.shape()));  // a placeholder: the uint8 input is what counts
-    }
-    CHECK(chain.taken);
-    REQUIRE(chain.output_u8.defined());
-    const Tensor want = quantize_linear(relu((*seq)[2]->forward(h1)), full({1}, q2->input_scale, kFloat32),
-                                        full({1}, double(q2->input_zero), kUInt8))
-                           .permute({0, 2, 3, 1})
-                           .contiguous();
-    CHECK(chain.output_u8.shape() == want.shape());
-    const std::vector<uint8_t> got8 = chain.output_u8.to_vector<uint8_t>(), want8 = want.to_vector<uint8_t>();
-    REQUIRE(got8.size() == want8.size());
-    int64_t off = 0, far = 0;
-    for (size_t i = 0; i < got8.size(); ++i) {
-      off += got8[i] != want8[i];
-      far += std::abs(int(got8[i]) - int(want8[i])) > 1;
-    }
-    CHECK(far == 0);
-    CHECK(off * 100 <= int64_t(got8.size()));
-    // a request for another weight is left alone
-    detail::ConvChain other;
-    other.weight = &convs[0].first;
-    {
-      detail::ConvChainScope scope(&other);
-      (void)(*seq)[2]->forward(h1);
-    }
-    CHECK_FALSE(other.taken);
-  }
-  // Recording a tape runs float32 (and so does the reference's float model): not the int8 chain.
-  Tensor recorded = seq->forward(x);
-  {
-    NoGradGuard no_grad;
-    CHECK(max(abs(sub(recorded.detach(), chained))).item<float>() > 1e-5f);
-  }
-  clear_quantized_linears();
-}
-
 TEST_CASE("quantize_conv_weight_symmetric: one scale per output channel on axis 0 or 1") {
   // (2, 3, 1, 1): axis 0 channels are rows {1, -2, 4}, {0.5, 0.25, -1}; axis 1 columns.
   Tensor w = tensor({1.0f, -2.0f, 4.0f, 0.5f, 0.25f, -1.0f}).view({2, 3, 1, 1});
@@ -813,4 +714,47 @@ TEST_CASE("CalibrationGuard records conv2d and conv_transpose2d inputs, with the
   CHECK(st.min == doctest::Approx(1.5));
   CHECK(st.max == doctest::Approx(1.5));
   CHECK(st.transposed);
+}
+
+TEST_CASE("qgemm: the sigmoid store is within 2e-6 of 1 / (1 + e^-x), special values included") {
+  // Zero weights: every output is sigmoid(bias[j]); 37 columns (a partial last panel), rows 1 and 5.
+  std::vector<float> xs = {-1e30f, -INFINITY, -100.0f, -31.0f, -30.0f, -29.5f, -17.3f, -9.01f, -5.0f, -2.5f, -1.0f,
+                           -0.3466f, -0.1f, -1e-3f, -1e-8f, 0.0f, 1e-8f, 1e-3f, 0.1f, 0.3466f, 0.5f, 0.6931f, 1.0f,
+                           1.7f, 2.5f, 3.1f, 4.0f, 5.5f, 8.0f, 12.25f, 16.0f, 29.9f, 30.0f, 31.0f, 100.0f, INFINITY, NAN};
+  const int64_t n = int64_t(xs.size()), k = 8;
+  std::vector<int8_t> w(size_t(n * k), 0);
+  cpu::PackedQWeight packed = cpu::pack_qweight(n, k, w.data(), k);
+  for (int64_t m : {1, 5})
+    for (QIsa isa : isas_here()) {
+      INFO("isa " << cpu::qisa_name(isa) << ", m " << m);
+      std::vector<uint8_t> a(size_t(m * 8), 200);
+      std::vector<float> out(size_t(m * n), -5.0f);
+      cpu::QEpilogue ep;
+      ep.a_zero = 3;
+      ep.bias = xs.data();
+      ep.sigmoid = true;
+      ep.out_f32 = out.data();
+      ep.ldc = n;
+      cpu::qgemm_u8s8(m, a.data(), 8, packed, ep, isa);
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+          const double x = xs[size_t(j)], got = out[size_t(i * n + j)];
+          INFO("x = " << x << ", got " << got);
+          if (std::isnan(x)) {
+            CHECK(std::isnan(got));
+          } else {
+            const double want = 1.0 / (1.0 + std::exp(-x));
+            CHECK(std::abs(got - want) <= 2e-6);
+            CHECK(got >= 0.0);
+            CHECK(got <= 1.0);
+          }
+        }
+    }
+  std::vector<uint8_t> q(4);
+  cpu::QEpilogue ep;
+  ep.sigmoid = true;
+  ep.out_u8 = q.data();
+  ep.ldc = n;
+  std::vector<uint8_t> a(8, 1);
+  CHECK_THROWS_WITH_SUBSTR(cpu::qgemm_u8s8(1, a.data(), 8, packed, ep), "[qgemm] the sigmoid store needs the float32 output");
 }

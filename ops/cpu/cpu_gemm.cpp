@@ -11,7 +11,6 @@
 #include "cpu_blas.h"
 #include "sgemm_small.h"
 #include "sgemm_small_dispatch.h"
-#include "qgemm.h"
 #include "../quantize.h"
 
 namespace latent::cpu {
@@ -106,39 +105,12 @@ void CpuBackend::linear_forward(const Tensor& x, const Tensor& weight, const Ten
   linear_cpu(*this, x, weight, bias, activation, out, false);
 }
 
-namespace {
-/// out = activation(x W^T + b) with W's int8 form (ops/quantize.h): x quantized to uint8 rows,
-/// the int8 GEMM with dequantization, bias and relu in its store; sigmoid/tanh after in float32.
-void linear_int8(CpuBackend& be, const Tensor& x_in, const QuantizedLinear& q, const Tensor& bias_in,
-                 Activation activation, const Tensor& out) {
-  const Tensor x = x_in.is_contiguous() ? x_in : x_in.contiguous();
-  const Tensor bias = !bias_in.defined() || (bias_in.dtype() == kFloat32 && bias_in.is_contiguous())
-                          ? bias_in : bias_in.to(kFloat32).contiguous();
-  const PackedQWeight& w = *q.packed;
-  const int64_t m = x.shape()[0];
-  thread_local std::vector<uint8_t> rows;  // reused: no allocation per call after the first
-  rows.resize(size_t(m * w.k4));
-  quantize_u8(m, w.k, x.data_ptr<float>(), w.k, q.input_scale, q.input_zero, rows.data(), w.k4);
-  QEpilogue ep;
-  ep.a_scale = q.input_scale;
-  ep.a_zero = q.input_zero;
-  ep.w_scale = q.weight_scale.data();
-  ep.bias = bias.defined() ? bias.data_ptr<float>() : nullptr;
-  ep.relu = activation == Activation::Relu;
-  ep.out_f32 = out.data_ptr<float>();
-  ep.ldc = w.n;
-  qgemm_u8s8(m, rows.data(), w.k4, w, ep);
-  if (activation == Activation::Sigmoid) be.unary(UnaryOp::Sigmoid, out, out, 0, 0);
-  if (activation == Activation::Tanh) be.unary(UnaryOp::Tanh, out, out, 0, 0);
-}
-}  // namespace
-
 void CpuBackend::linear_inference(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation activation,
                                   const Tensor& out) {
   if (detail::quantization_active() && x.dim() == 2 && x.dtype() == kFloat32 && out.dtype() == kFloat32 &&
       out.is_contiguous()) {
-    if (auto q = find_quantized_linear(weight)) return linear_int8(*this, x, *q, bias, activation, out);
-    detail::observe_linear_input(weight, x);
+    // A weight with an int8 form runs the int8 GEMM (ops/quantize.cpp); others are observed when calibrating.
+    if (detail::linear_inference_int8(x, weight, bias, activation, out)) return;
   }
   linear_cpu(*this, x, weight, bias, activation, out, small_m_prepack_enabled());
 }

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 
@@ -14,8 +15,14 @@
 #endif
 
 #include "../../autograd/error.h"
+#include "../scalar_math.h"
 #include "isa.h"
 #include "workers.h"
+
+// GCC 12 warns "may be used uninitialized" about its own AVX-512 headers (the _mm512_undefined_*
+// operands of the unmasked intrinsics) and about the tiles' int32 buffers, which the generic
+// store reads only for the rows x panels the tile filled; neither is a real read of garbage.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 namespace latent::cpu {
 
@@ -25,13 +32,17 @@ constexpr const char* kOp = "qgemm";
 constexpr int kPanel = 16;   // output channels per panel
 constexpr int kMaxNP = 4;    // panels per tile
 constexpr int kMaxMR = 6;    // rows per tile (buffers; the VNNI tiles take kVnniMR)
-constexpr int kVnniMR = 4;   // 4 rows x 4 panels: 16 accumulators (GCC spills 6 x 4, which halved the speed)
+constexpr int kVnniMR = 4;   // 4 rows x 4 panels: 16 accumulators (tile_vnni_fixed names them)
 
-// Per-call, per-column constants of the epilogue: real = float(acc - zero_sum[j]) * scale[j] + bias[j].
+// Per-call constants of the epilogue: v = float(acc - zero_sum[j]) * scale[j] + bias[j] is the real
+// value (float32 and int32 outputs), or, for a uint8 output, the real value over out_scale plus
+// out_zero (both folded into scale and bias), so the level is clamp(round_half_even(v), lo, 255)
+// with lo = the zero point under relu (relu and requantizing commute), else 0.
 struct ColumnTerms {
   const int32_t* zero_sum;
   const float* scale;
   const float* bias;
+  int32_t lo;
 };
 
 struct Job {
@@ -45,7 +56,7 @@ struct Job {
 
 #define LATENT_ALWAYS_INLINE inline __attribute__((always_inline))
 
-// clamp(round_half_even(v) + zero, 0, 255) as a float holding an integer. The clamp to
+// clamp(round_half_even(v) + zero, lo, 255) as a float holding an integer. The clamp to
 // [-512, 512] first keeps the magic-number rounding exact (it needs |v| < 2^22, under the default
 // rounding mode: the build has no -ffast-math) and maps NaN to the zero point; written without
 // calls so the compiler vectorises it.
@@ -68,14 +79,15 @@ LATENT_ALWAYS_INLINE void store_tile_body(const int32_t* acc, int rows, int64_t 
     // the channels (vectorized), then each channel's `rows` pixels written as one contiguous run.
     const int64_t cs = ep.col_stride;
     alignas(64) float v[kMaxMR][kMaxNP * kPanel];
-    const float inv = ep.out_u8 ? 1.0f / ep.out_scale : 1.0f, zero = float(ep.out_zero);
-    const float lo = ep.out_u8 ? (ep.relu ? std::max(zero, 0.0f) : 0.0f) : (ep.relu ? 0.0f : -3.0e38f);
+    const float lo = ep.out_u8 ? float(t.lo) : (ep.relu ? 0.0f : -3.0e38f);
     for (int r = 0; r < rows; ++r) {
       const int32_t* row = acc + r * kMaxNP * kPanel;
       if (ep.out_u8)
-        for (int c = 0; c < cols; ++c) v[r][c] = to_u8_level((float(row[c] - zs[c]) * sc[c] + bi[c]) * inv, zero, lo);
+        for (int c = 0; c < cols; ++c) v[r][c] = to_u8_level(float(row[c] - zs[c]) * sc[c] + bi[c], 0.0f, lo);
       else
         for (int c = 0; c < cols; ++c) v[r][c] = std::max(float(row[c] - zs[c]) * sc[c] + bi[c], lo);
+      if (ep.sigmoid && ep.out_f32)
+        for (int c = 0; c < cols; ++c) v[r][c] = math::sigmoid(v[r][c]);
     }
     if (ep.out_u8) {
       uint8_t* o = ep.out_u8 + i0 + j0 * cs;
@@ -102,16 +114,14 @@ LATENT_ALWAYS_INLINE void store_tile_body(const int32_t* acc, int rows, int64_t 
       } else if (ep.out_f32) {
         float* o = ep.out_f32 + at_strided;
         for (int c = 0; c < cols; ++c) {
-          const float v = float(row[c] - zs[c]) * sc[c] + bi[c];
-          o[c * cs] = ep.relu ? std::max(v, 0.0f) : v;
+          const float v = float(row[c] - zs[c]) * sc[c] + bi[c], u = ep.relu ? std::max(v, 0.0f) : v;
+          o[c * cs] = ep.sigmoid ? math::sigmoid(u) : u;
         }
       } else {
         uint8_t* o = ep.out_u8 + at_strided;
-        const float inv = 1.0f / ep.out_scale, zero = float(ep.out_zero);
-        const float lo = ep.relu ? std::max(zero, 0.0f) : 0.0f;
+        const float lo = float(t.lo);
         for (int c = 0; c < cols; ++c)
-          o[c * cs] = static_cast<uint8_t>(
-              static_cast<int32_t>(to_u8_level((float(row[c] - zs[c]) * sc[c] + bi[c]) * inv, zero, lo)));
+          o[c * cs] = static_cast<uint8_t>(static_cast<int32_t>(to_u8_level(float(row[c] - zs[c]) * sc[c] + bi[c], 0.0f, lo)));
       }
     } else if (ep.out_f32) {
       float* o = ep.out_f32 + at;
@@ -119,14 +129,15 @@ LATENT_ALWAYS_INLINE void store_tile_body(const int32_t* acc, int rows, int64_t 
         for (int c = 0; c < cols; ++c) o[c] = std::max(float(row[c] - zs[c]) * sc[c] + bi[c], 0.0f);
       else
         for (int c = 0; c < cols; ++c) o[c] = float(row[c] - zs[c]) * sc[c] + bi[c];
+      if (ep.sigmoid)
+        for (int c = 0; c < cols; ++c) o[c] = math::sigmoid(o[c]);
     } else {
       uint8_t* o = ep.out_u8 + at;
-      const float inv = 1.0f / ep.out_scale, zero = float(ep.out_zero);
-      const float lo = ep.relu ? std::max(zero, 0.0f) : 0.0f;
+      const float lo = float(t.lo);
       // levels first (vectorized along the columns), then the narrowing to bytes
       alignas(64) int32_t lv[kMaxNP * kPanel];
       for (int c = 0; c < cols; ++c)
-        lv[c] = static_cast<int32_t>(to_u8_level((float(row[c] - zs[c]) * sc[c] + bi[c]) * inv, zero, lo));
+        lv[c] = static_cast<int32_t>(to_u8_level(float(row[c] - zs[c]) * sc[c] + bi[c], 0.0f, lo));
       for (int c = 0; c < cols; ++c) o[c] = static_cast<uint8_t>(lv[c]);
     }
   }
@@ -167,29 +178,113 @@ void tile_base(const Job& job, int64_t i0, int rows, int64_t panel0, int np) {
 
 // ---- AVX-512 VNNI: VPDPBUSD, 16 int32 lanes per panel -------------------------------------------
 
+// acc += a (unsigned bytes) x w (signed bytes), four products per int32 lane. Inline assembly
+// rather than _mm512_dpbusd_epi32: with the intrinsic GCC 12 copied every accumulator to a fresh
+// register (and some to the stack) around each VPDPBUSD of the 4 x 4 tile, a third of the loop's
+// instructions; "+v" keeps each accumulator in its register.
+LATENT_TARGET_VNNI LATENT_ALWAYS_INLINE void dpbusd(__m512i& acc, __m512i a, __m512i w) {
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(w));
+}
+
+// sigmoid(x) = 1 / (1 + e^-x) on 16 lanes for the float32 store of the last layer. e^-x = 2^u with
+// u = -x log2(e): 2^n (VSCALEFPS) times 2^f for f = u - n in [-1/2, 1/2] (n = round(u)), 2^f by a
+// degree-4 polynomial (least-squares fit on Chebyshev nodes, relative error 2.7e-6); the
+// reciprocal by VRCP14PS and one Newton step. x is clamped to [-30, 30] (beyond it the
+// result is 0 or 1 within 1e-13), which keeps 1 + e^-x finite for the Newton step; NaN stays NaN.
+// 14 vector operations, most of them on the FMA pipes that VPDPBUSD also uses, so each one counts;
+// within 2e-6 of the exact sigmoid (tests/test_quant.cpp), not math::sigmoid bit for bit: an int8
+// layer's outputs are quantization steps (1e-3 and more) from the float32 model's anyway.
+LATENT_TARGET_VNNI LATENT_ALWAYS_INLINE __m512 sigmoid16(__m512 x) {
+  // VMAXPS/VMINPS return their second operand when either is NaN: x's NaN goes through
+  const __m512 t = _mm512_min_ps(_mm512_set1_ps(30.0f), _mm512_max_ps(_mm512_set1_ps(-30.0f), x));
+  const __m512 u = _mm512_mul_ps(t, _mm512_set1_ps(-1.44269504088896341f));
+  const __m512 n = _mm512_roundscale_ps(u, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 f = _mm512_sub_ps(u, n);
+  __m512 p = _mm512_set1_ps(9.570100345e-03f);
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.591785908e-02f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.402474433e-01f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931217909e-01f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.999992847e-01f));
+  const __m512 d = _mm512_add_ps(_mm512_scalef_ps(p, n), _mm512_set1_ps(1.0f));  // 1 + e^-x
+  const __m512 y = _mm512_rcp14_ps(d);
+  return _mm512_mul_ps(y, _mm512_fnmadd_ps(d, y, _mm512_set1_ps(2.0f)));  // y (2 - d y)
+}
+
+// One row of one panel of a VNNI tile, from its accumulator register into the output (row-major,
+// ldc apart): the arithmetic of store_tile_body with the scale and bias as one FMA. A uint8
+// level is VCVTPS2DQ's round half to even of v clamped to 512 above (larger values and +inf
+// saturate to 255), then max(., lo) and VPMOVUSDB's unsigned saturation at 255; NaN, which only
+// a NaN bias gives, lands on lo.
+LATENT_TARGET_VNNI LATENT_ALWAYS_INLINE void store_row_vnni(__m512i acc, int p, int64_t i, int64_t j0, int cols,
+                                                          const QEpilogue& ep, const ColumnTerms& t) {
+  const int64_t c = j0 + p * kPanel;
+  const int live = cols - p * kPanel;  // 1..16 columns of this panel hold outputs
+  const __mmask16 mask = live >= kPanel ? __mmask16(0xffff) : __mmask16((1u << live) - 1);
+  const __m512i v = _mm512_sub_epi32(acc, _mm512_loadu_si512(t.zero_sum + c));  // the terms hold whole panels
+  const int64_t at = i * ep.ldc + c;
+  if (ep.out_i32) {
+    _mm512_mask_storeu_epi32(ep.out_i32 + at, mask, v);
+    return;
+  }
+  __m512 f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(t.scale + c), _mm512_loadu_ps(t.bias + c));
+  if (ep.out_f32) {
+    if (ep.relu) f = _mm512_max_ps(f, _mm512_setzero_ps());
+    if (ep.sigmoid) f = sigmoid16(f);
+    _mm512_mask_storeu_ps(ep.out_f32 + at, mask, f);
+    return;
+  }
+  const __m512i q = _mm512_cvt_roundps_epi32(_mm512_min_ps(_mm512_set1_ps(512.0f), f),
+                                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  _mm_mask_storeu_epi8(ep.out_u8 + at, mask, _mm512_cvtusepi32_epi8(_mm512_max_epi32(q, _mm512_set1_epi32(t.lo))));
+}
+
 template <int MR, int NP>
 LATENT_TARGET_VNNI void tile_vnni_fixed(const Job& job, int64_t i0, int64_t panel0) {
   const PackedQWeight& b = *job.b;
-  __m512i acc[MR][NP];
-  for (int r = 0; r < MR; ++r)
-    for (int p = 0; p < NP; ++p) acc[r][p] = _mm512_setzero_si512();
+  // Named accumulators (c[r][p] spelled out by the macros), not an array: GCC kept an array of
+  // __m512i in memory around the asm's "+v" operands.
+#define LATENT_Q_ROW(r) __m512i c##r##0 = _mm512_setzero_si512(), c##r##1 = c##r##0, c##r##2 = c##r##0, c##r##3 = c##r##0;
+  LATENT_Q_ROW(0) LATENT_Q_ROW(1) LATENT_Q_ROW(2) LATENT_Q_ROW(3)
+#undef LATENT_Q_ROW
   const int8_t* w = b.data.get() + panel0 * b.panel_bytes();
-  const int64_t pb = b.panel_bytes();
-  const uint8_t* a = job.a + i0 * job.lda;
-  for (int64_t g = 0; g < b.k4; g += 4) {
-    __m512i wv[NP];
-    for (int p = 0; p < NP; ++p) wv[p] = _mm512_load_si512(w + p * pb + g * 16);
-    for (int r = 0; r < MR; ++r) {
-      const __m512i av = _mm512_set1_epi32(load_group(a + r * job.lda + g));
-      for (int p = 0; p < NP; ++p) acc[r][p] = _mm512_dpbusd_epi32(acc[r][p], av, wv[p]);
-    }
+  const int64_t pb = b.panel_bytes(), k4 = b.k4, lda = job.lda;
+  const uint8_t* a = job.a + i0 * lda;
+  for (int64_t g = 0; g < k4; g += 4, w += 64) {
+    const __m512i w0 = _mm512_load_si512(w);
+    const __m512i w1 = NP > 1 ? _mm512_load_si512(w + pb) : w0;
+    const __m512i w2 = NP > 2 ? _mm512_load_si512(w + 2 * pb) : w0;
+    const __m512i w3 = NP > 3 ? _mm512_load_si512(w + 3 * pb) : w0;
+#define LATENT_Q_ROW(r)                                                  \
+  if constexpr (MR > r) {                                                \
+    const __m512i av = _mm512_set1_epi32(load_group(a + r * lda + g));  \
+    dpbusd(c##r##0, av, w0);                                             \
+    if constexpr (NP > 1) dpbusd(c##r##1, av, w1);                       \
+    if constexpr (NP > 2) dpbusd(c##r##2, av, w2);                       \
+    if constexpr (NP > 3) dpbusd(c##r##3, av, w3);                       \
   }
+    LATENT_Q_ROW(0) LATENT_Q_ROW(1) LATENT_Q_ROW(2) LATENT_Q_ROW(3)
+#undef LATENT_Q_ROW
+  }
+  const int64_t j0 = panel0 * kPanel;
+  const int cols = int(std::min<int64_t>(int64_t(NP) * kPanel, b.n - j0));
+  const QEpilogue ep = *job.ep;  // a local copy: the output stores cannot alias it, so nothing is reloaded
+  if (ep.col_stride == 1) {  // row-major output: the epilogue on the registers
+#define LATENT_Q_ROW(r)                                                                      \
+  if constexpr (MR > r) {                                                                    \
+    store_row_vnni(c##r##0, 0, i0 + r, j0, cols, ep, job.terms);                              \
+    if constexpr (NP > 1) store_row_vnni(c##r##1, 1, i0 + r, j0, cols, ep, job.terms);        \
+    if constexpr (NP > 2) store_row_vnni(c##r##2, 2, i0 + r, j0, cols, ep, job.terms);        \
+    if constexpr (NP > 3) store_row_vnni(c##r##3, 3, i0 + r, j0, cols, ep, job.terms);        \
+  }
+    LATENT_Q_ROW(0) LATENT_Q_ROW(1) LATENT_Q_ROW(2) LATENT_Q_ROW(3)
+#undef LATENT_Q_ROW
+    return;
+  }
+  const __m512i acc[4][4] = {{c00, c01, c02, c03}, {c10, c11, c12, c13}, {c20, c21, c22, c23}, {c30, c31, c32, c33}};
   alignas(64) int32_t buf[kMaxMR * kMaxNP * kPanel];
   for (int r = 0; r < MR; ++r)
     for (int p = 0; p < NP; ++p) _mm512_store_si512(buf + r * kMaxNP * kPanel + p * kPanel, acc[r][p]);
-  const int64_t j0 = panel0 * kPanel;
-  const int cols = int(std::min<int64_t>(int64_t(NP) * kPanel, b.n - j0));
-  store_tile_body(buf, MR, i0, j0, cols, *job.ep, job.terms);
+  store_tile_body(buf, MR, i0, j0, cols, ep, job.terms);
 }
 
 // ---- AVX2: VPMADDUBSW on the low 7 bits and the top bit, VPMADDWD to int32 ----------------------
@@ -363,6 +458,10 @@ void qgemm_u8s8(int64_t m, const uint8_t* a, int64_t lda, const PackedQWeight& b
     fail(kOp, "exactly one output (float32, uint8 or int32) must be given");
   if (ep.a_zero < 0 || ep.a_zero > 255) fail(kOp, "activation zero point {} is outside [0, 255]", ep.a_zero);
   if (ep.col_stride < 1) fail(kOp, "column stride {} must be 1 or more", ep.col_stride);
+  if (ep.sigmoid && !ep.out_f32) fail(kOp, "the sigmoid store needs the float32 output");
+  if (ep.out_u8 && (!(ep.out_scale > 0.0f) || !std::isfinite(ep.out_scale) || ep.out_zero < 0 || ep.out_zero > 255))
+    fail(kOp, "uint8 output needs a positive finite scale and a zero point in [0, 255]; got {} and {}", ep.out_scale,
+         ep.out_zero);
 
   // Per-column constants, in per-thread buffers reused across calls.
   thread_local std::vector<int32_t> zero_sum;
@@ -371,13 +470,16 @@ void qgemm_u8s8(int64_t m, const uint8_t* a, int64_t lda, const PackedQWeight& b
   zero_sum.resize(cols);
   scale.resize(cols);
   bias.resize(cols);
+  // A uint8 output folds 1 / out_scale and out_zero into the scale and bias (see ColumnTerms).
+  const float fold = ep.out_u8 ? 1.0f / ep.out_scale : 1.0f, shift = ep.out_u8 ? float(ep.out_zero) : 0.0f;
   for (size_t j = 0; j < cols; ++j) {
     const bool real = int64_t(j) < b.n;
     zero_sum[j] = ep.a_zero * b.col_sum[j];
-    scale[j] = ep.a_scale * (real && ep.w_scale ? ep.w_scale[j] : 1.0f);
-    bias[j] = real && ep.bias ? ep.bias[j] : 0.0f;
+    scale[j] = ep.a_scale * (real && ep.w_scale ? ep.w_scale[j] : 1.0f) * fold;
+    bias[j] = (real && ep.bias ? ep.bias[j] : 0.0f) * fold + shift;
   }
-  const Job job{m, a, lda, &b, &ep, {zero_sum.data(), scale.data(), bias.data()}};
+  const int32_t lo = ep.out_u8 && ep.relu ? ep.out_zero : 0;
+  const Job job{m, a, lda, &b, &ep, {zero_sum.data(), scale.data(), bias.data(), lo}};
 
   const int64_t work = m * b.n * b.k;
   const RangeSplit split = split_range(b.panels, work >= (int64_t{1} << 18) ? 0 : b.panels + 1, 1);
@@ -402,9 +504,44 @@ LATENT_CPU_MULTI_ISA(quantize_u8_impl,
                      (m, k, x, ldx, scale, zero, q, ldq))
 }  // namespace
 
+#if defined(__x86_64__) && defined(__GNUC__)
+// The AVX-512 form of quantize_u8_impl, 16 floats at a time in 6 operations: NaN to 0
+// (VFIXUPIMMPS), x / scale + zero as one FMA with x times 1 / scale, clamped to 512 above,
+// VCVTPS2DQ's round half to even, max(., 0) and VPMOVUSDB's unsigned saturation at 255. The zero
+// point added before the rounding instead of after gives the same level (it is an integer) but
+// where the float32 sum lands on the other side of a tie; GCC's vectorisation of to_u8_level's
+// NaN-aware clamps spent 18% of a deep AE's int8 pass here.
+LATENT_TARGET_VNNI LATENT_ALWAYS_INLINE __m128i quantize16(__m512 x, __m512 inv, __m512 zero) {
+  // class table: QNaN and SNaN -> +0 (token 8), every other class -> x itself (token 1)
+  x = _mm512_fixupimm_ps(x, x, _mm512_set1_epi32(0x11111188), 0);
+  const __m512 v = _mm512_min_ps(_mm512_set1_ps(512.0f), _mm512_fmadd_ps(x, inv, zero));
+  const __m512i q = _mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  return _mm512_cvtusepi32_epi8(_mm512_max_epi32(q, _mm512_setzero_si512()));
+}
+
+LATENT_TARGET_VNNI void quantize_u8_avx512(int64_t m, int64_t k, const float* x, int64_t ldx, float scale,
+                                           int32_t zero, uint8_t* q, int64_t ldq) {
+  const __m512 inv = _mm512_set1_ps(1.0f / scale), z = _mm512_set1_ps(float(zero));
+  for (int64_t i = 0; i < m; ++i) {
+    const float* xi = x + i * ldx;
+    uint8_t* qi = q + i * ldq;
+    int64_t p = 0;
+    for (; p + 16 <= k; p += 16)
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(qi + p), quantize16(_mm512_loadu_ps(xi + p), inv, z));
+    if (p < k) {
+      const __mmask16 mask = __mmask16((1u << (k - p)) - 1);
+      _mm_mask_storeu_epi8(qi + p, mask, quantize16(_mm512_maskz_loadu_ps(mask, xi + p), inv, z));
+    }
+  }
+}
+#endif
+
 void quantize_u8(int64_t m, int64_t k, const float* x, int64_t ldx, float scale, int32_t zero, uint8_t* q,
                  int64_t ldq) {
   if (!(scale > 0.0f)) fail("quantize", "scale must be positive; got {}", scale);
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (qgemm_best_isa() == QIsa::Avx512Vnni) return quantize_u8_avx512(m, k, x, ldx, scale, zero, q, ldq);
+#endif
   quantize_u8_impl(m, k, x, ldx, scale, zero, q, ldq);
 }
 

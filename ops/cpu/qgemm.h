@@ -12,7 +12,8 @@
 // same int32 sums bit for bit; tests/test_quant.cpp checks them against a plain reference.
 //
 // Per output channel j:  real = a_scale * w_scale[j] * (acc - a_zero * colsum[j]) + bias[j],
-// colsum[j] = sum_k W[j][k] (computed at packing), then relu, then either a float32 store or
+// colsum[j] = sum_k W[j][k] (computed at packing), then relu, then either a float32 store (with a
+// sigmoid when asked: the last layer of an autoencoder) or
 // q = clamp(round_half_even(real / out_scale) + out_zero, 0, 255), or the corrected int32 sum
 // acc - a_zero * colsum[j].
 #pragma once
@@ -50,7 +51,8 @@ struct QEpilogue {
   int32_t a_zero = 0;              ///< activations' zero point (0..255)
   const float* w_scale = nullptr;  ///< n per-channel weight scales (null: all 1)
   const float* bias = nullptr;     ///< n values or null
-  bool relu = false;
+  bool relu = false;                ///< max(., 0) after the bias
+  bool sigmoid = false;             ///< float32 output only: 1 / (1 + e^-x) after the bias (and relu)
   // Exactly one output: float32, requantized uint8, or the int32 sums less the zero-point term
   // (acc - a_zero * colsum[j]: the raw sums when a_zero is 0).
   float* out_f32 = nullptr;
