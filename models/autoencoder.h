@@ -49,6 +49,7 @@ struct AEConfig {
   double mmd_weight = 10;               ///< wae-mmd: weight of the MMD penalty
   double code_penalty = 1e-2;           ///< rae: weight of 1/2 ||z||^2 per image
   double decoder_l2 = 1e-6;             ///< rae: weight of the decoder weights' squared norm
+  int64_t gmm_components = 10;          ///< rae: components of the ex-post Gaussian mixture (models/gmm.h)
   Likelihood likelihood = Likelihood::Bernoulli;  ///< VAE: the decoder's output distribution
 
   /// latent_dim with the model's default applied.
@@ -96,6 +97,8 @@ void AEConfig::fields(Self& c, V& v) {
   v.number(Field{"mmd_weight", "F", "wae-mmd: weight of the MMD penalty"}, c.mmd_weight, 0, 1e6);
   v.number(Field{"code_penalty", "F", "rae: weight of 1/2 |z|^2"}, c.code_penalty, 0, 1e6);
   v.number(Field{"decoder_l2", "F", "rae: weight of the decoder weights' squared norm"}, c.decoder_l2, 0, 1e6);
+  v.integer(Field{"gmm_components", "K", "rae: components of the ex-post Gaussian mixture that sample draws from"},
+            c.gmm_components, 1, 1 << 16);
   v.choice(Field{"likelihood", "L", "VAE"}, c.likelihood,
            std::vector<std::pair<std::string, Likelihood>>{{"bernoulli", Likelihood::Bernoulli},
                                                            {"gaussian", Likelihood::Gaussian}});
