@@ -32,6 +32,7 @@
 #include "models/autoencoder.h"
 #include "models/vae_variants.h"
 #include "models/gmm.h"
+#include "models/vq_vae.h"
 #include "models/checkpoint.h"
 #include "models/data.h"
 #include "models/dist/ddp.h"
