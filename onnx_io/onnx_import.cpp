@@ -237,10 +237,13 @@ OnnxModule::OnnxModule(const ModelProto& model, const std::filesystem::path& mod
 
   // ---- opset ----
   bool found = model.opset_import.empty();  // IR version < 3: opset 1
+  std::unordered_map<std::string, int64_t> domain_opsets;  // the other domains' versions
   for (const OperatorSetIdProto& o : model.opset_import) {
     if (o.domain.empty() || o.domain == "ai.onnx") {
       im.opset = o.version;
       found = true;
+    } else {
+      domain_opsets[o.domain] = o.version;
     }
   }
   if (!found) fail(kOp, "the model imports no default (ai.onnx) operator set");
@@ -266,7 +269,7 @@ OnnxModule::OnnxModule(const ModelProto& model, const std::filesystem::path& mod
   std::map<std::string, bool> differentiable_use;  // initializer -> used where a gradient flows
   for (const NodeProto& n : g.node) {
     for (size_t i = 0; i < n.input.size(); ++i) {
-      if (!detail::is_value_input(n.op_type, i)) differentiable_use[n.input[i]] = true;
+      if (!detail::is_value_input(detail::op_key(n.domain, n.op_type), i)) differentiable_use[n.input[i]] = true;
     }
   }
   std::set<std::string> used;
@@ -308,14 +311,25 @@ OnnxModule::OnnxModule(const ModelProto& model, const std::filesystem::path& mod
       if (!read.count(out)) out.clear();
     }
     const std::string name = n.name.empty() ? fmt::format("#{}", index) : n.name;
-    const std::string where = fmt::format("node '{}' ({}, opset {})", name, n.op_type, im.opset);
-    if (!n.domain.empty() && n.domain != "ai.onnx")
-      fail(kOp, "{}: domain '{}' is not supported (only the default ai.onnx domain)", where, n.domain);
-    const std::vector<int>& versions = detail::op_versions(n.op_type);
-    if (versions.empty()) fail(kOp, "{}: op {} is not supported", where, n.op_type);
+    // A node of another domain is versioned by that domain's opset import.
+    const bool default_domain = n.domain.empty() || n.domain == "ai.onnx";
+    int64_t opset = im.opset;
+    if (!default_domain) {
+      if (!detail::is_supported_domain(n.domain))
+        fail(kOp, "node '{}' ({}): domain '{}' is not supported (only ai.onnx and com.microsoft's quantized ops)", name,
+             n.op_type, n.domain);
+      auto it = domain_opsets.find(n.domain);
+      if (it == domain_opsets.end())
+        fail(kOp, "node '{}' ({}): its domain '{}' is not among the model's opset imports", name, n.op_type, n.domain);
+      opset = it->second;
+    }
+    const std::string where = default_domain ? fmt::format("node '{}' ({}, opset {})", name, n.op_type, opset)
+                                             : fmt::format("node '{}' ({}:{}, opset {})", name, n.domain, n.op_type, opset);
+    const std::vector<int>& versions = detail::op_versions(detail::op_key(n.domain, n.op_type));
+    if (versions.empty()) fail(kOp, "{}: op {} is not supported", where, detail::op_key(n.domain, n.op_type));
     int version = 0;
     for (int v : versions) {
-      if (v <= im.opset) version = v;
+      if (v <= opset) version = v;
     }
     if (version == 0) fail(kOp, "{}: {} does not exist before opset {}", where, n.op_type, versions.front());
     if (n.op_type == "Upsample" && im.opset >= 10)
@@ -326,7 +340,7 @@ OnnxModule::OnnxModule(const ModelProto& model, const std::filesystem::path& mod
     }
     Impl::Step step;
     step.label = where;
-    step.kernel = detail::compile_node(detail::NodeView(n, name, im.opset, version, rank_of));
+    step.kernel = detail::compile_node(detail::NodeView(n, name, opset, version, rank_of));
     for (const std::string& in : n.input) step.inputs.push_back(in.empty() ? -1 : im.slot(in));
     for (const std::string& out : n.output) {
       if (out.empty()) {

@@ -1,7 +1,7 @@
 // The importer's convolution, pooling, normalization, padding and resampling ops. 1-d ops run as
 // 2-d ones with a height of 1. Padding that latent's kernels do not take (asymmetric, or more than
 // half the kernel for pooling) is applied with pad() before the kernel runs; resampling is done per
-// axis with index_select (nearest) or a blend of two index_selects (linear), so every coordinate
+// axis with index_select (nearest) or a blend of two (linear) or four (cubic) index_selects, so every coordinate
 // transformation and rounding mode of Resize is exact and differentiable.
 #include <algorithm>
 #include <cmath>
@@ -222,8 +222,10 @@ Kernel compile_pool(const NodeView& n) {
       n.allow_attributes({"auto_pad", "kernel_shape", "pads", "strides"});
   }
   n.expect_inputs(1, 1);
-  if (max_op && n.has_output(1)) n.error("the Indices output is not supported");
-  n.expect_outputs(1);
+  if (max_op && n.has_output(1) && v < 8) n.error("the Indices output exists from opset 8");
+  const bool indices = max_op && n.has_output(1);
+  n.expect_outputs(indices ? 2 : 1);
+  const bool column_major = n.get_int("storage_order", 0) != 0;
   if (!n.has("kernel_shape")) n.error("attribute 'kernel_shape' is required");
   check_spatial_rank(n, "pooling", -1);
   Window w;
@@ -252,11 +254,26 @@ Kernel compile_pool(const NodeView& n) {
     const Pair kernel{k[0], k[1]}, stride{st[0], st[1]}, dilation{dl[0], dl[1]};
     Tensor y;
     if (max_op) {
-      if (native) {
-        y = max_pool2d(x, kernel, stride, {pads[0], pads[1]}, dilation, ceil_mode);
+      const int64_t height = x.size(2), width = x.size(3);
+      const int64_t top = native ? 0 : pads[0], left = native ? 0 : pads[1];
+      if (!native) x = pad(x, pad2d(pads[0], pads[2], pads[1], pads[3]), PadMode::Constant, -std::numeric_limits<double>::infinity());
+      const Pair padding = native ? Pair{pads[0], pads[1]} : Pair{0, 0};
+      if (!indices) {
+        y = max_pool2d(x, kernel, stride, padding, dilation, ceil_mode);
       } else {
-        x = pad(x, pad2d(pads[0], pads[2], pads[1], pads[3]), PadMode::Constant, -std::numeric_limits<double>::infinity());
-        y = max_pool2d(x, kernel, stride, 0, dilation, ceil_mode);
+        // ONNX's Indices: positions in the whole unpadded input, row-major (storage_order 0) or
+        // with each (H, W) plane column-major (1). max_pool2d_with_indices gives h * W + w within
+        // the plane it pooled (the padded one when the pads were applied here).
+        auto [values, plane_index] = max_pool2d_with_indices(x, kernel, stride, padding, dilation, ceil_mode);
+        const std::vector<int64_t> at = plane_index.to_vector<int64_t>();
+        std::vector<int64_t> flat(at.size());
+        const int64_t plane_out = values.size(2) * values.size(3), pooled_width = x.size(3);
+        for (size_t i = 0; i < at.size(); ++i) {
+          const int64_t h = at[i] / pooled_width - top, w = at[i] % pooled_width - left;
+          const int64_t plane = int64_t(i) / plane_out;  // n * C + c
+          flat[i] = plane * height * width + (column_major ? w * height + h : h * width + w);
+        }
+        return {a.lower(values), a.lower(from_vector(flat, values.shape()))};
       }
     } else if (native) {
       y = avg_pool2d(x, kernel, stride, {pads[0], pads[1]}, ceil_mode, count_include_pad);
@@ -304,13 +321,33 @@ Kernel compile_batch_norm(const NodeView& n) {
     n.allow_attributes({"epsilon", "momentum", "training_mode"});
   n.expect_inputs(5, 5);
   if (n.get_int("spatial", 1) != 1) n.error("spatial = 0 is not supported");
-  if (n.get_int("training_mode", 0) != 0)
-    n.error("training_mode = 1 (a training graph with running-statistics outputs) is not supported; an eval "
-            "graph normalizes with batch statistics when the module is in train() mode");
-  n.expect_outputs(1);
+  const bool training_mode = n.get_int("training_mode", 0) != 0;
+  n.expect_outputs(training_mode ? 3 : 1);
   const double eps = n.get_float("epsilon", 1e-5f);
   const double momentum = n.get_float("momentum", 0.9f);
   if (!(momentum >= 0.0 && momentum <= 1.0)) n.error("momentum must be in [0, 1]; got {}", momentum);
+  if (training_mode) {
+    // A training graph (opset 14 on): normalize with the batch's mean and biased variance over
+    // every dim but the channels, and output the updated running statistics
+    // (running * momentum + batch * (1 - momentum)), as ONNX's reference does.
+    return [=](const Inputs& in) -> Inputs {
+      const Tensor& x = in[0];
+      if (x.dim() < 2) fail("onnx import", "BatchNormalization expects (N, C, ...); got shape {}", x.shape());
+      Shape dims{0}, channel = Shape::filled(x.dim(), 1);
+      for (int d = 2; d < x.dim(); ++d) dims.push_back(d);
+      channel[1] = x.size(1);
+      const Tensor mu = mean(x, dims, true);
+      const Tensor centered = sub(x, mu);
+      const Tensor var = mean(square(centered), dims, true);
+      const Tensor y = add(mul(div(centered, sqrt(add(var, scalar_tensor(eps, x.dtype())))), reshape(in[1], channel)),
+                           reshape(in[2], channel));
+      auto running = [&](const Tensor& old, const Tensor& batch) {
+        return add(mul(old, scalar_tensor(momentum, old.dtype())),
+                   mul(reshape(batch, {x.size(1)}).to(old.dtype()), scalar_tensor(1.0 - momentum, old.dtype())));
+      };
+      return {y, running(in[3], mu), running(in[4], var)};
+    };
+  }
   return [=](const Inputs& in) -> Inputs {
     // x, scale, B, mean, var -> batch_norm(x, mean, var, weight = scale, bias = B)
     return {batch_norm(in[0], in[3], in[4], in[1], in[2], running_in_training(), 1.0 - momentum, eps)};
@@ -371,14 +408,20 @@ Kernel compile_pad(const NodeView& n) {
 
 namespace {
 
-enum class Transform { HalfPixel, PytorchHalfPixel, AlignCorners, Asymmetric, TfHalfPixelForNn };
+enum class Transform { HalfPixel, PytorchHalfPixel, AlignCorners, Asymmetric, TfHalfPixelForNn, TfCropAndResize };
 enum class Nearest { RoundPreferFloor, RoundPreferCeil, Floor, Ceil };
 
 /// The input coordinate of output index o. As in ONNX's reference, the resized length is
 /// scale * in unrounded (with scales 0.6 on 4 elements, align_corners divides by 2.4 - 1).
-double source_coordinate(Transform t, int64_t o, double scale, int64_t in) {
+/// tf_crop_and_resize maps the output onto the region [roi_start, roi_end] (fractions of in - 1)
+/// and uses the output length itself, `out`.
+double source_coordinate(Transform t, int64_t o, double scale, int64_t in, int64_t out = 0, double roi_start = 0,
+                         double roi_end = 1) {
   const double resized = scale * double(in);
   switch (t) {
+    case Transform::TfCropAndResize:
+      return out > 1 ? roi_start * double(in - 1) + double(o) * (roi_end - roi_start) * double(in - 1) / double(out - 1)
+                     : 0.5 * (roi_start + roi_end) * double(in - 1);
     case Transform::HalfPixel: return (o + 0.5) / scale - 0.5;
     case Transform::PytorchHalfPixel: return resized > 1 ? (o + 0.5) / scale - 0.5 : 0.0;
     case Transform::AlignCorners: return resized == 1 ? 0.0 : double(o) * double(in - 1) / (resized - 1);
@@ -398,33 +441,84 @@ int64_t nearest_index(Nearest mode, double x) {
   return 0;
 }
 
-Tensor resize_axis(const Tensor& x, int axis, int64_t out, double scale, bool linear, Transform t, Nearest nm) {
+enum class Interpolation { Nearest, Linear, Cubic };
+
+/// Resize's cubic interpolation: the Keys kernel with coefficient `a` at distance s (|s| < 2).
+double cubic_weight(double s, double a) {
+  s = std::abs(s);
+  if (s <= 1) return ((a + 2) * s - (a + 3)) * s * s + 1;
+  if (s < 2) return ((a * s - 5 * a) * s + 8 * a) * s - 4 * a;
+  return 0;
+}
+
+/// One axis of Resize: each output index reads taps of the input (1 nearest, 2 linear, 4 cubic;
+/// taps past the edges read the edge) and blends them with per-index weights.
+struct ResizeAxis {
+  Interpolation mode = Interpolation::Nearest;
+  Transform transform = Transform::HalfPixel;
+  Nearest nearest = Nearest::RoundPreferFloor;
+  double cubic_a = -0.75;
+  bool exclude_outside = false;  ///< cubic: taps outside the input weigh 0, the rest renormalized
+  double roi_start = 0, roi_end = 1;  ///< tf_crop_and_resize: this axis's region
+};
+
+/// `outside` (when given) gets 1 for the output indices whose source lies outside the input
+/// (tf_crop_and_resize's extrapolation), else 0.
+Tensor resize_axis(const Tensor& x, int axis, int64_t out, double scale, const ResizeAxis& r, std::vector<double>* outside = nullptr) {
   const int64_t in = x.size(axis);
   if (in == 0) fail("onnx import", "cannot resize an empty dim {}", axis);
-  std::vector<int64_t> i0(static_cast<size_t>(out)), i1(static_cast<size_t>(out));
-  std::vector<double> frac(static_cast<size_t>(out));
+  const int taps = r.mode == Interpolation::Nearest ? 1 : r.mode == Interpolation::Linear ? 2 : 4;
+  std::vector<std::vector<int64_t>> index(size_t(taps), std::vector<int64_t>(static_cast<size_t>(out)));
+  std::vector<std::vector<double>> weight(size_t(taps), std::vector<double>(static_cast<size_t>(out)));
   for (int64_t o = 0; o < out; ++o) {
-    const double src = source_coordinate(t, o, scale, in);
-    if (!linear) {
-      i0[size_t(o)] = std::clamp<int64_t>(nearest_index(nm, src), 0, in - 1);
-      continue;
+    const size_t i = size_t(o);
+    const double src = source_coordinate(r.transform, o, scale, in, out, r.roi_start, r.roi_end);
+    if (outside) outside->push_back(src < 0 || src > double(in - 1) ? 1.0 : 0.0);
+    if (r.mode == Interpolation::Nearest) {
+      index[0][i] = std::clamp<int64_t>(nearest_index(r.nearest, src), 0, in - 1);
+      weight[0][i] = 1;
+    } else if (r.mode == Interpolation::Linear) {
+      const double c = std::clamp(src, 0.0, double(in - 1));  // edge values outside the input
+      const int64_t lo = std::min<int64_t>(int64_t(std::floor(c)), in - 1);
+      index[0][i] = lo;
+      index[1][i] = std::min(lo + 1, in - 1);
+      weight[1][i] = c - double(lo);
+      weight[0][i] = 1 - weight[1][i];
+    } else {
+      const double base = std::floor(src), t = src - base;
+      double sum = 0;
+      for (int k = 0; k < 4; ++k) {
+        const int64_t at = int64_t(base) - 1 + k;
+        double w = cubic_weight(t + 1 - k, r.cubic_a);
+        if (r.exclude_outside && (at < 0 || at >= in)) w = 0;
+        index[size_t(k)][i] = std::clamp<int64_t>(at, 0, in - 1);
+        weight[size_t(k)][i] = w;
+        sum += w;
+      }
+      if (r.exclude_outside && sum != 0)
+        for (int k = 0; k < 4; ++k) weight[size_t(k)][i] /= sum;
     }
-    const double c = std::clamp(src, 0.0, double(in - 1));  // edge values outside the input
-    const int64_t lo = std::min<int64_t>(int64_t(std::floor(c)), in - 1);
-    i0[size_t(o)] = lo;
-    i1[size_t(o)] = std::min(lo + 1, in - 1);
-    frac[size_t(o)] = c - double(lo);
   }
   bool identity = in == out;
-  for (int64_t o = 0; o < out && identity; ++o) identity = i0[size_t(o)] == o && frac[size_t(o)] == 0.0;
+  for (int64_t o = 0; o < out && identity; ++o) {
+    for (int k = 0; k < taps && identity; ++k)
+      identity = weight[size_t(k)][size_t(o)] == 0 || (index[size_t(k)][size_t(o)] == o && weight[size_t(k)][size_t(o)] == 1);
+  }
   if (identity) return x;
-  Tensor a = index_select(x, axis, from_vector(i0, Shape{out}));
-  if (!linear) return a;
-  Tensor b = index_select(x, axis, from_vector(i1, Shape{out}));
+  if (taps == 1) return index_select(x, axis, from_vector(index[0], Shape{out}));
   Shape ws = Shape::filled(x.dim(), 1);
   ws[axis] = out;
-  Tensor weight = to_dtype(from_vector(frac, ws), x.dtype());
-  return add(a, mul(sub(b, a), weight));
+  if (taps == 2) {  // a + (b - a) w: exact where w is 0 or 1, as before
+    Tensor a = index_select(x, axis, from_vector(index[0], Shape{out}));
+    Tensor b = index_select(x, axis, from_vector(index[1], Shape{out}));
+    return add(a, mul(sub(b, a), to_dtype(from_vector(weight[1], ws), x.dtype())));
+  }
+  Tensor y;
+  for (int k = 0; k < taps; ++k) {
+    Tensor term = mul(index_select(x, axis, from_vector(index[size_t(k)], Shape{out})), to_dtype(from_vector(weight[size_t(k)], ws), x.dtype()));
+    y = k == 0 ? term : add(y, term);
+  }
+  return y;
 }
 
 }  // namespace
@@ -456,9 +550,10 @@ Kernel compile_resize(const NodeView& n) {
     else if (ctm == "align_corners") t = Transform::AlignCorners;
     else if (ctm == "asymmetric") t = Transform::Asymmetric;
     else if (ctm == "tf_half_pixel_for_nn") t = Transform::TfHalfPixelForNn;
+    else if (ctm == "tf_crop_and_resize") t = Transform::TfCropAndResize;
     else
       n.error("coordinate_transformation_mode '{}' is not supported (supported: half_pixel, pytorch_half_pixel, "
-              "align_corners, asymmetric, tf_half_pixel_for_nn)", ctm);
+              "align_corners, asymmetric, tf_half_pixel_for_nn, tf_crop_and_resize)", ctm);
     const std::string near = n.get_string("nearest_mode", "round_prefer_floor");
     if (near == "round_prefer_floor") nm = Nearest::RoundPreferFloor;
     else if (near == "round_prefer_ceil") nm = Nearest::RoundPreferCeil;
@@ -468,11 +563,21 @@ Kernel compile_resize(const NodeView& n) {
   }
   n.expect_outputs(1);
   const std::string mode = n.get_string("mode", "nearest");
-  if (mode != "nearest" && mode != "linear" && !(upsample && mode == "bilinear"))
-    n.error("mode '{}' is not supported (supported: nearest, linear)", mode);
-  if (n.get_int("exclude_outside", 0) != 0) n.error("exclude_outside = 1 is not supported");
-  const bool linear = mode != "nearest";
+  const bool resize_11 = !upsample && v >= 11;
+  ResizeAxis axis_options;
+  axis_options.transform = t;
+  axis_options.nearest = nm;
+  if (mode == "nearest") axis_options.mode = Interpolation::Nearest;
+  else if (mode == "linear" || (upsample && mode == "bilinear")) axis_options.mode = Interpolation::Linear;
+  else if (mode == "cubic" && resize_11) axis_options.mode = Interpolation::Cubic;
+  else n.error("mode '{}' is not supported (supported: nearest, linear{})", mode, resize_11 ? ", cubic" : "");
+  axis_options.cubic_a = n.get_float("cubic_coeff_a", -0.75f);
+  axis_options.exclude_outside = n.get_int("exclude_outside", 0) != 0;
+  if (axis_options.exclude_outside && axis_options.mode != Interpolation::Cubic)
+    n.error("exclude_outside = 1 is supported with mode 'cubic' only; mode is '{}'", mode);
   const std::vector<float> attr_scales = n.get_floats("scales");
+  const double extrapolation = n.get_float("extrapolation_value", 0.0f);
+  const bool crop = t == Transform::TfCropAndResize;
   const bool roi_input = !upsample && v >= 11;
   return [=](const Inputs& in) -> Inputs {
     const Tensor& x = in[0];
@@ -495,7 +600,13 @@ Kernel compile_resize(const NodeView& n) {
     if (scales.empty() && sizes.empty()) fail("onnx import", "neither scales nor sizes is given");
     if (!scales.empty() && int(scales.size()) != r) fail("onnx import", "{} scales for an input of rank {} (shape {})", scales.size(), r, x.shape());
     if (!sizes.empty() && int(sizes.size()) != r) fail("onnx import", "{} sizes for an input of rank {} (shape {})", sizes.size(), r, x.shape());
-    Tensor y = x;
+    std::vector<double> roi;
+    if (crop) {
+      if (in.size() < 2 || !in[1].defined() || in[1].numel() != 2 * r)
+        fail("onnx import", "tf_crop_and_resize needs 'roi' with {} values (starts, then ends) for an input of rank {}", 2 * r, r);
+      roi = double_values(in[1]);
+    }
+    Tensor y = x, outside_any;
     for (int d = 0; d < r; ++d) {
       int64_t out;
       double scale;
@@ -506,11 +617,26 @@ Kernel compile_resize(const NodeView& n) {
       } else {
         scale = scales[size_t(d)];
         if (!(scale > 0) || !(double(x.size(d)) * scale < 1e12)) fail("onnx import", "scale {} must be positive and finite, and give fewer than 1e12 elements", scale);
-        out = int64_t(std::floor(double(x.size(d)) * scale));
+        const double region = crop ? roi[size_t(r + d)] - roi[size_t(d)] : 1.0;
+        out = int64_t(std::floor(double(x.size(d)) * region * scale));
         if (out <= 0) fail("onnx import", "scale {} turns dim {} of size {} into an empty dim", scale, d, x.size(d));
       }
-      y = resize_axis(y, d, out, scale, linear, t, nm);
+      ResizeAxis a = axis_options;
+      std::vector<double> outside;
+      if (crop) {
+        a.roi_start = roi[size_t(d)];
+        a.roi_end = roi[size_t(r + d)];
+      }
+      y = resize_axis(y, d, out, scale, a, crop ? &outside : nullptr);
+      if (crop) {  // the points outside along any axis take extrapolation_value: 1 - prod(1 - outside_d)
+        Shape ms = Shape::filled(r, 1);
+        ms[d] = out;
+        const Tensor inside = to_dtype(from_vector(outside, ms), x.dtype());
+        outside_any = outside_any.defined() ? sub(add(outside_any, inside), mul(outside_any, inside)) : inside;
+      }
     }
+    if (crop && outside_any.defined())
+      y = add(mul(y, sub(scalar_tensor(1.0, x.dtype()), outside_any)), mul(outside_any, scalar_tensor(extrapolation, x.dtype())));
     return {y};
   };
 }

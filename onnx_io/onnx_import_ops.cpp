@@ -26,7 +26,7 @@ namespace latent::onnx::detail {
 // NodeView
 
 std::string NodeView::label() const {
-  return fmt::format("node '{}' ({}, opset {})", name_, node_.op_type, opset_);
+  return fmt::format("node '{}' ({}, opset {})", name_, op_key(node_.domain, node_.op_type), opset_);
 }
 
 const AttributeProto* NodeView::attr(const std::string& name) const {
@@ -711,7 +711,13 @@ Kernel compile_constant_of_shape(const NodeView& n) {
   DType dtype = kFloat32;
   if (const AttributeProto* a = n.attr("value")) {
     if (!a->t) n.error("attribute 'value' must be a TENSOR");
-    dtype = dtype_for(n, a->t->data_type, "value of data type");
+    // The storage dtypes (int32, int8, uint8) are filled in int64 and converted: exact for their values.
+    switch (static_cast<DataType>(a->t->data_type)) {
+      case DataType::Int32: dtype = kInt32; break;
+      case DataType::Int8: dtype = kInt8; break;
+      case DataType::Uint8: dtype = kUInt8; break;
+      default: dtype = dtype_for(n, a->t->data_type, "value of data type");
+    }
     std::vector<double> v = tensor_to_doubles(*a->t);
     if (v.size() != 1) n.error("attribute 'value' must hold one element; got {}", v.size());
     fill = v[0];
@@ -722,6 +728,7 @@ Kernel compile_constant_of_shape(const NodeView& n) {
       if (d < 0) fail("onnx import", "ConstantOfShape's shape {} has a negative size", Shape(s));
     }
     check_created(s, "ConstantOfShape's shape");
+    if (dtype == kInt32 || dtype == kInt8 || dtype == kUInt8) return {full(Shape(s), fill, kInt64).to(dtype)};
     return {full(Shape(s), fill, dtype)};
   };
 }

@@ -117,7 +117,8 @@ struct OpEntry {
   UnaryFn unary = nullptr;                ///< for compile_unary: the latent function it runs
 };
 
-/// The importer's table: ONNX op type -> entry.
+/// The importer's table: ONNX op type -> entry; ops of a domain other than the default ai.onnx
+/// are keyed "DOMAIN:OP" (op_key), e.g. "com.microsoft:QGemm".
 const std::map<std::string, OpEntry>& op_table();
 /// Adds an entry for an op defined outside the library (a custom op; the tests' test-only op), before
 /// any import runs (at static-initialization time). Fails when `op_type` already has one.
@@ -164,6 +165,8 @@ Kernel compile_pool(const NodeView& n);
 Kernel compile_prelu(const NodeView& n);
 Kernel compile_qlinear_conv(const NodeView& n);
 Kernel compile_qlinear_matmul(const NodeView& n);
+Kernel compile_qgemm(const NodeView& n);
+Kernel compile_qlinear_sigmoid(const NodeView& n);
 Kernel compile_quantize_linear(const NodeView& n);
 Kernel compile_range(const NodeView& n);
 Kernel compile_reduce(const NodeView& n);
@@ -184,6 +187,11 @@ Kernel compile_where(const NodeView& n);
 /// The versions (since-versions in ONNX's operator changelog, up to opset 17) of op `op_type`
 /// that latent implements, oldest first; empty when the op is not supported at all.
 const std::vector<int>& op_versions(const std::string& op_type);
+/// The table key of op `op_type` of `domain`: the op type itself in the default domain ("" or
+/// "ai.onnx"), else "DOMAIN:OP".
+std::string op_key(const std::string& domain, const std::string& op_type);
+/// The domains besides the default one that the table has ops of ("com.microsoft").
+bool is_supported_domain(const std::string& domain);
 /// The comma-separated names of all supported ops.
 std::string supported_ops();
 

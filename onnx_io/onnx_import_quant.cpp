@@ -1,10 +1,12 @@
 // The importer's quantized ops: QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear,
-// MatMulInteger, QLinearMatMul, ConvInteger and QLinearConv. The integer products run in float64
+// MatMulInteger, QLinearMatMul, ConvInteger and QLinearConv, and from ONNX Runtime's com.microsoft
+// domain the two its QOperator form writes for latent's models, QGemm and QLinearSigmoid. The integer products run in float64
 // (exact: every sum of uint8/int8 products an ONNX model can hold stays far below 2^53) with
 // latent's matmul and conv, then are converted to int32 (the *Integer ops) or requantized as
 // ONNX's reference does: acc * float32(a_scale * b_scale / y_scale) in float64, rounded half to
 // even, plus the zero point, saturated. So a QDQ or QOperator model runs in latent with the
 // values ONNX defines, though not at int8 speed (the int8 kernels serve latent's own runs).
+#include "../ops/activation.h"
 #include "../ops/creation.h"
 #include "../ops/elementwise.h"
 #include "../ops/linalg.h"
@@ -162,6 +164,68 @@ Kernel compile_qlinear_conv(const NodeView& n) {
       fail(kOp, "{}: x_scale, y_scale and y_zero_point must hold one value each", op);
     check_integer(op, "y_zero_point", in[7]);
     return {requantize(acc, multiplier(reshape(in[1], {}), ws, reshape(in[6], {})), reshape(in[7], {}))};
+  };
+}
+
+Kernel compile_qgemm(const NodeView& n) {
+  n.allow_attributes({"alpha", "transA", "transB"});
+  n.expect_inputs(6, 9);
+  n.expect_outputs(1);
+  const float alpha = n.get_float("alpha", 1.0f);
+  // ONNX Runtime's quantizer always writes alpha 1; how its kernel scales the bias by another alpha
+  // is not written down, so other values are refused rather than guessed.
+  if (alpha != 1.0f) n.error("alpha {} is not supported (only 1)", alpha);
+  const bool trans_a = n.get_int("transA", 0) != 0, trans_b = n.get_int("transB", 0) != 0;
+  const bool quantized_out = n.has_input(7);
+  if (n.has_input(8) && !quantized_out) n.error("y_zero_point is given without y_scale");
+  return [trans_a, trans_b, quantized_out](const Inputs& in) -> Inputs {
+    constexpr const char* op = "QGemm";
+    const Tensor &a = in[0], &b = in[3];
+    if (a.dim() != 2 || b.dim() != 2) fail(kOp, "{}: A and B must be 2-d; got shapes {} and {}", op, a.shape(), b.shape());
+    // B's zero points and scales run along N: B's dimension 0 when transposed, else 1.
+    const int b_n = trans_b ? 0 : 1;
+    Tensor a0 = centered(op, "A", a, in[2], -1);
+    Tensor b0 = centered(op, "B", b, in[5], b_n);
+    if (trans_a) a0 = transpose(a0, 0, 1);
+    if (trans_b) b0 = transpose(b0, 0, 1);
+    if (a0.size(1) != b0.size(0))
+      fail(kOp, "{}: A {} and B {} do not multiply (transA {}, transB {})", op, a.shape(), b.shape(), int(trans_a), int(trans_b));
+    Tensor acc = matmul(a0, b0);
+    if (in.size() > 6 && in[6].defined()) {
+      if (in[6].dtype() != kInt32) fail(kOp, "{}: C must be int32; got {}", op, dtype_name(in[6].dtype()));
+      if (in[6].numel() != 1 && in[6].numel() != acc.size(1) && in[6].shape() != acc.shape())
+        fail(kOp, "{}: C has shape {}; expected a scalar, [{}] or {}", op, in[6].shape(), acc.size(1), acc.shape());
+      acc = add(acc, in[6].to(kFloat64));
+    }
+    if (in[1].numel() != 1) fail(kOp, "{}: a_scale must hold one value; got shape {}", op, in[1].shape());
+    const Tensor bs = along(op, "b_scale", in[4], 2, 1, acc.size(1));
+    if (!quantized_out)  // float32 output: the sums times a_scale x b_scale (their product in float32)
+      return {mul(acc, mul(reshape(in[1], {}).to(kFloat32), bs.to(kFloat32)).to(kFloat64)).to(kFloat32)};
+    if (in[7].numel() != 1) fail(kOp, "{}: y_scale must hold one value; got shape {}", op, in[7].shape());
+    Tensor y_zero = in.size() > 8 && in[8].defined() ? in[8] : scalar_tensor(0.0, kUInt8);
+    if (y_zero.numel() != 1) fail(kOp, "{}: y_zero_point must hold one value; got shape {}", op, y_zero.shape());
+    check_integer(op, "y_zero_point", y_zero);
+    return {requantize(acc, multiplier(reshape(in[1], {}), bs, reshape(in[7], {})), reshape(y_zero, {}))};
+  };
+}
+
+Kernel compile_qlinear_sigmoid(const NodeView& n) {
+  n.allow_attributes({});
+  n.expect_inputs(4, 5);
+  n.expect_outputs(1);
+  if (!n.has_input(1) || !n.has_input(3)) n.error("X_scale and Y_scale are required");
+  return [](const Inputs& in) -> Inputs {
+    constexpr const char* op = "QLinearSigmoid";
+    check_integer(op, "X", in[0]);
+    for (size_t i : {size_t(1), size_t(3)})
+      if (in[i].numel() != 1) fail(kOp, "{}: {} must hold one value; got shape {}", op, i == 1 ? "X_scale" : "Y_scale", in[i].shape());
+    for (size_t i : {size_t(2), size_t(4)})
+      if (in.size() > i && in[i].defined() && in[i].numel() != 1)
+        fail(kOp, "{}: {} must hold one value; got shape {}", op, i == 2 ? "X_zero_point" : "Y_zero_point", in[i].shape());
+    // As ONNX Runtime defines it: dequantize, sigmoid and quantize again, in float32.
+    const Tensor x = dequantize_linear(in[0], reshape(in[1], {}), in[2].defined() ? reshape(in[2], {}) : Tensor());
+    const Tensor y_zero = in.size() > 4 && in[4].defined() ? reshape(in[4], {}) : scalar_tensor(0.0, in[0].dtype());
+    return {quantize_linear(sigmoid(x.to(kFloat32)), reshape(in[3], {}), y_zero)};
   };
 }
 

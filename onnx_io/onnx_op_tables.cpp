@@ -73,6 +73,9 @@ std::map<std::string, OpEntry>& import_table() {
       {"Pad", {{1, 2, 11, 13}, compile_pad, ValueInputs::from(1)}},
       {"Pow", {{1, 7, 12, 13, 15}, compile_binary}},
       {"QLinearConv", {{10}, compile_qlinear_conv, ValueInputs::from(0)}},
+      // ONNX Runtime's contrib ops (com.microsoft, opset 1) that its QOperator quantization writes.
+      {"com.microsoft:QGemm", {{1}, compile_qgemm, ValueInputs::from(0)}},
+      {"com.microsoft:QLinearSigmoid", {{1}, compile_qlinear_sigmoid, ValueInputs::from(0)}},
       {"QLinearMatMul", {{10}, compile_qlinear_matmul, ValueInputs::from(0)}},
       {"QuantizeLinear", {{10, 13}, compile_quantize_linear, ValueInputs::from(1)}},
       {"Range", {{11}, compile_range, ValueInputs::from(0)}},
@@ -133,6 +136,12 @@ const std::vector<int>& op_versions(const std::string& op_type) {
   return it == op_table().end() ? none : it->second.versions;
 }
 
+std::string op_key(const std::string& domain, const std::string& op_type) {
+  return domain.empty() || domain == "ai.onnx" ? op_type : domain + ":" + op_type;
+}
+
+bool is_supported_domain(const std::string& domain) { return domain == "com.microsoft"; }
+
 std::string supported_ops() {
   std::string out;
   for (const auto& [name, entry] : op_table()) out += fmt::format("{}{}", out.empty() ? "" : ", ", name);
@@ -155,7 +164,7 @@ bool runs_narrow_ints_as_int64(const std::string& op_type) {
 }  // namespace
 
 Kernel compile_node(const NodeView& node) {
-  Kernel kernel = op_table().at(node.proto().op_type).compile(node);
+  Kernel kernel = op_table().at(op_key(node.proto().domain, node.proto().op_type)).compile(node);
   if (!runs_narrow_ints_as_int64(node.proto().op_type)) return kernel;
   const DType wide_dtype = node.proto().op_type == "MaxPool" ? kFloat64 : kInt64;
   return [kernel, wide_dtype](const std::vector<Tensor>& in) -> std::vector<Tensor> {

@@ -14,7 +14,7 @@ Sigmoid(Gemm(DQ, DQ)), what one flip of the Gemm's quantized input can move it; 
 OUTLIER_ATOL the bound for the few outputs allowed past ATOL (for that float output: every input of
 the Gemm one step off; else ATOL).
 
-usage: quantize_ort_import.py MODEL.onnx OUT PREFIX N CAL [--dynamic | --as-is]
+usage: quantize_ort_import.py MODEL.onnx OUT PREFIX N CAL [--dynamic] [--qoperator] | [--as-is]
 """
 import gzip, os, sys
 
@@ -27,6 +27,7 @@ from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, 
 
 src, out, prefix, n, cal = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 dynamic = "--dynamic" in sys.argv[6:]
+qoperator = "--qoperator" in sys.argv[6:]
 as_is = "--as-is" in sys.argv[6:]
 
 
@@ -39,6 +40,11 @@ def images(name, count):
 model = onnx.load(src)
 input_name = model.graph.input[0].name
 train = images("train", cal)
+
+
+input_dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+if len(input_dims) == 4:  # the conv AE takes N x 1 x 28 x 28
+    train = train.reshape(-1, 1, 28, 28)
 
 
 class Reader(CalibrationDataReader):
@@ -131,3 +137,10 @@ if dynamic:
     dyn_path = os.path.join(out, f"{prefix}-dynamic", "model.onnx")
     quantize_dynamic(src, dyn_path, weight_type=QuantType.QUInt8)
     write_case(f"{prefix}-dynamic", dyn_path)
+if qoperator:
+    os.makedirs(os.path.join(out, f"{prefix}-qop"), exist_ok=True)
+    qop_path = os.path.join(out, f"{prefix}-qop", "model.onnx")
+    quantize_static(src, qop_path, Reader(), quant_format=QuantFormat.QOperator, per_channel=True,
+                    weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
+                    calibrate_method=CalibrationMethod.MinMax)
+    write_case(f"{prefix}-qop", qop_path)

@@ -114,8 +114,8 @@ elif "$root/.venv-onnx/bin/python" -c 'import onnx, onnxruntime' 2>/dev/null; th
   expect export-conv-float 0 "conv.onnx" -- export "$work/convf" --out "$work/conv.onnx"
   py="$root/.venv-onnx/bin/python $root/tests/quantize_ort_import.py"
   for model in deep conv; do
-    cases=$($py "$work/$model.onnx" "$work/ortq" "$model" 1000 1000 --dynamic 2> "$work/py.log") || { cat "$work/py.log"; cases=""; }
-    check "ort-quantized-$model-made" test "$(echo "$cases" | grep -c .)" = 2
+    cases=$($py "$work/$model.onnx" "$work/ortq" "$model" 1000 1000 --dynamic --qoperator 2> "$work/py.log") || { cat "$work/py.log"; cases=""; }
+    check "ort-quantized-$model-made" test "$(echo "$cases" | grep -c .)" = 3
     ort_cases "$cases"
   done
   cases=$($py "$work/full.onnx" "$work/ortq" latent-qdq 1000 0 --as-is 2> "$work/py.log") || { cat "$work/py.log"; cases=""; }

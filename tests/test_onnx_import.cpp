@@ -48,7 +48,7 @@ onnx::ValueInfoProto value(const std::string& name, int32_t elem_type, std::vect
   return v;
 }
 
-constexpr int32_t kFloat = 1, kInt64 = 7;
+constexpr int32_t kFloat = 1, kUInt8Type = 2, kInt64 = 7;
 
 onnx::AttributeProto attr_i(const std::string& name, int64_t v) {
   onnx::AttributeProto a;
@@ -396,9 +396,9 @@ TEST_CASE("unsupported ops, versions, attributes and data types fail at load tim
   CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(model(13, {node("Foo", {"x"}, {"y"}, "foo_1")}, {in}, {out})),
                            "[onnx import] node 'foo_1' (Foo, opset 13): op Foo is not supported");
   CHECK_THROWS_WITH_SUBSTR(
-      onnx::OnnxModule(model(13, {node("Resize", {"x", "", "scales"}, {"y"}, "Resize_3", {attr_s("mode", "cubic")})}, {in}, {out},
+      onnx::OnnxModule(model(13, {node("Resize", {"x", "", "scales"}, {"y"}, "Resize_3", {attr_s("mode", "bicubic")})}, {in}, {out},
                              {init_f("scales", {4}, {1, 1, 2, 2})})),
-      "[onnx import] node 'Resize_3' (Resize, opset 13): mode 'cubic' is not supported (supported: nearest, linear)");
+      "[onnx import] node 'Resize_3' (Resize, opset 13): mode 'bicubic' is not supported (supported: nearest, linear, cubic)");
   CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(model(9, {node("Resize", {"x", "s"}, {"y"}, "r")}, {in}, {out})),
                            "node 'r' (Resize, opset 9): Resize does not exist before opset 10");
   CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(model(11, {node("Upsample", {"x", "s"}, {"y"}, "up")}, {in}, {out})),
@@ -425,20 +425,43 @@ TEST_CASE("unsupported ops, versions, attributes and data types fail at load tim
   CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(model(13, {node("Relu", {"nope"}, {"y"}, "r")}, {in}, {out})),
                            "node 'r' (Relu, opset 13): input 'nope' is not a graph input");
   onnx::ModelProto custom = model(13, {node("Relu", {"x"}, {"y"}, "r")}, {in}, {out});
+  custom.graph.node[0].domain = "com.example";
+  CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(custom), "node 'r' (Relu): domain 'com.example' is not supported");
   custom.graph.node[0].domain = "com.microsoft";
-  CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(custom), "domain 'com.microsoft' is not supported");
+  CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(custom), "node 'r' (Relu): its domain 'com.microsoft' is not among the model's opset imports");
+  custom.opset_import.push_back({"com.microsoft", 1, {}});
+  CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(custom), "node 'r' (com.microsoft:Relu, opset 1): op com.microsoft:Relu is not supported");
   CHECK_THROWS_WITH_SUBSTR(
-      onnx::OnnxModule(model(13, {node("MaxPool", {"x"}, {"y", "idx"}, "mp", {attr_ints("kernel_shape", {2, 2})})}, {in},
+      onnx::OnnxModule(model(7, {node("MaxPool", {"x"}, {"y", "idx"}, "mp", {attr_ints("kernel_shape", {2, 2})})}, {in},
                              {out, value("idx", kInt64, {})})),
-      "node 'mp' (MaxPool, opset 13): the Indices output is not supported");
+      "node 'mp' (MaxPool, opset 7): the Indices output exists from opset 8");
+  {
+    // MaxPool's Indices: flat positions in the unpadded input, row-major or (storage_order 1) each
+    // plane column-major; with asymmetric pads (applied before pooling) still in unpadded terms.
+    const Tensor x = latent::arange(16, latent::kFloat32).reshape({1, 1, 4, 4});
+    auto run = [&](std::vector<onnx::AttributeProto> attrs) {
+      attrs.push_back(attr_ints("kernel_shape", {2, 2}));
+      attrs.push_back(attr_ints("strides", {2, 2}));
+      return onnx::OnnxModule(model(13, {node("MaxPool", {"x"}, {"y", "idx"}, "mp", attrs)}, {in}, {out, value("idx", kInt64, {})}))
+          .run({x});
+    };
+    std::vector<Tensor> r = run({});
+    CHECK(r[0].to_vector<double>() == std::vector<double>{5, 7, 13, 15});
+    CHECK(r[1].to_vector<int64_t>() == std::vector<int64_t>{5, 7, 13, 15});
+    r = run({attr_i("storage_order", 1)});
+    CHECK(r[1].to_vector<int64_t>() == std::vector<int64_t>{5, 13, 7, 15});
+    r = run({attr_ints("pads", {1, 1, 0, 0})});
+    CHECK(r[0].to_vector<double>() == std::vector<double>{0, 2, 8, 10});
+    CHECK(r[1].to_vector<int64_t>() == std::vector<int64_t>{0, 2, 8, 10});
+  }
   // An output nothing reads does not matter.
   CHECK(onnx::OnnxModule(model(13, {node("MaxPool", {"x"}, {"y", "idx"}, "mp", {attr_ints("kernel_shape", {2, 2})})}, {in}, {out}))
             .forward(latent::ones({1, 1, 4, 4}))
             .shape() == Shape{1, 1, 3, 3});  // ONNX pools default to stride 1
   CHECK_THROWS_WITH_SUBSTR(
-      onnx::OnnxModule(model(13, {node("Resize", {"x", "", "scales"}, {"y"}, "rs", {attr_s("coordinate_transformation_mode", "tf_crop_and_resize")})},
+      onnx::OnnxModule(model(13, {node("Resize", {"x", "", "scales"}, {"y"}, "rs", {attr_s("coordinate_transformation_mode", "tf_crop")})},
                              {in}, {out}, {init_f("scales", {4}, {1, 1, 2, 2})})),
-      "coordinate_transformation_mode 'tf_crop_and_resize' is not supported");
+      "coordinate_transformation_mode 'tf_crop' is not supported");
 }
 
 TEST_CASE("run-time errors name the node; inputs are checked against the declared types and shapes") {
@@ -565,4 +588,57 @@ TEST_CASE("an imported Dropout with a training_mode input follows it, whatever t
   CHECK(zeros + twos == 512);
   CHECK(zeros > 128);  // about half of 512
   CHECK(zeros < 384);
+}
+
+TEST_CASE("ONNX Runtime's com.microsoft QGemm and QLinearSigmoid (its QOperator form) against hand-computed values") {
+  // y = QLinearSigmoid(QGemm(x_q, W_q^T, bias)): x (2 x 3) uint8 with zero point 10, W (2 x 3) int8
+  // per output row (transB) with scales 0.5 and 0.25, int32 bias; the QGemm output is uint8.
+  auto u8 = [](const std::string& name, std::vector<int64_t> dims, std::vector<float> v) {
+    return onnx::tensor_to_proto(latent::from_vector(v, Shape(dims)).to(latent::kUInt8), name);
+  };
+  auto i8 = [](const std::string& name, std::vector<int64_t> dims, std::vector<float> v) {
+    return onnx::tensor_to_proto(latent::from_vector(v, Shape(dims)).to(latent::kInt8), name);
+  };
+  auto i32 = [](const std::string& name, std::vector<int64_t> dims, std::vector<float> v) {
+    return onnx::tensor_to_proto(latent::from_vector(v, Shape(dims)).to(latent::kInt32), name);
+  };
+  const std::vector<float> x = {12, 10, 40, 0, 255, 11};
+  const std::vector<float> w = {1, -2, 3, -4, 5, 127};
+  const std::vector<float> bias = {7, -100};
+  const float xs = 0.02f, ys = 0.05f, ss = 1.0f / 255;
+  const float ws[2] = {0.5f, 0.25f};
+  std::vector<onnx::NodeProto> nodes = {
+      node("QGemm", {"x", "xs", "xz", "w", "ws", "wz", "bias", "ys", "yz"}, {"h"}, "qgemm", {attr_i("transB", 1)}),
+      node("QLinearSigmoid", {"h", "ys", "yz", "ss", "sz"}, {"y"}, "qsig"),
+      node("QGemm", {"x", "xs", "xz", "w", "ws", "wz", "bias"}, {"f"}, "qgemm_float", {attr_i("transB", 1)}),
+  };
+  for (auto& n : nodes) n.domain = "com.microsoft";
+  onnx::ModelProto m = model(13, nodes, {value("x", kUInt8Type, {2, 3})},
+                             {value("y", kUInt8Type, {2, 2}), value("f", kFloat, {2, 2})},
+                             {init_f("xs", {}, {xs}), u8("xz", {}, {10}), i8("w", {2, 3}, w), init_f("ws", {2}, {ws[0], ws[1]}),
+                              i8("wz", {2}, {0, 0}), i32("bias", {2}, bias), init_f("ys", {}, {ys}), u8("yz", {}, {128}),
+                              init_f("ss", {}, {ss}), u8("sz", {}, {0})});
+  m.opset_import.push_back({"com.microsoft", 1, {}});
+  onnx::OnnxModule module(m);
+  const std::vector<Tensor> out = module.run({latent::from_vector(x, {2, 3}).to(latent::kUInt8)});
+  REQUIRE(out.size() == 2);
+  REQUIRE(out[0].dtype() == latent::kUInt8);
+  REQUIRE(out[1].dtype() == latent::kFloat32);
+  const std::vector<double> y = out[0].to_vector<double>(), f = out[1].to_vector<double>();
+  for (int i = 0; i < 2; ++i) {
+    for (int j = 0; j < 2; ++j) {
+      double acc = bias[j];
+      for (int k = 0; k < 3; ++k) acc += (x[i * 3 + k] - 10) * w[j * 3 + k];
+      const double scale = double(xs * ws[j]);  // the scales' product in float32, as ONNX Runtime computes it
+      INFO("row " << i << " column " << j << ", integer sum " << acc);
+      CHECK(f[i * 2 + j] == doctest::Approx(acc * scale).epsilon(1e-6));
+      const double h = std::clamp(std::nearbyint(acc * double(float(xs * ws[j]) / ys)) + 128, 0.0, 255.0);
+      const double sig = 1 / (1 + std::exp(-(h - 128) * ys));
+      CHECK(y[i * 2 + j] == std::clamp(std::nearbyint(sig / ss), 0.0, 255.0));
+    }
+  }
+  // Refusals name the node and the values.
+  onnx::ModelProto bad = m;
+  bad.graph.node[0].attribute.push_back(attr_f("alpha", 0.5f));
+  CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(bad), "node 'qgemm' (com.microsoft:QGemm, opset 1): alpha 0.5 is not supported (only 1)");
 }

@@ -93,11 +93,9 @@ std::string output_names(const ModelSignature& sig) {
   return names;
 }
 
-// The shortest text that reads back as the same float (std::to_chars), written in place.
 void append_float(std::string& out, float v) {
   char text[32];
-  const auto end = std::to_chars(text, text + sizeof text, v).ptr;
-  out.append(text, end);
+  out.append(text, write_json_float(text, v));
 }
 
 // One row of an output: `[v, ...]` for width > 0, the bare value for width 0.
@@ -118,6 +116,51 @@ void append_row(std::string& out, const TensorSpec& spec, const OutputRows& rows
 }
 
 }  // namespace
+
+char* write_json_float(char* out, float v) {
+  // 10^-4 .. 10^9 (the negative powers as their nearest doubles: no float equals one).
+  static constexpr double kPow10[] = {1e-4, 1e-3, 1e-2, 1e-1, 1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12};
+  static constexpr char kPairs[] =
+      "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+      "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+      "8081828384858687888990919293949596979899";
+  const double a = std::fabs(static_cast<double>(v));
+  if (!(a >= 1e-4 && a < 1e9)) return std::to_chars(out, out + 32, v).ptr;  // 0, tiny, huge, NaN, Inf
+  // k: the decimal exponent of a's leading digit (-4..8). a is in [2^e, 2^(e+1)) with e its binary
+  // exponent, so k is floor(e log10 2) or one more; n = a x 10^(8-k), with 10^(8-k) <= 10^12 an
+  // exact double and the product rounded once, has nine digits.
+  uint32_t b;
+  std::memcpy(&b, &v, sizeof b);
+  const int e = static_cast<int>((b >> 23) & 0xff) - 127;
+  int k = (e * 78913) >> 18;  // floor(e x log10 2) for |e| < 2^12
+  if (a >= kPow10[k + 5]) ++k;
+  auto digits = [&] { return static_cast<uint32_t>(a * kPow10[12 - k] + 0.5); };
+  uint32_t n = digits();
+  if (n >= 1'000'000'000u) {  // a rounds up to the next power of ten (k < 8: a < 1e9 is exact)
+    ++k;
+    n = digits();
+  }
+  if (v < 0) *out++ = '-';
+  char d[9];
+  d[0] = static_cast<char>('0' + n / 100'000'000u);
+  uint32_t rest = n % 100'000'000u;
+  for (int i = 7; i >= 1; i -= 2, rest /= 100) std::memcpy(d + i, kPairs + 2 * (rest % 100), 2);
+  int significant = 9;
+  while (significant > 1 && d[significant - 1] == '0') --significant;
+  if (k >= 0) {
+    for (int i = 0; i <= k; ++i) *out++ = d[i];
+    if (significant > k + 1) {
+      *out++ = '.';
+      for (int i = k + 1; i < significant; ++i) *out++ = d[i];
+    }
+  } else {
+    std::memcpy(out, "0.000", 5);  // "0." and the zeros after the point (at most three)
+    out += 1 - k;
+    std::memcpy(out, d, 9);
+    out += significant;
+  }
+  return out;
+}
 
 const char* datatype_name(DataType t) { return t == DataType::BOOL ? "BOOL" : t == DataType::BYTES ? "BYTES" : "FP32"; }
 
