@@ -70,6 +70,12 @@ if [ -d /usr/share/datasets/fashion-mnist ]; then
   expect train-vq-vae 0 "run saved in" -- train --model vq-vae --codebook-size 64 --epochs 1 --limit-batches 5 \
     --limit-test 300 --quiet --out "$work/vq" --threads 1
   check vq-vae-usage grep -q '"perplexity"' "$work/vq/metrics.jsonl"
+  # The codebook and its moving averages are buffers: --resume continues bit for bit.
+  expect train-vq-2 0 "run saved in" -- train --model vq-vae --codebook-size 64 --epochs 2 --limit-batches 5 \
+    --limit-test 300 --quiet --out "$work/vq-2" --threads 1
+  expect train-vq-resume 0 "run saved in" -- train --resume "$work/vq" --epochs 2 --limit-batches 5 --limit-test 300 \
+    --quiet --threads 1
+  check vq-vae-resume cmp -s "$work/vq/model.safetensors" "$work/vq-2/model.safetensors"
   expect train-vq-bad-dim 1 "vq-vae needs latent_dim a multiple of codebook_dim" -- train --model vq-vae --latent-dim 10 \
     --codebook-dim 4 --epochs 1 --limit-batches 1 --quiet --out "$work/vq2"
   expect train-vq-bad-update 2 "--codebook-update must be one of ema, loss; got 'sgd'" -- train --model vq-vae --codebook-update sgd
