@@ -1,6 +1,6 @@
 // A Gaussian mixture fitted by EM in float64: the ex-post density of a deterministic
-// autoencoder's codes (Ghosh et al., ICLR 2020, "From variational to deterministic autoencoders",
-// section 4), which `latent sample` draws from on an rae run in place of N(0, I).
+// autoencoder's codes (Ghosh et al., ICLR 2020, "From variational to deterministic autoencoders":
+// ex-post density estimation), which `latent sample` draws from on an rae run in place of N(0, I).
 //
 // Covariances are diagonal. The codes are 20-dimensional by default and fitted on up to 60000
 // training codes: a diagonal component has 2D + 1 numbers where a full one has D + D(D+1)/2 + 1

@@ -68,10 +68,10 @@ class VQVAE : public Autoencoder {
   Tensor decode(const Tensor& z) override;
   /// The chosen entries of each image: (N, latent / codebook_dim) int64.
   Tensor code_indices(const Tensor& x);
-  /// Squared error per image (batch mean) + codebook loss (loss update) + commitment * commitment
-  /// loss; terms: reconstruction-free parts "codebook_loss" (loss update), "commitment_loss" (its
-  /// unweighted value), "perplexity" and "used_entries" of the batch. In training mode with the ema
-  /// update, also moves the codebook (ema_codebook_update); the first training batch sets it.
+  /// Squared error per image (batch mean) + codebook loss (loss update only) + commitment times the
+  /// commitment loss. Terms: "codebook_loss" (loss update only), "commitment_loss" (unweighted), and
+  /// the batch's "perplexity" and "used_entries". In training mode with the ema update it also
+  /// moves the codebook (ema_codebook_update); the first training batch sets the codebook.
   AELoss loss(const Tensor& input, const Tensor& target, double progress) override;
 
   std::shared_ptr<nn::Linear> fc1,  ///< input -> hidden
