@@ -11,6 +11,7 @@
 #include "../ops/creation.h"
 #include "../ops/elementwise.h"
 #include "../ops/index.h"
+#include "../ops/join.h"
 #include "../ops/nn_ops.h"
 #include "../ops/reduce.h"
 #include "../ops/shape_ops.h"
@@ -29,9 +30,9 @@ struct Window {
 };
 
 /// Checks the spatial rank (1 or 2) that the node's attributes or input declare, at load time.
-void check_spatial_rank(const NodeView& n, const char* what, int weight_input) {
+void check_spatial_rank(const NodeView& n, const char* what, int weight_input, int64_t max_rank = 2) {
   auto bad = [&](int64_t s) {
-    if (s != 1 && s != 2) n.error("{}-d {} is not supported (1-d and 2-d only)", s, what);
+    if (s < 1 || s > max_rank) n.error("{}-d {} is not supported (1-d to {}-d only)", s, what, max_rank);
   };
   const int r = n.input_rank(0);
   if (r >= 0) bad(r - 2);
@@ -91,8 +92,54 @@ std::vector<int64_t> pad2d(int64_t top, int64_t bottom, int64_t left, int64_t ri
 // ---------------------------------------------------------------------------------------------
 // Conv
 
+namespace {
+
+/// ONNX's 2-d convolution on (N, C, H, W): pads (top, left, bottom, right) latent's kernel does not
+/// take (asymmetric) are applied with pad() first.
+Tensor onnx_conv2d(Tensor x, const Tensor& weight, const Tensor& bias, const std::vector<int64_t>& st,
+                   const std::vector<int64_t>& dl, const std::vector<int64_t>& pads, int64_t group) {
+  if (pads[0] == pads[2] && pads[1] == pads[3] && pads[0] >= 0 && pads[1] >= 0)
+    return conv2d(x, weight, bias, {st[0], st[1]}, {pads[0], pads[1]}, {dl[0], dl[1]}, group);
+  x = pad(x, pad2d(pads[0], pads[2], pads[1], pads[3]));
+  return conv2d(x, weight, bias, {st[0], st[1]}, 0, {dl[0], dl[1]}, group);
+}
+
+/// (N, C, D, H, W) -> (N * D', C, H, W) of the depth slices `index` (D' of them).
+Tensor depth_slices(const Tensor& x, const std::vector<int64_t>& index) {
+  const Tensor picked = index_select(x, 2, from_vector(index, Shape{int64_t(index.size())}));
+  return reshape(contiguous(permute(picked, {0, 2, 1, 3, 4})), {x.size(0) * int64_t(index.size()), x.size(1), x.size(3), x.size(4)});
+}
+
+/// (N * D, C, H, W) -> (N, C, D, H, W).
+Tensor from_depth_slices(const Tensor& y, int64_t batch) {
+  return permute(reshape(y, {batch, y.size(0) / batch, y.size(1), y.size(2), y.size(3)}), {0, 2, 1, 3, 4});
+}
+
+/// A 3-d convolution as a sum over the kernel's depth taps of 2-d convolutions of depth slices:
+/// output depth o reads input depth o * stride + j * dilation for tap j (after the depth pads).
+Tensor onnx_conv3d(const Tensor& x0, const Tensor& weight, const Tensor& bias, const std::vector<int64_t>& st,
+                   const std::vector<int64_t>& dl, const std::vector<int64_t>& pads, int64_t group) {
+  const Tensor x = pads[0] != 0 || pads[3] != 0 ? pad(x0, {0, 0, 0, 0, pads[0], pads[3]}) : x0;
+  const int64_t kd = weight.size(2), span = dl[0] * (kd - 1) + 1;
+  if (x.size(2) < span) fail("onnx import", "Conv: the kernel's depth {} (dilated {}) is larger than the padded input's {}", kd, span, x.size(2));
+  const int64_t depth_out = (x.size(2) - span) / st[0] + 1;
+  Tensor sum;
+  for (int64_t j = 0; j < kd; ++j) {
+    std::vector<int64_t> index(static_cast<size_t>(depth_out));
+    for (int64_t o = 0; o < depth_out; ++o) index[size_t(o)] = o * st[0] + j * dl[0];
+    const Tensor term = onnx_conv2d(depth_slices(x, index), contiguous(select(weight, 2, j)), Tensor(), {st[1], st[2]},
+                                    {dl[1], dl[2]}, {pads[1], pads[2], pads[4], pads[5]}, group);
+    sum = j == 0 ? term : add(sum, term);
+  }
+  Tensor y = from_depth_slices(sum, x.size(0));
+  if (bias.defined()) y = add(y, reshape(bias, {1, bias.numel(), 1, 1, 1}));
+  return y;
+}
+
+}  // namespace
+
 ConvFn conv_function(const NodeView& n, int weight_input) {
-  check_spatial_rank(n, "convolution", weight_input);
+  check_spatial_rank(n, "convolution", weight_input, 3);
   Window w;
   read_auto_pad(n, w);
   w.kernel = n.get_ints("kernel_shape");
@@ -103,7 +150,7 @@ ConvFn conv_function(const NodeView& n, int weight_input) {
   const std::string op = n.proto().op_type;
   return [=](const Tensor& x0, const Tensor& weight0, const Tensor& bias) -> Tensor {
     As2d a{x0.dim() == 3};
-    if (x0.dim() != 3 && x0.dim() != 4) fail("onnx import", "{} supports 1-d and 2-d inputs; got shape {}", op, x0.shape());
+    if (x0.dim() < 3 || x0.dim() > 5) fail("onnx import", "{} supports 1-d to 3-d inputs; got shape {}", op, x0.shape());
     if (weight0.dim() != x0.dim()) fail("onnx import", "{} weight shape {} does not match input shape {}", op, weight0.shape(), x0.shape());
     const size_t s = size_t(x0.dim() - 2);
     std::vector<int64_t> k(weight0.shape().begin() + 2, weight0.shape().end());
@@ -111,19 +158,12 @@ ConvFn conv_function(const NodeView& n, int weight_input) {
     std::vector<int64_t> st = per_dim(w.strides, s, 1, "strides"), dl = per_dim(w.dilations, s, 1, "dilations");
     std::vector<int64_t> pads = per_dim(w.pads, 2 * s, 0, "pads");
     if (w.auto_pad == "SAME_UPPER" || w.auto_pad == "SAME_LOWER") same_pads(w.auto_pad, spatial(x0), k, st, dl, pads);
+    if (s == 3) return onnx_conv3d(x0, weight0, bias, st, dl, pads, group);
     if (s == 1) {  // lift to 2-d
       k.insert(k.begin(), 1), st.insert(st.begin(), 1), dl.insert(dl.begin(), 1);
       pads = {0, pads[0], 0, pads[1]};
     }
-    Tensor x = a.lift(x0), weight = a.lift(weight0);
-    Tensor y;
-    if (pads[0] == pads[2] && pads[1] == pads[3] && pads[0] >= 0 && pads[1] >= 0) {
-      y = conv2d(x, weight, bias, {st[0], st[1]}, {pads[0], pads[1]}, {dl[0], dl[1]}, group);
-    } else {
-      x = pad(x, pad2d(pads[0], pads[2], pads[1], pads[3]));
-      y = conv2d(x, weight, bias, {st[0], st[1]}, 0, {dl[0], dl[1]}, group);
-    }
-    return a.lower(y);
+    return a.lower(onnx_conv2d(a.lift(x0), a.lift(weight0), bias, st, dl, pads, group));
   };
 }
 
@@ -138,11 +178,47 @@ Kernel compile_conv(const NodeView& n) {
 // ---------------------------------------------------------------------------------------------
 // ConvTranspose
 
+namespace {
+
+/// A 3-d transposed convolution: for each depth tap j, the full 2-d transposed convolution of
+/// every input depth slice lands at output depth i * stride + j * dilation; the pads are cropped
+/// and output_padding added at the end, as for the 2-d full path.
+Tensor onnx_conv_transpose3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const std::vector<int64_t>& st,
+                             const std::vector<int64_t>& dl, const std::vector<int64_t>& pads, const std::vector<int64_t>& op,
+                             int64_t group) {
+  const int64_t batch = x.size(0), depth = x.size(2), kd = weight.size(2);
+  const int64_t full_depth = (depth - 1) * st[0] + dl[0] * (kd - 1) + 1;
+  std::vector<int64_t> all(static_cast<size_t>(depth));
+  for (int64_t i = 0; i < depth; ++i) all[size_t(i)] = i;
+  const Tensor slices = depth_slices(x, all);
+  Tensor y;
+  for (int64_t j = 0; j < kd; ++j) {
+    Tensor t = from_depth_slices(conv_transpose2d(slices, contiguous(select(weight, 2, j)), {}, {st[1], st[2]}, 0, 0, group,
+                                                  {dl[1], dl[2]}),
+                                 batch);  // (N, C_out, D, H_full, W_full)
+    if (st[0] > 1) {  // input depth i goes to i * stride: zeros between the slices
+      Shape gap = t.shape();
+      gap[2] = depth * (st[0] - 1);
+      Tensor spread = cat({unsqueeze(t, 3), reshape(zeros(gap, t.dtype()), {t.size(0), t.size(1), depth, st[0] - 1, t.size(3), t.size(4)})}, 3);
+      t = narrow(reshape(spread, {t.size(0), t.size(1), depth * st[0], t.size(3), t.size(4)}), 2, 0, (depth - 1) * st[0] + 1);
+    }
+    const int64_t front = j * dl[0];
+    t = pad(t, {0, 0, 0, 0, front, full_depth - front - t.size(2)});
+    y = j == 0 ? t : add(y, t);
+  }
+  // Crop the pads (negative pad() values crop) and add output_padding, last dim first.
+  y = pad(y, {-pads[2], -pads[5] + op[2], -pads[1], -pads[4] + op[1], -pads[0], -pads[3] + op[0]});
+  if (bias.defined()) y = add(y, reshape(bias, {1, bias.numel(), 1, 1, 1}));
+  return y;
+}
+
+}  // namespace
+
 Kernel compile_conv_transpose(const NodeView& n) {
   n.allow_attributes({"auto_pad", "dilations", "group", "kernel_shape", "output_padding", "output_shape", "pads", "strides"});
   n.expect_inputs(2, 3);
   n.expect_outputs(1);
-  check_spatial_rank(n, "transposed convolution", 1);
+  check_spatial_rank(n, "transposed convolution", 1, 3);
   Window w;
   read_auto_pad(n, w);
   w.kernel = n.get_ints("kernel_shape");
@@ -154,8 +230,8 @@ Kernel compile_conv_transpose(const NodeView& n) {
   const int64_t group = n.get_int("group", 1);
   return [=](const Inputs& in) -> Inputs {
     const Tensor& x0 = in[0];
-    if (x0.dim() != 3 && x0.dim() != 4)
-      fail("onnx import", "ConvTranspose supports 1-d and 2-d inputs; got shape {}", x0.shape());
+    if (x0.dim() < 3 || x0.dim() > 5)
+      fail("onnx import", "ConvTranspose supports 1-d to 3-d inputs; got shape {}", x0.shape());
     if (in[1].dim() != x0.dim())
       fail("onnx import", "ConvTranspose weight shape {} does not match input shape {}", in[1].shape(), x0.shape());
     As2d a{x0.dim() == 3};
@@ -183,6 +259,7 @@ Kernel compile_conv_transpose(const NodeView& n) {
         pads[i + s] = w.auto_pad == "SAME_UPPER" ? large : small;
       }
     }
+    if (s == 3) return {onnx_conv_transpose3d(x0, in[1], in.size() > 2 ? in[2] : Tensor(), st, dl, pads, op, group)};
     if (s == 1) {
       k.insert(k.begin(), 1), st.insert(st.begin(), 1), dl.insert(dl.begin(), 1), op.insert(op.begin(), 0);
       pads = {0, pads[0], 0, pads[1]};
@@ -204,6 +281,34 @@ Kernel compile_conv_transpose(const NodeView& n) {
 
 // ---------------------------------------------------------------------------------------------
 // MaxPool, AveragePool, GlobalAveragePool
+
+namespace {
+
+/// One 2-d pooling as ONNX defines it on (N, C, H, W): kernel, stride, dilation (h, w), pads
+/// (top, left, bottom, right); pads latent's kernels do not take are applied with pad() first.
+Tensor onnx_pool2d(Tensor x, bool max_op, const std::vector<int64_t>& k, const std::vector<int64_t>& st,
+                   const std::vector<int64_t>& dl, const std::vector<int64_t>& pads, bool ceil_mode, bool count_include_pad) {
+  const bool native = pads[0] == pads[2] && pads[1] == pads[3] && pads[0] >= 0 && pads[1] >= 0 &&
+                      2 * pads[0] <= k[0] && 2 * pads[1] <= k[1];
+  const Pair kernel{k[0], k[1]}, stride{st[0], st[1]}, dilation{dl[0], dl[1]};
+  if (max_op) {
+    if (native) return max_pool2d(x, kernel, stride, {pads[0], pads[1]}, dilation, ceil_mode);
+    x = pad(x, pad2d(pads[0], pads[2], pads[1], pads[3]), PadMode::Constant, -std::numeric_limits<double>::infinity());
+    return max_pool2d(x, kernel, stride, 0, dilation, ceil_mode);
+  }
+  if (native) return avg_pool2d(x, kernel, stride, {pads[0], pads[1]}, ceil_mode, count_include_pad);
+  // Sum over the window divided by the number of counted elements: both as averages over
+  // the explicitly padded input, so windows clipped by ceil_mode divide consistently.
+  const std::vector<int64_t> p = pad2d(pads[0], pads[2], pads[1], pads[3]);
+  Tensor y = avg_pool2d(pad(x, p), kernel, stride, 0, ceil_mode, true);
+  if (!count_include_pad) {
+    Tensor ones_map = pad(ones({1, 1, x.size(2), x.size(3)}, x.dtype()), p);
+    y = div(y, avg_pool2d(ones_map, kernel, stride, 0, ceil_mode, true));
+  }
+  return y;
+}
+
+}  // namespace
 
 Kernel compile_pool(const NodeView& n) {
   const bool max_op = n.proto().op_type == "MaxPool";
@@ -227,7 +332,8 @@ Kernel compile_pool(const NodeView& n) {
   n.expect_outputs(indices ? 2 : 1);
   const bool column_major = n.get_int("storage_order", 0) != 0;
   if (!n.has("kernel_shape")) n.error("attribute 'kernel_shape' is required");
-  check_spatial_rank(n, "pooling", -1);
+  check_spatial_rank(n, "pooling", -1, 3);
+  if (indices && n.get_ints("kernel_shape").size() == 3) n.error("the Indices output of 3-d pooling is not supported");
   Window w;
   read_auto_pad(n, w);
   w.kernel = n.get_ints("kernel_shape");
@@ -240,54 +346,47 @@ Kernel compile_pool(const NodeView& n) {
     const Tensor& x0 = in[0];
     const size_t s = w.kernel.size();
     if (x0.dim() != int(s) + 2) fail("onnx import", "kernel_shape has {} values but the input has shape {}", s, x0.shape());
-    As2d a{s == 1};
     std::vector<int64_t> k = w.kernel, st = per_dim(w.strides, s, 1, "strides"), dl = per_dim(w.dilations, s, 1, "dilations");
     std::vector<int64_t> pads = per_dim(w.pads, 2 * s, 0, "pads");
     if (w.auto_pad == "SAME_UPPER" || w.auto_pad == "SAME_LOWER") same_pads(w.auto_pad, spatial(x0), k, st, dl, pads);
+    if (s == 3) {
+      // A box window is separable: pool each depth slice over (H, W), then over D with a (kd, 1)
+      // window on (D, H' W'). Max is a max of maxes; an average's sum and its count of counted
+      // elements (padding, ceil_mode clipping) both factor over the three axes.
+      const int64_t batch = x0.size(0), channels = x0.size(1), depth = x0.size(2);
+      Tensor y = onnx_pool2d(reshape(x0, {batch, channels * depth, x0.size(3), x0.size(4)}), max_op, {k[1], k[2]},
+                             {st[1], st[2]}, {dl[1], dl[2]}, {pads[1], pads[2], pads[4], pads[5]}, ceil_mode, count_include_pad);
+      const int64_t h = y.size(2), wd = y.size(3);
+      y = onnx_pool2d(reshape(y, {batch, channels, depth, h * wd}), max_op, {k[0], 1}, {st[0], 1}, {dl[0], 1},
+                      {pads[0], 0, pads[3], 0}, ceil_mode, count_include_pad);
+      return {reshape(y, {batch, channels, y.size(2), h, wd})};
+    }
+    As2d a{s == 1};
     if (s == 1) {
       k.insert(k.begin(), 1), st.insert(st.begin(), 1), dl.insert(dl.begin(), 1);
       pads = {0, pads[0], 0, pads[1]};
     }
     Tensor x = a.lift(x0);
+    if (!indices) return {a.lower(onnx_pool2d(x, max_op, k, st, dl, pads, ceil_mode, count_include_pad))};
+    // ONNX's Indices: positions in the whole unpadded input, row-major (storage_order 0) or with
+    // each (H, W) plane column-major (1). max_pool2d_with_indices gives h * W + w within the plane
+    // it pooled (the padded one when the pads are applied here).
     const bool native = pads[0] == pads[2] && pads[1] == pads[3] && pads[0] >= 0 && pads[1] >= 0 &&
                         2 * pads[0] <= k[0] && 2 * pads[1] <= k[1];
-    const Pair kernel{k[0], k[1]}, stride{st[0], st[1]}, dilation{dl[0], dl[1]};
-    Tensor y;
-    if (max_op) {
-      const int64_t height = x.size(2), width = x.size(3);
-      const int64_t top = native ? 0 : pads[0], left = native ? 0 : pads[1];
-      if (!native) x = pad(x, pad2d(pads[0], pads[2], pads[1], pads[3]), PadMode::Constant, -std::numeric_limits<double>::infinity());
-      const Pair padding = native ? Pair{pads[0], pads[1]} : Pair{0, 0};
-      if (!indices) {
-        y = max_pool2d(x, kernel, stride, padding, dilation, ceil_mode);
-      } else {
-        // ONNX's Indices: positions in the whole unpadded input, row-major (storage_order 0) or
-        // with each (H, W) plane column-major (1). max_pool2d_with_indices gives h * W + w within
-        // the plane it pooled (the padded one when the pads were applied here).
-        auto [values, plane_index] = max_pool2d_with_indices(x, kernel, stride, padding, dilation, ceil_mode);
-        const std::vector<int64_t> at = plane_index.to_vector<int64_t>();
-        std::vector<int64_t> flat(at.size());
-        const int64_t plane_out = values.size(2) * values.size(3), pooled_width = x.size(3);
-        for (size_t i = 0; i < at.size(); ++i) {
-          const int64_t h = at[i] / pooled_width - top, w = at[i] % pooled_width - left;
-          const int64_t plane = int64_t(i) / plane_out;  // n * C + c
-          flat[i] = plane * height * width + (column_major ? w * height + h : h * width + w);
-        }
-        return {a.lower(values), a.lower(from_vector(flat, values.shape()))};
-      }
-    } else if (native) {
-      y = avg_pool2d(x, kernel, stride, {pads[0], pads[1]}, ceil_mode, count_include_pad);
-    } else {
-      // Sum over the window divided by the number of counted elements: both as averages over
-      // the explicitly padded input, so windows clipped by ceil_mode divide consistently.
-      const std::vector<int64_t> p = pad2d(pads[0], pads[2], pads[1], pads[3]);
-      y = avg_pool2d(pad(x, p), kernel, stride, 0, ceil_mode, true);
-      if (!count_include_pad) {
-        Tensor ones_map = pad(ones({1, 1, x.size(2), x.size(3)}, x.dtype()), p);
-        y = div(y, avg_pool2d(ones_map, kernel, stride, 0, ceil_mode, true));
-      }
+    const int64_t height = x.size(2), width = x.size(3);
+    const int64_t top = native ? 0 : pads[0], left = native ? 0 : pads[1];
+    if (!native) x = pad(x, pad2d(pads[0], pads[2], pads[1], pads[3]), PadMode::Constant, -std::numeric_limits<double>::infinity());
+    const Pair padding = native ? Pair{pads[0], pads[1]} : Pair{0, 0};
+    auto [values, plane_index] = max_pool2d_with_indices(x, {k[0], k[1]}, {st[0], st[1]}, padding, {dl[0], dl[1]}, ceil_mode);
+    const std::vector<int64_t> at = plane_index.to_vector<int64_t>();
+    std::vector<int64_t> flat(at.size());
+    const int64_t plane_out = values.size(2) * values.size(3), pooled_width = x.size(3);
+    for (size_t i = 0; i < at.size(); ++i) {
+      const int64_t h = at[i] / pooled_width - top, w = at[i] % pooled_width - left;
+      const int64_t plane = int64_t(i) / plane_out;  // n * C + c
+      flat[i] = plane * height * width + (column_major ? w * height + h : h * width + w);
     }
-    return {a.lower(y)};
+    return {a.lower(values), a.lower(from_vector(flat, values.shape()))};
   };
 }
 

@@ -663,14 +663,14 @@ Kernel compile_gather(const NodeView& n) {
 // ---- constants and casts ----
 
 namespace {
-DType dtype_for(const NodeView& n, int32_t data_type, const char* what) {
+DType dtype_for(const NodeView& n, int32_t data_type, const char* what, const char* supported = "FLOAT, DOUBLE, INT64") {
   switch (static_cast<DataType>(data_type)) {
     case DataType::Float: return kFloat32;
     case DataType::Double: return kFloat64;
     case DataType::Int64: return kInt64;
     default: break;
   }
-  n.error("{} {} is not supported (supported: FLOAT, DOUBLE, INT64)", what, data_type_name(data_type));
+  n.error("{} {} is not supported (supported: {})", what, data_type_name(data_type), supported);
 }
 }  // namespace
 
@@ -716,7 +716,7 @@ Kernel compile_constant_of_shape(const NodeView& n) {
       case DataType::Int32: dtype = kInt32; break;
       case DataType::Int8: dtype = kInt8; break;
       case DataType::Uint8: dtype = kUInt8; break;
-      default: dtype = dtype_for(n, a->t->data_type, "value of data type");
+      default: dtype = dtype_for(n, a->t->data_type, "value of data type", "FLOAT, DOUBLE, INT64, INT32, INT8, UINT8");
     }
     std::vector<double> v = tensor_to_doubles(*a->t);
     if (v.size() != 1) n.error("attribute 'value' must hold one element; got {}", v.size());
@@ -754,7 +754,12 @@ Kernel compile_cast(const NodeView& n) {
     // (the one consumer of booleans here) takes as its condition.
     return [](const Inputs& in) -> Inputs { return {to_dtype(ne(in[0], 0.0), kInt64)}; };
   }
-  const DType dtype = dtype_for(n, to, "cast to");
+  // The storage dtypes: float -> int32/int8/uint8 truncates and saturates (NaN -> 0), where ONNX
+  // leaves out-of-range values undefined.
+  const DType dtype = to == static_cast<int32_t>(DataType::Int32)   ? kInt32
+                      : to == static_cast<int32_t>(DataType::Int8)  ? kInt8
+                      : to == static_cast<int32_t>(DataType::Uint8) ? kUInt8
+                                                                    : dtype_for(n, to, "cast to", "FLOAT, DOUBLE, INT64, INT32, INT8, UINT8, BOOL");
   return [=](const Inputs& in) -> Inputs {
     const Tensor& x = in[0];
     if (dtype == kInt64 && x.is_floating_point()) {

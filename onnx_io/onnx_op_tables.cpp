@@ -91,6 +91,7 @@ std::map<std::string, OpEntry>& import_table() {
       {"ReduceSumSquare", {{1, 11, 13}, compile_reduce}},
       {"Relu", {{1, 6, 13, 14}, compile_unary, {}, [](const Tensor& x) { return relu(x); }}},
       {"Reshape", {{1, 5, 13, 14}, compile_reshape, ValueInputs::at({1})}},
+      {"Round", {{11}, compile_unary, {}, [](const Tensor& x) { return round(x); }}},
       {"Resize", {{10, 11, 13}, compile_resize, ValueInputs::from(1)}},
       {"Selu", {{1, 6}, compile_unary}},
       {"Shape", {{1, 13, 15}, compile_shape}},
@@ -197,7 +198,7 @@ template <const char* kOpType>
 std::string same_inputs(const Emit& e) {
   return e.node(kOpType, e.in);
 }
-constexpr char kRelu[] = "Relu", kSigmoid[] = "Sigmoid", kTanh[] = "Tanh", kAbs[] = "Abs", kSelu[] = "Selu",
+constexpr char kRelu[] = "Relu", kSigmoid[] = "Sigmoid", kTanh[] = "Tanh", kAbs[] = "Abs", kRound[] = "Round", kSelu[] = "Selu",
                kErf[] = "Erf", kNeg[] = "Neg", kExp[] = "Exp", kLog[] = "Log", kSqrt[] = "Sqrt", kMax[] = "Max",
                kMin[] = "Min", kMatMul[] = "MatMul", kIdentity[] = "Identity";
 
@@ -229,6 +230,7 @@ std::map<std::string, ExportRule>& table() {
       {"sigmoid", {same_inputs<kSigmoid>}},
       {"tanh", {same_inputs<kTanh>}},
       {"abs", {same_inputs<kAbs>}},
+      {"round", {same_inputs<kRound>}},
       {"selu", {same_inputs<kSelu>}},
       {"erf", {same_inputs<kErf>}},
       {"leaky_relu",

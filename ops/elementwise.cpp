@@ -203,6 +203,14 @@ struct SqrtOp {
   }
 };
 
+/// Round: no saved tensor; the gradient is zero wherever it exists.
+struct RoundOp {
+  static constexpr const char* name = "round";
+  using Ctx = OpContext;
+  static Tensor forward(Ctx*, const Tensor& x) { return float_unary(name, UnaryOp::Round, x); }
+  static std::array<Tensor, 1> backward(const Ctx&, const Tensor& g) { return {zeros_like(g)}; }
+};
+
 constexpr char kAbs[] = "abs", kClamp[] = "clamp", kPowScalar[] = "pow_scalar";
 using AbsOp = PointwiseOp<kAbs, UnaryOp::Abs, BinaryOp::AbsBackward>;
 using ClampOp = PointwiseOp<kClamp, UnaryOp::Clamp, BinaryOp::ClampBackward>;
@@ -327,6 +335,7 @@ Tensor exp(const Tensor& x) { return apply<ExpOp>(x); }
 Tensor log(const Tensor& x) { return apply<LogOp>(x); }
 Tensor sqrt(const Tensor& x) { return apply<SqrtOp>(x); }
 Tensor abs(const Tensor& x) { return apply<AbsOp>(x, 0.0, 0.0); }
+Tensor round(const Tensor& x) { return apply<RoundOp>(x); }
 Tensor square(const Tensor& x) { return pow(x, 2.0); }
 Tensor clamp(const Tensor& x, double min, double max) {
   if (min > max) fail("clamp", "min {} is greater than max {}", min, max);

@@ -46,6 +46,9 @@ Tensor log(const Tensor& x);
 Tensor sqrt(const Tensor& x);
 /// |x|, any dtype.
 Tensor abs(const Tensor& x);
+/// Rounds to the nearest integer, halves to even (ONNX Round: round(2.5) = 2); float dtypes only;
+/// the gradient is zero, as PyTorch's.
+Tensor round(const Tensor& x);
 /// x * x (pow(x, 2), so floating only).
 Tensor square(const Tensor& x);
 /// Clamps into [min, max] (gradient 1 inside, 0 outside).

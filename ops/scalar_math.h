@@ -34,6 +34,16 @@ inline constexpr double kInvSqrt2 = 0.70710678118654752440;     ///< 1 / sqrt(2)
 inline constexpr double kInvSqrt2Pi = 0.39894228040143267794;   ///< 1 / sqrt(2 pi): the standard normal density at 0
 inline constexpr double kTwoInvSqrtPi = 1.12837916709551257390; ///< 2 / sqrt(pi): erf's derivative at 0
 
+/// x rounded to the nearest integer, halves to the even one (ONNX Round, numpy.round): rint in the
+/// default rounding mode, computed in double (exact for every float32, float64 and int64 value).
+template <class T> LATENT_HOST_DEVICE inline T round_half_even(T x) {
+#ifdef __CUDA_ARCH__
+  return T(::rint(double(x)));
+#else
+  return T(std::rint(double(x)));
+#endif
+}
+
 /// e^x for float32 in straight-line arithmetic, so loops over it vectorise (libm's expf is a
 /// scalar call): 2^n * p(r) with n = round(x / ln 2), r = x - n ln 2 split in two parts for
 /// accuracy, p the degree-6 Taylor polynomial (|r| <= ln(2)/2, relative error below 2e-7, about
@@ -149,6 +159,7 @@ template <class T> LATENT_HOST_DEVICE inline T log_floor(T v) { return v < T(-10
   X(Sqrt, sqrt(x))                                                                       \
   X(Abs, x < T(0) ? -x : x)                                                              \
   X(Sign, sign(x))                                                                       \
+  X(Round, round_half_even(x))                                                           \
   X(Square, x * x)                                                                       \
   X(Reciprocal, T(1) / x)                                                                \
   X(Relu, x > T(0) ? x : T(0))                                                           \

@@ -161,3 +161,22 @@ TEST_CASE("elementwise error messages") {
   CHECK_THROWS_WITH_SUBSTR(clamp(a, 1.0, 0.0), "[clamp] min 1 is greater than max 0");
   CHECK_THROWS_WITH_SUBSTR(where(zeros({2}), zeros({3}), zeros({3})), "[where] shapes [2] and [3] cannot broadcast");
 }
+
+TEST_CASE("round: nearest integer, halves to even, in float32 and float64; zero gradient; integers refused") {
+  const std::vector<double> x = {-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 0.49999997, -3.7, 3.7, 1e20, 123456789.5, -0.0};
+  const std::vector<double> expected = {-2, -2, -0, 0, 2, 2, 0, -4, 4, 1e20, 123456790, -0.0};
+  check_values(round(from_vector(x, {12}).to(kFloat64)), expected, 0, 0);
+  // float32: 123456789.5 is not a float32; its nearest float32 (123456792) is already an integer.
+  std::vector<double> expected32 = expected;
+  expected32[10] = 123456792;
+  expected32[9] = double(float(1e20));
+  check_values(round(from_vector(x, {12}).to(kFloat32)), expected32, 0, 0);
+  // Strided input: a transposed view rounds like its contiguous copy.
+  Tensor m = from_vector(std::vector<double>{0.5, 1.5, 2.5, 3.5, 4.5, 5.5}, {2, 3}).to(kFloat32);
+  check_values(round(transpose(m, 0, 1)), {0, 4, 2, 4, 2, 6}, 0, 0);
+  Tensor p = from_vector(std::vector<double>{0.2, 1.7, -2.5}, {3}).to(kFloat32).requires_grad_();
+  Tensor loss = sum(mul(round(p), 3.0));
+  loss.backward();
+  check_values(p.grad(), {0, 0, 0}, 0, 0);
+  CHECK_THROWS_WITH_SUBSTR(round(from_vector(std::vector<double>{1, 2}, {2}).to(kInt64)), "[round] dtype int64 is not supported");
+}

@@ -414,14 +414,14 @@ TEST_CASE("unsupported ops, versions, attributes and data types fail at load tim
   CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(model(10, {node("QLinearMatMul", {"x", "x", "x"}, {"y"}, "qm")}, {in}, {out})),
                            "node 'qm' (QLinearMatMul, opset 10)");
   CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(model(13, {node("Cast", {"x"}, {"y"}, "c", {attr_i("to", 10)})}, {in}, {out})),
-                           "node 'c' (Cast, opset 13): cast to FLOAT16 is not supported (supported: FLOAT, DOUBLE, INT64)");
+                           "node 'c' (Cast, opset 13): cast to FLOAT16 is not supported (supported: FLOAT, DOUBLE, INT64, INT32, INT8, UINT8, BOOL)");
   CHECK_THROWS_WITH_SUBSTR(
-      onnx::OnnxModule(model(13, {node("MaxPool", {"x"}, {"y"}, "pool", {attr_ints("kernel_shape", {2, 2, 2})})},
-                             {value("x", kFloat, {1, 1, 4, 4, 4})}, {out})),
-      "node 'pool' (MaxPool, opset 13): 3-d pooling is not supported (1-d and 2-d only)");
-  CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(model(13, {node("Conv", {"x", "w"}, {"y"}, "conv")}, {value("x", kFloat, {1, 1, 4, 4, 4})},
-                                                  {out}, {init_f("w", {1, 1, 1, 1, 1}, {1})})),
-                           "node 'conv' (Conv, opset 13): 3-d convolution is not supported");
+      onnx::OnnxModule(model(13, {node("MaxPool", {"x"}, {"y"}, "pool", {attr_ints("kernel_shape", {2, 2, 2, 2})})},
+                             {value("x", kFloat, {1, 1, 4, 4, 4, 4})}, {out})),
+      "node 'pool' (MaxPool, opset 13): 4-d pooling is not supported (1-d to 3-d only)");
+  CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(model(13, {node("Conv", {"x", "w"}, {"y"}, "conv")}, {value("x", kFloat, {1, 1, 4, 4, 4, 4})},
+                                                  {out}, {init_f("w", {1, 1, 1, 1, 1, 1}, {1})})),
+                           "node 'conv' (Conv, opset 13): 4-d convolution is not supported (1-d to 3-d only)");
   CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(model(13, {node("Relu", {"nope"}, {"y"}, "r")}, {in}, {out})),
                            "node 'r' (Relu, opset 13): input 'nope' is not a graph input");
   onnx::ModelProto custom = model(13, {node("Relu", {"x"}, {"y"}, "r")}, {in}, {out});
@@ -641,4 +641,98 @@ TEST_CASE("ONNX Runtime's com.microsoft QGemm and QLinearSigmoid (its QOperator 
   onnx::ModelProto bad = m;
   bad.graph.node[0].attribute.push_back(attr_f("alpha", 0.5f));
   CHECK_THROWS_WITH_SUBSTR(onnx::OnnxModule(bad), "node 'qgemm' (com.microsoft:QGemm, opset 1): alpha 0.5 is not supported (only 1)");
+}
+
+namespace {
+
+/// Deterministic values in [-1, 1) for the 3-d tests below.
+std::vector<float> wavy(int64_t count, double phase) {
+  std::vector<float> v(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i) v[size_t(i)] = float(std::sin(0.7 * double(i) + phase));
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("3-d Conv, ConvTranspose and AveragePool (depth taps over 2-d slices) against direct loops") {
+  // Strides, asymmetric pads, dilation, groups, output_padding and ceil_mode in one model each;
+  // the references are the definitions summed in float64.
+  const int64_t N = 1, C = 2, D = 4, H = 3, W = 5;
+  const std::vector<float> xv = wavy(N * C * D * H * W, 0.3);
+  auto X = [&](int64_t c, int64_t d, int64_t h, int64_t w) { return double(xv[size_t(((c * D + d) * H + h) * W + w)]); };
+  const auto in = value("x", kFloat, {N, C, D, H, W});
+  const Tensor x = latent::from_vector(xv, {N, C, D, H, W});
+  SUBCASE("Conv: groups 2, strides (1, 2, 1), pads (1, 0, 1 / 0, 1, 0), dilations (2, 1, 1)") {
+    const std::vector<float> wv = wavy(2 * 1 * 2 * 2 * 2, 1.1);  // (C_out 2, C_in / group 1, 2, 2, 2)
+    const std::vector<float> bv = {0.25f, -0.5f};
+    auto m = onnx::OnnxModule(model(13, {node("Conv", {"x", "w", "b"}, {"y"}, "c3",
+                                              {attr_i("group", 2), attr_ints("strides", {1, 2, 1}), attr_ints("pads", {1, 0, 1, 0, 1, 0}),
+                                               attr_ints("dilations", {2, 1, 1})})},
+                                    {in}, {value("y", kFloat, {})}, {init_f("w", {2, 1, 2, 2, 2}, wv), init_f("b", {2}, bv)}));
+    const Tensor y = m.forward(x);
+    // D: 4 + 1 - (2 (2 - 1) + 1) + 1 = 3; H: (3 + 1 - 2) / 2 + 1 = 2; W: 5 + 1 - 2 + 1 = 5.
+    REQUIRE(y.shape() == Shape{1, 2, 3, 2, 5});
+    const std::vector<double> got = y.to_vector<double>();
+    for (int64_t co = 0; co < 2; ++co)
+      for (int64_t od = 0; od < 3; ++od)
+        for (int64_t oh = 0; oh < 2; ++oh)
+          for (int64_t ow = 0; ow < 5; ++ow) {
+            double ref = bv[size_t(co)];
+            for (int64_t a = 0; a < 2; ++a)
+              for (int64_t b = 0; b < 2; ++b)
+                for (int64_t c = 0; c < 2; ++c) {
+                  const int64_t d = od - 1 + 2 * a, h = oh * 2 + b, w = ow - 1 + c;
+                  if (d < 0 || d >= D || h < 0 || h >= H || w < 0 || w >= W) continue;
+                  ref += X(co, d, h, w) * double(wv[size_t(((co * 2 + a) * 2 + b) * 2 + c)]);
+                }
+            CHECK(got[size_t(((co * 3 + od) * 2 + oh) * 5 + ow)] == doctest::Approx(ref).epsilon(1e-5));
+          }
+  }
+  SUBCASE("ConvTranspose: strides (2, 1, 2), pads (1, 0, 0 / 0, 1, 1), output_padding (1, 0, 1), dilations (1, 2, 1)") {
+    const std::vector<float> wv = wavy(2 * 3 * 2 * 2 * 2, 2.0);  // (C_in 2, C_out 3, 2, 2, 2)
+    auto m = onnx::OnnxModule(model(13, {node("ConvTranspose", {"x", "w"}, {"y"}, "t3",
+                                              {attr_ints("strides", {2, 1, 2}), attr_ints("pads", {1, 0, 0, 0, 1, 1}),
+                                               attr_ints("output_padding", {1, 0, 1}), attr_ints("dilations", {1, 2, 1})})},
+                                    {in}, {value("y", kFloat, {})}, {init_f("w", {2, 3, 2, 2, 2}, wv)}));
+    const Tensor y = m.forward(x);
+    // D: 3 * 2 + 1 + 1 + 1 - 1 = 8; H: 2 + 2 + 1 - 1 = 4; W: 4 * 2 + 1 + 1 + 1 - 1 = 10.
+    REQUIRE(y.shape() == Shape{1, 3, 8, 4, 10});
+    std::vector<double> ref(static_cast<size_t>(3 * 8 * 4 * 10), 0.0);
+    for (int64_t ci = 0; ci < C; ++ci)
+      for (int64_t d = 0; d < D; ++d)
+        for (int64_t h = 0; h < H; ++h)
+          for (int64_t w = 0; w < W; ++w)
+            for (int64_t co = 0; co < 3; ++co)
+              for (int64_t a = 0; a < 2; ++a)
+                for (int64_t b = 0; b < 2; ++b)
+                  for (int64_t c = 0; c < 2; ++c) {
+                    const int64_t od = d * 2 + a - 1, oh = h + 2 * b, ow = w * 2 + c;
+                    if (od < 0 || od >= 8 || oh >= 4 || ow >= 10) continue;
+                    ref[size_t(((co * 8 + od) * 4 + oh) * 10 + ow)] +=
+                        X(ci, d, h, w) * double(wv[size_t((((ci * 3 + co) * 2 + a) * 2 + b) * 2 + c)]);
+                  }
+    check_values(y, ref, 1e-5, 1e-5);
+  }
+  SUBCASE("AveragePool: kernel (2, 3, 2), strides (2, 2, 1), pads (1, 1, 0 / 0, 1, 1), ceil_mode, count_include_pad 0") {
+    auto m = onnx::OnnxModule(model(13, {node("AveragePool", {"x"}, {"y"}, "p3",
+                                              {attr_ints("kernel_shape", {2, 3, 2}), attr_ints("strides", {2, 2, 1}),
+                                               attr_ints("pads", {1, 1, 0, 0, 1, 1}), attr_i("ceil_mode", 1)})},
+                                    {in}, {value("y", kFloat, {})}));
+    const Tensor y = m.forward(x);
+    // D: ceil((4 + 1 - 2) / 2) + 1 = 3; H: ceil((3 + 2 - 3) / 2) + 1 = 2; W: 5 + 1 - 2 + 1 = 5.
+    REQUIRE(y.shape() == Shape{1, 2, 3, 2, 5});
+    const std::vector<double> got = y.to_vector<double>();
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t od = 0; od < 3; ++od)
+        for (int64_t oh = 0; oh < 2; ++oh)
+          for (int64_t ow = 0; ow < 5; ++ow) {
+            double sum = 0;
+            int count = 0;
+            for (int64_t d = od * 2 - 1; d < od * 2 - 1 + 2; ++d)
+              for (int64_t h = oh * 2 - 1; h < oh * 2 - 1 + 3; ++h)
+                for (int64_t w = ow; w < ow + 2; ++w)
+                  if (d >= 0 && d < D && h >= 0 && h < H && w >= 0 && w < W) sum += X(c, d, h, w), ++count;
+            CHECK(got[size_t(((c * 3 + od) * 2 + oh) * 5 + ow)] == doctest::Approx(sum / count).epsilon(1e-5));
+          }
+  }
 }

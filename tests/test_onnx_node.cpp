@@ -34,35 +34,30 @@ using latent::Tensor;
 
 namespace {
 
-/// The fewest folders that must run: all 485 of the 932 in Debian's libonnx-testdata that run today
+/// The fewest folders that must run: all 492 of the 932 in Debian's libonnx-testdata that run today
 /// (the rest are skipped for ops, data types or attributes the importer rejects at load time), so a
 /// regression in the importer cannot hide in slack. Raise it when the importer learns more.
 /// (435 before int32/int8/uint8 tensors and the quantized ops: +14 quantized-op folders (kMustRun),
 /// +20 int32/int8/uint8 folders of other ops: Add, Sub, Mul, Div, Max, Min, Clip, Pow, MaxPool...;
-/// +2 ConstantOfShape with an int32 value, +10 Resize cubic and tf_crop_and_resize, +2 MaxPool's Indices, +2 BatchNormalization training_mode)
-constexpr int kMinRan = 485;
+/// +2 ConstantOfShape with an int32 value, +10 Resize cubic and tf_crop_and_resize, +2 MaxPool's Indices, +2 BatchNormalization training_mode, +3 3-d pooling and transposed convolution, +4 Round and Cast to the storage dtypes)
+constexpr int kMinRan = 492;
 
 /// Folders of the ops latent claims that must run and pass by name (a skip of one fails the suite):
-/// every node test of the quantized ops (the *_expanded DynamicQuantizeLinear folders are the op
-/// written with Round, Cast, Clip and others, not the op itself: Round is not imported yet).
+/// every node test of the quantized ops, and the three *_expanded DynamicQuantizeLinear folders
+/// (the op written with Round, Cast to UINT8, Clip and others).
 const std::vector<std::string> kMustRun = {
     "test_basic_convinteger", "test_convinteger_with_padding", "test_convinteger_without_padding",
     "test_dequantizelinear", "test_dequantizelinear_axis", "test_dynamicquantizelinear",
     "test_dynamicquantizelinear_max_adjusted", "test_dynamicquantizelinear_min_adjusted", "test_matmulinteger", "test_qlinearconv",
     "test_qlinearmatmul_2D", "test_qlinearmatmul_3D", "test_quantizelinear", "test_quantizelinear_axis",
+    "test_dynamicquantizelinear_expanded", "test_dynamicquantizelinear_max_adjusted_expanded",
+    "test_dynamicquantizelinear_min_adjusted_expanded", "test_round",
 };
-/// Folders of ops latent claims that still fail to load, each with what is missing (issue 13 lists
-/// them as work left). A folder here that loads fails the suite, so the list only shrinks.
-const std::map<std::string, std::string> kKnownSkips = [] {
-  std::map<std::string, std::string> m;
-  for (const char* f : {"test_averagepool_3d_default", "test_maxpool_3d_default", "test_AvgPool3d", "test_AvgPool3d_stride",
-                        "test_AvgPool3d_stride1_pad0_gpu_input", "test_MaxPool3d", "test_MaxPool3d_stride", "test_MaxPool3d_stride_padding"})
-    m[f] = "3-d pooling: latent's pooling kernels are 1-d and 2-d";
-  for (const char* f : {"test_convtranspose_3d", "test_Conv3d", "test_Conv3d_dilated", "test_Conv3d_dilated_strided", "test_Conv3d_groups",
-                        "test_Conv3d_no_bias", "test_Conv3d_stride", "test_Conv3d_stride_padding"})
-    m[f] = "3-d convolution: latent's conv kernels are 1-d and 2-d";
-  return m;
-}();
+/// Folders of ops latent claims that still fail to load, each with what is missing. A folder here
+/// that loads fails the suite, so the list only shrinks. Empty since 3-d convolution and pooling,
+/// MaxPool's Indices, BatchNormalization's training mode and Resize's cubic and tf_crop_and_resize
+/// modes landed (2026-12-03): every node test of an op latent claims runs.
+const std::map<std::string, std::string> kKnownSkips = {};
 
 /// Why a load error is an allowed skip, or "" when it is not: the importer's own messages for an
 /// op it does not claim, a data type outside float32, float64, int64, int32, int8 and uint8, an op
@@ -81,8 +76,8 @@ std::string allowed_skip(const std::string& folder, const std::string& error) {
   return it == kKnownSkips.end() ? std::string() : "not yet: " + it->second;
 }
 
-/// Likewise for pytorch-converted (69 of 82), pytorch-operator (35 of 35) and simple (5 of 23).
-constexpr int kMinRanModels = 109;
+/// Likewise for pytorch-converted (82 of 82), pytorch-operator (35 of 35) and simple (5 of 23).
+constexpr int kMinRanModels = 122;
 
 struct Tolerance {
   double atol = 1e-5, rtol = 1e-4;
