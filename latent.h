@@ -31,6 +31,8 @@
 #include "ops/threads.h"
 #include "models/autoencoder.h"
 #include "models/vae_variants.h"
+#include "models/gmm.h"
+#include "models/vq_vae.h"
 #include "models/checkpoint.h"
 #include "models/data.h"
 #include "models/dist/ddp.h"

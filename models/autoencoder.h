@@ -49,6 +49,12 @@ struct AEConfig {
   double mmd_weight = 10;               ///< wae-mmd: weight of the MMD penalty
   double code_penalty = 1e-2;           ///< rae: weight of 1/2 ||z||^2 per image
   double decoder_l2 = 1e-6;             ///< rae: weight of the decoder weights' squared norm
+  int64_t gmm_components = 10;          ///< rae: components of the ex-post Gaussian mixture (models/gmm.h)
+  int64_t codebook_size = 512;          ///< vq-vae: K, the codebook's entries
+  int64_t codebook_dim = 4;             ///< vq-vae: dimensions of one entry; the code is latent_dim / codebook_dim entries
+  double commitment = 0.25;             ///< vq-vae: beta, the weight of the commitment loss
+  std::string codebook_update = "ema";  ///< vq-vae: "ema" (moving averages) or "loss" (the codebook loss's gradient)
+  double ema_decay = 0.99;              ///< vq-vae: decay of the codebook's moving averages
   Likelihood likelihood = Likelihood::Bernoulli;  ///< VAE: the decoder's output distribution
 
   /// latent_dim with the model's default applied.
@@ -96,6 +102,15 @@ void AEConfig::fields(Self& c, V& v) {
   v.number(Field{"mmd_weight", "F", "wae-mmd: weight of the MMD penalty"}, c.mmd_weight, 0, 1e6);
   v.number(Field{"code_penalty", "F", "rae: weight of 1/2 |z|^2"}, c.code_penalty, 0, 1e6);
   v.number(Field{"decoder_l2", "F", "rae: weight of the decoder weights' squared norm"}, c.decoder_l2, 0, 1e6);
+  v.integer(Field{"gmm_components", "K", "rae: components of the ex-post Gaussian mixture that sample draws from"},
+            c.gmm_components, 1, 1 << 16);
+  v.integer(Field{"codebook_size", "K", "vq-vae: entries of the codebook"}, c.codebook_size, 1, 1 << 20);
+  v.integer(Field{"codebook_dim", "D", "vq-vae: dimensions of one entry (latent_dim / D entries per code)"},
+            c.codebook_dim, 1, 1 << 20);
+  v.number(Field{"commitment", "F", "vq-vae: weight of the commitment loss"}, c.commitment, 0, 1e6);
+  v.choice(Field{"codebook_update", "U", "vq-vae: codebook learned by moving averages or by its loss"}, c.codebook_update,
+           {"ema", "loss"});
+  v.number(Field{"ema_decay", "F", "vq-vae --codebook-update ema: decay of the moving averages"}, c.ema_decay, 0, 1 - 1e-9);
   v.choice(Field{"likelihood", "L", "VAE"}, c.likelihood,
            std::vector<std::pair<std::string, Likelihood>>{{"bernoulli", Likelihood::Bernoulli},
                                                            {"gaussian", Likelihood::Gaussian}});

@@ -550,6 +550,14 @@ std::string train_with(const TrainOptions& options, std::shared_ptr<dist::Proces
   }
   if (s.writes()) {
     save_anomaly_threshold(s);
+    if (s.o.model.model == "rae") {  // the ex-post density `latent sample` draws codes from (models/gmm.h)
+      GmmOptions g;
+      g.components = s.o.model.gmm_components;
+      g.seed = s.o.seed;
+      GmmFit fit = save_code_density(*s.model, *s.split.train, s.o.out, g);
+      fmt::print(log, "ex-post density: {} diagonal Gaussians on {} training codes, mean log-likelihood {:.4f} after {} EM steps\n",
+                 g.components, s.split.train->size(), fit.log_likelihood.back(), fit.iterations);
+    }
     fmt::print(log, "run saved in {}\n", s.o.out);
   }
   if (s.group) s.group->barrier();
@@ -638,6 +646,8 @@ LoadedRun load(const std::string& dir) {
     run.preprocessing.kind = Preprocessing::Kind::Table;  // trained before column statistics were stored
     run.preprocessing_stored = false;
   }
+  if (fs::exists(dir + "/gmm.safetensors"))
+    run.code_density = std::make_shared<const GaussianMixture>(load_gaussian_mixture(dir + "/gmm.safetensors"));
   if (run.preprocessing_stored && run.preprocessing.input_dim() != run.config.input_dim)
     fail("load", "{}/config.json: the preprocessing gives {} features but the model takes {}", dir,
          run.preprocessing.input_dim(), run.config.input_dim);

@@ -10,6 +10,7 @@
 
 #include "autoencoder.h"
 #include "data.h"
+#include "gmm.h"
 #include "samples.h"
 
 namespace latent::models {
@@ -187,6 +188,9 @@ struct LoadedRun {
   /// False for CSV runs trained before column statistics were stored: new CSV data cannot be
   /// scaled as in training (open_new_data refuses; retrain).
   bool preprocessing_stored = true;
+  /// rae runs: the ex-post Gaussian mixture of the training codes (gmm.safetensors, written when
+  /// training ends; models/gmm.h), which sample_images draws codes from. Null when the file is absent.
+  std::shared_ptr<const GaussianMixture> code_density;
   /// The anomaly threshold stored at the end of training (NaN when training did not finish).
   double anomaly_threshold() const;
   /// Raw features (N, D) -> model inputs, as in training (tables: stored min-max scaling).

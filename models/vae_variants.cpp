@@ -9,6 +9,7 @@
 #include "../ops/linalg.h"
 #include "../ops/reduce.h"
 #include "../ops/shape_ops.h"
+#include "vq_vae.h"
 
 namespace latent::models {
 
@@ -180,7 +181,7 @@ class DeterministicAE : public Autoencoder {
 }  // namespace
 
 const std::vector<std::string>& vae_variant_names() {
-  static const std::vector<std::string> names{"beta-tc-vae", "iwae", "vamp-vae", "wae-mmd", "rae"};
+  static const std::vector<std::string> names{"beta-tc-vae", "iwae", "vamp-vae", "wae-mmd", "rae", "vq-vae"};
   return names;
 }
 
@@ -196,6 +197,7 @@ std::shared_ptr<Autoencoder> make_vae_variant(const AEConfig& c) {
   }
   if (c.model == "wae-mmd") return std::make_shared<DeterministicAE>("WAE", c);
   if (c.model == "rae") return std::make_shared<DeterministicAE>("RAE", c);
+  if (c.model == "vq-vae") return std::make_shared<VQVAE>(c);  // models/vq_vae.h
   fail("autoencoder", "unknown variant '{}' ({})", c.model, fmt::join(vae_variant_names(), ", "));
 }
 

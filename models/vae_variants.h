@@ -10,7 +10,9 @@
 //   wae-mmd      deterministic codes, squared error plus --mmd-weight times the unbiased MMD^2 to
 //                N(0, I) with the inverse multiquadratic kernel (Tolstikhin et al., ICLR 2018)
 //   rae          deterministic codes, squared error plus --code-penalty 1/2 |z|^2 and --decoder-l2
-//                on the decoder weights (Ghosh et al., ICLR 2020, RAE-L2)
+//                on the decoder weights (Ghosh et al., ICLR 2020, RAE-L2); samples from an ex-post
+//                Gaussian mixture of its training codes (models/gmm.h)
+//   vq-vae       codes quantized to the nearest of --codebook-size learned entries (models/vq_vae.h)
 //
 // The estimators are free functions so tests can check them on fixed inputs against float64 sums.
 #pragma once
@@ -24,7 +26,7 @@
 
 namespace latent::models {
 
-/// "beta-tc-vae", "iwae", "vamp-vae", "wae-mmd", "rae".
+/// "beta-tc-vae", "iwae", "vamp-vae", "wae-mmd", "rae", "vq-vae".
 const std::vector<std::string>& vae_variant_names();
 
 /// Builds the variant `c.model` names ("[autoencoder] unknown variant ..." otherwise).

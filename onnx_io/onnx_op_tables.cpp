@@ -271,6 +271,12 @@ std::map<std::string, ExportRule>& table() {
       {"min", {emit_extreme_all}},
       {"max_dim", {emit_extreme_dim}},
       {"min_dim", {emit_extreme_dim}},
+      {"argmax", {[](const Emit& e) {
+         return e.node("ArgMax", {e.in[0]}, {attr_int("axis", e.attr_i(0)), attr_int("keepdims", e.attr_i(1))});
+       }}},
+      {"argmin", {[](const Emit& e) {
+         return e.node("ArgMin", {e.in[0]}, {attr_int("axis", e.attr_i(0)), attr_int("keepdims", e.attr_i(1))});
+       }}},
       // convolution, pooling, resampling
       {"conv2d", {emit_conv}},
       {"conv_transpose2d", {emit_conv}},

@@ -179,13 +179,27 @@ std::tuple<Tensor, Tensor> min(const Tensor& x, int64_t dim, bool keepdim) {
   Tensor values = apply<ExtremeDimOp<ReduceOp::Min>>(x, dim, keepdim, &indices);
   return {values, indices};
 }
+namespace {
+// Traced as one op each (the exporter writes ArgMax / ArgMin), not as max/min's values.
+struct ArgMaxOp {
+  static constexpr const char* name = "argmax";
+};
+struct ArgMinOp {
+  static constexpr const char* name = "argmin";
+};
+}  // namespace
+
 Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
-  NoGradGuard no_grad;
-  return std::get<1>(max(x, dim, keepdim));
+  return trace::composite<ArgMaxOp>({x}, {trace::to_attr(dim), trace::to_attr(keepdim)}, [&] {
+    NoGradGuard no_grad;
+    return std::get<1>(max(x, dim, keepdim));
+  });
 }
 Tensor argmin(const Tensor& x, int64_t dim, bool keepdim) {
-  NoGradGuard no_grad;
-  return std::get<1>(min(x, dim, keepdim));
+  return trace::composite<ArgMinOp>({x}, {trace::to_attr(dim), trace::to_attr(keepdim)}, [&] {
+    NoGradGuard no_grad;
+    return std::get<1>(min(x, dim, keepdim));
+  });
 }
 
 namespace {

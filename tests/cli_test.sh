@@ -23,7 +23,7 @@ expect train-bad-lr 2 "--lr expects a number in [1e-12, 10]; got 'fast'" -- trai
 expect train-bad-likelihood 2 "--likelihood must be one of bernoulli, gaussian; got 'poisson'" -- train --likelihood poisson
 expect eval-bad-limit 2 "--limit expects an integer" -- eval /nonexistent/run --limit -3
 expect train-help 0 "usage: latent train" -- train --help
-expect train-bad-model 2 "--model must be one of linear, deep, conv, sparse, denoising, vae, conv-vae, beta-tc-vae, iwae, vamp-vae, wae-mmd, rae; got 'foo'" -- train --model foo
+expect train-bad-model 2 "--model must be one of linear, deep, conv, sparse, denoising, vae, conv-vae, beta-tc-vae, iwae, vamp-vae, wae-mmd, rae, vq-vae; got 'foo'" -- train --model foo
 # Without a CUDA build or GPU, --device cuda fails in one line naming why; with a GPU the run gets as
 # far as the data check.
 cuda_out=$("$latent" train --device cuda --data /nonexistent/fmnist 2>&1)
@@ -55,6 +55,30 @@ if [ -d /usr/share/datasets/fashion-mnist ]; then
   expect eval-summary 0 "test loss" -- eval "$work/run" --limit 300
   expect reconstruct-short 0 "wrote $work/recon.png" -- reconstruct "$work/run" --out "$work/recon.png"
   expect sample-not-vae 2 "sample needs a VAE run" -- sample "$work/run"
+  # rae: sample draws codes from the ex-post mixture stored at the end of training (gmm.safetensors).
+  expect train-rae 0 "ex-post density: 3 diagonal Gaussians" -- train --model rae --gmm-components 3 --epochs 1 \
+    --limit-batches 5 --limit-test 300 --quiet --out "$work/rae" --threads 1
+  expect sample-rae 0 "wrote $work/rae-a.png" -- sample "$work/rae" --n 16 --seed 4 --out "$work/rae-a.png"
+  expect sample-rae-again 0 "wrote" -- sample "$work/rae" --n 16 --seed 4 --out "$work/rae-b.png"
+  expect sample-rae-seed 0 "wrote" -- sample "$work/rae" --n 16 --seed 5 --out "$work/rae-c.png"
+  check sample-rae-deterministic cmp -s "$work/rae-a.png" "$work/rae-b.png"
+  check sample-rae-seeded bash -c "! cmp -s '$work/rae-a.png' '$work/rae-c.png'"
+  printf 'not a mixture' > "$work/rae/gmm.safetensors"
+  expect sample-rae-bad-gmm 1 "[gmm] $work/rae/gmm.safetensors: not a readable mixture file" -- sample "$work/rae" --out "$work/x.png"
+  rm "$work/rae/gmm.safetensors"
+  expect sample-rae-no-gmm 1 "[sample] $work/rae/gmm.safetensors is missing" -- sample "$work/rae" --out "$work/x.png"
+  expect train-vq-vae 0 "run saved in" -- train --model vq-vae --codebook-size 64 --epochs 1 --limit-batches 5 \
+    --limit-test 300 --quiet --out "$work/vq" --threads 1
+  check vq-vae-usage grep -q '"perplexity"' "$work/vq/metrics.jsonl"
+  # The codebook and its moving averages are buffers: --resume continues bit for bit.
+  expect train-vq-2 0 "run saved in" -- train --model vq-vae --codebook-size 64 --epochs 2 --limit-batches 5 \
+    --limit-test 300 --quiet --out "$work/vq-2" --threads 1
+  expect train-vq-resume 0 "run saved in" -- train --resume "$work/vq" --epochs 2 --limit-batches 5 --limit-test 300 \
+    --quiet --threads 1
+  check vq-vae-resume cmp -s "$work/vq/model.safetensors" "$work/vq-2/model.safetensors"
+  expect train-vq-bad-dim 1 "vq-vae needs latent_dim a multiple of codebook_dim" -- train --model vq-vae --latent-dim 10 \
+    --codebook-dim 4 --epochs 1 --limit-batches 1 --quiet --out "$work/vq2"
+  expect train-vq-bad-update 2 "--codebook-update must be one of ema, loss; got 'sgd'" -- train --model vq-vae --codebook-update sgd
   expect anomaly-short 0 '"roc_auc"' -- anomaly "$work/run" --limit 300 --anomaly-class 1 --json
   expect anomaly-summary 0 "ROC AUC" -- anomaly "$work/run" --limit 300 --anomaly-class 1
   expect anomaly-roc 0 "ROC AUC" -- anomaly "$work/run" --limit 300 --anomaly-class 1 --roc "$work/roc.svg"

@@ -395,6 +395,8 @@ TEST_CASE("every variant trains: 300 Adam steps on a fixed batch lower the loss 
     c.hidden = {16};
     c.latent_dim = 2;
     c.components = 4;
+    c.codebook_dim = 2;  // vq-vae: one entry per code
+    c.codebook_size = 32;
     manual_seed(9);
     auto m = models::make_autoencoder(c);
     optim::Adam opt(m->parameters(), optim::AdamOptions(1e-2));
@@ -434,7 +436,7 @@ TEST_CASE("variants: names, config fields, errors") {
   for (const std::string& v : models::vae_variant_names()) CHECK(std::find(names.begin(), names.end(), v) != names.end());
   CHECK(models::make_autoencoder(tiny("iwae"))->variational());
   CHECK_FALSE(models::make_autoencoder(tiny("rae"))->variational());
-  CHECK_THROWS_WITH_SUBSTR(models::make_autoencoder(tiny("vq-vae")), "[autoencoder] unknown model 'vq-vae' (linear, deep");
+  CHECK_THROWS_WITH_SUBSTR(models::make_autoencoder(tiny("vq-vea")), "[autoencoder] unknown model 'vq-vea' (linear, deep");
   // The VampPrior samples from its own mixture: codes near the pseudo-inputs' means.
   manual_seed(3);
   auto vamp = std::dynamic_pointer_cast<models::VariationalAutoencoder>(models::make_autoencoder(tiny("vamp-vae")));

@@ -184,17 +184,18 @@ int cmd_sample(const std::vector<std::string>& argv) {
   std::string dir, out = "samples.png";
   int64_t n = 64;
   uint64_t seed = 0;
-  Options opts("sample", "Decodes samples from the prior of a VAE run into a PNG grid.");
+  Options opts("sample", "Decodes samples from the prior of a VAE run (an rae run: its ex-post Gaussian mixture)\ninto a PNG grid.");
   opts.positional("RUN", dir, "a run directory");
   opts.integer("n", "N", n, 1, 4096, "samples");
   opts.text("out", "FILE", out, "the PNG to write");
   opts.integer("seed", "S", seed, 0, 1LL << 62, "random seed");
   if (!opts.parse(argv)) return 0;
   LoadedRun run = open_run(dir);
-  if (!run.model->variational()) throw UsageError{fmt::format("sample needs a VAE run; '{}' holds a {} model", run.dir, run.config.model)};
+  if (!run.model->variational() && run.config.model != "rae")
+    throw UsageError{fmt::format("sample needs a VAE run or an rae run; '{}' holds a {} model", run.dir, run.config.model)};
   auto [h, w] = image_size(run);
   Generator gen(seed);
-  Tensor images = static_cast<models::VariationalAutoencoder&>(*run.model).sample(n, &gen);
+  Tensor images = models::sample_images(run, n, &gen);
   write_image_grid(out, images, h, w, 8);
   fmt::print("wrote {} ({} samples)\n", out, n);
   return 0;
