@@ -663,14 +663,14 @@ Kernel compile_gather(const NodeView& n) {
 // ---- constants and casts ----
 
 namespace {
-DType dtype_for(const NodeView& n, int32_t data_type, const char* what, const char* supported = "FLOAT, DOUBLE, INT64") {
-  switch (static_cast<DataType>(data_type)) {
-    case DataType::Float: return kFloat32;
-    case DataType::Double: return kFloat64;
-    case DataType::Int64: return kInt64;
-    default: break;
-  }
-  n.error("{} {} is not supported (supported: {})", what, data_type_name(data_type), supported);
+/// The dtype of ONNX data type `data_type` when the importer holds it (is_supported_data_type:
+/// FLOAT, DOUBLE, INT64 and the storage dtypes INT32, INT8, UINT8), else fails naming `what` and
+/// the types it takes (`also`: more a caller accepts itself, as Cast's BOOL).
+DType held_dtype(const NodeView& n, int32_t data_type, const char* what, const char* also = "") {
+  DType dtype = kFloat32;
+  if (!is_supported_data_type(data_type) || !dtype_from_onnx(data_type, dtype))
+    n.error("{} {} is not supported (supported: FLOAT, DOUBLE, INT64, INT32, INT8, UINT8{})", what, data_type_name(data_type), also);
+  return dtype;
 }
 }  // namespace
 
@@ -683,7 +683,7 @@ Kernel compile_constant(const NodeView& n) {
   Tensor value;
   if (a.name == "value") {
     if (!a.t) n.error("attribute 'value' must be a TENSOR");
-    if (!is_supported_data_type(a.t->data_type)) dtype_for(n, a.t->data_type, "value of data type");
+    held_dtype(n, a.t->data_type, "value of data type");
     try {
       value = tensor_from_proto(*a.t);
     } catch (const Error& e) {
@@ -711,13 +711,7 @@ Kernel compile_constant_of_shape(const NodeView& n) {
   DType dtype = kFloat32;
   if (const AttributeProto* a = n.attr("value")) {
     if (!a->t) n.error("attribute 'value' must be a TENSOR");
-    // The storage dtypes (int32, int8, uint8) are filled in int64 and converted: exact for their values.
-    switch (static_cast<DataType>(a->t->data_type)) {
-      case DataType::Int32: dtype = kInt32; break;
-      case DataType::Int8: dtype = kInt8; break;
-      case DataType::Uint8: dtype = kUInt8; break;
-      default: dtype = dtype_for(n, a->t->data_type, "value of data type", "FLOAT, DOUBLE, INT64, INT32, INT8, UINT8");
-    }
+    dtype = held_dtype(n, a->t->data_type, "value of data type");
     std::vector<double> v = tensor_to_doubles(*a->t);
     if (v.size() != 1) n.error("attribute 'value' must hold one element; got {}", v.size());
     fill = v[0];
@@ -728,7 +722,6 @@ Kernel compile_constant_of_shape(const NodeView& n) {
       if (d < 0) fail("onnx import", "ConstantOfShape's shape {} has a negative size", Shape(s));
     }
     check_created(s, "ConstantOfShape's shape");
-    if (dtype == kInt32 || dtype == kInt8 || dtype == kUInt8) return {full(Shape(s), fill, kInt64).to(dtype)};
     return {full(Shape(s), fill, dtype)};
   };
 }
@@ -754,12 +747,9 @@ Kernel compile_cast(const NodeView& n) {
     // (the one consumer of booleans here) takes as its condition.
     return [](const Inputs& in) -> Inputs { return {to_dtype(ne(in[0], 0.0), kInt64)}; };
   }
-  // The storage dtypes: float -> int32/int8/uint8 truncates and saturates (NaN -> 0), where ONNX
-  // leaves out-of-range values undefined.
-  const DType dtype = to == static_cast<int32_t>(DataType::Int32)   ? kInt32
-                      : to == static_cast<int32_t>(DataType::Int8)  ? kInt8
-                      : to == static_cast<int32_t>(DataType::Uint8) ? kUInt8
-                                                                    : dtype_for(n, to, "cast to", "FLOAT, DOUBLE, INT64, INT32, INT8, UINT8, BOOL");
+  // To a storage dtype (int32/int8/uint8), float values truncate and saturate (NaN -> 0), where
+  // ONNX leaves out-of-range values undefined.
+  const DType dtype = held_dtype(n, to, "cast to", ", BOOL");
   return [=](const Inputs& in) -> Inputs {
     const Tensor& x = in[0];
     if (dtype == kInt64 && x.is_floating_point()) {
