@@ -286,15 +286,24 @@ namespace {
 
 /// One 2-d pooling as ONNX defines it on (N, C, H, W): kernel, stride, dilation (h, w), pads
 /// (top, left, bottom, right); pads latent's kernels do not take are applied with pad() first.
+/// Whether latent's 2-d pooling kernels take these pads (top, left, bottom, right) themselves:
+/// symmetric and at most half the window.
+bool kernel_takes_pads(const std::vector<int64_t>& k, const std::vector<int64_t>& pads) {
+  return pads[0] == pads[2] && pads[1] == pads[3] && pads[0] >= 0 && pads[1] >= 0 && 2 * pads[0] <= k[0] && 2 * pads[1] <= k[1];
+}
+
+/// x padded with -inf for a max pooling whose pads the kernel does not take.
+Tensor pad_for_max(const Tensor& x, const std::vector<int64_t>& pads) {
+  return pad(x, pad2d(pads[0], pads[2], pads[1], pads[3]), PadMode::Constant, -std::numeric_limits<double>::infinity());
+}
+
 Tensor onnx_pool2d(Tensor x, bool max_op, const std::vector<int64_t>& k, const std::vector<int64_t>& st,
                    const std::vector<int64_t>& dl, const std::vector<int64_t>& pads, bool ceil_mode, bool count_include_pad) {
-  const bool native = pads[0] == pads[2] && pads[1] == pads[3] && pads[0] >= 0 && pads[1] >= 0 &&
-                      2 * pads[0] <= k[0] && 2 * pads[1] <= k[1];
+  const bool native = kernel_takes_pads(k, pads);
   const Pair kernel{k[0], k[1]}, stride{st[0], st[1]}, dilation{dl[0], dl[1]};
   if (max_op) {
     if (native) return max_pool2d(x, kernel, stride, {pads[0], pads[1]}, dilation, ceil_mode);
-    x = pad(x, pad2d(pads[0], pads[2], pads[1], pads[3]), PadMode::Constant, -std::numeric_limits<double>::infinity());
-    return max_pool2d(x, kernel, stride, 0, dilation, ceil_mode);
+    return max_pool2d(pad_for_max(x, pads), kernel, stride, 0, dilation, ceil_mode);
   }
   if (native) return avg_pool2d(x, kernel, stride, {pads[0], pads[1]}, ceil_mode, count_include_pad);
   // Sum over the window divided by the number of counted elements: both as averages over
@@ -371,11 +380,10 @@ Kernel compile_pool(const NodeView& n) {
     // ONNX's Indices: positions in the whole unpadded input, row-major (storage_order 0) or with
     // each (H, W) plane column-major (1). max_pool2d_with_indices gives h * W + w within the plane
     // it pooled (the padded one when the pads are applied here).
-    const bool native = pads[0] == pads[2] && pads[1] == pads[3] && pads[0] >= 0 && pads[1] >= 0 &&
-                        2 * pads[0] <= k[0] && 2 * pads[1] <= k[1];
+    const bool native = kernel_takes_pads(k, pads);
     const int64_t height = x.size(2), width = x.size(3);
     const int64_t top = native ? 0 : pads[0], left = native ? 0 : pads[1];
-    if (!native) x = pad(x, pad2d(pads[0], pads[2], pads[1], pads[3]), PadMode::Constant, -std::numeric_limits<double>::infinity());
+    if (!native) x = pad_for_max(x, pads);
     const Pair padding = native ? Pair{pads[0], pads[1]} : Pair{0, 0};
     auto [values, plane_index] = max_pool2d_with_indices(x, {k[0], k[1]}, {st[0], st[1]}, padding, {dl[0], dl[1]}, ceil_mode);
     const std::vector<int64_t> at = plane_index.to_vector<int64_t>();
