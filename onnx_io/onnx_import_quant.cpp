@@ -62,6 +62,12 @@ Tensor requantize(const Tensor& acc, const Tensor& multiplier, const Tensor& y_z
   return quantize_linear(mul(acc, multiplier), scalar_tensor(1.0, kFloat32), y_zero);
 }
 
+/// A per-tensor parameter (a scale or zero point) as a 0-d tensor; fails unless it holds one value.
+Tensor one_value(const char* op, const char* what, const Tensor& p) {
+  if (p.numel() != 1) fail(kOp, "{}: {} must hold one value; got shape {}", op, what, p.shape());
+  return reshape(p, {});
+}
+
 /// float32(a * b / y) as float64 (the scales' product in float32, as ONNX's reference computes it).
 Tensor multiplier(const Tensor& a, const Tensor& b, const Tensor& y) {
   return div(mul(a.to(kFloat32), b.to(kFloat32)), y.to(kFloat32)).to(kFloat64);
@@ -197,15 +203,13 @@ Kernel compile_qgemm(const NodeView& n) {
         fail(kOp, "{}: C has shape {}; expected a scalar, [{}] or {}", op, in[6].shape(), acc.size(1), acc.shape());
       acc = add(acc, in[6].to(kFloat64));
     }
-    if (in[1].numel() != 1) fail(kOp, "{}: a_scale must hold one value; got shape {}", op, in[1].shape());
+    const Tensor as = one_value(op, "a_scale", in[1]);
     const Tensor bs = along(op, "b_scale", in[4], 2, 1, acc.size(1));
     if (!quantized_out)  // float32 output: the sums times a_scale x b_scale (their product in float32)
-      return {mul(acc, mul(reshape(in[1], {}).to(kFloat32), bs.to(kFloat32)).to(kFloat64)).to(kFloat32)};
-    if (in[7].numel() != 1) fail(kOp, "{}: y_scale must hold one value; got shape {}", op, in[7].shape());
-    Tensor y_zero = in.size() > 8 && in[8].defined() ? in[8] : scalar_tensor(0.0, kUInt8);
-    if (y_zero.numel() != 1) fail(kOp, "{}: y_zero_point must hold one value; got shape {}", op, y_zero.shape());
+      return {mul(acc, mul(as.to(kFloat32), bs.to(kFloat32)).to(kFloat64)).to(kFloat32)};
+    const Tensor y_zero = in.size() > 8 && in[8].defined() ? one_value(op, "y_zero_point", in[8]) : scalar_tensor(0.0, kUInt8);
     check_integer(op, "y_zero_point", y_zero);
-    return {requantize(acc, multiplier(reshape(in[1], {}), bs, reshape(in[7], {})), reshape(y_zero, {}))};
+    return {requantize(acc, multiplier(as, bs, one_value(op, "y_scale", in[7])), y_zero)};
   };
 }
 
@@ -217,15 +221,11 @@ Kernel compile_qlinear_sigmoid(const NodeView& n) {
   return [](const Inputs& in) -> Inputs {
     constexpr const char* op = "QLinearSigmoid";
     check_integer(op, "X", in[0]);
-    for (size_t i : {size_t(1), size_t(3)})
-      if (in[i].numel() != 1) fail(kOp, "{}: {} must hold one value; got shape {}", op, i == 1 ? "X_scale" : "Y_scale", in[i].shape());
-    for (size_t i : {size_t(2), size_t(4)})
-      if (in.size() > i && in[i].defined() && in[i].numel() != 1)
-        fail(kOp, "{}: {} must hold one value; got shape {}", op, i == 2 ? "X_zero_point" : "Y_zero_point", in[i].shape());
+    const Tensor x_scale = one_value(op, "X_scale", in[1]), y_scale = one_value(op, "Y_scale", in[3]);
+    const Tensor x_zero = in[2].defined() ? one_value(op, "X_zero_point", in[2]) : Tensor();
+    const Tensor y_zero = in.size() > 4 && in[4].defined() ? one_value(op, "Y_zero_point", in[4]) : scalar_tensor(0.0, in[0].dtype());
     // As ONNX Runtime defines it: dequantize, sigmoid and quantize again, in float32.
-    const Tensor x = dequantize_linear(in[0], reshape(in[1], {}), in[2].defined() ? reshape(in[2], {}) : Tensor());
-    const Tensor y_zero = in.size() > 4 && in[4].defined() ? reshape(in[4], {}) : scalar_tensor(0.0, in[0].dtype());
-    return {quantize_linear(sigmoid(x.to(kFloat32)), reshape(in[3], {}), y_zero)};
+    return {quantize_linear(sigmoid(dequantize_linear(in[0], x_scale, x_zero).to(kFloat32)), y_scale, y_zero)};
   };
 }
 
