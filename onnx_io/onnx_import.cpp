@@ -312,9 +312,9 @@ OnnxModule::OnnxModule(const ModelProto& model, const std::filesystem::path& mod
     }
     const std::string name = n.name.empty() ? fmt::format("#{}", index) : n.name;
     // A node of another domain is versioned by that domain's opset import.
-    const bool default_domain = n.domain.empty() || n.domain == "ai.onnx";
+    const std::string key = detail::op_key(n.domain, n.op_type);  // "DOMAIN:OP" outside the default domain
     int64_t opset = im.opset;
-    if (!default_domain) {
+    if (key != n.op_type) {
       if (!detail::is_supported_domain(n.domain))
         fail(kOp, "node '{}' ({}): domain '{}' is not supported (only ai.onnx and com.microsoft's quantized ops)", name,
              n.op_type, n.domain);
@@ -323,10 +323,9 @@ OnnxModule::OnnxModule(const ModelProto& model, const std::filesystem::path& mod
         fail(kOp, "node '{}' ({}): its domain '{}' is not among the model's opset imports", name, n.op_type, n.domain);
       opset = it->second;
     }
-    const std::string where = default_domain ? fmt::format("node '{}' ({}, opset {})", name, n.op_type, opset)
-                                             : fmt::format("node '{}' ({}:{}, opset {})", name, n.domain, n.op_type, opset);
-    const std::vector<int>& versions = detail::op_versions(detail::op_key(n.domain, n.op_type));
-    if (versions.empty()) fail(kOp, "{}: op {} is not supported", where, detail::op_key(n.domain, n.op_type));
+    const std::string where = fmt::format("node '{}' ({}, opset {})", name, key, opset);
+    const std::vector<int>& versions = detail::op_versions(key);
+    if (versions.empty()) fail(kOp, "{}: op {} is not supported", where, key);
     int version = 0;
     for (int v : versions) {
       if (v <= opset) version = v;
