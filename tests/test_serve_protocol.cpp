@@ -8,6 +8,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 
 #include "protocol.h"
 
@@ -70,27 +71,23 @@ TEST_CASE("write_json_float: every float tried reads back bit for bit") {
 }
 
 TEST_CASE("write_json_float: plain notation, at most nine digits, no trailing zeros") {
-  std::string t;
-  read_back(0.5f, &t);
-  CHECK(t == "0.5");
-  read_back(-0.25f, &t);
-  CHECK(t == "-0.25");
-  read_back(1.0f, &t);
-  CHECK(t == "1");
-  read_back(1234.5f, &t);
-  CHECK(t == "1234.5");
-  read_back(0.00025f, &t);
-  CHECK(t == "0.000250000012");  // the float nearest 2.5e-4, to nine significant digits
-  read_back(0.0001f, &t);  // the float nearest 1e-4 is just below it: std::to_chars's form
-  CHECK(t == "1e-04");
-  read_back(100000000.0f, &t);
-  CHECK(t == "100000000");
-  read_back(0.1f, &t);
-  CHECK(t == "0.100000001");
-  read_back(0.0f, &t);
-  CHECK(t == "0");
-  read_back(3e-7f, &t);  // outside [1e-4, 1e9): std::to_chars's form
-  CHECK(t == "3e-07");
+  const std::pair<float, const char*> cases[] = {
+      {0.5f, "0.5"},
+      {-0.25f, "-0.25"},
+      {1.0f, "1"},
+      {1234.5f, "1234.5"},
+      {0.00025f, "0.000250000012"},  // the float nearest 2.5e-4, to nine significant digits
+      {0.0001f, "1e-04"},            // the float nearest 1e-4 is just below it: std::to_chars's form
+      {100000000.0f, "100000000"},
+      {0.1f, "0.100000001"},
+      {0.0f, "0"},
+      {3e-7f, "3e-07"},  // outside [1e-4, 1e9): std::to_chars's form
+  };
+  for (const auto& [value, expected] : cases) {
+    std::string t;
+    read_back(value, &t);
+    CHECK(t == expected);
+  }
 }
 
 TEST_CASE("encode_v2_infer writes each output value so that it reads back exactly") {

@@ -118,7 +118,7 @@ void append_row(std::string& out, const TensorSpec& spec, const OutputRows& rows
 }  // namespace
 
 char* write_json_float(char* out, float v) {
-  // 10^-4 .. 10^9 (the negative powers as their nearest doubles: no float equals one).
+  // 10^-4 .. 10^12 (the negative powers as their nearest doubles: no float equals one).
   static constexpr double kPow10[] = {1e-4, 1e-3, 1e-2, 1e-1, 1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12};
   static constexpr char kPairs[] =
       "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
