@@ -76,6 +76,48 @@ struct TempDir {
   std::string operator/(const std::string& name) const { return (path / name).string(); }
 };
 
+/// Row-major matrices as nested float64 vectors: the tests' hand-written references.
+using Rows = std::vector<std::vector<double>>;
+
+/// t (N, ...) as N rows of its other elements, in float64 (any dtype, any strides).
+inline Rows rows_of(const Tensor& t) {
+  const std::vector<double> v = t.to(kFloat64).contiguous().to_vector<double>();
+  const auto n = static_cast<size_t>(t.size(0)), d = static_cast<size_t>(t.numel() / t.size(0));
+  Rows out(n, std::vector<double>(d));
+  for (size_t i = 0; i < n; ++i)
+    for (size_t j = 0; j < d; ++j) out[i][j] = v[i * d + j];
+  return out;
+}
+
+/// x W^T + b for each row of x, in float64: W (out, in), b (out), as a Linear layer holds them.
+inline Rows affine(const Rows& x, const Tensor& w, const Tensor& b) {
+  const Rows W = rows_of(w);
+  const std::vector<double> B = b.to(kFloat64).to_vector<double>();
+  Rows out(x.size(), std::vector<double>(W.size()));
+  for (size_t i = 0; i < x.size(); ++i)
+    for (size_t o = 0; o < W.size(); ++o) {
+      double acc = B[o];
+      for (size_t k = 0; k < x[i].size(); ++k) acc += W[o][k] * x[i][k];
+      out[i][o] = acc;
+    }
+  return out;
+}
+
+/// f applied to every element of x.
+inline Rows map_rows(Rows x, double (*f)(double)) {
+  for (auto& row : x)
+    for (double& v : row) v = f(v);
+  return x;
+}
+
+/// The parameter of `module` called `name` (a failed check when there is none).
+inline Tensor named_parameter(const nn::Module& module, const std::string& name) {
+  for (const auto& [n, t] : module.named_parameters())
+    if (n == name) return t;
+  FAIL("no parameter " << name);
+  return {};
+}
+
 }  // namespace latent::testing
 
 /// Asserts that gradcheck passes, printing its report on failure.

@@ -342,54 +342,28 @@ TEST_CASE("a run trains on CSV data, loads back, and resumes bit for bit") {
 
 namespace {
 
-/// Float64 references for the loss test below: row-major matrices as nested vectors, every layer
+/// Float64 references for the loss test below (tests/helpers.h: Rows, affine), every layer
 /// computed here from the model's parameters read by name.
-using Rows = std::vector<std::vector<double>>;
-
-Rows rows_of(const Tensor& t) {
-  const std::vector<double> v = t.to_vector<double>();
-  const auto n = static_cast<size_t>(t.size(0)), d = static_cast<size_t>(t.numel() / t.size(0));
-  Rows out(n, std::vector<double>(d));
-  for (size_t i = 0; i < n; ++i)
-    for (size_t j = 0; j < d; ++j) out[i][j] = v[i * d + j];
-  return out;
-}
-
-Tensor param(const nn::Module& m, const std::string& name) {
-  for (const auto& [n, t] : m.named_parameters())
-    if (n == name) return t;
-  FAIL("no parameter " << name);
-  return {};
-}
+using latent::testing::affine;
+using latent::testing::map_rows;
+using latent::testing::named_parameter;
+using latent::testing::Rows;
+using latent::testing::rows_of;
 
 /// x W^T + b for the Linear layer `prefix` (prefix.weight (out, in), prefix.bias (out)).
 Rows dense(const nn::Module& m, const std::string& prefix, const Rows& x) {
-  const Rows w = rows_of(param(m, prefix + ".weight"));
-  const std::vector<double> b = param(m, prefix + ".bias").to_vector<double>();
-  Rows out(x.size(), std::vector<double>(w.size()));
-  for (size_t i = 0; i < x.size(); ++i)
-    for (size_t o = 0; o < w.size(); ++o) {
-      double acc = b[o];
-      for (size_t k = 0; k < x[i].size(); ++k) acc += w[o][k] * x[i][k];
-      out[i][o] = acc;
-    }
-  return out;
+  return affine(x, named_parameter(m, prefix + ".weight"), named_parameter(m, prefix + ".bias"));
 }
 
-Rows map(Rows x, double (*f)(double)) {
-  for (auto& r : x)
-    for (double& v : r) v = f(v);
-  return x;
-}
 double relu_d(double v) { return v > 0 ? v : 0; }
 double sigmoid_d(double v) { return 1 / (1 + std::exp(-v)); }
 
 /// The dense models' forward (hidden {5}: Linear-ReLU-Linear-code activation, Linear-ReLU-Linear-Sigmoid).
 Rows dense_code(const nn::Module& m, const Rows& x, bool sigmoid_code) {
-  return map(dense(m, "encoder.2", map(dense(m, "encoder.0", x), relu_d)), sigmoid_code ? sigmoid_d : relu_d);
+  return map_rows(dense(m, "encoder.2", map_rows(dense(m, "encoder.0", x), relu_d)), sigmoid_code ? sigmoid_d : relu_d);
 }
 Rows dense_decode(const nn::Module& m, const Rows& z) {
-  return map(dense(m, "decoder.2", map(dense(m, "decoder.0", z), relu_d)), sigmoid_d);
+  return map_rows(dense(m, "decoder.2", map_rows(dense(m, "decoder.0", z), relu_d)), sigmoid_d);
 }
 
 double mse(const Rows& a, const Rows& b) {
@@ -497,7 +471,7 @@ TEST_CASE("each model's loss.total equals its formula, computed in float64 from 
     models::AELoss l = m->loss(x, x, 0.5);  // KL weight 0.7 * 0.25
     manual_seed(99);
     const Rows eps = rows_of(randn({4, 2}, kFloat32));  // the loss's one draw, repeated
-    const Rows h = map(dense(*m, "fc1", xr), relu_d);
+    const Rows h = map_rows(dense(*m, "fc1", xr), relu_d);
     const Rows mu = dense(*m, "fc21", h), logvar = dense(*m, "fc22", h);
     Rows z = mu;
     double kl = 0;
@@ -506,7 +480,7 @@ TEST_CASE("each model's loss.total equals its formula, computed in float64 from 
         z[i][j] = mu[i][j] + eps[i][j] * std::exp(0.5 * logvar[i][j]);
         kl += -0.5 * (1 + logvar[i][j] - mu[i][j] * mu[i][j] - std::exp(logvar[i][j]));
       }
-    const Rows r = map(dense(*m, "fc4", map(dense(*m, "fc3", z), relu_d)), sigmoid_d);
+    const Rows r = map_rows(dense(*m, "fc4", map_rows(dense(*m, "fc3", z), relu_d)), sigmoid_d);
     double nll = 0;
     for (size_t i = 0; i < 4; ++i)
       for (size_t j = 0; j < 6; ++j)

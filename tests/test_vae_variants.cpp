@@ -10,17 +10,12 @@ using namespace latent;
 
 namespace {
 
-using Rows = std::vector<std::vector<double>>;
+using latent::testing::affine;
+using latent::testing::map_rows;
+using latent::testing::named_parameter;
+using latent::testing::Rows;
+using latent::testing::rows_of;
 constexpr double kLog2Pi = 1.8378770664093454836;
-
-Rows rows_of(const Tensor& t) {
-  const std::vector<double> v = t.to(kFloat64).contiguous().to_vector<double>();
-  const auto n = static_cast<size_t>(t.size(0)), d = static_cast<size_t>(t.numel() / t.size(0));
-  Rows out(n, std::vector<double>(d));
-  for (size_t i = 0; i < n; ++i)
-    for (size_t j = 0; j < d; ++j) out[i][j] = v[i * d + j];
-  return out;
-}
 
 double log_normal(double z, double mu, double logvar) {
   return -0.5 * ((z - mu) * (z - mu) / std::exp(logvar) + logvar + kLog2Pi);
@@ -84,24 +79,9 @@ void check_near(double got, double expected, const std::string& what, double rel
   CHECK(std::abs(got - expected) <= 1e-6 + rel * std::abs(expected));
 }
 
-Tensor param(const nn::Module& m, const std::string& name) {
-  for (const auto& [n, t] : m.named_parameters())
-    if (n == name) return t;
-  FAIL("no parameter " << name);
-  return {};
-}
-
 Rows dense(const nn::Module& m, const std::string& prefix, const Rows& x, bool relu) {
-  const Rows w = rows_of(param(m, prefix + ".weight"));
-  const std::vector<double> b = param(m, prefix + ".bias").to(kFloat64).to_vector<double>();
-  Rows out(x.size(), std::vector<double>(w.size()));
-  for (size_t i = 0; i < x.size(); ++i)
-    for (size_t o = 0; o < w.size(); ++o) {
-      double acc = b[o];
-      for (size_t k = 0; k < x[i].size(); ++k) acc += w[o][k] * x[i][k];
-      out[i][o] = relu ? std::max(acc, 0.0) : acc;
-    }
-  return out;
+  const Rows y = affine(x, named_parameter(m, prefix + ".weight"), named_parameter(m, prefix + ".bias"));
+  return relu ? map_rows(y, [](double v) { return std::max(v, 0.0); }) : y;
 }
 
 Rows decode_reference(const nn::Module& m, const Rows& z) {
@@ -321,7 +301,7 @@ TEST_CASE("each variant's loss.total equals its formula, computed in float64 fro
     const Rows eps = rows_of(randn({4, 2}, kFloat32));
     Rows mu, lv;
     encode_ref(*m, mu, lv);
-    Rows u = rows_of(param(*m, "pseudo_inputs"));
+    Rows u = rows_of(named_parameter(*m, "pseudo_inputs"));
     for (auto& r : u)
       for (double& v : r) v = std::clamp(v, 0.0, 1.0);
     const Rows hu = dense(*m, "fc1", u, true), mu_k = dense(*m, "fc21", hu, false), lv_k = dense(*m, "fc22", hu, false);
@@ -371,7 +351,7 @@ TEST_CASE("each variant's loss.total equals its formula, computed in float64 fro
       for (double v : z[i]) code += 0.5 * v * v / 4;
     }
     for (const char* name : {"fc3.weight", "fc4.weight"})
-      for (const auto& row : rows_of(param(*m, name)))
+      for (const auto& row : rows_of(named_parameter(*m, name)))
         for (double v : row) w += v * v;
     check_near(l.total.item<double>(), se + 0.3 * code + 0.01 * w, "total", 1e-4);
   }

@@ -16,36 +16,11 @@ using namespace latent;
 
 namespace {
 
-using Rows = std::vector<std::vector<double>>;
+using latent::testing::affine;
+using latent::testing::map_rows;
+using latent::testing::Rows;
+using latent::testing::rows_of;
 
-Rows rows_of(const Tensor& t) {
-  const std::vector<double> v = t.to(kFloat64).contiguous().to_vector<double>();
-  const auto n = static_cast<size_t>(t.size(0)), d = static_cast<size_t>(t.numel() / t.size(0));
-  Rows out(n, std::vector<double>(d));
-  for (size_t i = 0; i < n; ++i)
-    for (size_t j = 0; j < d; ++j) out[i][j] = v[i * d + j];
-  return out;
-}
-
-/// y = W x + b for each row, W (out, in).
-Rows affine(const Rows& x, const Tensor& w, const Tensor& b) {
-  const Rows W = rows_of(w);
-  const std::vector<double> B = b.to(kFloat64).to_vector<double>();
-  Rows out;
-  for (const auto& row : x) {
-    std::vector<double> y(B);
-    for (size_t o = 0; o < W.size(); ++o)
-      for (size_t i = 0; i < row.size(); ++i) y[o] += W[o][i] * row[i];
-    out.push_back(y);
-  }
-  return out;
-}
-
-Rows apply(Rows x, double (*f)(double)) {
-  for (auto& row : x)
-    for (double& v : row) v = f(v);
-  return x;
-}
 double relu(double v) { return v > 0 ? v : 0; }
 double sigmoid(double v) { return 1 / (1 + std::exp(-v)); }
 
@@ -110,7 +85,7 @@ TEST_CASE("vq-vae: each loss term against a float64 computation from the weights
     }
     const models::AELoss loss = model->loss(x, x, 0);
     const Rows X = rows_of(x), cb = rows_of(model->codebook);
-    const Rows z = affine(apply(affine(X, model->fc1->weight, model->fc1->bias), relu), model->fc21->weight, model->fc21->bias);
+    const Rows z = affine(map_rows(affine(X, model->fc1->weight, model->fc1->bias), relu), model->fc21->weight, model->fc21->bias);
     Rows q = z;
     double commit = 0;
     std::vector<double> count(3, 0.0);
@@ -124,7 +99,7 @@ TEST_CASE("vq-vae: each loss term against a float64 computation from the weights
           row[2 * part + j] = cb[k][j];
         }
       }
-    const Rows recon = apply(affine(apply(affine(q, model->fc3->weight, model->fc3->bias), relu), model->fc4->weight, model->fc4->bias), sigmoid);
+    const Rows recon = map_rows(affine(map_rows(affine(q, model->fc3->weight, model->fc3->bias), relu), model->fc4->weight, model->fc4->bias), sigmoid);
     double rec = 0;
     for (size_t i = 0; i < 4; ++i)
       for (size_t j = 0; j < 6; ++j) rec += (recon[i][j] - X[i][j]) * (recon[i][j] - X[i][j]);
