@@ -198,6 +198,12 @@ template <const char* kOpType>
 std::string same_inputs(const Emit& e) {
   return e.node(kOpType, e.in);
 }
+/// ArgMax / ArgMin of the traced argmax / argmin (dim, keepdim).
+template <const char* kOpType>
+std::string emit_arg_reduce(const Emit& e) {
+  return e.node(kOpType, {e.in[0]}, {attr_int("axis", e.attr_i(0)), attr_int("keepdims", e.attr_i(1))});
+}
+constexpr char kArgMax[] = "ArgMax", kArgMin[] = "ArgMin";
 constexpr char kRelu[] = "Relu", kSigmoid[] = "Sigmoid", kTanh[] = "Tanh", kAbs[] = "Abs", kRound[] = "Round", kSelu[] = "Selu",
                kErf[] = "Erf", kNeg[] = "Neg", kExp[] = "Exp", kLog[] = "Log", kSqrt[] = "Sqrt", kMax[] = "Max",
                kMin[] = "Min", kMatMul[] = "MatMul", kIdentity[] = "Identity";
@@ -271,12 +277,8 @@ std::map<std::string, ExportRule>& table() {
       {"min", {emit_extreme_all}},
       {"max_dim", {emit_extreme_dim}},
       {"min_dim", {emit_extreme_dim}},
-      {"argmax", {[](const Emit& e) {
-         return e.node("ArgMax", {e.in[0]}, {attr_int("axis", e.attr_i(0)), attr_int("keepdims", e.attr_i(1))});
-       }}},
-      {"argmin", {[](const Emit& e) {
-         return e.node("ArgMin", {e.in[0]}, {attr_int("axis", e.attr_i(0)), attr_int("keepdims", e.attr_i(1))});
-       }}},
+      {"argmax", {emit_arg_reduce<kArgMax>}},
+      {"argmin", {emit_arg_reduce<kArgMin>}},
       // convolution, pooling, resampling
       {"conv2d", {emit_conv}},
       {"conv_transpose2d", {emit_conv}},
