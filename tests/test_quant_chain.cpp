@@ -167,6 +167,21 @@ void check_chained(const Tensor& chained, const Tensor& unchained) {
   CHECK(worst <= 0.02 * range);
 }
 
+/// A model of the family, quantized on `images`, and its encoder and decoder Sequentials.
+std::tuple<std::shared_ptr<models::Autoencoder>, std::shared_ptr<nn::Sequential>, std::shared_ptr<nn::Sequential>>
+quantized_halves(const std::string& name, const Tensor& images) {
+  models::AEConfig c;
+  c.model = name;
+  auto model = models::make_autoencoder(c);
+  model->eval();
+  quantize_module(*model, [&] { (void)model->forward(images); });
+  auto enc = std::dynamic_pointer_cast<nn::Sequential>(model->child("encoder"));
+  auto dec = std::dynamic_pointer_cast<nn::Sequential>(model->child("decoder"));
+  REQUIRE(enc);
+  REQUIRE(dec);
+  return {model, enc, dec};
+}
+
 }  // namespace
 
 TEST_CASE("Sequential chains int8 Linear layers: uint8 rows between them, sigmoid in the last store") {
@@ -271,15 +286,7 @@ TEST_CASE("the chained int8 forward of the deep AE, the conv VAE's halves and a 
   Generator gen(41);
   const Tensor images = rand({6, 784}, kFloat32, &gen);
   SUBCASE("deep AE (784-128-64-128-784): encoder and decoder Sequentials") {
-    models::AEConfig c;
-    c.model = "deep";
-    auto model = models::make_autoencoder(c);
-    model->eval();
-    quantize_module(*model, [&] { (void)model->forward(images); });
-    auto enc = std::dynamic_pointer_cast<nn::Sequential>(model->child("encoder"));
-    auto dec = std::dynamic_pointer_cast<nn::Sequential>(model->child("decoder"));
-    REQUIRE(enc);
-    REQUIRE(dec);
+    const auto [model, enc, dec] = quantized_halves("deep", images);
     NoGradGuard no_grad;
     for (int64_t rows : {6, 1}) {
       INFO("rows " << rows);
@@ -293,15 +300,7 @@ TEST_CASE("the chained int8 forward of the deep AE, the conv VAE's halves and a 
     }
   }
   SUBCASE("conv VAE: the conv encoder and decoder Sequentials") {
-    models::AEConfig c;
-    c.model = "conv-vae";
-    auto model = models::make_autoencoder(c);
-    model->eval();
-    quantize_module(*model, [&] { (void)model->forward(images); });
-    auto enc = std::dynamic_pointer_cast<nn::Sequential>(model->child("encoder"));
-    auto dec = std::dynamic_pointer_cast<nn::Sequential>(model->child("decoder"));
-    REQUIRE(enc);
-    REQUIRE(dec);
+    const auto [model, enc, dec] = quantized_halves("conv-vae", images);
     NoGradGuard no_grad;
     const Tensor x = images.view({6, 1, 28, 28});
     const Tensor maps = module_by_module(*enc, x);
