@@ -42,11 +42,6 @@ input_name = model.graph.input[0].name
 train = images("train", cal)
 
 
-input_dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
-if len(input_dims) == 4:  # the conv AE takes N x 1 x 28 x 28
-    train = train.reshape(-1, 1, 28, 28)
-
-
 class Reader(CalibrationDataReader):
     def __init__(self):
         self.batches = iter([{input_name: train[i:i + 100]} for i in range(0, cal, 100)])
