@@ -626,7 +626,7 @@ TEST_CASE("qconv: bad packed weights are one-line errors") {
   cpu::QConvStore st;
   st.w_scale = scale.data();
   st.out = out.data();
-  CHECK_THROWS_WITH_SUBSTR(cpu::qconv2d_u8s8(s, x.data(), packed, st), "[qconv] packed weight [16, 9] does not fit a 3x3 kernel from 2 to 16 channels");
+  CHECK_THROWS_WITH_SUBSTR(cpu::qconv2d_u8s8(s, x.data(), packed, st), "[qconv] packed weight [16, 12] does not fit a 3x3 kernel from 2 to 16 channels");
   s.c_in = 1;
   std::vector<uint8_t> q8(256);
   st.out_u8 = q8.data();

@@ -39,6 +39,7 @@ struct QConvStore {
   const float* w_scale = nullptr;  ///< c_out per-channel weight scales
   const float* bias = nullptr;     ///< c_out values or null
   bool relu = false;
+  bool sigmoid = false;            ///< float32 output only: 1 / (1 + e^-x) after the bias (and relu)
   float* out = nullptr;            ///< (n, c_out, ho, wo) float32, or null when out_u8 is given
   /// (n, c_out, ho, wo) uint8 requantized for the next int8 layer instead of float32:
   /// q = clamp(round_half_even(real / out_scale) + out_zero, 0, 255) (after relu when relu is set).
@@ -51,7 +52,10 @@ struct QConvStore {
   bool in_nhwc = false;
 };
 
-/// Packs a conv2d weight (C_out, C_in, kH, kW) int8, row-major, as qgemm's W (C_out, C_in*kH*kW).
+/// Bytes of one kernel row of a packed conv2d weight: kW pixels of C_in channels, rounded up to 4.
+inline int64_t qconv_row_bytes(int64_t c_in, int64_t kw) { return (kw * c_in + 3) / 4 * 4; }
+/// Packs a conv2d weight (C_out, C_in, kH, kW) int8, row-major, as qgemm's W (C_out, kH *
+/// qconv_row_bytes(C_in, kW)): columns (ki, kj, ci), each kernel row zero-padded to 4 bytes.
 PackedQWeight pack_qconv_weight(int64_t c_out, int64_t c_in, int64_t kh, int64_t kw, const int8_t* w);
 /// Packs a conv_transpose2d weight (C_in, C_out, kH, kW) int8, row-major, as qgemm's
 /// Wt (kH*kW*C_out, C_in): row (ki, kj, co), column ci.

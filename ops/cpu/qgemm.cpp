@@ -52,6 +52,12 @@ struct Job {
   const PackedQWeight* b;
   const QEpilogue* ep;
   ColumnTerms terms;
+  const QRowGather* gather;  // null: row i at a + i * lda, one run of k4 bytes
+  // Row i's first byte, and the runs of every row (one of k4 bytes at offset 0 without a gather).
+  const uint8_t* row(int64_t i) const { return gather ? a + gather->row_offset[i] : a + i * lda; }
+  int64_t segments() const { return gather ? gather->segments : 1; }
+  int64_t seg_bytes() const { return gather ? gather->seg_bytes : b->k4; }
+  int64_t seg_offset(int64_t s) const { return gather ? gather->seg_offset[s] : 0; }
 };
 
 #define LATENT_ALWAYS_INLINE inline __attribute__((always_inline))
@@ -74,7 +80,7 @@ LATENT_ALWAYS_INLINE void store_tile_body(const int32_t* acc, int rows, int64_t 
   const int32_t* zs = t.zero_sum + j0;
   const float* sc = t.scale + j0;
   const float* bi = t.bias + j0;
-  if (ep.col_stride != 1 && ep.ldc == 1 && !ep.out_i32) {
+  if (ep.col_stride != 1 && ep.ldc == 1 && !ep.out_i32 && !ep.row_offset) {
     // A conv's (C, H, W) output with rows = consecutive pixels: the tile's values computed along
     // the channels (vectorized), then each channel's `rows` pixels written as one contiguous run.
     const int64_t cs = ep.col_stride;
@@ -102,12 +108,13 @@ LATENT_ALWAYS_INLINE void store_tile_body(const int32_t* acc, int rows, int64_t 
   }
   for (int r = 0; r < rows; ++r) {
     const int32_t* row = acc + r * kMaxNP * kPanel;
-    const int64_t at = (i0 + r) * ep.ldc + j0;
+    const int64_t row_at = ep.row_offset ? ep.row_offset[i0 + r] : (i0 + r) * ep.ldc;
+    const int64_t at = row_at + j0;
     if (ep.out_i32 && ep.col_stride == 1) {
       int32_t* o = ep.out_i32 + at;
       for (int c = 0; c < cols; ++c) o[c] = row[c] - zs[c];
     } else if (ep.col_stride != 1) {  // a conv's (N, C, H, W) output: columns are channels
-      const int64_t cs = ep.col_stride, at_strided = (i0 + r) * ep.ldc + j0 * cs;
+      const int64_t cs = ep.col_stride, at_strided = row_at + j0 * cs;
       if (ep.out_i32) {
         int32_t* o = ep.out_i32 + at_strided;
         for (int c = 0; c < cols; ++c) o[c * cs] = row[c] - zs[c];
@@ -154,17 +161,21 @@ LATENT_ALWAYS_INLINE int32_t load_group(const uint8_t* p) {
 void tile_base(const Job& job, int64_t i0, int rows, int64_t panel0, int np) {
   const PackedQWeight& b = *job.b;
   int32_t acc[kMaxMR * kMaxNP * kPanel] = {};
+  const int64_t nseg = job.segments(), sb = job.seg_bytes();
   for (int r = 0; r < rows; ++r) {
-    const uint8_t* a = job.a + (i0 + r) * job.lda;
+    const uint8_t* row = job.row(i0 + r);
     int32_t* out = acc + r * kMaxNP * kPanel;
     for (int p = 0; p < np; ++p) {
       const int8_t* w = b.data.get() + (panel0 + p) * b.panel_bytes();
-      for (int64_t g = 0; g < b.k4; g += 4, w += 64)
-        for (int c = 0; c < kPanel; ++c) {
-          int32_t s = 0;
-          for (int q = 0; q < 4; ++q) s += int32_t(a[g + q]) * int32_t(w[c * 4 + q]);
-          out[p * kPanel + c] += s;
-        }
+      for (int64_t sg = 0; sg < nseg; ++sg) {
+        const uint8_t* a = row + job.seg_offset(sg);
+        for (int64_t g = 0; g < sb; g += 4, w += 64)
+          for (int c = 0; c < kPanel; ++c) {
+            int32_t s = 0;
+            for (int q = 0; q < 4; ++q) s += int32_t(a[g + q]) * int32_t(w[c * 4 + q]);
+            out[p * kPanel + c] += s;
+          }
+      }
     }
   }
   const int64_t j0 = panel0 * kPanel;
@@ -221,7 +232,7 @@ LATENT_TARGET_VNNI LATENT_ALWAYS_INLINE void store_row_vnni(__m512i acc, int p, 
   const int live = cols - p * kPanel;  // 1..16 columns of this panel hold outputs
   const __mmask16 mask = live >= kPanel ? __mmask16(0xffff) : __mmask16((1u << live) - 1);
   const __m512i v = _mm512_sub_epi32(acc, _mm512_loadu_si512(t.zero_sum + c));  // the terms hold whole panels
-  const int64_t at = i * ep.ldc + c;
+  const int64_t at = (ep.row_offset ? ep.row_offset[i] : i * ep.ldc) + c;
   if (ep.out_i32) {
     _mm512_mask_storeu_epi32(ep.out_i32 + at, mask, v);
     return;
@@ -247,23 +258,31 @@ LATENT_TARGET_VNNI void tile_vnni_fixed(const Job& job, int64_t i0, int64_t pane
   LATENT_Q_ROW(0) LATENT_Q_ROW(1) LATENT_Q_ROW(2) LATENT_Q_ROW(3)
 #undef LATENT_Q_ROW
   const int8_t* w = b.data.get() + panel0 * b.panel_bytes();
-  const int64_t pb = b.panel_bytes(), k4 = b.k4, lda = job.lda;
-  const uint8_t* a = job.a + i0 * lda;
-  for (int64_t g = 0; g < k4; g += 4, w += 64) {
-    const __m512i w0 = _mm512_load_si512(w);
-    const __m512i w1 = NP > 1 ? _mm512_load_si512(w + pb) : w0;
-    const __m512i w2 = NP > 2 ? _mm512_load_si512(w + 2 * pb) : w0;
-    const __m512i w3 = NP > 3 ? _mm512_load_si512(w + 3 * pb) : w0;
-#define LATENT_Q_ROW(r)                                                  \
-  if constexpr (MR > r) {                                                \
-    const __m512i av = _mm512_set1_epi32(load_group(a + r * lda + g));  \
-    dpbusd(c##r##0, av, w0);                                             \
-    if constexpr (NP > 1) dpbusd(c##r##1, av, w1);                       \
-    if constexpr (NP > 2) dpbusd(c##r##2, av, w2);                       \
-    if constexpr (NP > 3) dpbusd(c##r##3, av, w3);                       \
+  const int64_t pb = b.panel_bytes(), nseg = job.segments(), sb = job.seg_bytes();
+  // each row's first byte (the last real row stands in for the rows past m: MR <= m - i0)
+  const uint8_t* r0 = job.row(i0);
+  const uint8_t* r1 = MR > 1 ? job.row(i0 + 1) : r0;
+  const uint8_t* r2 = MR > 2 ? job.row(i0 + 2) : r0;
+  const uint8_t* r3 = MR > 3 ? job.row(i0 + 3) : r0;
+  for (int64_t sg = 0; sg < nseg; ++sg) {
+    const int64_t so = job.seg_offset(sg);
+    const uint8_t *a0 = r0 + so, *a1 = r1 + so, *a2 = r2 + so, *a3 = r3 + so;
+    for (int64_t g = 0; g < sb; g += 4, w += 64) {
+      const __m512i w0 = _mm512_load_si512(w);
+      const __m512i w1 = NP > 1 ? _mm512_load_si512(w + pb) : w0;
+      const __m512i w2 = NP > 2 ? _mm512_load_si512(w + 2 * pb) : w0;
+      const __m512i w3 = NP > 3 ? _mm512_load_si512(w + 3 * pb) : w0;
+#define LATENT_Q_ROW(r)                                              \
+  if constexpr (MR > r) {                                            \
+    const __m512i av = _mm512_set1_epi32(load_group(a##r + g));     \
+    dpbusd(c##r##0, av, w0);                                         \
+    if constexpr (NP > 1) dpbusd(c##r##1, av, w1);                   \
+    if constexpr (NP > 2) dpbusd(c##r##2, av, w2);                   \
+    if constexpr (NP > 3) dpbusd(c##r##3, av, w3);                   \
   }
-    LATENT_Q_ROW(0) LATENT_Q_ROW(1) LATENT_Q_ROW(2) LATENT_Q_ROW(3)
+      LATENT_Q_ROW(0) LATENT_Q_ROW(1) LATENT_Q_ROW(2) LATENT_Q_ROW(3)
 #undef LATENT_Q_ROW
+    }
   }
   const int64_t j0 = panel0 * kPanel;
   const int cols = int(std::min<int64_t>(int64_t(NP) * kPanel, b.n - j0));
@@ -296,18 +315,20 @@ __attribute__((target("avx2,fma"))) void tile_avx2_fixed(const Job& job, int64_t
   for (int r = 0; r < MR; ++r)
     for (int p = 0; p < 2 * NP; ++p) acc[r][p] = _mm256_setzero_si256();
   const int8_t* w = b.data.get() + panel0 * b.panel_bytes();
-  const int64_t pb = b.panel_bytes();
-  const uint8_t* a = job.a + i0 * job.lda;
+  const int64_t pb = b.panel_bytes(), sb = job.seg_bytes();
+  const uint8_t* rows[MR];
+  for (int r = 0; r < MR; ++r) rows[r] = job.row(i0 + r);
   const __m256i low7 = _mm256_set1_epi8(0x7f), one8 = _mm256_set1_epi8(1);
   const __m256i ones16 = _mm256_set1_epi16(1), x128 = _mm256_set1_epi16(128);
-  for (int64_t g = 0; g < b.k4; g += 4) {
+  for (int64_t gk = 0; gk < b.k4; gk += 4) {
+    const int64_t sg = gk / sb, g = gk - sg * sb, so = job.seg_offset(sg);  // run and byte within it
     __m256i wv[2 * NP];
     for (int p = 0; p < NP; ++p) {
-      wv[2 * p] = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + p * pb + g * 16));
-      wv[2 * p + 1] = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + p * pb + g * 16 + 32));
+      wv[2 * p] = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + p * pb + gk * 16));
+      wv[2 * p + 1] = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + p * pb + gk * 16 + 32));
     }
     for (int r = 0; r < MR; ++r) {
-      const __m256i av = _mm256_set1_epi32(load_group(a + r * job.lda + g));
+      const __m256i av = _mm256_set1_epi32(load_group(rows[r] + so + g));
       const __m256i lo = _mm256_and_si256(av, low7);                           // 0..127
       const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(av, 7), one8);     // 0 or 1
       for (int p = 0; p < 2 * NP; ++p) {
@@ -449,9 +470,34 @@ void qgemm_u8s8(int64_t m, const uint8_t* a, int64_t lda, const PackedQWeight& b
   qgemm_u8s8(m, a, lda, b, ep, qgemm_best_isa());
 }
 
+namespace {
+void run_qgemm(int64_t m, const uint8_t* a, int64_t lda, const QRowGather* gather, const PackedQWeight& b,
+               const QEpilogue& ep, QIsa isa);
+}  // namespace
+
 void qgemm_u8s8(int64_t m, const uint8_t* a, int64_t lda, const PackedQWeight& b, const QEpilogue& ep, QIsa isa) {
-  if (m <= 0) return;
   if (lda < b.k4) fail(kOp, "row stride {} of A is below the packed k {}", lda, b.k4);
+  run_qgemm(m, a, lda, nullptr, b, ep, isa);
+}
+
+void qgemm_u8s8_gather(int64_t m, const uint8_t* a, const QRowGather& rows, const PackedQWeight& b,
+                       const QEpilogue& ep) {
+  qgemm_u8s8_gather(m, a, rows, b, ep, qgemm_best_isa());
+}
+
+void qgemm_u8s8_gather(int64_t m, const uint8_t* a, const QRowGather& rows, const PackedQWeight& b,
+                       const QEpilogue& ep, QIsa isa) {
+  if (!rows.row_offset || !rows.seg_offset || rows.segments <= 0 || rows.seg_bytes <= 0 || rows.seg_bytes % 4 != 0 ||
+      rows.segments * rows.seg_bytes != b.k4)
+    fail(kOp, "row gather of {} runs of {} bytes does not cover the packed k {} (runs must be multiples of 4)",
+         rows.segments, rows.seg_bytes, b.k4);
+  run_qgemm(m, a, 0, &rows, b, ep, isa);
+}
+
+namespace {
+void run_qgemm(int64_t m, const uint8_t* a, int64_t lda, const QRowGather* gather, const PackedQWeight& b,
+               const QEpilogue& ep, QIsa isa) {
+  if (m <= 0) return;
   if (int(isa) > int(QIsa::Base) && !(isa == QIsa::Avx2 ? cpu_has_avx2() : cpu_has_vnni()))
     fail(kOp, "this CPU cannot run the {} kernel", qisa_name(isa));
   if (int(!!ep.out_f32) + int(!!ep.out_u8) + int(!!ep.out_i32) != 1)
@@ -479,12 +525,13 @@ void qgemm_u8s8(int64_t m, const uint8_t* a, int64_t lda, const PackedQWeight& b
     bias[j] = (real && ep.bias ? ep.bias[j] : 0.0f) * fold + shift;
   }
   const int32_t lo = ep.out_u8 && ep.relu ? ep.out_zero : 0;
-  const Job job{m, a, lda, &b, &ep, {zero_sum.data(), scale.data(), bias.data(), lo}};
+  const Job job{m, a, lda, &b, &ep, {zero_sum.data(), scale.data(), bias.data(), lo}, gather};
 
   const int64_t work = m * b.n * b.k;
   const RangeSplit split = split_range(b.panels, work >= (int64_t{1} << 18) ? 0 : b.panels + 1, 1);
   parallel_for(split, [&](int, int64_t lo, int64_t hi) { run_panels(job, isa, lo, hi); });
 }
+}  // namespace
 
 namespace {
 LATENT_ALWAYS_INLINE void quantize_u8_impl_body(int64_t m, int64_t k, const float* x, int64_t ldx, float scale,

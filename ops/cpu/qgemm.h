@@ -31,6 +31,9 @@ struct PackedQWeight {
   int64_t n = 0, k = 0, k4 = 0, panels = 0;
   std::unique_ptr<int8_t, void (*)(void*)> data{nullptr, nullptr};
   std::vector<int32_t> col_sum;  ///< panels * 16 values: sum over k of each channel's weights
+  /// A form of this weight a kernel derives on first use and keeps with it (the transposed
+  /// conv's per-phase packings, ops/cpu/qconv.cpp); that kernel alone reads and replaces it.
+  mutable std::shared_ptr<const void> derived;
   /// Bytes of one panel (k4 * 16).
   int64_t panel_bytes() const { return k4 * 16; }
 };
@@ -59,6 +62,9 @@ struct QEpilogue {
   uint8_t* out_u8 = nullptr;
   int32_t* out_i32 = nullptr;
   int64_t ldc = 0;                 ///< row stride of the output, in elements
+  /// When set, output row i starts at row_offset[i] elements from the output pointer instead of
+  /// i * ldc (a conv's output pixels of one stride phase, or any rows scattered by a table).
+  const int64_t* row_offset = nullptr;
   int64_t col_stride = 1;          ///< column stride of the output (a conv's NCHW store: H*W)
   float out_scale = 1.0f;          ///< for out_u8
   int32_t out_zero = 0;            ///< for out_u8
@@ -70,6 +76,25 @@ struct QEpilogue {
 void qgemm_u8s8(int64_t m, const uint8_t* a, int64_t lda, const PackedQWeight& b, const QEpilogue& epilogue);
 void qgemm_u8s8(int64_t m, const uint8_t* a, int64_t lda, const PackedQWeight& b, const QEpilogue& epilogue,
                 QIsa isa);
+
+/// A's rows gathered from an image instead of read from a matrix (an implicit im2col): row i's k4
+/// bytes are `segments` runs of `seg_bytes` bytes each (a multiple of 4; segments * seg_bytes =
+/// b.k4), run s at a + row_offset[i] + seg_offset[s]. A conv's row is one output pixel and a run
+/// one kernel row (or tap) of a padded channels-last image: the GEMM reads the image in place.
+struct QRowGather {
+  const int64_t* row_offset = nullptr;  ///< m byte offsets from a
+  const int64_t* seg_offset = nullptr;  ///< `segments` byte offsets added to a row's
+  int64_t segments = 0;                 ///< runs per row
+  int64_t seg_bytes = 0;                ///< bytes per run (a multiple of 4)
+};
+
+/// C = A W^T with A's rows gathered as `rows` describes (the matrix form's lda is rows of k4
+/// contiguous bytes); the same kernels, store and threading as qgemm_u8s8.
+void qgemm_u8s8_gather(int64_t m, const uint8_t* a, const QRowGather& rows, const PackedQWeight& b,
+                       const QEpilogue& epilogue, QIsa isa);
+/// qgemm_u8s8_gather with the best ISA.
+void qgemm_u8s8_gather(int64_t m, const uint8_t* a, const QRowGather& rows, const PackedQWeight& b,
+                       const QEpilogue& epilogue);
 
 /// q[i][p] = clamp(round_half_even(x[i][p] / scale) + zero, 0, 255) for m rows of k floats
 /// (ONNX QuantizeLinear's rounding). NaN maps to the zero point.
