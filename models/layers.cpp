@@ -233,7 +233,8 @@ Tensor Sequential::forward(const Tensor& input) {
   Tensor x = input;
   const size_t n = modules_.size();
   // The int8 chain at inference (ops/quantize.h Int8Chain, `latent quantize` runs): an int8 layer
-  // followed by ReLU applies it in its int8 store (a Linear also Sigmoid or Tanh), and when the
+  // followed by ReLU applies it in its int8 store (a Linear also Sigmoid or Tanh, a conv writing
+  // float32 also Sigmoid), and when the
   // layer after is another int8 layer of the same kind (Linear -> Linear, conv -> conv) the output
   // is handed over as uint8 in that layer's input parameters (x is then a placeholder of the right
   // shape). Not while a tape records or the ONNX exporter traces: both need the ops as written.
@@ -245,12 +246,14 @@ Tensor Sequential::forward(const Tensor& input) {
       if (const Int8Layer layer = int8_layer_of(module); layer.kind != Int8Layer::kNone) {
         const bool linear_layer = layer.kind == Int8Layer::kLinear;
         Activation act = i + 1 < n ? fusable_activation(modules_[i + 1].get()) : Activation::None;
-        if (!linear_layer && act != Activation::Relu) act = Activation::None;  // a conv's store applies relu only
+        // a conv's store applies relu, or sigmoid when it writes float32 (the decoder's last layer)
+        if (!linear_layer && act != Activation::Relu && act != Activation::Sigmoid) act = Activation::None;
         const size_t after = i + 1 + (act != Activation::None ? 1 : 0);
         const Int8Layer next = after < n ? int8_layer_of(modules_[after].get()) : Int8Layer{};
         latent::detail::Int8Chain chain;
         chain.weight = layer.weight;
         chain.relu = act == Activation::Relu;
+        chain.sigmoid = !linear_layer && act == Activation::Sigmoid;
         if (pending.kind == layer.kind) chain.input_u8 = pending.u8;
         chain.requantize = next.kind == layer.kind && (act == Activation::None || act == Activation::Relu);
         chain.out_scale = next.input_scale;

@@ -432,6 +432,7 @@ bool conv_inference_int8(const Tensor& x, const Tensor& weight, const Tensor& bi
   st.w_scale = q->weight_scale.data();
   st.bias = b.defined() ? b.data_ptr<float>() : nullptr;
   st.relu = chain && chain->relu;
+  st.sigmoid = chain && chain->sigmoid && !chain->requantize;
   st.in_nhwc = st_in_nhwc;
   if (chain && chain->requantize) {
     chain->output_u8 = empty({s.n, s.ho, s.wo, s.c_out}, kUInt8, out.device());  // channels last

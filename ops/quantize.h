@@ -161,6 +161,7 @@ bool conv_inference_int8(const Tensor& x, const Tensor& weight, const Tensor& bi
 struct Int8Chain {
   const Tensor* weight = nullptr;  ///< the layer's weight: only a call on it takes the request
   bool relu = false;               ///< a conv: apply relu in the store
+  bool sigmoid = false;            ///< a conv writing float32: apply sigmoid in the store (the decoder's last layer)
   Tensor input_u8;                 ///< uint8 input in the layout above, or undefined (quantize x)
   bool requantize = false;         ///< write the output as uint8 in (out_scale, out_zero)
   float out_scale = 1.0f;          ///< the next layer's input scale (when requantize)

@@ -3,12 +3,13 @@
 
 #include <algorithm>
 #include <cstring>
+#include <cmath>
 #include <limits>
 #include <mutex>
-#include <cmath>
 #include <vector>
 
 #include "../../autograd/error.h"
+#include "../scalar_math.h"
 #include "isa.h"
 #include "workers.h"
 
@@ -35,6 +36,7 @@ void check_store(const QConvStore& st) {
   if (st.out_u8 && (!(st.out_scale > 0.0f) || st.out_zero < 0 || st.out_zero > 255))
     fail(kOp, "uint8 output needs a positive scale and a zero point in [0, 255]; got {} and {}", st.out_scale, st.out_zero);
   if (st.out_nhwc && !st.out_u8) fail(kOp, "a channels-last output must be uint8");
+  if (st.sigmoid && !st.out) fail(kOp, "the sigmoid store needs the float32 output");
 }
 
 // Images [lo, hi) split over the pool; each part reuses its own scratch buffers.
@@ -180,6 +182,8 @@ inline __attribute__((always_inline)) void col2im_dequant_body(const QConvShape&
     const int32_t* a = acc + co;
     float* o = st.out + offset + co * p_out;
     for (int64_t p = 0; p < p_out; ++p) o[p] = std::max(float(a[p * c]) * scale + b, lo);
+    if (st.sigmoid)
+      for (int64_t p = 0; p < p_out; ++p) o[p] = math::sigmoid(o[p]);
   }
 }
 LATENT_CPU_MULTI_ISA(col2im_dequant,
