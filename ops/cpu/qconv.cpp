@@ -74,126 +74,6 @@ PackedQWeight pack_qconv_transpose_weight(int64_t c_in, int64_t c_out, int64_t k
 }
 
 namespace {
-// dst (p, c_in) with row stride ld = src (c_in, p): an NCHW image as pixel rows.
-void to_pixel_rows(const uint8_t* src, int64_t c_in, int64_t p, uint8_t* dst, int64_t ld) {
-  if (c_in == 1 && ld == 1) {
-    std::memcpy(dst, src, size_t(p));
-    return;
-  }
-  for (int64_t c = 0; c < c_in; ++c)
-    for (int64_t q = 0; q < p; ++q) dst[q * ld + c] = src[c * p + q];
-}
-// One tap (ki, kj) of the transposed conv, the same for every output channel: the input rows
-// [ih_lo, ih_hi) and columns [iw_lo, iw_hi) whose output (ih * sh + off_h, iw * sw + off_w) lies
-// inside the image.
-struct Tap {
-  int64_t ih_lo, ih_hi, iw_lo, iw_hi, off_h, off_w;
-};
-
-std::vector<Tap> transposed_taps(const QConvShape& s) {
-  std::vector<Tap> taps;
-  for (int64_t ki = 0; ki < s.kh; ++ki)
-    for (int64_t kj = 0; kj < s.kw; ++kj) {
-      Tap t;
-      t.off_h = ki * s.dh - s.ph;
-      t.off_w = kj * s.dw - s.pw;
-      t.ih_lo = t.off_h >= 0 ? 0 : (-t.off_h + s.sh - 1) / s.sh;
-      t.ih_hi = std::min(s.h, s.ho - t.off_h <= 0 ? 0 : (s.ho - t.off_h + s.sh - 1) / s.sh);
-      t.iw_lo = t.off_w >= 0 ? 0 : (-t.off_w + s.sw - 1) / s.sw;
-      t.iw_hi = std::min(s.w, s.wo - t.off_w <= 0 ? 0 : (s.wo - t.off_w + s.sw - 1) / s.sw);
-      taps.push_back(t);
-    }
-  return taps;
-}
-
-// col2im of one image's int32 sums (P_in, kH*kW*C_out: row = input pixel, column (ki, kj, co))
-// into acc (P_out, C_out), channels last so each (pixel, tap) adds one contiguous run of C_out
-// sums; C is C_out fixed at compile time for the common counts (0: s.c_out at run time).
-template <int C>
-inline __attribute__((always_inline)) void col2im_nhwc(const QConvShape& s, const Tap* taps, const int32_t* sums,
-                                                       int32_t* acc) {
-  const int64_t c = C > 0 ? C : s.c_out, ntaps = s.kh * s.kw, n = ntaps * c;
-  for (int64_t t = 0; t < ntaps; ++t) {
-    const Tap& tp = taps[t];
-    for (int64_t ih = tp.ih_lo; ih < tp.ih_hi; ++ih) {
-      int32_t* arow = acc + (ih * s.sh + tp.off_h) * s.wo * c;
-      const int32_t* srow = sums + ih * s.w * n + t * c;
-      for (int64_t iw = tp.iw_lo; iw < tp.iw_hi; ++iw) {
-        int32_t* a = arow + (iw * s.sw + tp.off_w) * c;
-        const int32_t* sp = srow + iw * n;
-        for (int64_t co = 0; co < c; ++co) a[co] += sp[co];
-      }
-    }
-  }
-}
-
-// The transposed conv's tail for one image: col2im into acc (P_out, C_out, zeroed), then
-// out (C_out, P_out) = acc * a_scale * w_scale[co] + bias[co] (relu).
-inline __attribute__((always_inline)) void col2im_dequant_body(const QConvShape& s, const Tap* taps,
-                                                               const int32_t* sums, int32_t* acc,
-                                                               const QConvStore& st, int64_t offset) {
-  const int64_t p_out = s.ho * s.wo, c = s.c_out;
-  if (c == 1) col2im_nhwc<1>(s, taps, sums, acc);
-  else if (c == 16) col2im_nhwc<16>(s, taps, sums, acc);
-  else if (c == 32) col2im_nhwc<32>(s, taps, sums, acc);
-  else col2im_nhwc<0>(s, taps, sums, acc);
-  if (st.out_u8) {  // requantized for the next int8 layer, as qgemm's uint8 store rounds
-    constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23: adding and subtracting it rounds half to even
-    const float inv = 1.0f / st.out_scale, zero = float(st.out_zero);
-    const float qlo = st.relu ? std::max(zero, 0.0f) : 0.0f;
-    const auto level = [&](int32_t a, int64_t co) {
-      float v = (float(a) * (st.a_scale * st.w_scale[co]) + (st.bias ? st.bias[co] : 0.0f)) * inv;
-      v = std::min(std::max(v, -512.0f), 512.0f);
-      v = ((v + kMagic) - kMagic) + zero;
-      return static_cast<uint8_t>(static_cast<int32_t>(std::min(std::max(v, qlo), 255.0f)));
-    };
-    if (st.out_nhwc && c <= 64) {  // the accumulator's own layout, per-channel constants hoisted
-      float sc[64], bi[64];
-      int32_t lv[64];
-      for (int64_t co = 0; co < c; ++co) sc[co] = st.a_scale * st.w_scale[co], bi[co] = st.bias ? st.bias[co] : 0.0f;
-      uint8_t* o = st.out_u8 + offset;
-      for (int64_t p = 0; p < p_out; ++p) {
-        const int32_t* a = acc + p * c;
-        for (int64_t co = 0; co < c; ++co) {
-          float v = (float(a[co]) * sc[co] + bi[co]) * inv;  // as `level` rounds
-          v = std::min(std::max(v, -512.0f), 512.0f);
-          v = ((v + kMagic) - kMagic) + zero;
-          lv[co] = static_cast<int32_t>(std::min(std::max(v, qlo), 255.0f));
-        }
-        for (int64_t co = 0; co < c; ++co) o[p * c + co] = static_cast<uint8_t>(lv[co]);
-      }
-      return;
-    }
-    if (st.out_nhwc) {
-      uint8_t* o = st.out_u8 + offset;
-      for (int64_t p = 0; p < p_out; ++p)
-        for (int64_t co = 0; co < c; ++co) o[p * c + co] = level(acc[p * c + co], co);
-      return;
-    }
-    for (int64_t co = 0; co < c; ++co) {
-      uint8_t* o = st.out_u8 + offset + co * p_out;
-      for (int64_t p = 0; p < p_out; ++p) o[p] = level(acc[p * c + co], co);
-    }
-    return;
-  }
-  const float lo = st.relu ? 0.0f : -std::numeric_limits<float>::infinity();
-  for (int64_t co = 0; co < c; ++co) {
-    const float scale = st.a_scale * st.w_scale[co], b = st.bias ? st.bias[co] : 0.0f;
-    const int32_t* a = acc + co;
-    float* o = st.out + offset + co * p_out;
-    for (int64_t p = 0; p < p_out; ++p) o[p] = std::max(float(a[p * c]) * scale + b, lo);
-    if (st.sigmoid)
-      for (int64_t p = 0; p < p_out; ++p) o[p] = math::sigmoid(o[p]);
-  }
-}
-LATENT_CPU_MULTI_ISA(col2im_dequant,
-                     (const QConvShape& s, const Tap* taps, const int32_t* sums, int32_t* acc, const QConvStore& st,
-                      int64_t offset),
-                     (s, taps, sums, acc, st, offset))
-
-}  // namespace
-
-namespace {
 // One image copied into a zero-point-filled, channels-last buffer of (hp, wp) pixels with the
 // image at row `top`, column `left` (rows and columns of the image past hp / wp are not needed
 // and not copied). x is (c, h, w) or, when nhwc, (h, w, c).
@@ -287,6 +167,7 @@ struct Phase {
   std::shared_ptr<const PackedQWeight> w;         // (C_out, taps * run); null: no tap reaches the phase
   std::vector<int64_t> rows, segs;                // the gather: one row per (m, n), one run per tap
   std::vector<std::pair<int64_t, int64_t>> tap_offsets;  // (e_ki, e_kj) of each run
+  std::vector<int64_t> tap_index;                 // ki * kW + kj of each run
   std::vector<int64_t> out_pixel, out_nhwc;       // output row offsets: pixel index, or pixel * C_out
 };
 struct PhasePlan {
@@ -310,7 +191,7 @@ bool phase_offset(int64_t r, int64_t k, int64_t stride, int64_t pad, int64_t dil
   return true;
 }
 
-std::shared_ptr<const PhasePlan> make_phase_plan(const QConvShape& s, const PackedQWeight& w) {
+std::shared_ptr<const PhasePlan> make_phase_plan(const QConvShape& s, const PackedQWeight& w, bool pack) {
   auto plan = std::make_shared<PhasePlan>();
   plan->geometry = s;
   plan->run = (s.c_in + 3) / 4 * 4;
@@ -331,7 +212,7 @@ std::shared_ptr<const PhasePlan> make_phase_plan(const QConvShape& s, const Pack
       for (int64_t k = 0, e = 0; k < s.kw; ++k)
         if (phase_offset(b, k, s.sw, s.pw, s.dw, e)) kj_e.push_back({k, e});
       const int64_t taps = int64_t(ki_e.size() * kj_e.size());
-      if (taps > 0) {
+      if (taps > 0 && pack) {
         const int64_t k = taps * plan->run;
         std::vector<int8_t> t(size_t(s.c_out * k), 0);
         int64_t tap = 0;
@@ -340,14 +221,17 @@ std::shared_ptr<const PhasePlan> make_phase_plan(const QConvShape& s, const Pack
             for (int64_t co = 0; co < s.c_out; ++co)
               for (int64_t ci = 0; ci < s.c_in; ++ci)
                 t[size_t(co * k + tap * plan->run + ci)] = weight((ki * s.kw + kj) * s.c_out + co, ci);
-            top = std::max(top, -eh), left = std::max(left, -ew);
-            bottom = std::max(bottom, ph.mh + eh), right = std::max(right, ph.nw + ew);
             ++tap;
           }
         ph.w = std::make_shared<const PackedQWeight>(pack_qweight(s.c_out, k, t.data(), k));
-        for (const auto& [ki, eh] : ki_e)
-          for (const auto& [kj, ew] : kj_e) ph.tap_offsets.push_back({eh, ew});
       }
+      for (const auto& [ki, eh] : ki_e)
+        for (const auto& [kj, ew] : kj_e) {
+          ph.tap_offsets.push_back({eh, ew});
+          ph.tap_index.push_back(ki * s.kw + kj);
+          top = std::max(top, -eh), left = std::max(left, -ew);
+          bottom = std::max(bottom, ph.mh + eh), right = std::max(right, ph.nw + ew);
+        }
       for (int64_t m = 0; m < ph.mh; ++m)
         for (int64_t n = 0; n < ph.nw; ++n) {
           const int64_t pixel = (a + s.sh * m) * s.wo + b + s.sw * n;
@@ -374,38 +258,100 @@ std::shared_ptr<const PhasePlan> phase_plan(const QConvShape& s, const PackedQWe
     auto kept = std::static_pointer_cast<const PhasePlan>(w.derived);
     if (kept && kept->fits(s)) return kept;
   }
-  std::shared_ptr<const PhasePlan> plan = make_phase_plan(s, w);
+  std::shared_ptr<const PhasePlan> plan = make_phase_plan(s, w, s.c_out >= kPhaseMinChannels);
   std::lock_guard<std::mutex> lock(mutex);
   w.derived = plan;
   return plan;
 }
 
-void transposed_by_col2im(const QConvShape& s, const uint8_t* x, const PackedQWeight& w, const QConvStore& st) {
-  const int64_t p_in = s.h * s.w, in_image = s.c_in * p_in, p_out = s.ho * s.wo, out_image = s.c_out * p_out;
-  const std::vector<Tap> taps = transposed_taps(s);
-  over_images(s.n, p_in * w.k * w.n, [&](int64_t img) {
-    thread_local std::vector<uint8_t> a_buf;
-    thread_local std::vector<int32_t> sums_buf, acc_buf;
-    a_buf.resize(size_t(p_in * w.k4));
-    sums_buf.resize(size_t(w.n * p_in));
-    acc_buf.assign(size_t(out_image), 0);
-    uint8_t* a = a_buf.data();
-    int32_t* sums = sums_buf.data();
-    const uint8_t* a_rows = a;
-    if (!st.in_nhwc) {
-      to_pixel_rows(x + img * in_image, s.c_in, p_in, a, w.k4);  // bytes [c_in, k4) meet zero weights
-    } else if (w.k4 == s.c_in) {
-      a_rows = x + img * in_image;  // already (pixel, channel) rows
-    } else {
-      for (int64_t q = 0; q < p_in; ++q) std::memcpy(a + q * w.k4, x + img * in_image + q * s.c_in, size_t(s.c_in));
+void store_bias_only(const Phase& ph, const QConvShape& s, const QConvStore& st, int64_t img);
+
+// The transposed conv's store for few output channels (a phase's GEMM would fill 1 of 16 lanes):
+// planes holds one image's zero-point-corrected int32 sums, plane j = row j of Wt ((ki, kj, co))
+// over the padded input grid (zero outside the image); output pixel (a + sh*m, b + sw*n) of
+// channel co is the sum of its phase's taps' planes at (m + e_ki, n + e_kj), dequantized (relu,
+// sigmoid) or requantized: a gather, each output written once.
+inline __attribute__((always_inline)) void phase_gather_store_body(const QConvShape& s, const PhasePlan& plan,
+                                                                   const int32_t* planes, int32_t* acc, float* val,
+                                                                   const QConvStore& st, int64_t img) {
+  const int64_t plane = plan.hp * plan.wp, p_out = s.ho * s.wo, out_image = s.c_out * p_out, wp = plan.wp;
+  constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23: adding and subtracting it rounds half to even
+  const float inv = st.out_u8 ? 1.0f / st.out_scale : 1.0f, zero = float(st.out_zero);
+  const float lo = st.out_u8 ? (st.relu ? std::max(zero, 0.0f) : 0.0f) : st.relu ? 0.0f : -std::numeric_limits<float>::infinity();
+  for (const Phase& ph : plan.phases) {
+    if (ph.tap_index.empty()) continue;  // bias only: the caller's
+    // whole padded-grid rows (m, 0..wp): flat loops the compiler vectorizes; columns n >= nw are dropped
+    const int64_t len = ph.mh * wp;
+    for (int64_t co = 0; co < s.c_out; ++co) {
+      const float scale = st.a_scale * st.w_scale[co] * inv, bias = (st.bias ? st.bias[co] : 0.0f) * inv;
+      for (int64_t q = 0; q < len; ++q) acc[q] = 0;
+      for (size_t t = 0; t < ph.tap_index.size(); ++t) {
+        const int32_t* src = planes + (ph.tap_index[t] * s.c_out + co) * plane +
+                             (ph.tap_offsets[t].first + plan.top) * wp + ph.tap_offsets[t].second + plan.left;
+        for (int64_t q = 0; q < len; ++q) acc[q] += src[q];
+      }
+      if (st.out_u8) {
+        for (int64_t q = 0; q < len; ++q) {
+          float v = std::min(std::max(float(acc[q]) * scale + bias, -512.0f), 512.0f);
+          v = ((v + kMagic) - kMagic) + zero;
+          val[q] = std::min(std::max(v, lo), 255.0f);
+        }
+      } else {
+        for (int64_t q = 0; q < len; ++q) val[q] = std::max(float(acc[q]) * scale + bias, lo);
+        if (st.sigmoid)
+          for (int64_t q = 0; q < len; ++q) val[q] = math::sigmoid(val[q]);
+      }
+      for (int64_t m = 0; m < ph.mh; ++m) {
+        const int64_t first = (ph.a + s.sh * m) * s.wo + ph.b;  // output pixel of n = 0
+        const float* v = val + m * wp;
+        if (st.out_u8) {
+          uint8_t* o = st.out_u8 + img * out_image;
+          for (int64_t n = 0; n < ph.nw; ++n) {
+            const int64_t pixel = first + s.sw * n;
+            o[st.out_nhwc ? pixel * s.c_out + co : co * p_out + pixel] = static_cast<uint8_t>(static_cast<int32_t>(v[n]));
+          }
+        } else {
+          float* o = st.out + img * out_image + co * p_out + first;
+          for (int64_t n = 0; n < ph.nw; ++n) o[s.sw * n] = v[n];
+        }
+      }
     }
-    // sums (P_in, kH*kW*C_out): row = input pixel, column (ki, kj, co), zero term removed
-    QEpilogue ep;
+  }
+}
+LATENT_CPU_MULTI_ISA(phase_gather_store,
+                     (const QConvShape& s, const PhasePlan& plan, const int32_t* planes, int32_t* acc, float* val,
+                      const QConvStore& st, int64_t img),
+                     (s, plan, planes, acc, val, st, img))
+
+void transposed_by_sums(const QConvShape& s, const uint8_t* x, const PackedQWeight& w, const QConvStore& st,
+                        const PhasePlan& plan) {
+  const int64_t in_image = s.c_in * s.h * s.w, plane = plan.hp * plan.wp;
+  const int64_t pad_bytes = plane * s.c_in + 64;  // + a row's rounding to 4
+  const uint8_t zero = static_cast<uint8_t>(st.a_zero);
+  // The GEMM's rows: every pixel of the padded grid (the padding's zero points give sums of exactly 0)
+  std::vector<int64_t> rows(static_cast<size_t>(plane));
+  for (int64_t q = 0; q < plane; ++q) rows[size_t(q)] = q * s.c_in;
+  const int64_t zero_offset = 0;
+  const QRowGather gather{rows.data(), &zero_offset, 1, w.k4};
+  over_images(s.n, s.h * s.w * w.k * w.n, [&](int64_t img) {
+    thread_local std::vector<uint8_t> pad_buf;
+    thread_local std::vector<int32_t> planes_buf, acc_buf;
+    thread_local std::vector<float> val_buf;
+    pad_buf.resize(size_t(pad_bytes));
+    pad_image(x + img * in_image, st.in_nhwc, s.c_in, s.h, s.w, plan.hp, plan.wp, plan.top, plan.left, zero,
+              pad_buf.data(), pad_bytes);
+    planes_buf.resize(size_t(w.n * plane + 2 * plan.wp + 16));  // + the reach of the last plane's dropped columns
+    acc_buf.resize(size_t(plane));
+    val_buf.resize(size_t(plane));
+    QEpilogue ep;  // planar sums: column j at j * plane, row = padded-grid pixel
     ep.a_zero = st.a_zero;
-    ep.out_i32 = sums;
-    ep.ldc = w.n;
-    qgemm_u8s8(p_in, a_rows, w.k4, w, ep);
-    col2im_dequant(s, taps.data(), sums, acc_buf.data(), st, img * out_image);
+    ep.out_i32 = planes_buf.data();
+    ep.ldc = 1;
+    ep.col_stride = plane;
+    qgemm_u8s8_gather(plane, pad_buf.data(), gather, w, ep);
+    phase_gather_store(s, plan, planes_buf.data(), acc_buf.data(), val_buf.data(), st, img);
+    for (const Phase& ph : plan.phases)
+      if (ph.tap_index.empty()) store_bias_only(ph, s, st, img);
   });
 }
 
@@ -434,9 +380,9 @@ void store_bias_only(const Phase& ph, const QConvShape& s, const QConvStore& st,
 void qconv_transpose2d_u8s8(const QConvShape& s, const uint8_t* x, const PackedQWeight& w, const QConvStore& st) {
   check_shape(s, w, true);
   check_store(st);
-  if (s.c_out < kPhaseMinChannels) return transposed_by_col2im(s, x, w, st);
-  const int64_t in_image = s.c_in * s.h * s.w, p_out = s.ho * s.wo;
   const std::shared_ptr<const PhasePlan> plan = phase_plan(s, w);
+  if (s.c_out < kPhaseMinChannels) return transposed_by_sums(s, x, w, st, *plan);
+  const int64_t in_image = s.c_in * s.h * s.w, p_out = s.ho * s.wo;
   const int64_t pad_bytes = plan->hp * plan->wp * s.c_in + 64;  // + a run's rounding to 4
   const uint8_t zero = static_cast<uint8_t>(st.a_zero);
   over_images(s.n, s.h * s.w * w.k * w.n, [&](int64_t img) {

@@ -80,10 +80,16 @@ LATENT_ALWAYS_INLINE void store_tile_body(const int32_t* acc, int rows, int64_t 
   const int32_t* zs = t.zero_sum + j0;
   const float* sc = t.scale + j0;
   const float* bi = t.bias + j0;
-  if (ep.col_stride != 1 && ep.ldc == 1 && !ep.out_i32 && !ep.row_offset) {
+  if (ep.col_stride != 1 && ep.ldc == 1 && !ep.row_offset) {
     // A conv's (C, H, W) output with rows = consecutive pixels: the tile's values computed along
     // the channels (vectorized), then each channel's `rows` pixels written as one contiguous run.
     const int64_t cs = ep.col_stride;
+    if (ep.out_i32) {
+      int32_t* o = ep.out_i32 + i0 + j0 * cs;
+      for (int c = 0; c < cols; ++c)
+        for (int r = 0; r < rows; ++r) o[c * cs + r] = acc[r * kMaxNP * kPanel + c] - zs[c];
+      return;
+    }
     alignas(64) float v[kMaxMR][kMaxNP * kPanel];
     const float lo = ep.out_u8 ? float(t.lo) : (ep.relu ? 0.0f : -3.0e38f);
     for (int r = 0; r < rows; ++r) {
