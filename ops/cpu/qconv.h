@@ -1,18 +1,19 @@
 // int8 convolutions for quantized inference, built on the int8 GEMM (qgemm.h): uint8 activations
 // with a zero point, symmetric int8 weights with one scale per output channel, int32 sums.
 //
-//   conv2d            per image: A (P_out, K) uint8 = im2col of the input, rows = output pixels,
-//                     K = C_in * kH * kW in the weight's (ci, ki, kj) order, padding filled with the
-//                     input's zero point (so it adds exactly 0 after the zero-point correction);
-//                     qgemm against W (C_out, K) with dequantization, bias and relu fused into its
-//                     store, which writes the (C_out, H_out, W_out) image directly (column stride
-//                     H_out * W_out).
-//   conv_transpose2d  per image: A (P_in, C_in) uint8 = the input image transposed (rows = input
-//                     pixels); qgemm against Wt (kH * kW * C_out, C_in) into int32 rows (one per input
-//                     pixel, C_out sums per tap side by side); col2im
-//                     scatter-adds the zero-point-corrected int32 sums into the output image (exact:
-//                     integer adds), then one pass dequantizes with the channel's scale, adds the
-//                     bias and applies relu.
+//   conv2d            per image: the input copied once into a channels-last buffer padded with its
+//                     zero point (which adds exactly 0 after the zero-point correction);
+//                     qgemm_u8s8_gather reads it in place, row = output pixel, one run per kernel
+//                     row (kW pixels x C_in, padded to 4 bytes with zero weights): no im2col. The
+//                     store (dequantization, bias, relu or sigmoid, or requantization) writes the
+//                     (C_out, H_out, W_out) image (column stride H_out * W_out) or channels last.
+//   conv_transpose2d  by stride phase: the output pixels (a + sh*m, b + sw*n) of phase (a, b) all
+//                     read the same taps, from input pixels (m + e_ki, n + e_kj), so a phase is an
+//                     ordinary conv over the padded input (one run of C_in per tap) whose store
+//                     writes each of its pixels once through the epilogue's row table. With fewer
+//                     than 16 output channels (a phase's GEMM would fill one lane in 16), the GEMM
+//                     runs once per image into planar int32 sums over the padded input grid and a
+//                     per-phase gather adds each output's taps and applies the store's arithmetic.
 // Images are split over the thread pool (the GEMMs inside run on one thread each). Only groups = 1.
 #pragma once
 
