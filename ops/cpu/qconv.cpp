@@ -79,18 +79,29 @@ namespace {
 // and not copied). x is (c, h, w) or, when nhwc, (h, w, c).
 void pad_image(const uint8_t* x, bool nhwc, int64_t c, int64_t h, int64_t w, int64_t hp, int64_t wp, int64_t top,
                int64_t left, uint8_t zero, uint8_t* out, int64_t out_bytes) {
-  std::memset(out, zero, size_t(out_bytes));
-  const int64_t rows = std::min(h, hp - top), cols = std::min(w, wp - left);
-  if (rows <= 0 || cols <= 0) return;
+  const int64_t rows = std::clamp<int64_t>(hp - top, 0, h), cols = std::clamp<int64_t>(wp - left, 0, w);
+  if (rows == 0 || cols == 0) {
+    std::memset(out, zero, size_t(out_bytes));
+    return;
+  }
+  // the zero point only where no pixel of the image lands: the rows above and below, each row's
+  // margins and the slack past the grid
+  const int64_t row_bytes = wp * c, right = (wp - left - cols) * c;
+  std::memset(out, zero, size_t(top * row_bytes));
   for (int64_t y = 0; y < rows; ++y) {
-    uint8_t* o = out + ((y + top) * wp + left) * c;
+    uint8_t* r = out + (y + top) * row_bytes;
+    std::memset(r, zero, size_t(left * c));
+    uint8_t* o = r + left * c;
     if (nhwc || c == 1) {
       std::memcpy(o, x + y * w * c, size_t(cols * c));
     } else {
       for (int64_t ch = 0; ch < c; ++ch)
         for (int64_t q = 0; q < cols; ++q) o[q * c + ch] = x[(ch * h + y) * w + q];
     }
+    std::memset(o + cols * c, zero, size_t(right));
   }
+  const int64_t done = (top + rows) * row_bytes;
+  std::memset(out + done, zero, size_t(out_bytes - done));
 }
 
 // The store of an int8 conv as qgemm's epilogue; rows are output pixels of image `img`.
