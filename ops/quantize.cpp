@@ -423,7 +423,12 @@ bool conv_inference_int8(const Tensor& x, const Tensor& weight, const Tensor& bi
   } else {
     const Tensor xc = x.is_contiguous() ? x : x.contiguous();
     xq.resize(size_t(xc.numel()));
-    cpu::quantize_u8(1, xc.numel(), xc.data_ptr<float>(), xc.numel(), q->input_scale, q->input_zero, xq.data(), xc.numel());
+    if (s.c_in > 1) {  // channels last, as the kernels read it (one channel: NCHW is NHWC already)
+      cpu::quantize_u8_nhwc(s.n, s.c_in, s.h * s.w, xc.data_ptr<float>(), q->input_scale, q->input_zero, xq.data());
+      st_in_nhwc = true;
+    } else {
+      cpu::quantize_u8(1, xc.numel(), xc.data_ptr<float>(), xc.numel(), q->input_scale, q->input_zero, xq.data(), xc.numel());
+    }
     xq_data = xq.data();
   }
   cpu::QConvStore st;

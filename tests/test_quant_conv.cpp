@@ -361,3 +361,29 @@ TEST_CASE("qconv: bad packed weights are one-line errors") {
   st.out_scale = 0.0f;
   CHECK_THROWS_WITH_SUBSTR(cpu::qconv2d_u8s8(s, x.data(), packed, st), "[qconv] uint8 output needs a positive scale and a zero point in [0, 255]; got 0 and 0");
 }
+
+TEST_CASE("quantize_u8_nhwc: quantize_u8's levels, channels last, on odd pixel counts and channel counts") {
+  // n, c, p: 16-channel blocks with pixel tails (the AVX-512 path), and channel counts it leaves to the loop
+  const int64_t shapes[][3] = {{1, 16, 1}, {2, 32, 49}, {3, 16, 17}, {1, 48, 196}, {2, 3, 10}, {1, 17, 33}};
+  std::mt19937 gen(77);
+  std::uniform_real_distribution<float> ux(-3.0f, 5.0f);
+  for (const auto& v : shapes) {
+    const int64_t n = v[0], c = v[1], p = v[2];
+    INFO("n " << n << " c " << c << " p " << p);
+    std::vector<float> x(size_t(n * c * p));
+    for (auto& e : x) e = ux(gen);
+    x[0] = NAN, x[1] = 1e9f, x[size_t(n * c * p - 1)] = -1e9f;  // NaN to the zero point, saturation both ways
+    const float scale = 0.031f;
+    const int32_t zero = 97;
+    std::vector<uint8_t> plain(x.size()), nhwc(x.size(), 7);
+    cpu::quantize_u8(1, int64_t(x.size()), x.data(), int64_t(x.size()), scale, zero, plain.data(), int64_t(x.size()));
+    cpu::quantize_u8_nhwc(n, c, p, x.data(), scale, zero, nhwc.data());
+    int64_t bad = 0;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t ch = 0; ch < c; ++ch)
+        for (int64_t s = 0; s < p; ++s) bad += nhwc[size_t((i * p + s) * c + ch)] != plain[size_t((i * c + ch) * p + s)];
+    CHECK(bad == 0);
+    CHECK(plain[0] == zero);
+    CHECK(plain[1] == 255);
+  }
+}

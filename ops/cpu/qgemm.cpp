@@ -589,6 +589,57 @@ LATENT_TARGET_VNNI void quantize_u8_avx512(int64_t m, int64_t k, const float* x,
 }
 #endif
 
+#if defined(__x86_64__) && defined(__GNUC__)
+// quantize_u8_nhwc for c a multiple of 16 with AVX-512: a block of 16 pixels x 16 channels is 16
+// quantize16 calls (one channel's 16 pixels each), then a byte transpose by unpacks (4 channels ->
+// 4 pixels' 4-byte groups, then a 4 x 4 transpose of those groups), 16 stores of 16 bytes.
+LATENT_TARGET_VNNI void quantize_u8_nhwc_avx512(int64_t n, int64_t c, int64_t p, const float* x, float scale,
+                                                int32_t zero, uint8_t* q) {
+  const __m512 inv = _mm512_set1_ps(1.0f / scale), z = _mm512_set1_ps(float(zero));
+  for (int64_t i = 0; i < n; ++i) {
+    const float* xi = x + i * c * p;
+    uint8_t* qi = q + i * c * p;
+    for (int64_t s0 = 0; s0 < p; s0 += 16) {
+      const int64_t ns = std::min<int64_t>(16, p - s0);
+      const __mmask16 mask = ns == 16 ? __mmask16(0xffff) : __mmask16((1u << ns) - 1);
+      for (int64_t c0 = 0; c0 < c; c0 += 16) {
+        __m128i r[16];  // r[ch] = channel c0 + ch's 16 pixels
+        for (int ch = 0; ch < 16; ++ch) r[ch] = quantize16(_mm512_maskz_loadu_ps(mask, xi + (c0 + ch) * p + s0), inv, z);
+        __m128i g[4][4];  // g[group][quad]: pixels 4 quad .. 4 quad + 3, channels 4 group .. 4 group + 3
+        for (int gr = 0; gr < 4; ++gr) {
+          const __m128i a0 = _mm_unpacklo_epi8(r[4 * gr], r[4 * gr + 1]), a1 = _mm_unpackhi_epi8(r[4 * gr], r[4 * gr + 1]);
+          const __m128i b0 = _mm_unpacklo_epi8(r[4 * gr + 2], r[4 * gr + 3]), b1 = _mm_unpackhi_epi8(r[4 * gr + 2], r[4 * gr + 3]);
+          g[gr][0] = _mm_unpacklo_epi16(a0, b0), g[gr][1] = _mm_unpackhi_epi16(a0, b0);
+          g[gr][2] = _mm_unpacklo_epi16(a1, b1), g[gr][3] = _mm_unpackhi_epi16(a1, b1);
+        }
+        for (int qd = 0; qd < 4; ++qd) {  // 4 x 4 transpose of 4-byte groups: one 16-byte row per pixel
+          const __m128i t0 = _mm_unpacklo_epi32(g[0][qd], g[1][qd]), t1 = _mm_unpackhi_epi32(g[0][qd], g[1][qd]);
+          const __m128i t2 = _mm_unpacklo_epi32(g[2][qd], g[3][qd]), t3 = _mm_unpackhi_epi32(g[2][qd], g[3][qd]);
+          const __m128i px[4] = {_mm_unpacklo_epi64(t0, t2), _mm_unpackhi_epi64(t0, t2), _mm_unpacklo_epi64(t1, t3),
+                                 _mm_unpackhi_epi64(t1, t3)};
+          for (int j = 0; j < 4; ++j)
+            if (4 * qd + j < ns) _mm_storeu_si128(reinterpret_cast<__m128i*>(qi + (s0 + 4 * qd + j) * c + c0), px[j]);
+        }
+      }
+    }
+  }
+}
+#endif
+
+void quantize_u8_nhwc(int64_t n, int64_t c, int64_t p, const float* x, float scale, int32_t zero, uint8_t* q) {
+  if (!(scale > 0.0f)) fail("quantize", "scale must be positive; got {}", scale);
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (qgemm_best_isa() == QIsa::Avx512Vnni && c % 16 == 0) return quantize_u8_nhwc_avx512(n, c, p, x, scale, zero, q);
+#endif
+  // quantize_u8's rounding per (pixel, channel), then the transpose
+  std::vector<uint8_t> row(static_cast<size_t>(p));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t ch = 0; ch < c; ++ch) {
+      quantize_u8(1, p, x + (i * c + ch) * p, p, scale, zero, row.data(), p);
+      for (int64_t s = 0; s < p; ++s) q[(i * p + s) * c + ch] = row[size_t(s)];
+    }
+}
+
 void quantize_u8(int64_t m, int64_t k, const float* x, int64_t ldx, float scale, int32_t zero, uint8_t* q,
                  int64_t ldq) {
   if (!(scale > 0.0f)) fail("quantize", "scale must be positive; got {}", scale);

@@ -100,5 +100,8 @@ void qgemm_u8s8_gather(int64_t m, const uint8_t* a, const QRowGather& rows, cons
 /// (ONNX QuantizeLinear's rounding). NaN maps to the zero point.
 void quantize_u8(int64_t m, int64_t k, const float* x, int64_t ldx, float scale, int32_t zero, uint8_t* q,
                  int64_t ldq);
+/// quantize_u8 of n images (c, p) float32 (NCHW, p = H*W) into (n, p, c) uint8, channels last (the
+/// layout the int8 convs chain in): q[i][s][ch] = level(x[i][ch][s]).
+void quantize_u8_nhwc(int64_t n, int64_t c, int64_t p, const float* x, float scale, int32_t zero, uint8_t* q);
 
 }  // namespace latent::cpu
