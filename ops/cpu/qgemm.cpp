@@ -31,8 +31,9 @@ namespace {
 constexpr const char* kOp = "qgemm";
 constexpr int kPanel = 16;   // output channels per panel
 constexpr int kMaxNP = 4;    // panels per tile
-constexpr int kMaxMR = 6;    // rows per tile (buffers; the VNNI tiles take kVnniMR)
+constexpr int kMaxMR = 8;    // rows per tile (buffers; the VNNI tiles take kVnniMR, or kVnniMR1 for one panel)
 constexpr int kVnniMR = 4;   // 4 rows x 4 panels: 16 accumulators (tile_vnni_fixed names them)
+constexpr int kVnniMR1 = 8;  // one panel (16 output channels: the small convs): 8 rows, 8 accumulators
 
 // Per-call constants of the epilogue: v = float(acc - zero_sum[j]) * scale[j] + bias[j] is the real
 // value (float32 and int32 outputs), or, for a uint8 output, the real value over out_scale plus
@@ -312,6 +313,40 @@ LATENT_TARGET_VNNI void tile_vnni_fixed(const Job& job, int64_t i0, int64_t pane
   store_tile_body(buf, MR, i0, j0, cols, ep, job.terms);
 }
 
+// One panel, MR <= 8 rows: a layer of 16 output channels (or fewer) gets 8 independent
+// accumulators (4 left VPDPBUSD's latency exposed) and one weight load per 8 instructions.
+template <int MR>
+LATENT_TARGET_VNNI void tile_vnni_single(const Job& job, int64_t i0, int64_t panel0) {
+  const PackedQWeight& b = *job.b;
+  __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
+  const int8_t* w = b.data.get() + panel0 * b.panel_bytes();
+  const int64_t nseg = job.segments(), sb = job.seg_bytes();
+#define LATENT_Q_PTR(i) const uint8_t* r##i = MR > i ? job.row(i0 + i) : nullptr;
+  LATENT_Q_PTR(0) LATENT_Q_PTR(1) LATENT_Q_PTR(2) LATENT_Q_PTR(3) LATENT_Q_PTR(4) LATENT_Q_PTR(5) LATENT_Q_PTR(6) LATENT_Q_PTR(7)
+#undef LATENT_Q_PTR
+  for (int64_t sg = 0; sg < nseg; ++sg) {
+    const int64_t so = job.seg_offset(sg);
+    for (int64_t g = 0; g < sb; g += 4, w += 64) {
+      const __m512i w0 = _mm512_load_si512(w);
+#define LATENT_Q_ROW(i) \
+  if constexpr (MR > i) dpbusd(c##i, _mm512_set1_epi32(load_group(r##i + so + g)), w0);
+      LATENT_Q_ROW(0) LATENT_Q_ROW(1) LATENT_Q_ROW(2) LATENT_Q_ROW(3) LATENT_Q_ROW(4) LATENT_Q_ROW(5) LATENT_Q_ROW(6) LATENT_Q_ROW(7)
+#undef LATENT_Q_ROW
+    }
+  }
+  const int64_t j0 = panel0 * kPanel;
+  const int cols = int(std::min<int64_t>(kPanel, b.n - j0));
+  const QEpilogue ep = *job.ep;
+  const __m512i acc[8] = {c0, c1, c2, c3, c4, c5, c6, c7};
+  if (ep.col_stride == 1) {
+    for (int r = 0; r < MR; ++r) store_row_vnni(acc[r], 0, i0 + r, j0, cols, ep, job.terms);
+    return;
+  }
+  alignas(64) int32_t buf[kMaxMR * kMaxNP * kPanel];
+  for (int r = 0; r < MR; ++r) _mm512_store_si512(buf + r * kMaxNP * kPanel, acc[r]);
+  store_tile_body(buf, MR, i0, j0, cols, ep, job.terms);
+}
+
 // ---- AVX2: VPMADDUBSW on the low 7 bits and the top bit, VPMADDWD to int32 ----------------------
 
 template <int MR, int NP>
@@ -368,6 +403,9 @@ constexpr std::array<std::array<TileFn, kMaxNP>, kVnniMR> table_of() {
 }
 
 constexpr auto kVnniTiles = table_of<VnniTile>();
+constexpr std::array<TileFn, kVnniMR1> kVnniSingleTiles = {
+    &tile_vnni_single<1>, &tile_vnni_single<2>, &tile_vnni_single<3>, &tile_vnni_single<4>,
+    &tile_vnni_single<5>, &tile_vnni_single<6>, &tile_vnni_single<7>, &tile_vnni_single<8>};
 // AVX2 has 16 ymm registers: at most 2 rows x 2 panels (8 accumulators, 4 weight vectors).
 constexpr int kAvx2MR = 2, kAvx2NP = 2;
 constexpr std::array<std::array<TileFn, 2>, 2> kAvx2Tiles = {
@@ -401,6 +439,11 @@ void run_panels(const Job& job, QIsa isa, int64_t panel_lo, int64_t panel_hi) {
   if (isa == QIsa::Avx512Vnni) {
     for (int64_t p = panel_lo; p < panel_hi; p += kMaxNP) {
       const int np = int(std::min<int64_t>(kMaxNP, panel_hi - p));
+      if (np == 1) {
+        for (int64_t i = 0; i < job.m; i += kVnniMR1)
+          kVnniSingleTiles[size_t(std::min<int64_t>(kVnniMR1, job.m - i) - 1)](job, i, p);
+        continue;
+      }
       for (int64_t i = 0; i < job.m; i += kVnniMR) {
         const int mr = int(std::min<int64_t>(kVnniMR, job.m - i));
         kVnniTiles[mr - 1][np - 1](job, i, p);
