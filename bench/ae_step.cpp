@@ -1,7 +1,7 @@
 // One training step of `latent train` (issue 5): DataLoader batch, model loss, zero_grad, backward,
 // Adam step, on Fashion-MNIST (random bytes when the dataset is not installed), for the dense
 // ("deep"), "vae" and "conv" models of bench/compare_autoencoders.py. The step is the same code
-// path as models/run.cpp's epoch loop. It prints ms per step (median of --reps repetitions of
+// path as models/train/run.cpp's epoch loop. It prints ms per step (median of --reps repetitions of
 // --steps steps, wall clock and this thread's CPU time) and the 469-step epoch it implies.
 //
 //   build/bench/ae_step [--model deep|vae|conv] [--steps 50] [--reps 5] [--warmup 10] [--threads N]
@@ -32,7 +32,7 @@ struct Workload {
   std::optional<DataLoader::Iterator> it, end;
 };
 
-/// `steps` training steps, exactly as models/run.cpp runs them. Not inlined, so callgrind's
+/// `steps` training steps, exactly as models/train/run.cpp runs them. Not inlined, so callgrind's
 /// --toggle-collect can select it.
 [[gnu::noinline]] double run_steps(Workload& w, int64_t steps, DType precision = kFloat32) {
   AutocastGuard autocast(precision, precision != kFloat32);

@@ -22,8 +22,8 @@
 
 #include "bench_util.h"
 #include "latent.h"
-#include "models/autoencoder.h"
-#include "models/optim.h"
+#include "models/ae/autoencoder.h"
+#include "models/nn/optim.h"
 
 #ifndef LATENT_BENCH_DIR
 #define LATENT_BENCH_DIR "bench"

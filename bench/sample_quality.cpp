@@ -1,6 +1,6 @@
 // A FID-free check of generated samples (issue 19): for a trained run, decode N codes drawn from
 // the run's generative distribution (a VAE's prior; an rae run's stored ex-post Gaussian mixture,
-// models/gmm.h) and, beside them, N codes from N(0, I), and print for each set the mean over samples
+// models/ae/gmm.h) and, beside them, N codes from N(0, I), and print for each set the mean over samples
 // of the squared distance (summed over pixels) to the nearest training image, and their ratio.
 // Samples that look like data sit close to some training image; blurry means or off-manifold
 // codes sit far from all of them. (It rewards copying the training set, so it is a sanity check

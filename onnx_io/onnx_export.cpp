@@ -12,7 +12,7 @@
 #include <set>
 
 #include "../autograd/grad_mode.h"
-#include "../models/autoencoder.h"
+#include "../models/ae/autoencoder.h"
 #include "../ops/elementwise.h"
 #include "../ops/join.h"
 #include "../ops/random.h"

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "../autograd/error.h"
-#include "../models/module.h"
+#include "../models/nn/module.h"
 #include "../ops/creation.h"
 #include "../ops/trace.h"
 #include "onnx_export.h"

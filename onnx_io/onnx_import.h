@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "../models/module.h"
+#include "../models/nn/module.h"
 #include "onnx_model.h"
 
 namespace latent::onnx {

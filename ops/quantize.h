@@ -11,7 +11,7 @@
 //
 // Calibration: while a CalibrationGuard lives, every inference-path linear call records its
 // input's values per weight (min/max, and a strided sample for percentiles), which
-// models/quantize.cpp turns into the input's scale and zero point.
+// models/deploy/quantize.cpp turns into the input's scale and zero point.
 #pragma once
 
 #include <cstdint>
@@ -149,7 +149,7 @@ bool linear_inference_int8(const Tensor& x, const Tensor& weight, const Tensor& 
 bool conv_inference_int8(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dParams& p,
                          bool transposed, const Tensor& out);
 
-/// What a Sequential (models/layers.cpp) asks of the int8 layer (Linear, Conv2d or
+/// What a Sequential (models/nn/layers.cpp) asks of the int8 layer (Linear, Conv2d or
 /// ConvTranspose2d) it is about to run at inference, so consecutive int8 layers pass uint8
 /// activations without a float32 round trip: relu in the store (a conv; a linear takes its
 /// activation as the op's argument), the input already quantized in this layer's input parameters

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "models/run.h"
+#include "models/train/run.h"
 #include "tools/cli.h"
 #include "tools/report.h"
 
@@ -181,7 +181,7 @@ TEST_CASE("report: aligned summary and the same values as one JSON line") {
   CHECK(latent::tools::percent(0.8127) == "81.3%");
 }
 
-// ---- the field lists of models/fields.h: one line per field drives the flags and config.json ----
+// ---- the field lists of models/io/fields.h: one line per field drives the flags and config.json ----
 
 namespace {
 

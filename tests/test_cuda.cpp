@@ -13,8 +13,8 @@
 #include "helpers.h"
 #include "skip.h"
 #include "latent.h"
-#include "models/autoencoder.h"
-#include "models/optim.h"
+#include "models/ae/autoencoder.h"
+#include "models/nn/optim.h"
 #include "ops/backend.h"
 
 using namespace latent;

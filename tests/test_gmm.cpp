@@ -1,4 +1,4 @@
-// The ex-post Gaussian mixture (models/gmm.h): EM against an EM written here in float64 and against
+// The ex-post Gaussian mixture (models/ae/gmm.h): EM against an EM written here in float64 and against
 // the generating parameters, EM's monotone log-likelihood, sampling frequencies (chi-square), the
 // file format and its errors, and an rae run whose samples come from its stored mixture.
 #include <cmath>

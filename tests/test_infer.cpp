@@ -6,7 +6,7 @@
 #include <random>
 #include <tuple>
 
-#include "../models/autoencoder.h"
+#include "../models/ae/autoencoder.h"
 #include "../ops/cpu/isa.h"
 #include "../ops/cpu/sgemm_small.h"
 #include "../ops/cpu/sgemm_small_dispatch.h"

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "helpers.h"
-#include "models/safetensors.h"
+#include "models/io/safetensors.h"
 #include "ops/cpu/bgemm.h"
 
 using namespace latent;

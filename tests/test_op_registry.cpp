@@ -42,7 +42,7 @@ struct TestSoftsignOp {
 };
 Tensor test_softsign(const Tensor& x) { return apply<TestSoftsignOp>(x); }
 
-// Step 4 (models/layers.h): the module.
+// Step 4 (models/nn/layers.h): the module.
 class TestSoftsign : public nn::Module {
  public:
   Tensor forward(const Tensor& input) override { return test_softsign(input); }

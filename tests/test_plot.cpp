@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "models/run.h"
+#include "models/train/run.h"
 #include "tools/plot.h"
 
 using latent::tools::axis_ticks;

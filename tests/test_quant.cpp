@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "helpers.h"
-#include "models/safetensors.h"
+#include "models/io/safetensors.h"
 #include "ops/cpu/qconv.h"
 #include "ops/cpu/qgemm.h"
 

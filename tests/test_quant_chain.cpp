@@ -1,4 +1,4 @@
-// The int8 chain of Sequential::forward (ops/quantize.h Int8Chain, models/layers.cpp): consecutive
+// The int8 chain of Sequential::forward (ops/quantize.h Int8Chain, models/nn/layers.cpp): consecutive
 // int8 layers (Conv2d/ConvTranspose2d, or Linear) hand uint8 activations over with the activation
 // in the store. Each chained forward is checked against the same modules run one at a time, and
 // the uint8 hand-overs against quantizing the float32 output (within one level at rounding ties).

@@ -1,4 +1,4 @@
-// The VAE variants (models/vae_variants.h): every estimator against a direct float64 computation on
+// The VAE variants (models/ae/vae_variants.h): every estimator against a direct float64 computation on
 // tiny fixed inputs, gradchecks of the new differentiable pieces, the MMD estimator's unbiasedness on
 // two known discrete distributions, the total-correlation terms' exactness when the batch is the
 // whole data set, each model's loss against its formula, and each model training.

@@ -1,4 +1,4 @@
-// VQ-VAE (models/vq_vae.h): distances and nearest entries against brute force, every loss term
+// VQ-VAE (models/ae/vq_vae.h): distances and nearest entries against brute force, every loss term
 // against a float64 computation from the model's weights, the straight-through estimator's defined
 // gradient against finite differences of the function it stands for, gradchecks of the codebook
 // and commitment losses, the EMA update against a hand computation, codebook usage, training, and

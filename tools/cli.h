@@ -18,7 +18,7 @@
 #include <utility>
 #include <vector>
 
-#include "models/fields.h"
+#include "models/io/fields.h"
 
 namespace latent::tools {
 
@@ -133,7 +133,7 @@ Options& Options::choice(std::string name, std::string metavar, T& into, std::ve
   return add(std::move(s));
 }
 
-/// Declares the Field::Cli fields a settings struct lists (models/fields.h) as options of `opts`:
+/// Declares the Field::Cli fields a settings struct lists (models/io/fields.h) as options of `opts`:
 /// `models::TrainOptions::fields(o, declarer)` gives `latent train` its options from the same
 /// lines that write and read config.json.
 class FieldOptions {

@@ -1,11 +1,11 @@
-// `latent quantize`: an int8 copy of a trained run (models/quantize.h), calibrated on training
+// `latent quantize`: an int8 copy of a trained run (models/deploy/quantize.h), calibrated on training
 // samples, written as a run directory that every command loads.
 #include <fmt/format.h>
 
 #include "cli.h"
 #include "commands.h"
 #include "latent.h"
-#include "models/quantize.h"
+#include "models/deploy/quantize.h"
 #include "report.h"
 
 namespace latent::tools {

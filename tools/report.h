@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "models/json.h"
+#include "models/io/json.h"
 
 namespace latent::tools {
 

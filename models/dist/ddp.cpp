@@ -6,7 +6,7 @@
 #include "../../autograd/hooks.h"
 #include "../../ops/apply.h"
 #include "../../ops/creation.h"
-#include "../layers.h"
+#include "../nn/layers.h"
 
 namespace latent::dist {
 

@@ -18,7 +18,7 @@
 #include <memory>
 #include <vector>
 
-#include "../module.h"
+#include "../nn/module.h"
 #include "process_group.h"
 
 namespace latent::dist {

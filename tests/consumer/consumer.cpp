@@ -1,5 +1,7 @@
 // A program outside the source tree, built against the installed headers and library.
 #include <latent/latent.h>
+// An old include path (models/ before its subfolders): a forwarding header keeps it working.
+#include <latent/models/run.h>
 
 #include <cmath>
 #include <cstdio>

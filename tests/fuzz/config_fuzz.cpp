@@ -1,14 +1,14 @@
 // libFuzzer target for config.json reading (what models::load and `latent train --resume` do with
-// a run folder's config.json): models/json.cpp parses arbitrary bytes or fails with one-line
+// a run folder's config.json): models/io/json.cpp parses arbitrary bytes or fails with one-line
 // latent::Error; parsed values must write back to text that parses to an equal value and the same
 // text. The "model" section goes through AEConfig::from_json, "preprocessing" through
 // Preprocessing::from_json and "training" through the reads a resumed run makes (TrainOptions'
 // fields); each must fail with latent::Error or give a config whose JSON round trip is exact.
 #include "autograd/error.h"
-#include "models/autoencoder.h"
-#include "models/json.h"
-#include "models/run.h"
-#include "models/samples.h"
+#include "models/ae/autoencoder.h"
+#include "models/io/json.h"
+#include "models/train/run.h"
+#include "models/data/samples.h"
 #include "tests/fuzz/fuzz_util.h"
 
 namespace {

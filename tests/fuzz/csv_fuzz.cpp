@@ -1,5 +1,5 @@
-// libFuzzer target for the CSV readers: read_csv (models/data.cpp, training data) with and without
-// a label column, and the streaming reader new data goes through (models/samples.cpp open_samples),
+// libFuzzer target for the CSV readers: read_csv (models/data/data.cpp, training data) with and without
+// a label column, and the streaming reader new data goes through (models/data/samples.cpp open_samples),
 // which matches the file's columns by name to a run's stored preprocessing (columns a, b, c with
 // min-max statistics, label column y with class names). The bytes go to a scratch .csv file.
 // Everything must load or fail with a one-line latent::Error; what loads must have the announced
@@ -8,8 +8,8 @@
 #include <cmath>
 
 #include "autograd/error.h"
-#include "models/data.h"
-#include "models/samples.h"
+#include "models/data/data.h"
+#include "models/data/samples.h"
 #include "tests/fuzz/fuzz_util.h"
 
 namespace {

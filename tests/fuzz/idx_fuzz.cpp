@@ -1,11 +1,11 @@
-// libFuzzer target for the IDX reader (models/data.cpp read_idx, plain or gzip through zlib): the
+// libFuzzer target for the IDX reader (models/data/data.cpp read_idx, plain or gzip through zlib): the
 // bytes go to a scratch file, which must load or fail with latent::Error. A loaded array must hold
 // exactly product(dims) bytes; a 3-d one must make an IdxDataset whose first and last images
 // batch to the stored bytes / 255. Anything else is a finding.
 #include <cmath>
 
 #include "autograd/error.h"
-#include "models/data.h"
+#include "models/data/data.h"
 #include "tests/fuzz/fuzz_util.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

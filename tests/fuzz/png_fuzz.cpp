@@ -1,10 +1,10 @@
-// libFuzzer target for PNG decoding through latent's image loader (models/png_io.cpp decode_png,
+// libFuzzer target for PNG decoding through latent's image loader (models/data/png_io.cpp decode_png,
 // libpng's simplified API): arbitrary bytes decode to an 8-bit gray image or fail with one-line
 // latent::Error. A decoded image must have height x width pixels, and encoding it must decode back
 // to the same pixels. Anything else (a crash, a sanitizer report, a leak, another exception, a
 // longjmp across C++ frames) is a finding.
 #include "autograd/error.h"
-#include "models/png_io.h"
+#include "models/data/png_io.h"
 #include "tests/fuzz/fuzz_util.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -48,11 +48,11 @@ declare -A sources=(
   [onnx]="onnx_io/protobuf.cpp onnx_io/onnx_model.cpp onnx_io/onnx_tensor.cpp"
   [onnx_import]="onnx_io/protobuf.cpp onnx_io/onnx_model.cpp onnx_io/onnx_tensor.cpp onnx_io/onnx_import.cpp
                  onnx_io/onnx_import_ops.cpp onnx_io/onnx_import_nn.cpp onnx_io/onnx_import_more.cpp onnx_io/onnx_op_tables.cpp"
-  [safetensors]="models/safetensors.cpp models/json.cpp"
-  [idx]="models/data.cpp"
-  [csv]="models/data.cpp models/samples.cpp models/json.cpp"
-  [png]="models/png_io.cpp"
-  [config]="models/json.cpp models/samples.cpp"
+  [safetensors]="models/io/safetensors.cpp models/io/json.cpp"
+  [idx]="models/data/data.cpp"
+  [csv]="models/data/data.cpp models/data/samples.cpp models/io/json.cpp"
+  [png]="models/data/png_io.cpp"
+  [config]="models/io/json.cpp models/data/samples.cpp"
   [serve]="tools/serve/protocol.cpp"
 )
 # The library is built here only when missing (tests/run_all.sh has built it before).

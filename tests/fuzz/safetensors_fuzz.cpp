@@ -1,4 +1,4 @@
-// libFuzzer target for the safetensors reader (models/safetensors.cpp), which reads model and
+// libFuzzer target for the safetensors reader (models/io/safetensors.cpp), which reads model and
 // checkpoint files from elsewhere: arbitrary bytes must load or fail with latent::Error. Whatever
 // loads must be consistent with the bytes (each tensor's data inside the file) and must write back
 // to bytes that load to the same names, dtypes, shapes, values and metadata. Anything else (a
@@ -6,7 +6,7 @@
 #include <cstring>
 
 #include "autograd/error.h"
-#include "models/safetensors.h"
+#include "models/io/safetensors.h"
 #include "tests/fuzz/fuzz_util.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

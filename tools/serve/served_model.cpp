@@ -5,7 +5,7 @@
 
 #include <stdexcept>
 
-#include "models/png_io.h"
+#include "models/data/png_io.h"
 
 namespace latent::serve {
 

@@ -35,7 +35,7 @@ class ServedModel {
   /// decoder's codes are used as they are.
   Tensor prepare(const Tensor& raw) const;
   /// PNG files (the `image` input) -> raw pixel rows (N x D values 0..255), decoded with
-  /// models/png_io.h; throws ProtocolError 400 naming the file's index for a corrupt PNG or a size
+  /// models/data/png_io.h; throws ProtocolError 400 naming the file's index for a corrupt PNG or a size
   /// other than the training size.
   std::vector<float> pixels_from_png(const std::vector<std::string>& files) const;
   /// Runs prepared inputs (N, D) under no-grad: one OutputRows per signature output.

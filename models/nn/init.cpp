@@ -2,8 +2,8 @@
 
 #include <cmath>
 
-#include "../autograd/grad_mode.h"
-#include "../ops/backend.h"
+#include "../../autograd/grad_mode.h"
+#include "../../ops/backend.h"
 
 namespace latent::nn::init {
 namespace {

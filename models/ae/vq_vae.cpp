@@ -2,13 +2,13 @@
 
 #include <cmath>
 
-#include "../ops/activation.h"
-#include "../ops/creation.h"
-#include "../ops/elementwise.h"
-#include "../ops/index.h"
-#include "../ops/linalg.h"
-#include "../ops/reduce.h"
-#include "../ops/shape_ops.h"
+#include "../../ops/activation.h"
+#include "../../ops/creation.h"
+#include "../../ops/elementwise.h"
+#include "../../ops/index.h"
+#include "../../ops/linalg.h"
+#include "../../ops/reduce.h"
+#include "../../ops/shape_ops.h"
 
 namespace latent::models {
 

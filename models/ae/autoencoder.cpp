@@ -2,15 +2,15 @@
 
 #include <cmath>
 
-#include "../ops/activation.h"
-#include "../ops/creation.h"
-#include "../ops/elementwise.h"
-#include "../ops/join.h"
-#include "../ops/linalg.h"
-#include "../ops/loss.h"
-#include "../ops/reduce.h"
-#include "../ops/shape_ops.h"
-#include "layers.h"
+#include "../../ops/activation.h"
+#include "../../ops/creation.h"
+#include "../../ops/elementwise.h"
+#include "../../ops/join.h"
+#include "../../ops/linalg.h"
+#include "../../ops/loss.h"
+#include "../../ops/reduce.h"
+#include "../../ops/shape_ops.h"
+#include "../nn/layers.h"
 #include "vae_variants.h"
 
 namespace latent::models {

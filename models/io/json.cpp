@@ -7,7 +7,7 @@
 #include <cmath>
 #include <limits>
 
-#include "../autograd/error.h"
+#include "../../autograd/error.h"
 
 namespace latent::json {
 

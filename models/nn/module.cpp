@@ -9,8 +9,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "../autograd/grad_mode.h"
-#include "../ops/shape_ops.h"
+#include "../../autograd/grad_mode.h"
+#include "../../ops/shape_ops.h"
 
 namespace latent::nn {
 

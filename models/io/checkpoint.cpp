@@ -13,7 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "../autograd/grad_mode.h"
+#include "../../autograd/grad_mode.h"
 
 namespace latent {
 

@@ -9,21 +9,21 @@
 #include <optional>
 #include <thread>
 
-#include "../ops/creation.h"
-#include "../ops/elementwise.h"
-#include "../ops/index.h"
-#include "../ops/loss.h"
-#include "../ops/reduce.h"
-#include "../ops/shape_ops.h"
-#include "../ops/threads.h"
-#include "checkpoint.h"
-#include "../ops/autocast.h"
-#include "dist/ddp.h"
-#include "grad_scaler.h"
-#include "optim.h"
+#include "../../ops/creation.h"
+#include "../../ops/elementwise.h"
+#include "../../ops/index.h"
+#include "../../ops/loss.h"
+#include "../../ops/reduce.h"
+#include "../../ops/shape_ops.h"
+#include "../../ops/threads.h"
+#include "../io/checkpoint.h"
+#include "../../ops/autocast.h"
+#include "../dist/ddp.h"
+#include "../nn/grad_scaler.h"
+#include "../nn/optim.h"
 #include "progress.h"
-#include "quantize.h"
-#include "safetensors.h"
+#include "../deploy/quantize.h"
+#include "../io/safetensors.h"
 
 namespace latent::models {
 namespace fs = std::filesystem;
@@ -550,7 +550,7 @@ std::string train_with(const TrainOptions& options, std::shared_ptr<dist::Proces
   }
   if (s.writes()) {
     save_anomaly_threshold(s);
-    if (s.o.model.model == "rae") {  // the ex-post density `latent sample` draws codes from (models/gmm.h)
+    if (s.o.model.model == "rae") {  // the ex-post density `latent sample` draws codes from (models/ae/gmm.h)
       GmmOptions g;
       g.components = s.o.model.gmm_components;
       g.seed = s.o.seed;
@@ -632,7 +632,7 @@ LoadedRun load(const std::string& dir) {
   safetensors::File weights = safetensors::load_file(dir + "/model.safetensors");
   check_config_fits_weights(run.config, weights, dir);  // before make_autoencoder allocates the model
   run.model = make_autoencoder(run.config);
-  const bool int8 = is_quantized_config(run.config_json);  // `latent quantize`'s output (models/quantize.h)
+  const bool int8 = is_quantized_config(run.config_json);  // `latent quantize`'s output (models/deploy/quantize.h)
   load_named_tensors(run.model->state_dict(), int8 ? dequantized_tensors(weights.tensors) : weights.tensors, true,
                      dir + "/model.safetensors");
   if (int8) attach_int8_weights(*run.model, weights.tensors);

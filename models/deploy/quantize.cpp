@@ -5,12 +5,12 @@
 #include <cmath>
 #include <filesystem>
 
-#include "../ops/creation.h"
-#include "../ops/elementwise.h"
-#include "../ops/quantize.h"
-#include "checkpoint.h"
-#include "layers.h"
-#include "run.h"
+#include "../../ops/creation.h"
+#include "../../ops/elementwise.h"
+#include "../../ops/quantize.h"
+#include "../io/checkpoint.h"
+#include "../nn/layers.h"
+#include "../train/run.h"
 
 namespace latent::models {
 

@@ -2,13 +2,13 @@
 
 #include <cmath>
 
-#include "../ops/creation.h"
-#include "../ops/elementwise.h"
-#include "../ops/index.h"
-#include "../ops/join.h"
-#include "../ops/linalg.h"
-#include "../ops/reduce.h"
-#include "../ops/shape_ops.h"
+#include "../../ops/creation.h"
+#include "../../ops/elementwise.h"
+#include "../../ops/index.h"
+#include "../../ops/join.h"
+#include "../../ops/linalg.h"
+#include "../../ops/reduce.h"
+#include "../../ops/shape_ops.h"
 #include "vq_vae.h"
 
 namespace latent::models {
@@ -197,7 +197,7 @@ std::shared_ptr<Autoencoder> make_vae_variant(const AEConfig& c) {
   }
   if (c.model == "wae-mmd") return std::make_shared<DeterministicAE>("WAE", c);
   if (c.model == "rae") return std::make_shared<DeterministicAE>("RAE", c);
-  if (c.model == "vq-vae") return std::make_shared<VQVAE>(c);  // models/vq_vae.h
+  if (c.model == "vq-vae") return std::make_shared<VQVAE>(c);  // models/ae/vq_vae.h
   fail("autoencoder", "unknown variant '{}' ({})", c.model, fmt::join(vae_variant_names(), ", "));
 }
 

@@ -2,9 +2,9 @@
 
 #include <cmath>
 
-#include "../autograd/grad_mode.h"
-#include "../ops/elementwise.h"
-#include "../ops/reduce.h"
+#include "../../autograd/grad_mode.h"
+#include "../../ops/elementwise.h"
+#include "../../ops/reduce.h"
 
 namespace latent::models {
 

@@ -4,8 +4,8 @@
 
 #include <cstring>
 
-#include "../autograd/error.h"
-#include "checkpoint.h"
+#include "../../autograd/error.h"
+#include "../io/checkpoint.h"
 
 namespace latent {
 

@@ -3,17 +3,17 @@
 #include <cmath>
 #include <typeinfo>
 
-#include "../autograd/grad_mode.h"
-#include "../ops/activation.h"
-#include "../ops/conv.h"
-#include "../ops/creation.h"
-#include "../ops/elementwise.h"
-#include "../ops/join.h"
-#include "../ops/reduce.h"
-#include "../ops/linalg.h"
-#include "../ops/quantize.h"
-#include "../ops/trace.h"
-#include "../ops/shape_ops.h"
+#include "../../autograd/grad_mode.h"
+#include "../../ops/activation.h"
+#include "../../ops/conv.h"
+#include "../../ops/creation.h"
+#include "../../ops/elementwise.h"
+#include "../../ops/join.h"
+#include "../../ops/reduce.h"
+#include "../../ops/linalg.h"
+#include "../../ops/quantize.h"
+#include "../../ops/trace.h"
+#include "../../ops/shape_ops.h"
 #include "init.h"
 
 namespace latent::nn {

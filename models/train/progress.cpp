@@ -10,7 +10,7 @@
 #include <cstring>
 #include <iostream>
 
-#include "../autograd/error.h"
+#include "../../autograd/error.h"
 
 namespace latent {
 

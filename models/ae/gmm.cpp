@@ -5,12 +5,12 @@
 #include <filesystem>
 #include <limits>
 
-#include "../autograd/grad_mode.h"
-#include "../ops/creation.h"
-#include "../ops/join.h"
+#include "../../autograd/grad_mode.h"
+#include "../../ops/creation.h"
+#include "../../ops/join.h"
 #include "autoencoder.h"
-#include "run.h"
-#include "safetensors.h"
+#include "../train/run.h"
+#include "../io/safetensors.h"
 
 namespace latent::models {
 

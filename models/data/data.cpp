@@ -13,8 +13,8 @@
 #include <map>
 #include <unordered_map>
 
-#include "../ops/creation.h"
-#include "checkpoint.h"
+#include "../../ops/creation.h"
+#include "../io/checkpoint.h"
 
 namespace latent {
 

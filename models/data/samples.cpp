@@ -9,10 +9,10 @@
 #include <map>
 #include <unordered_map>
 
-#include "../ops/creation.h"
-#include "../ops/elementwise.h"
-#include "../ops/join.h"
-#include "../ops/reduce.h"
+#include "../../ops/creation.h"
+#include "../../ops/elementwise.h"
+#include "../../ops/join.h"
+#include "../../ops/reduce.h"
 #include "png_io.h"
 
 namespace latent::models {

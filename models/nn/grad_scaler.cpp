@@ -1,10 +1,10 @@
 // GradScaler: see grad_scaler.h.
 #include "grad_scaler.h"
 
-#include "../autograd/error.h"
-#include "../autograd/grad_mode.h"
-#include "../ops/backend.h"
-#include "../ops/elementwise.h"
+#include "../../autograd/error.h"
+#include "../../autograd/grad_mode.h"
+#include "../../ops/backend.h"
+#include "../../ops/elementwise.h"
 
 namespace latent {
 

@@ -5,11 +5,11 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "../autograd/grad_mode.h"
-#include "../ops/backend.h"
-#include "../ops/creation.h"
-#include "../ops/elementwise.h"
-#include "../ops/reduce.h"
+#include "../../autograd/grad_mode.h"
+#include "../../ops/backend.h"
+#include "../../ops/creation.h"
+#include "../../ops/elementwise.h"
+#include "../../ops/reduce.h"
 
 namespace latent::optim {
 namespace {
