@@ -360,6 +360,10 @@ TEST_CASE("qconv: bad packed weights are one-line errors") {
   st.out = nullptr;
   st.out_scale = 0.0f;
   CHECK_THROWS_WITH_SUBSTR(cpu::qconv2d_u8s8(s, x.data(), packed, st), "[qconv] uint8 output needs a positive scale and a zero point in [0, 255]; got 0 and 0");
+  st.out_scale = 0.1f;
+  st.sigmoid = true;
+  CHECK_THROWS_WITH_SUBSTR(cpu::qconv_transpose2d_u8s8(s, x.data(), cpu::pack_qconv_transpose_weight(1, 16, 3, 3, w.data()), st),
+                           "[qconv] the sigmoid store needs the float32 output");
 }
 
 TEST_CASE("quantize_u8_nhwc: quantize_u8's levels, channels last, on odd pixel counts and channel counts") {
