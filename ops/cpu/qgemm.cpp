@@ -361,8 +361,9 @@ __attribute__((target("avx2,fma"))) void tile_avx2_fixed(const Job& job, int64_t
   for (int r = 0; r < MR; ++r) rows[r] = job.row(i0 + r);
   const __m256i low7 = _mm256_set1_epi8(0x7f), one8 = _mm256_set1_epi8(1);
   const __m256i ones16 = _mm256_set1_epi16(1), x128 = _mm256_set1_epi16(128);
-  for (int64_t gk = 0; gk < b.k4; gk += 4) {
-    const int64_t sg = gk / sb, g = gk - sg * sb, so = job.seg_offset(sg);  // run and byte within it
+  // gk: the group's byte in the packed k; (so, g): its run's offset and its byte within the run
+  for (int64_t gk = 0, so = job.seg_offset(0), g = 0, sg = 0; gk < b.k4; gk += 4, g += 4) {
+    if (g == sb) so = job.seg_offset(++sg), g = 0;
     __m256i wv[2 * NP];
     for (int p = 0; p < NP; ++p) {
       wv[2 * p] = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + p * pb + gk * 16));
