@@ -172,6 +172,9 @@ namespace {
 // each gather the same kernel taps, from input pixels (m + e_ki, n + e_kj), so each phase is an
 // ordinary conv over the padded input (qgemm_u8s8_gather, one run of C_in bytes per tap) whose
 // store writes every output pixel once: no int32 sums, scatter-add or second pass.
+// Output channels from which a transposed conv runs a GEMM per phase: with fewer, a phase's GEMM
+// fills a fraction of the 16 lanes of its one panel (the 16->1 layer: 36 VPDPBUSD per input pixel
+// against 4), so those run transposed_by_sums (one GEMM into planar sums, then a gather).
 constexpr int64_t kPhaseMinChannels = 16;
 struct Phase {
   int64_t a = 0, b = 0, mh = 0, nw = 0;           // first output row / column, rows and columns of the phase
