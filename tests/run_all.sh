@@ -29,11 +29,12 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print
   meson test -C build-asan --print-errorlogs --num-processes "$jobs" | tee build-asan/run_all_tests.log
 
 # ThreadSanitizer, a subset of tests/run_tsan.sh (all suites: tests/run_tsan.sh with no argument):
-# pool, infer (the parallel and prepacked GEMMs on 1 and 2 threads), data, serve. The TSan build
+# pool, infer (the parallel and prepacked GEMMs on 1 and 2 threads), data, serve, dist (2 ranks under
+# mpirun: the data-parallel hooks and the pool, about 9 s). The TSan build
 # of pool + linalg + infer + data + serve took 628 CPU-s from a cold cache (about 5.5 min on 2 free
 # cores) and their runs 160-200 s; linalg (65 s, its GEMM threads also run in infer) is left to
 # tests/run_tsan.sh to keep CI under 50 minutes. LATENT_TSAN_SUITES=pool keeps the 1-minute pool check alone.
-tsan_suites=${LATENT_TSAN_SUITES:-pool infer data serve}
+tsan_suites=${LATENT_TSAN_SUITES:-pool infer data serve dist}
 echo "== ThreadSanitizer: $tsan_suites (tests/run_tsan.sh; build-tsan/)"
 # shellcheck disable=SC2086
 tests/run_tsan.sh $tsan_suites

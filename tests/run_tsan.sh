@@ -13,6 +13,10 @@
 #   data        the DataLoader (batches, shuffling, transforms) and the readers
 #   autograd    grad mode per thread
 #   serve       `latent serve` under 64 concurrent clients, the batcher and back-pressure (serve_test.py)
+#   dist        data-parallel training under mpirun (needs MPI in the build): tests/dist/dist_worker
+#               on 2 ranks (collectives, DistributedDataParallel's bucketed allreduce from autograd
+#               hooks, each rank's pool on 2 threads), then `latent train --distributed` on 2 ranks x
+#               2 threads for 8 batches in 4 gradient buckets; every rank's report goes to its own file
 # Any report fails the run (halt_on_error); suppressions, each justified, are in tests/tsan.supp.
 # OpenBLAS is not instrumented: its own threads are invisible to TSan (latent runs it
 # single-threaded inside the pool's parts, so the pool is what is checked).
@@ -24,7 +28,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 jobs="${LATENT_BUILD_JOBS:-2}"
 build="${TSAN_BUILD:-build-tsan}"
-all=(pool linalg infer conv elementwise reduce data autograd serve)
+all=(pool linalg infer conv elementwise reduce data autograd serve dist)
 if [ "$#" -gt 0 ]; then suites=("$@"); else suites=("${all[@]}"); fi
 
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 history_size=4 suppressions=$root/tests/tsan.supp"
@@ -55,7 +59,9 @@ if [ ! -f "$build/build.ninja" ]; then
 fi
 targets=()
 for s in "${suites[@]}"; do
-  if [ "$s" = serve ]; then targets+=(tools/latent); else targets+=("tests/test_$s"); fi
+  if [ "$s" = serve ]; then targets+=(tools/latent);
+  elif [ "$s" = dist ]; then targets+=(tools/latent tests/dist_worker);
+  else targets+=("tests/test_$s"); fi
 done
 echo "run_tsan: building ${targets[*]} in $build"
 nice ninja -C "$build" -j"$jobs" "${targets[@]}"
@@ -71,6 +77,19 @@ for s in "${suites[@]}"; do
       /usr/bin/python3 tests/serve_test.py "$build/tools/latent" > "$build/tsan_$s.log" 2>&1
     status=$?
     cat "$build"/tsan_serve_report.* >> "$build/tsan_$s.log" 2>/dev/null || true
+  elif [ "$s" = dist ]; then
+    rm -f "$build"/tsan_dist_report.*
+    rm -rf "$build/tsan_dist_run"
+    mpi=(mpirun --allow-run-as-root --oversubscribe -np 2 --mca btl self,vader -x TSAN_OPTIONS
+         -x LATENT_NUM_THREADS=2)
+    export TSAN_OPTIONS="$TSAN_OPTIONS log_path=$(cd "$build" && pwd)/tsan_dist_report"
+    { "${mpi[@]}" "$build/tests/dist_worker" &&
+      "${mpi[@]}" "$build/tools/latent" train --model deep --distributed --threads 2 --bucket-mb 0.25 --epochs 1 --limit-batches 8 \
+        --limit-test 512 --quiet --out "$build/tsan_dist_run" &&
+      echo "dist: dist_worker and a 2-rank training run passed"; } > "$build/tsan_$s.log" 2>&1
+    status=$?
+    export TSAN_OPTIONS="${TSAN_OPTIONS% log_path=*}"
+    cat "$build"/tsan_dist_report.* >> "$build/tsan_$s.log" 2>/dev/null || true
   else
     "$build/tests/test_$s" > "$build/tsan_$s.log" 2>&1
     status=$?
