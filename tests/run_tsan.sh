@@ -57,6 +57,13 @@ if [ ! -f "$build/build.ninja" ]; then
   meson setup "$build" --buildtype=debug -Doptimization=1 -Db_sanitize=thread -Db_lundef=false \
     -Dcaching_allocator=false -Dcuda=disabled
 fi
+if [[ " ${suites[*]} " == *" dist "* ]] && { ! command -v mpirun >/dev/null || ! grep -q "dist_worker" "$build/build.ninja"; }; then
+  echo "== tsan: dist SKIPPED: needs mpirun and MPI in the build (apt-get install openmpi-bin libopenmpi-dev; then rm -rf $build)"
+  rest=()
+  for s in "${suites[@]}"; do [ "$s" = dist ] || rest+=("$s"); done
+  suites=("${rest[@]}")
+  [ "${#suites[@]}" -gt 0 ] || { echo "run_tsan: clean: ${clean[*]:-nothing run}"; exit 0; }
+fi
 targets=()
 for s in "${suites[@]}"; do
   if [ "$s" = serve ]; then targets+=(tools/latent);
